@@ -1,0 +1,53 @@
+# ark-mesh developer entry points. `make test` is what CI runs on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV ?= uv
+LIB_PACKAGES := ark_mesh.contracts ark_mesh.telemetry ark_mesh.bus ark_mesh.kube ark_mesh.resolver ark_mesh.testing
+SERVICE_PACKAGES := ark_mesh.controller ark_mesh.query_reconciler ark_mesh.responses_reconciler \
+	ark_mesh.embeddings_reconciler ark_mesh.status_sync ark_mesh.broker
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap tools sync lint format typecheck test pytest schemas
+
+help:
+	@echo "make test     install what is missing, then lint, type-check and run every test"
+	@echo "make schemas  regenerate proto-schemas/ and the CRDs in helm/ark-mesh/crds/"
+	@echo "make format   apply ruff's formatting and import order"
+
+# Everything a fresh machine lacks: uv, nats-server and kubectl (tests run the real ones), the workspace.
+bootstrap: tools sync
+
+tools:
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@missing=""; \
+	command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$$missing nats-server"; \
+	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "missing:$$missing (install them with apt-get; tests that need them will fail)"; fi; \
+	fi
+
+sync:
+	$(UV) sync --frozen
+
+lint:
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+format:
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+typecheck:
+	$(UV) run mypy $(addprefix -p ,$(LIB_PACKAGES)) $(addprefix -p ,$(SERVICE_PACKAGES))
+	$(UV) run lint-imports
+
+pytest:
+	$(UV) run pytest $(PYTEST_ARGS)
+
+test: bootstrap lint typecheck pytest
+
+schemas:
+	$(UV) run python -m ark_mesh.contracts.export --schemas proto-schemas --crds helm/ark-mesh/crds

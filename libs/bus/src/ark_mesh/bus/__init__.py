@@ -1,0 +1,1 @@
+"""NATS JetStream adapter used by every service that talks to the bus."""

@@ -1,0 +1,1 @@
+"""The shapes that cross a process boundary: Ark resources, bus messages, subjects."""

@@ -1,0 +1,1 @@
+"""Kubernetes adapter over kubernetes-asyncio."""

@@ -1,0 +1,1 @@
+"""The QueryReconciler: resolves a Query through ports, never through bus or kube directly."""

@@ -1,0 +1,1 @@
+"""Real test infrastructure shipped with the project (servers on ephemeral ports)."""

@@ -1,0 +1,1 @@
+"""Broker HTTP API (not implemented yet)."""

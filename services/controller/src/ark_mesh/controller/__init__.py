@@ -1,0 +1,1 @@
+"""Thin Query controller (not implemented yet)."""

@@ -1,0 +1,1 @@
+"""Embeddings reconciler service (not implemented yet)."""

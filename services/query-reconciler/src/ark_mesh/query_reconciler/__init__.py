@@ -1,0 +1,1 @@
+"""Standalone QueryReconciler service (not implemented yet)."""

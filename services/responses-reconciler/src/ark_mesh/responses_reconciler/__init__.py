@@ -1,0 +1,1 @@
+"""Responses reconciler service (not implemented yet)."""

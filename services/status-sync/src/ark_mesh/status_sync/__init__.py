@@ -1,0 +1,1 @@
+"""status-sync service (not implemented yet)."""
