@@ -1,0 +1,3 @@
+"""pytest fixtures for the kube test infrastructure."""
+
+__all__: list[str] = []

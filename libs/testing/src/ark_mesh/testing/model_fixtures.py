@@ -1,0 +1,3 @@
+"""pytest fixtures for the model test infrastructure."""
+
+__all__: list[str] = []
