@@ -1,0 +1,359 @@
+"""Every message that travels on the bus.
+
+Each message is a frozen msgspec Struct tagged with its schema id in the ``schema`` field (the
+same id travels in the ``Ark-Schema`` header), so a consumer in any language can tell what it
+holds from the body alone, and :data:`AnyMessage` decodes any of them in one pass.
+
+Field names are camelCase like Ark's resources, except the OpenAI ``chat.completion.chunk`` part
+of :class:`Chunk`, which keeps OpenAI's own snake_case so existing OpenAI clients read chunks
+unchanged. Hot messages (chunks, events, status updates) set ``gc=False``: they hold no cycles and
+are created by the thousand per second.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+from ark_mesh.contracts.resources import (
+    Query,
+    QueryPhase,
+    QuerySpec,
+    QueryStatus,
+    TokenUsage,
+)
+
+__all__ = [
+    "MESSAGE_TYPES",
+    "TERMINAL_PHASES",
+    "AnyMessage",
+    "ArkChunkMetadata",
+    "CancelRequest",
+    "Chunk",
+    "ChunkChoice",
+    "ChunkDelta",
+    "ChunkError",
+    "ChunkFunctionCall",
+    "ChunkToolCall",
+    "ChunkUsage",
+    "DeadLetter",
+    "EmbeddingsRequest",
+    "EmbeddingsResult",
+    "EmbeddingsUsage",
+    "Message",
+    "QueryEvent",
+    "QueryOrigin",
+    "QueryRequest",
+    "ResponsesRequest",
+    "ResponsesResult",
+    "StatusUpdate",
+]
+
+TERMINAL_PHASES: frozenset[str] = frozenset({"done", "error", "canceled"})
+"""Phases after which a query never changes again."""
+
+QueryOrigin = Literal["controller", "broker"]
+
+
+class Message(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    omit_defaults=True,
+    rename="camel",
+    tag_field="schema",
+):
+    """Base of every bus message; ``SCHEMA`` equals the ``schema`` tag and the ``Ark-Schema`` header."""
+
+    SCHEMA: ClassVar[str] = ""
+
+
+class _OpenAI(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """OpenAI wire shapes keep OpenAI's snake_case names."""
+
+
+# --------------------------------------------------------------------------- work
+
+
+class QueryRequest(Message, tag="ark.query-request.v1", frozen=True, kw_only=True):
+    """Work for a query reconciler: the *full* spec, because broker-mode queries have no CR to read.
+
+    ``queryId`` is the Query UID (or a UUID minted by the broker); ``generation`` makes the
+    ``Nats-Msg-Id`` (``<queryId>:<generation>``) so a re-listed or restarted controller never
+    dispatches the same generation twice. ``deadline`` is absolute (RFC 3339) so every replica and
+    redelivery measures ``spec.timeout`` from the same instant.
+    """
+
+    SCHEMA: ClassVar[str] = "ark.query-request.v1"
+
+    query_id: str
+    name: str
+    namespace: str
+    tenant: str
+    generation: int = 1
+    origin: QueryOrigin = "controller"
+    spec: QuerySpec
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    submitted_at: str
+    deadline: str | None = None
+    create_resource: bool = False
+
+    @property
+    def msg_id(self) -> str:
+        return f"{self.query_id}:{self.generation}"
+
+
+class ResponsesRequest(Message, tag="ark.responses-request.v1", frozen=True, kw_only=True):
+    """A chat-completions / Responses-style request on a Model or Agent (``target`` = ``agent/x``)."""
+
+    SCHEMA: ClassVar[str] = "ark.responses-request.v1"
+
+    request_id: str
+    tenant: str
+    namespace: str
+    target: str
+    messages: list[dict[str, Any]]
+    stream: bool = False
+    parameters: dict[str, Any] | None = None
+    session_id: str | None = None
+    conversation_id: str | None = None
+    timeout: str | None = None
+    submitted_at: str
+    deadline: str | None = None
+
+
+class ResponsesResult(Message, tag="ark.responses-result.v1", frozen=True, kw_only=True):
+    SCHEMA: ClassVar[str] = "ark.responses-result.v1"
+
+    request_id: str
+    tenant: str
+    status: Literal["completed", "failed", "canceled"]
+    message: dict[str, Any] | None = None
+    usage: TokenUsage | None = None
+    conversation_id: str | None = None
+    error: str | None = None
+    finished_at: str
+
+
+class EmbeddingsRequest(Message, tag="ark.embeddings-request.v1", frozen=True, kw_only=True):
+    SCHEMA: ClassVar[str] = "ark.embeddings-request.v1"
+
+    request_id: str
+    tenant: str
+    namespace: str
+    model: str
+    input: list[str]
+    dimensions: int | None = None
+    submitted_at: str
+
+
+class EmbeddingsUsage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingsResult(Message, tag="ark.embeddings-result.v1", frozen=True, kw_only=True):
+    SCHEMA: ClassVar[str] = "ark.embeddings-result.v1"
+
+    request_id: str
+    tenant: str
+    status: Literal["completed", "failed"]
+    model: str | None = None
+    embeddings: list[list[float]] | None = None
+    usage: EmbeddingsUsage | None = None
+    error: str | None = None
+    finished_at: str
+
+
+# --------------------------------------------------------------------------- chunks
+
+
+class ChunkFunctionCall(_OpenAI, frozen=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChunkToolCall(_OpenAI, frozen=True):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: ChunkFunctionCall | None = None
+
+
+class ChunkDelta(_OpenAI, frozen=True):
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
+
+
+class ChunkChoice(_OpenAI, frozen=True, omit_defaults=False):
+    """``index`` and ``finish_reason`` are always present, as OpenAI sends them."""
+
+    index: int = 0
+    delta: ChunkDelta = msgspec.field(default_factory=ChunkDelta)
+    finish_reason: str | None = None
+
+
+class ChunkUsage(_OpenAI, frozen=True):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChunkError(_OpenAI, frozen=True):
+    message: str
+    type: str = "server_error"
+    code: str | None = None
+
+
+class ArkChunkMetadata(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, rename="camel", gc=False
+):
+    """The ``ark`` object Ark adds to every chunk: who produced these tokens, for which query.
+
+    ``query`` is the Query **UID**; ``target`` is ``<type>/<name>``; ``completedQuery`` appears on
+    the final chunk only and is the authoritative end-of-stream summary (status incl. ``a2a``).
+    """
+
+    query: str
+    session: str | None = None
+    target: str | None = None
+    team: str | None = None
+    agent: str | None = None
+    model: str | None = None
+    system_message: str | None = None
+    completed_query: Query | None = None
+
+
+class Chunk(Message, tag="ark.chunk.v1", frozen=True, kw_only=True, gc=False, omit_defaults=False):
+    """An OpenAI ``chat.completion.chunk`` plus Ark's ``ark`` object and a per-query ``seq``.
+
+    ``seq`` starts at 1 and increases by one per chunk of a query, so readers drop duplicates
+    after a redelivery. The final chunk has id ``chatcmpl-final`` and ``ark.completedQuery``; an
+    error line carries ``error`` instead of choices.
+    """
+
+    SCHEMA: ClassVar[str] = "ark.chunk.v1"
+
+    id: str
+    object: str = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice] = msgspec.field(default_factory=list)
+    usage: ChunkUsage | None = None
+    error: ChunkError | None = None
+    ark: ArkChunkMetadata
+    seq: int
+
+    @property
+    def is_final(self) -> bool:
+        return self.ark.completed_query is not None
+
+
+# --------------------------------------------------------------------------- events and status
+
+
+class QueryEvent(Message, tag="ark.event.v1", frozen=True, kw_only=True, gc=False):
+    """An Ark operation event (``QueryExecutionStart``, ``LLMCallComplete``, ``ToolCallError`` …).
+
+    Same shape as Ark's broker ``POST /events`` body; ``data`` values are all strings, as in Ark.
+    """
+
+    SCHEMA: ClassVar[str] = "ark.event.v1"
+
+    timestamp: str
+    event_type: Literal["Normal", "Warning"] = "Normal"
+    reason: str
+    message: str = ""
+    data: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class StatusUpdate(Message, tag="ark.status.v1", frozen=True, kw_only=True, gc=False):
+    """A phase transition or the final result of one query, as a full status snapshot.
+
+    Order is ``(attempt, seq)``: ``attempt`` grows with each delivery of the work message and
+    ``seq`` with each update within an attempt. Appliers keep the greatest key they have applied,
+    drop anything not greater, and never leave a terminal phase.
+    """
+
+    SCHEMA: ClassVar[str] = "ark.status.v1"
+
+    query_id: str
+    name: str
+    namespace: str
+    tenant: str
+    generation: int = 1
+    attempt: int = 1
+    seq: int
+    phase: QueryPhase
+    status: QueryStatus
+    timestamp: str
+    reconciler: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in TERMINAL_PHASES
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.attempt, self.seq)
+
+
+class CancelRequest(Message, tag="ark.cancel.v1", frozen=True, kw_only=True):
+    SCHEMA: ClassVar[str] = "ark.cancel.v1"
+
+    query_id: str
+    tenant: str
+    reason: str = "canceled"
+    requested_at: str
+    requested_by: str | None = None
+
+
+class DeadLetter(Message, tag="ark.dead-letter.v1", frozen=True, kw_only=True):
+    """A message the bus gave up on, kept byte-for-byte with the reason (``data`` is base64 in JSON)."""
+
+    SCHEMA: ClassVar[str] = "ark.dead-letter.v1"
+
+    subject: str
+    reason: str
+    data: bytes
+    headers: dict[str, str] | None = None
+    deliveries: int = 0
+    stream_sequence: int | None = None
+    service: str | None = None
+    dead_at: str
+
+
+AnyMessage = (
+    QueryRequest
+    | ResponsesRequest
+    | ResponsesResult
+    | EmbeddingsRequest
+    | EmbeddingsResult
+    | Chunk
+    | QueryEvent
+    | StatusUpdate
+    | CancelRequest
+    | DeadLetter
+)
+"""Decode target for "any bus message" (dispatches on the ``schema`` tag)."""
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.SCHEMA: cls
+    for cls in (
+        QueryRequest,
+        ResponsesRequest,
+        ResponsesResult,
+        EmbeddingsRequest,
+        EmbeddingsResult,
+        Chunk,
+        QueryEvent,
+        StatusUpdate,
+        CancelRequest,
+        DeadLetter,
+    )
+}
+"""Schema id → message type."""
