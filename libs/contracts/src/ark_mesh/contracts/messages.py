@@ -37,6 +37,7 @@ __all__ = [
     "ChunkFunctionCall",
     "ChunkToolCall",
     "ChunkUsage",
+    "ConversationMessages",
     "DeadLetter",
     "EmbeddingsRequest",
     "EmbeddingsResult",
@@ -125,6 +126,8 @@ class ResponsesRequest(Message, tag="ark.responses-request.v1", frozen=True, kw_
 
 
 class ResponsesResult(Message, tag="ark.responses-result.v1", frozen=True, kw_only=True):
+    """The outcome of a :class:`ResponsesRequest`: the assistant message, usage, or the error."""
+
     SCHEMA: ClassVar[str] = "ark.responses-result.v1"
 
     request_id: str
@@ -138,6 +141,8 @@ class ResponsesResult(Message, tag="ark.responses-result.v1", frozen=True, kw_on
 
 
 class EmbeddingsRequest(Message, tag="ark.embeddings-request.v1", frozen=True, kw_only=True):
+    """Texts to embed with the embeddings Model named ``model``."""
+
     SCHEMA: ClassVar[str] = "ark.embeddings-request.v1"
 
     request_id: str
@@ -155,6 +160,8 @@ class EmbeddingsUsage(msgspec.Struct, frozen=True, kw_only=True, rename="camel")
 
 
 class EmbeddingsResult(Message, tag="ark.embeddings-result.v1", frozen=True, kw_only=True):
+    """The vectors of an :class:`EmbeddingsRequest`, in input order, or the error."""
+
     SCHEMA: ClassVar[str] = "ark.embeddings-result.v1"
 
     request_id: str
@@ -302,7 +309,24 @@ class StatusUpdate(Message, tag="ark.status.v1", frozen=True, kw_only=True, gc=F
         return (self.attempt, self.seq)
 
 
+class ConversationMessages(Message, tag="ark.memory.v1", frozen=True, kw_only=True):
+    """Messages appended to a conversation (the JetStream memory store), one record per save.
+
+    ``queryId`` is the Query **name**, as in Ark's memory API, so a finalizer can find a query's
+    messages by the key Ark uses.
+    """
+
+    SCHEMA: ClassVar[str] = "ark.memory.v1"
+
+    conversation_id: str
+    query_id: str
+    messages: list[dict[str, Any]]
+    timestamp: str
+
+
 class CancelRequest(Message, tag="ark.cancel.v1", frozen=True, kw_only=True):
+    """Asks the reconciler running ``queryId`` to stop the live model stream and tool call."""
+
     SCHEMA: ClassVar[str] = "ark.cancel.v1"
 
     query_id: str
@@ -337,6 +361,7 @@ AnyMessage = (
     | QueryEvent
     | StatusUpdate
     | CancelRequest
+    | ConversationMessages
     | DeadLetter
 )
 """Decode target for "any bus message" (dispatches on the ``schema`` tag)."""
@@ -353,6 +378,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         QueryEvent,
         StatusUpdate,
         CancelRequest,
+        ConversationMessages,
         DeadLetter,
     )
 }

@@ -5,7 +5,7 @@ tenant. Builders validate every token they insert and :func:`parse` is their exa
 subject that round-trips is well-formed by construction::
 
     ark.<tenant>.work.query | .work.responses | .work.embeddings
-    ark.<tenant>.query.<id>.chunk | .event | .status | .cancel
+    ark.<tenant>.query.<id>.chunk | .event | .status | .result | .cancel
     ark.<tenant>.memory.<conversationId>
     ark.<tenant>.dlq.<kind>
 """
@@ -37,6 +37,7 @@ __all__ = [
     "query_cancel",
     "query_chunk",
     "query_event",
+    "query_result",
     "query_status",
     "stream_for",
     "validate_token",
@@ -59,21 +60,21 @@ CANCEL_BUCKET = "ark-cancel"
 """KV bucket of cancel flags, so a worker that starts after the cancel was sent still sees it."""
 
 WorkKind = Literal["query", "responses", "embeddings"]
-QueryChannel = Literal["chunk", "event", "status", "cancel"]
+QueryChannel = Literal["chunk", "event", "status", "result", "cancel"]
 SubjectKind = Literal["work", "query", "memory", "dlq"]
 
 STREAM_SUBJECTS: dict[str, tuple[str, ...]] = {
     ARK_WORK: (f"{ROOT}.*.work.>",),
     ARK_CHUNKS: (f"{ROOT}.*.query.*.chunk",),
     ARK_EVENTS: (f"{ROOT}.*.query.*.event",),
-    ARK_STATUS: (f"{ROOT}.*.query.*.status",),
+    ARK_STATUS: (f"{ROOT}.*.query.*.status", f"{ROOT}.*.query.*.result"),
     ARK_MEMORY: (f"{ROOT}.*.memory.*",),
     ARK_DLQ: (f"{ROOT}.*.dlq.*",),
 }
 """Default subjects of each stream (cancel is core NATS and has no stream)."""
 
 _WORK_KINDS: frozenset[str] = frozenset({"query", "responses", "embeddings"})
-_QUERY_CHANNELS: frozenset[str] = frozenset({"chunk", "event", "status", "cancel"})
+_QUERY_CHANNELS: frozenset[str] = frozenset({"chunk", "event", "status", "result", "cancel"})
 _BAD_TOKEN = re.compile(r"[.*>\s]")
 
 
@@ -121,6 +122,11 @@ def query_event(tenant: str, query_id: str) -> str:
 
 def query_status(tenant: str, query_id: str) -> str:
     return _query(tenant, query_id, "status")
+
+
+def query_result(tenant: str, request_id: str) -> str:
+    """Where a responses or embeddings reconciler publishes its one result for ``request_id``."""
+    return _query(tenant, request_id, "result")
 
 
 def query_cancel(tenant: str, query_id: str) -> str:
@@ -196,4 +202,9 @@ def stream_for(subject: Subject) -> str | None:
         return ARK_MEMORY
     if subject.kind == "dlq":
         return ARK_DLQ
-    return {"chunk": ARK_CHUNKS, "event": ARK_EVENTS, "status": ARK_STATUS}.get(subject.name)
+    return {
+        "chunk": ARK_CHUNKS,
+        "event": ARK_EVENTS,
+        "status": ARK_STATUS,
+        "result": ARK_STATUS,
+    }.get(subject.name)
