@@ -126,8 +126,8 @@ def structural_schema(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> dic
     The API server needs every node typed and refs inlined; ``T | None`` becomes
     ``nullable: true``; free-form JSON (``Any``, ``dict[str, Any]``, unions of several types)
     becomes ``x-kubernetes-preserve-unknown-fields`` so the server keeps it instead of pruning it.
-    Defaults are dropped except non-empty strings (``spec.type: user``), because the server would
-    otherwise stamp every empty list and ``false`` into stored objects.
+    Only defaults declared with :func:`~ark_mesh.contracts.resources.server_default` reach the
+    CRD; the server would otherwise stamp every empty list and ``false`` into stored objects.
     """
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
@@ -139,7 +139,11 @@ def structural_schema(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> dic
         options = [option for option in schema["anyOf"] if option.get("type") != "null"]
         nullable = len(options) < len(schema["anyOf"])
         if len(options) == 1 and not preserve:
-            rest = {k: v for k, v in schema.items() if k not in ("anyOf", "title")}
+            rest = {
+                k: v
+                for k, v in schema.items()
+                if k not in ("anyOf", "title") and not (k == "default" and v is None)
+            }
             node = structural_schema({**options[0], **rest}, defs)
         else:
             node = {PRESERVE: True}

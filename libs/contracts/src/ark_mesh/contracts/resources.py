@@ -87,6 +87,17 @@ NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 RawJSON = Annotated[
     Any, msgspec.Meta(extra_json_schema={"x-kubernetes-preserve-unknown-fields": True})
 ]
+
+
+def server_default(value: str) -> msgspec.Meta:
+    """Marks a value the API server fills in (CRD ``default``) while the Struct keeps ``None``.
+
+    Keeping ``None`` in the Struct means a field the user did not write is not written back, and
+    a field the user did write is never dropped for being equal to a default.
+    """
+    return msgspec.Meta(extra_json_schema={"default": value})
+
+
 RawObject = Annotated[
     dict[str, Any], msgspec.Meta(extra_json_schema={"x-kubernetes-preserve-unknown-fields": True})
 ]
@@ -284,7 +295,7 @@ class QuerySpec(_Camel):
     """``Query.spec``. ``input`` is raw JSON: a string, or (deprecated ``messages``) a message list."""
 
     input: RawJSON
-    type: Literal["user", "messages"] = "user"
+    type: Annotated[Literal["user", "messages"], server_default("user")] | None = None
     target: QueryTarget | None = None
     targets: list[QueryTarget] | None = None
     selector: LabelSelector | None = None
@@ -330,7 +341,7 @@ class PartialTool(_Camel):
 
 
 class ToolApproval(_Camel):
-    required: bool = False
+    required: bool | None = None
     timeout: str | None = None
     on_timeout: str | None = None
 
@@ -434,7 +445,12 @@ class TeamSpec(_Camel):
     """``round-robin`` and ``graph`` are legacy strategies, migrated on read as Ark's webhook does."""
 
     members: list[TeamMember]
-    strategy: Literal["sequential", "selector", "round-robin", "graph"] = "sequential"
+    strategy: (
+        Annotated[
+            Literal["sequential", "selector", "round-robin", "graph"], server_default("sequential")
+        ]
+        | None
+    ) = None
     description: str | None = None
     loops: bool | None = None
     max_turns: int | None = None
@@ -451,7 +467,7 @@ class TeamStatus(_Camel):
 
 class HTTPToolSpec(_Camel):
     url: str
-    method: str = "GET"
+    method: Annotated[str, server_default("GET")] | None = None
     headers: list[Header] | None = None
     timeout: str | None = None
     body: str | None = None
