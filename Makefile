@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 UV ?= uv
-LIB_PACKAGES := ark_mesh.contracts ark_mesh.telemetry ark_mesh.bus ark_mesh.kube ark_mesh.resolver ark_mesh.testing
+LIB_PACKAGES := ark_mesh.contracts ark_mesh.telemetry ark_mesh.bus ark_mesh.kube ark_mesh.resolver ark_mesh.testing ark_mesh.service
 SERVICE_PACKAGES := ark_mesh.controller ark_mesh.query_reconciler ark_mesh.responses_reconciler \
 	ark_mesh.embeddings_reconciler ark_mesh.status_sync ark_mesh.broker
 PYTEST_ARGS ?=

@@ -6,7 +6,7 @@ the mesh publishes. Subjects live in :mod:`ark_mesh.contracts.subjects`; schema 
 in :mod:`ark_mesh.contracts.export`.
 """
 
-from ark_mesh.contracts import subjects
+from ark_mesh.contracts import ark, subjects
 from ark_mesh.contracts.codec import (
     MSG_ID_HEADER,
     SCHEMA_HEADER,
@@ -206,6 +206,7 @@ __all__ = [
     "ToolStatus",
     "ValueFrom",
     "ValueSource",
+    "ark",
     "decode",
     "decode_any",
     "decoder_for",

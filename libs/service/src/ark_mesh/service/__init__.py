@@ -1,0 +1,30 @@
+"""What every ark-mesh service shares: typed configuration, health endpoints, lifecycle.
+
+Services are thin (wiring and lifecycle); this package is that wiring, written once:
+
+* :func:`load_config` — one YAML/JSON file plus ``ARK_MESH__…`` environment overrides, checked
+  against the service's msgspec Struct;
+* :class:`HealthServer` — ``/healthz`` and ``/readyz`` with pluggable readiness checks;
+* :func:`run_service` — start, wait for SIGTERM/SIGINT, drain within a grace period.
+
+Errors::
+
+    ServiceError
+    └── ConfigError
+"""
+
+from ark_mesh.service.config import ENV_PREFIX, load_config
+from ark_mesh.service.errors import ConfigError, ServiceError
+from ark_mesh.service.health import HealthServer, ReadinessCheck
+from ark_mesh.service.lifecycle import Service, run_service
+
+__all__ = [
+    "ENV_PREFIX",
+    "ConfigError",
+    "HealthServer",
+    "ReadinessCheck",
+    "Service",
+    "ServiceError",
+    "load_config",
+    "run_service",
+]
