@@ -1,1 +1,88 @@
-"""The QueryReconciler: resolves a Query through ports, never through bus or kube directly."""
+"""The QueryReconciler: Ark's query resolution, talking to the world only through ports.
+
+Give it a :class:`~ark_mesh.resolver.ports.ResourceStore` and call
+:meth:`QueryReconciler.resolve` with a :class:`~ark_mesh.contracts.QueryRequest` and a
+:class:`~ark_mesh.resolver.ports.ResolutionSink`: it resolves the target (agent, team, model or
+tool), runs the agent loop with tools, teams, memory and A2A agents, streams OpenAI chunks with
+Ark's metadata, emits Ark's operation events and status transitions, and returns the terminal
+status. The controller runs it with in-process adapters (:class:`InMemoryResourceStore`,
+:class:`RecordingSink`), the query-reconciler service with JetStream ones. Errors are typed; see
+:mod:`ark_mesh.resolver.errors` for the tree.
+"""
+
+from ark_mesh.resolver.clock import SystemClock
+from ark_mesh.resolver.errors import (
+    A2AError,
+    A2AUnavailableError,
+    ConfigurationError,
+    InvalidSpecError,
+    MemoryBackendError,
+    ModelRequestError,
+    ModelUnavailableError,
+    ParameterError,
+    PermanentResolutionError,
+    ResolutionError,
+    ResourceNotFoundError,
+    TargetNotFoundError,
+    TemplateError,
+    ToolExecutionError,
+    TransientResolutionError,
+)
+from ark_mesh.resolver.memory import InMemoryMemoryStore
+from ark_mesh.resolver.memory_http import HTTPMemoryStore
+from ark_mesh.resolver.openai_client import OpenAIModelClient
+from ark_mesh.resolver.ports import (
+    ChatMessage,
+    ChatRequest,
+    Clock,
+    MemoryFactory,
+    MemoryStore,
+    ModelChunk,
+    ModelClient,
+    ModelEndpoint,
+    ResolutionSink,
+    ResourceStore,
+)
+from ark_mesh.resolver.reconciler import DEFAULT_TIMEOUT, QueryReconciler
+from ark_mesh.resolver.resources import RESOLVER_KINDS, MCPServer
+from ark_mesh.resolver.sink import RecordingSink
+from ark_mesh.resolver.store import InMemoryResourceStore, ManifestError
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "RESOLVER_KINDS",
+    "A2AError",
+    "A2AUnavailableError",
+    "ChatMessage",
+    "ChatRequest",
+    "Clock",
+    "ConfigurationError",
+    "HTTPMemoryStore",
+    "InMemoryMemoryStore",
+    "InMemoryResourceStore",
+    "InvalidSpecError",
+    "MCPServer",
+    "ManifestError",
+    "MemoryBackendError",
+    "MemoryFactory",
+    "MemoryStore",
+    "ModelChunk",
+    "ModelClient",
+    "ModelEndpoint",
+    "ModelRequestError",
+    "ModelUnavailableError",
+    "OpenAIModelClient",
+    "ParameterError",
+    "PermanentResolutionError",
+    "QueryReconciler",
+    "RecordingSink",
+    "ResolutionError",
+    "ResolutionSink",
+    "ResourceNotFoundError",
+    "ResourceStore",
+    "SystemClock",
+    "TargetNotFoundError",
+    "TemplateError",
+    "ToolExecutionError",
+    "TransientResolutionError",
+]

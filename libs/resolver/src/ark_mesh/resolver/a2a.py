@@ -1,0 +1,124 @@
+"""A2A client: JSON-RPC ``message/send`` to an A2A agent (protocol 0.3), blocking.
+
+The reply is either a Message (its text parts are the answer) or a Task (its artifacts, else its
+status message, are the answer; ``failed``/``rejected``/``canceled`` tasks are errors). The
+``contextId`` and task id come back for ``status.response.a2a`` — status only, never an
+annotation, so resolving never rewrites the Query's metadata.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ark_mesh.resolver.errors import A2AError, A2AUnavailableError
+
+__all__ = ["A2AReply", "send_message"]
+
+_FAILED_STATES = frozenset({"failed", "rejected", "canceled"})
+
+
+@dataclass(frozen=True)
+class A2AReply:
+    text: str
+    context_id: str | None
+    task_id: str | None = None
+    state: str | None = None
+
+
+def _text(parts: Any) -> str:
+    if not isinstance(parts, list):
+        return ""
+    return "".join(
+        part.get("text", "")
+        for part in parts
+        if isinstance(part, Mapping) and part.get("kind", "text") == "text"
+    )
+
+
+def parse_result(result: Any, agent: str) -> A2AReply:
+    """The answer inside a ``message/send`` result (a Message or a Task)."""
+    if not isinstance(result, Mapping):
+        raise A2AError(f"A2A agent '{agent}' returned no result")
+    if result.get("kind") == "task":
+        status = result.get("status") or {}
+        state = status.get("state")
+        status_text = _text((status.get("message") or {}).get("parts"))
+        if state in _FAILED_STATES:
+            raise A2AError(
+                f"A2A agent '{agent}' task {result.get('id')} {state}: {status_text or 'no detail'}"
+            )
+        artifacts = result.get("artifacts") or []
+        text = "\n".join(
+            t for t in (_text(a.get("parts")) for a in artifacts if isinstance(a, Mapping)) if t
+        )
+        return A2AReply(
+            text=text or status_text,
+            context_id=result.get("contextId"),
+            task_id=result.get("id"),
+            state=state,
+        )
+    return A2AReply(text=_text(result.get("parts")), context_id=result.get("contextId"))
+
+
+async def send_message(
+    session: aiohttp.ClientSession,
+    url: str,
+    text: str,
+    *,
+    agent: str,
+    context_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    wait_seconds: float = 300.0,
+) -> A2AReply:
+    """Send ``text`` to the A2A agent at ``url`` and wait for its answer."""
+    message: dict[str, Any] = {
+        "kind": "message",
+        "role": "user",
+        "messageId": str(uuid.uuid4()),
+        "parts": [{"kind": "text", "text": text}],
+    }
+    if context_id:
+        message["contextId"] = context_id
+    body = {
+        "jsonrpc": "2.0",
+        "id": str(uuid.uuid4()),
+        "method": "message/send",
+        "params": {"message": message, "configuration": {"blocking": True}},
+    }
+    try:
+        async with session.post(
+            url,
+            json=body,
+            headers=dict(headers or {}),
+            timeout=aiohttp.ClientTimeout(total=wait_seconds),
+        ) as response:
+            if response.status >= 500:
+                raise A2AUnavailableError(
+                    f"A2A agent '{agent}' at {url} answered HTTP {response.status}"
+                )
+            if response.status >= 400:
+                raise A2AError(
+                    f"A2A agent '{agent}' at {url} refused the request: HTTP {response.status}"
+                )
+            try:
+                answer = await response.json(content_type=None)
+            except ValueError as exc:
+                raise A2AError(f"A2A agent '{agent}' at {url} answered with invalid JSON") from exc
+    except TimeoutError as exc:
+        raise A2AUnavailableError(
+            f"A2A agent '{agent}' at {url} timed out after {wait_seconds:g}s"
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise A2AUnavailableError(f"A2A agent '{agent}' at {url} unreachable: {exc}") from exc
+    if not isinstance(answer, Mapping):
+        raise A2AError(f"A2A agent '{agent}' answered with a non-object")
+    if answer.get("error") is not None:
+        error = answer["error"]
+        detail = error.get("message") if isinstance(error, Mapping) else str(error)
+        raise A2AError(f"A2A agent '{agent}' returned an error: {detail}")
+    return parse_result(answer.get("result"), agent)

@@ -1,0 +1,280 @@
+"""The state of one query resolution, and how it reports to its sink.
+
+A :class:`QueryRun` is created per resolution and passed down explicitly (no context variables)
+to agents, teams, tools and model calls. It owns what must be counted or numbered exactly once
+per query — the chunk ``seq``, token usage, the A2A ids — and turns what happens into the
+reported shapes: OpenAI chunks with Ark's ``ark`` object, and Ark operation events
+(``<Operation>Start`` / ``Complete`` / ``Error``) whose ``data`` values are all strings.
+
+Chunks and events are best-effort, as in Ark: a sink that fails to take them abandons the stream
+(or drops the event) but never fails the query; status transitions are not, and propagate.
+
+A :class:`Scope` says who is speaking (agent, team, model) and whether their tokens are streamed:
+agents called as tools and selector agents run silently, as in Ark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import aiohttp
+
+from ark_mesh.contracts import (
+    A2AMetadata,
+    ArkChunkMetadata,
+    Chunk,
+    ChunkChoice,
+    ChunkDelta,
+    ChunkUsage,
+    Query,
+    QueryEvent,
+    QueryRequest,
+    TokenUsage,
+)
+from ark_mesh.resolver.clock import rfc3339
+from ark_mesh.resolver.ports import Clock, ModelChunk, ModelClient, ResolutionSink, ResourceStore
+from ark_mesh.resolver.values import ValueResolver
+
+__all__ = ["FINAL_CHUNK_ID", "SYSTEM_CHUNK_ID", "QueryRun", "Scope"]
+
+log = logging.getLogger(__name__)
+
+FINAL_CHUNK_ID = "chatcmpl-final"
+SYSTEM_CHUNK_ID = "chatcmpl-system"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who produces output at this point of the run, for chunk metadata and event data."""
+
+    agent: str | None = None
+    team: str | None = None
+    model: str | None = None
+    stream: bool = True
+
+    def with_(self, **changes: Any) -> Scope:
+        return replace(self, **changes)
+
+
+@dataclass
+class QueryRun:
+    """One resolution of one Query: identity, ports, counters and the reporting helpers."""
+
+    request: QueryRequest
+    sink: ResolutionSink
+    store: ResourceStore
+    models: ModelClient
+    http: aiohttp.ClientSession
+    clock: Clock
+    values: ValueResolver
+    target_label: str | None = None
+    conversation_id: str | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    llm_calls: int = 0
+    a2a: A2AMetadata | None = None
+    silenced: bool = False
+    stream_abandoned: bool = False
+    _chunk_seq: int = 0
+
+    @property
+    def query_id(self) -> str:
+        return self.request.query_id
+
+    @property
+    def namespace(self) -> str:
+        return self.request.namespace
+
+    @property
+    def session_id(self) -> str:
+        """``spec.sessionId``, else the query UID (Ark's effective session)."""
+        return self.request.spec.session_id or self.request.query_id
+
+    def annotation(self, key: str) -> str | None:
+        return (self.request.annotations or {}).get(key)
+
+    def add_usage(self, usage: TokenUsage) -> None:
+        self.usage = self.usage + usage
+
+    # ------------------------------------------------------------------ chunks
+
+    def _ark(self, scope: Scope, **extra: Any) -> ArkChunkMetadata:
+        return ArkChunkMetadata(
+            query=self.query_id,
+            session=self.session_id,
+            target=self.target_label,
+            team=scope.team,
+            agent=scope.agent,
+            model=scope.model,
+            **extra,
+        )
+
+    async def _send_chunk(self, chunk: Chunk, *, final: bool = False) -> None:
+        """Deliver a chunk; a failing stream is abandoned, never the query (Ark's rule).
+
+        After the first failure no further content chunks are attempted, but the final chunk
+        still is, so readers that can be reached learn how the query ended.
+        """
+        if self.stream_abandoned and not final:
+            return
+        try:
+            await self.sink.chunk(chunk)
+        except Exception:
+            if not self.stream_abandoned:
+                log.warning(
+                    "query %s: chunk delivery failed, abandoning the stream",
+                    self.query_id,
+                    exc_info=True,
+                )
+            self.stream_abandoned = True
+
+    def _next_seq(self) -> int:
+        self._chunk_seq += 1
+        return self._chunk_seq
+
+    async def forward(self, chunk: ModelChunk, scope: Scope) -> None:
+        """Pass one provider chunk on, as the provider sent it, with Ark's metadata.
+
+        Nothing is forwarded once the run is silenced (canceled or timed out): the stream's
+        reader must not see tokens produced after the query stopped.
+        """
+        if not scope.stream or self.silenced:
+            return
+        usage = (
+            ChunkUsage(
+                prompt_tokens=chunk.usage.prompt_tokens,
+                completion_tokens=chunk.usage.completion_tokens,
+                total_tokens=chunk.usage.total_tokens,
+            )
+            if chunk.usage is not None
+            else None
+        )
+        await self._send_chunk(
+            Chunk(
+                id=chunk.id,
+                created=chunk.created,
+                model=chunk.model,
+                choices=list(chunk.choices),
+                usage=usage,
+                ark=self._ark(scope),
+                seq=self._next_seq(),
+            )
+        )
+
+    async def announce(
+        self, text: str, scope: Scope, *, chunk_id: str = "chatcmpl-announce"
+    ) -> None:
+        """Stream a whole piece of text that did not come from a model stream (an A2A reply,
+        a selector's closing words) as one content chunk."""
+        await self.forward(
+            ModelChunk(
+                id=chunk_id,
+                created=int(self.clock.now().timestamp()),
+                model=scope.model or scope.agent or "",
+                choices=(
+                    ChunkChoice(
+                        delta=ChunkDelta(role="assistant", content=text), finish_reason="stop"
+                    ),
+                ),
+            ),
+            scope,
+        )
+
+    async def system_message(self, text: str, scope: Scope) -> None:
+        """A system notice on the stream (e.g. a team hitting maxTurns), as Ark marks it."""
+        if self.silenced:
+            return
+        await self._send_chunk(
+            Chunk(
+                id=SYSTEM_CHUNK_ID,
+                created=int(self.clock.now().timestamp()),
+                model=scope.model or "",
+                choices=[ChunkChoice(delta=ChunkDelta(role="system", content=text))],
+                ark=self._ark(scope, system_message=text),
+                seq=self._next_seq(),
+            )
+        )
+
+    async def final_chunk(self, completed: Query) -> None:
+        """The last chunk: id ``chatcmpl-final``, model = query name, the completed query."""
+        await self._send_chunk(
+            Chunk(
+                id=FINAL_CHUNK_ID,
+                created=int(self.clock.now().timestamp()),
+                model=self.request.name,
+                choices=[ChunkChoice(delta=ChunkDelta(content=""))],
+                ark=self._ark(Scope(), completed_query=completed),
+                seq=self._next_seq(),
+            ),
+            final=True,
+        )
+
+    # ------------------------------------------------------------------ events
+
+    def _common(self) -> dict[str, str]:
+        data = {
+            "queryId": self.query_id,
+            "queryName": self.request.name,
+            "queryNamespace": self.namespace,
+            "sessionId": self.session_id,
+        }
+        if self.conversation_id:
+            data["conversationId"] = self.conversation_id
+        return data
+
+    async def event(
+        self,
+        reason: str,
+        message: str,
+        data: Mapping[str, str] | None = None,
+        *,
+        event_type: Literal["Normal", "Warning"] = "Normal",
+    ) -> None:
+        timestamp = rfc3339(self.clock.now())
+        payload = {**self._common(), **(data or {}), "message": message, "timestamp": timestamp}
+        event = QueryEvent(
+            timestamp=timestamp,
+            event_type=event_type,
+            reason=reason,
+            message=f"{message} (timestamp: {timestamp})",
+            data=payload,
+        )
+        # Operation events are best-effort in Ark too: losing one must not fail the query.
+        try:
+            await self.sink.event(event)
+        except Exception:
+            log.warning("query %s: event %s not delivered", self.query_id, reason, exc_info=True)
+
+    @asynccontextmanager
+    async def operation(
+        self, name: str, message: str, data: dict[str, str] | None = None
+    ) -> AsyncIterator[dict[str, str]]:
+        """Emit ``<name>Start``, then ``<name>Complete`` or ``<name>Error`` with ``durationMs``.
+
+        The yielded dict may be extended by the body (e.g. token counts for Complete).
+        Cancellation emits nothing here: the query-level ``QueryExecutionCanceled`` says it.
+        """
+        details = dict(data or {})
+        started = self.clock.monotonic()
+        await self.event(f"{name}Start", message, details)
+        try:
+            yield details
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            elapsed = str(int((self.clock.monotonic() - started) * 1000))
+            await self.event(
+                f"{name}Error",
+                f"{message} failed: {exc}",
+                {**details, "durationMs": elapsed, "error": str(exc)},
+                event_type="Warning",
+            )
+            raise
+        elapsed = str(int((self.clock.monotonic() - started) * 1000))
+        await self.event(
+            f"{name}Complete", f"{message} completed", {**details, "durationMs": elapsed}
+        )

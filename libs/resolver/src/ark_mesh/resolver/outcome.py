@@ -1,0 +1,40 @@
+"""What an agent, team or tool run hands back to its caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ark_mesh.resolver.ports import ChatMessage
+
+__all__ = ["Outcome", "Signal", "last_assistant_text"]
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Control flow raised by a built-in tool, not an error: ``terminate`` ends the team (its
+    ``value`` is the closing response), ``selection`` names the next team speaker."""
+
+    kind: Literal["terminate", "selection"]
+    value: str = ""
+
+
+@dataclass
+class Outcome:
+    """The new messages of a run (assistant, tool, system) and the signal that ended it."""
+
+    messages: list[ChatMessage] = field(default_factory=list)
+    signal: Signal | None = None
+
+
+def last_assistant_text(messages: list[ChatMessage]) -> str:
+    """The last assistant message with non-empty text: Ark's ``response.content``."""
+    for message in reversed(messages):
+        if message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if isinstance(content, str) and content.strip():
+            return content
+    return ""

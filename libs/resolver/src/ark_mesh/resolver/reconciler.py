@@ -1,0 +1,470 @@
+"""The QueryReconciler: resolve one Query from its spec to a terminal status.
+
+One object serves every deployment: the controller calls :meth:`QueryReconciler.resolve` with an
+in-process sink, the query-reconciler service with a JetStream sink. A resolution
+
+1. reports phase ``running`` and ``QueryExecutionStart``;
+2. renders the input from the query's parameters, resolves the target (``spec.target`` or the
+   selector's first match), opens the conversation memory;
+3. runs the target — agent loop, team, single model call or single tool call — streaming chunks;
+4. saves the turn to memory, reports ``QueryExecutionComplete``/``Error``, the terminal status
+   and finally the ``chatcmpl-final`` chunk carrying the completed query.
+
+The work runs in its own task so that a timeout (``spec.timeout``, default 5m → phase ``error``,
+reason ``TimedOutInExecution``) or a cancel (the ``cancel`` event → phase ``canceled``) stops it
+at once: cancelling the task closes the live model stream and aborts the running tool call, and
+the run is silenced first, so no chunk produced after that point reaches the sink.
+
+Permanent errors end the query in ``error`` with the message in ``response.content``. Transient
+ones (provider 429/5xx, dropped connections, unreachable A2A server) do the same unless the
+caller passes ``raise_transient=True``: then no terminal status is reported and the
+:class:`~ark_mesh.resolver.errors.TransientResolutionError` is raised, so a caller with
+redelivery can retry the whole query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+import aiohttp
+
+from ark_mesh.contracts import (
+    Agent,
+    Memory,
+    Model,
+    ObjectMeta,
+    Query,
+    QueryPhase,
+    QueryRequest,
+    QueryStatus,
+    StatusUpdate,
+    Team,
+    Tool,
+    ark,
+)
+from ark_mesh.contracts.durations import format_duration, parse_duration
+from ark_mesh.contracts.errors import DurationError
+from ark_mesh.resolver.clock import SystemClock, rfc3339
+from ark_mesh.resolver.context import QueryRun, Scope
+from ark_mesh.resolver.engine import Engine
+from ark_mesh.resolver.errors import (
+    InvalidSpecError,
+    ResolutionError,
+    ToolExecutionError,
+    TransientResolutionError,
+)
+from ark_mesh.resolver.llm import complete
+from ark_mesh.resolver.memory import Conversation, open_conversation
+from ark_mesh.resolver.memory_http import HTTPMemoryStore
+from ark_mesh.resolver.models import endpoint_for
+from ark_mesh.resolver.openai_client import OpenAIModelClient
+from ark_mesh.resolver.outcome import Outcome, last_assistant_text
+from ark_mesh.resolver.overrides import override_headers
+from ark_mesh.resolver.ports import (
+    ChatMessage,
+    ChatRequest,
+    Clock,
+    MemoryFactory,
+    MemoryStore,
+    ModelClient,
+    ResolutionSink,
+    ResourceStore,
+)
+from ark_mesh.resolver.status import (
+    CANCELED_MESSAGE,
+    REASONS,
+    TIMEOUT_MESSAGE,
+    Ending,
+    error_raw,
+    memory_conditions,
+    running_status,
+    terminal_status,
+)
+from ark_mesh.resolver.targets import ResolvedTarget, resolve_target
+from ark_mesh.resolver.templates import render
+from ark_mesh.resolver.tools.registry import ToolSet, tool_from_resource
+from ark_mesh.resolver.values import ValueResolver
+
+__all__ = ["DEFAULT_TIMEOUT", "QueryReconciler"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = ark.DEFAULT_QUERY_TIMEOUT
+_INPUT_IN_EVENTS = 48
+
+
+def input_text(raw: Any) -> str:
+    """The user text of ``spec.input``: a string, or (deprecated ``messages`` form) the text of
+    the last user message, which is what Ark's webhook migrates it to."""
+    if isinstance(raw, str):
+        text = raw
+    elif isinstance(raw, list):
+        users = [m for m in raw if isinstance(m, dict) and m.get("role") == "user"]
+        if not users:
+            raise InvalidSpecError("spec.input is a message list without a user message")
+        content = users[-1].get("content")
+        text = content if isinstance(content, str) else ""
+    else:
+        raise InvalidSpecError("spec.input must be a string")
+    if not text.strip():
+        raise InvalidSpecError("spec.input is empty")
+    return text
+
+
+@dataclass
+class _Execution:
+    """The work of one resolution, run in its own task; keeps what the ending needs."""
+
+    run: QueryRun
+    memory_factory: MemoryFactory
+    engine: Engine
+    hand_back_transient: bool = False
+    user_input: str = ""
+    target: ResolvedTarget | None = None
+    conversation: Conversation = field(default_factory=Conversation)
+
+    async def execute(self) -> Outcome:
+        run = self.run
+        spec = run.request.spec
+        parameters = await run.values.parameters(spec.parameters, what="query")
+        run.values = ValueResolver(run.store, run.namespace, parameters)
+        self.user_input = render(input_text(spec.input), parameters, where="query input")
+        self.target = await resolve_target(run.store, run.namespace, spec)
+        run.target_label = self.target.label
+        self.conversation = await open_conversation(run, self.memory_factory)
+        user_message: ChatMessage = {"role": "user", "content": self.user_input}
+        try:
+            outcome = await self._dispatch(self.target)
+        except ResolutionError as exc:
+            # A failure handed back for a retry is not a turn of the conversation: the retry
+            # will write the real one.
+            if not (isinstance(exc, TransientResolutionError) and self.hand_back_transient):
+                error_reply = {"role": "assistant", "content": f"Error: {exc}"}
+                await self.conversation.save(run, [user_message, error_reply])
+            raise
+        await self.conversation.save(run, [user_message, *outcome.messages])
+        return outcome
+
+    async def _dispatch(self, resolved: ResolvedTarget) -> Outcome:
+        history = self.conversation.history
+        resource = resolved.resource
+        if isinstance(resource, Agent):
+            return await self.engine.run_agent(Scope(), resource, self.user_input, history)
+        if isinstance(resource, Team):
+            return await self.engine.run_team(Scope(), resource, self.user_input, history)
+        if isinstance(resource, Model):
+            return await self._model(resource, history)
+        if isinstance(resource, Tool):
+            return await self._tool(resource)
+        raise InvalidSpecError(f"unsupported target type '{resolved.target.type}'")
+
+    async def _model(self, model: Model, history: list[ChatMessage]) -> Outcome:
+        """A model target: one completion over history and input, without tools."""
+        endpoint = await endpoint_for(model, self.run.values)
+        headers = await override_headers(
+            self.run.values,
+            resource_type="model",
+            labels=endpoint.labels,
+            agent_overrides=None,
+            query_overrides=self.run.request.spec.overrides,
+        )
+        messages = [*history, {"role": "user", "content": self.user_input}]
+        completion = await complete(
+            self.run,
+            Scope(model=model.metadata.name),
+            endpoint,
+            ChatRequest(messages=messages, headers=headers),
+        )
+        return Outcome([completion.message])
+
+    async def _tool(self, tool: Tool) -> Outcome:
+        """A tool target: the input (a JSON object, else ``{"input": text}``) as arguments."""
+        executor = await tool_from_resource(self.run, tool, delegate=self.engine)
+        try:
+            parsed = json.loads(self.user_input)
+        except json.JSONDecodeError:
+            parsed = None
+        arguments = parsed if isinstance(parsed, dict) else {"input": self.user_input}
+        call = {
+            "id": f"call_{self.run.query_id}",
+            "type": "function",
+            "function": {"name": executor.name, "arguments": json.dumps(arguments)},
+        }
+        result = await ToolSet([executor]).call(self.run, Scope(), call)
+        if result.error is not None:
+            raise ToolExecutionError(executor.name, result.error)
+        return Outcome([{"role": "assistant", "content": result.content}])
+
+
+@dataclass
+class _StatusReporter:
+    request: QueryRequest
+    sink: ResolutionSink
+    clock: Clock
+    attempt: int
+    reconciler: str | None
+    seq: int = 0
+
+    async def publish(self, phase: QueryPhase, status: QueryStatus) -> None:
+        self.seq += 1
+        await self.sink.status(
+            StatusUpdate(
+                query_id=self.request.query_id,
+                name=self.request.name,
+                namespace=self.request.namespace,
+                tenant=self.request.tenant,
+                generation=self.request.generation,
+                attempt=self.attempt,
+                seq=self.seq,
+                phase=phase,
+                status=status,
+                timestamp=rfc3339(self.clock.now()),
+                reconciler=self.reconciler,
+            )
+        )
+
+
+class QueryReconciler:
+    """Resolves queries through ports; safe to share across concurrent resolutions.
+
+    ``models`` defaults to :class:`~ark_mesh.resolver.openai_client.OpenAIModelClient`,
+    ``memory`` (a :class:`~ark_mesh.resolver.ports.MemoryFactory`) to Ark's HTTP memory API at
+    the Memory's resolved address, ``http`` (for HTTP tools, A2A and memory) to a session the
+    reconciler owns. ``reconciler_id`` is stamped on every StatusUpdate.
+    """
+
+    def __init__(
+        self,
+        store: ResourceStore,
+        *,
+        models: ModelClient | None = None,
+        memory: MemoryFactory | None = None,
+        clock: Clock | None = None,
+        http: aiohttp.ClientSession | None = None,
+        reconciler_id: str | None = None,
+        default_timeout: timedelta = DEFAULT_TIMEOUT,
+        cancel_grace: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._owned_models: OpenAIModelClient | None = None
+        if models is None:
+            models = self._owned_models = OpenAIModelClient()
+        self._models: ModelClient = models
+        self._memory_factory: MemoryFactory = memory or self._http_memory
+        self._clock: Clock = clock or SystemClock()
+        self._http = http
+        self._owns_http = http is None
+        self._reconciler_id = reconciler_id
+        self._default_timeout = default_timeout
+        self._cancel_grace = cancel_grace
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http
+
+    def _http_memory(self, memory: Memory, address: str, headers: Mapping[str, str]) -> MemoryStore:
+        return HTTPMemoryStore(self._session(), address, headers)
+
+    async def aclose(self) -> None:
+        """Close what the reconciler created (HTTP session, SDK clients)."""
+        if self._owns_http and self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._owned_models is not None:
+            await self._owned_models.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _budget(self, request: QueryRequest, started_at: datetime) -> float:
+        """Seconds left before the deadline (negative when already past)."""
+        if request.deadline:
+            try:
+                deadline = datetime.fromisoformat(request.deadline)
+            except ValueError as exc:
+                raise InvalidSpecError(f"deadline {request.deadline!r} is not RFC 3339") from exc
+            return (deadline - started_at).total_seconds()
+        timeout = self._default_timeout
+        if request.spec.timeout:
+            try:
+                timeout = parse_duration(request.spec.timeout)
+            except DurationError as exc:
+                raise InvalidSpecError(f"spec.timeout: {exc}") from exc
+        return timeout.total_seconds()
+
+    async def resolve(
+        self,
+        request: QueryRequest,
+        sink: ResolutionSink,
+        *,
+        cancel: asyncio.Event | None = None,
+        attempt: int = 1,
+        raise_transient: bool = False,
+    ) -> QueryStatus:
+        """Resolve ``request``, reporting through ``sink``; returns the terminal status."""
+        clock = self._clock
+        started_at, started = clock.now(), clock.monotonic()
+        run = QueryRun(
+            request=request,
+            sink=sink,
+            store=self._store,
+            models=self._models,
+            http=self._session(),
+            clock=clock,
+            values=ValueResolver(self._store, request.namespace),
+        )
+        reporter = _StatusReporter(request, sink, clock, attempt, self._reconciler_id)
+        execution = _Execution(run, self._memory_factory, Engine(run), raise_transient)
+        await reporter.publish("running", running_status(started_at, request.generation))
+        await run.event("QueryExecutionStart", f"Executing query {request.name}")
+        ending: Ending
+        try:
+            budget = self._budget(request, started_at)
+        except InvalidSpecError as exc:
+            ending = _error_ending(str(exc))
+        else:
+            if request.spec.cancel or (cancel is not None and cancel.is_set()):
+                ending = Ending("canceled", REASONS.CANCELED, CANCELED_MESSAGE)
+            else:
+                ending = await self._supervise(execution, budget, cancel, raise_transient)
+        elapsed = timedelta(seconds=clock.monotonic() - started)
+        return await self._finish(run, execution, reporter, ending, elapsed)
+
+    async def _supervise(
+        self,
+        execution: _Execution,
+        budget: float,
+        cancel: asyncio.Event | None,
+        raise_transient: bool,
+    ) -> Ending:
+        """Run the work under the deadline and the cancel event; say how it ended."""
+        run = execution.run
+        work = asyncio.create_task(execution.execute(), name=f"resolve-{run.query_id}")
+        stopper = asyncio.create_task(cancel.wait()) if cancel is not None else None
+        waiting = {work} if stopper is None else {work, stopper}
+        try:
+            done, _ = await asyncio.wait(
+                waiting, timeout=max(budget, 0.0), return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            run.silenced = True
+            work.cancel()
+            raise
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+        if work not in done:
+            run.silenced = True
+            work.cancel()
+            await asyncio.wait({work}, timeout=self._cancel_grace)
+            if not work.done():
+                log.warning("query %s: work did not stop within the grace period", run.query_id)
+            if stopper is not None and stopper in done:
+                return Ending("canceled", REASONS.CANCELED, CANCELED_MESSAGE)
+            return Ending(
+                "error",
+                REASONS.TIMED_OUT_IN_EXECUTION,
+                TIMEOUT_MESSAGE,
+                content=TIMEOUT_MESSAGE,
+                raw=error_raw(TIMEOUT_MESSAGE),
+            )
+        failure = work.exception()
+        if failure is None:
+            messages = work.result().messages
+            content = last_assistant_text(messages)
+            raw = json.dumps(messages or [{"role": "assistant", "content": content}])
+            return Ending(
+                "done", REASONS.SUCCEEDED, "Query completed successfully", content=content, raw=raw
+            )
+        if isinstance(failure, TransientResolutionError) and raise_transient:
+            await run.event(
+                "QueryExecutionError",
+                f"Query {run.request.name} failed transiently: {failure}",
+                {"error": str(failure), "transient": "true"},
+                event_type="Warning",
+            )
+            raise failure
+        if isinstance(failure, ResolutionError):
+            return _error_ending(str(failure))
+        log.error("query %s: unexpected failure", run.query_id, exc_info=failure)
+        return _error_ending(f"internal error: {type(failure).__name__}: {failure}")
+
+    async def _finish(
+        self,
+        run: QueryRun,
+        execution: _Execution,
+        reporter: _StatusReporter,
+        ending: Ending,
+        elapsed: timedelta,
+    ) -> QueryStatus:
+        request, conversation = run.request, execution.conversation
+        target = execution.target.target if execution.target else None
+        now = self._clock.now()
+        status = terminal_status(
+            ending,
+            target=target,
+            usage=run.usage,
+            duration=format_duration(elapsed),
+            conversation_id=conversation.conversation_id,
+            a2a=run.a2a,
+            extra_conditions=memory_conditions(
+                used=conversation.store is not None,
+                unavailable=conversation.unavailable,
+                degraded=conversation.degraded,
+                now=now,
+                generation=request.generation,
+            ),
+            now=now,
+            generation=request.generation,
+        )
+        data: dict[str, str] = {"input": execution.user_input[:_INPUT_IN_EVENTS]}
+        if target is not None:
+            data["targetType"] = target.type
+            data[target.type] = target.name
+        if ending.phase == "done":
+            data.update(
+                promptTokens=str(run.usage.prompt_tokens),
+                completionTokens=str(run.usage.completion_tokens),
+                totalTokens=str(run.usage.total_tokens),
+                durationMs=str(int(elapsed.total_seconds() * 1000)),
+            )
+            await run.event("QueryExecutionComplete", f"Query {request.name} completed", data)
+        elif ending.phase == "canceled":
+            await run.event("QueryExecutionCanceled", f"Query {request.name} was canceled", data)
+        else:
+            await run.event(
+                "QueryExecutionError",
+                f"Query {request.name} failed: {ending.message}",
+                {**data, "error": ending.message},
+                event_type="Warning",
+            )
+        await reporter.publish(ending.phase, status)
+        await run.final_chunk(
+            Query(
+                metadata=ObjectMeta(
+                    name=request.name,
+                    namespace=request.namespace,
+                    uid=request.query_id,
+                    generation=request.generation,
+                    labels=request.labels,
+                    annotations=request.annotations,
+                ),
+                spec=request.spec,
+                status=status,
+            )
+        )
+        return status
+
+
+def _error_ending(message: str) -> Ending:
+    return Ending("error", REASONS.ERRORED, message, content=message, raw=error_raw(message))

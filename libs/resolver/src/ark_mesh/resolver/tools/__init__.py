@@ -1,0 +1,35 @@
+"""Tools an agent can call: HTTP, MCP, agents and teams as tools, built-ins, partials."""
+
+from ark_mesh.resolver.tools.base import Delegate, ToolExecutor, ToolResult
+from ark_mesh.resolver.tools.builtin import (
+    NOOP,
+    SELECT_NEXT_SPEAKER,
+    TERMINATE,
+    NoopTool,
+    SelectNextSpeakerTool,
+    TerminateTool,
+)
+from ark_mesh.resolver.tools.delegate import DelegateTool
+from ark_mesh.resolver.tools.http import HTTPTool
+from ark_mesh.resolver.tools.mcp import MCPTool
+from ark_mesh.resolver.tools.partial import PartialTool
+from ark_mesh.resolver.tools.registry import ToolSet, tool_from_resource, tools_for_agent
+
+__all__ = [
+    "NOOP",
+    "SELECT_NEXT_SPEAKER",
+    "TERMINATE",
+    "Delegate",
+    "DelegateTool",
+    "HTTPTool",
+    "MCPTool",
+    "NoopTool",
+    "PartialTool",
+    "SelectNextSpeakerTool",
+    "TerminateTool",
+    "ToolExecutor",
+    "ToolResult",
+    "ToolSet",
+    "tool_from_resource",
+    "tools_for_agent",
+]

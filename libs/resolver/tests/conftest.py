@@ -1,0 +1,128 @@
+"""A small world for resolver tests: resources in an in-memory store, the real fake model server
+over HTTP, a recording sink, and a QueryReconciler wired to them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ark_mesh.contracts import (
+    Agent,
+    AgentSpec,
+    ConfigMap,
+    Model,
+    ModelConfig,
+    ModelSpec,
+    ObjectMeta,
+    OpenAIModelConfig,
+    QueryRequest,
+    QuerySpec,
+    QueryStatus,
+    Resource,
+    Secret,
+    ValueSource,
+)
+from ark_mesh.resolver import (
+    InMemoryMemoryStore,
+    InMemoryResourceStore,
+    OpenAIModelClient,
+    QueryReconciler,
+    RecordingSink,
+)
+from ark_mesh.testing.fake_llm import FakeModelServer
+
+NAMESPACE = "team-a"
+
+
+def meta(name: str, **labels: str) -> ObjectMeta:
+    return ObjectMeta(name=name, namespace=NAMESPACE, labels=dict(labels) or None)
+
+
+@dataclass
+class World:
+    fake: FakeModelServer
+    store: InMemoryResourceStore
+    memory: InMemoryMemoryStore
+    reconciler: QueryReconciler
+    sinks: list[RecordingSink] = field(default_factory=list)
+
+    def add(self, *resources: Resource) -> None:
+        for resource in resources:
+            self.store.put(resource)
+
+    def model(self, name: str = "default", **config: Any) -> Model:
+        model = Model(
+            metadata=meta(name, **config.pop("labels", {})),
+            spec=ModelSpec(
+                model=ValueSource(value=config.pop("model_id", "fake-model")),
+                provider="openai",
+                config=ModelConfig(
+                    openai=OpenAIModelConfig(
+                        base_url=ValueSource(value=self.fake.base_url),
+                        api_key=ValueSource(value="test-key"),
+                        **config,
+                    )
+                ),
+            ),
+        )
+        self.add(model)
+        return model
+
+    def agent(self, name: str, prompt: str | None = "You are helpful.", **spec: Any) -> Agent:
+        labels = spec.pop("labels", {})
+        agent = Agent(metadata=meta(name, **labels), spec=AgentSpec(prompt=prompt, **spec))
+        self.add(agent)
+        return agent
+
+    def config_map(self, name: str, **data: str) -> None:
+        self.add(ConfigMap(metadata=meta(name), data=data))
+
+    def secret(self, name: str, **data: str) -> None:
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        self.add(Secret(metadata=meta(name), data=encoded))
+
+    def request(self, name: str = "q", **spec: Any) -> QueryRequest:
+        annotations = spec.pop("annotations", None)
+        deadline = spec.pop("deadline", None)
+        spec.setdefault("input", "Hello there")
+        return QueryRequest(
+            query_id=str(uuid.uuid4()),
+            name=name,
+            namespace=NAMESPACE,
+            tenant=NAMESPACE,
+            spec=QuerySpec(**spec),
+            annotations=annotations,
+            submitted_at=datetime.now(UTC).isoformat(),
+            deadline=deadline,
+        )
+
+    async def resolve(
+        self, request: QueryRequest, *, cancel: asyncio.Event | None = None, **options: Any
+    ) -> tuple[QueryStatus, RecordingSink]:
+        sink = RecordingSink()
+        self.sinks.append(sink)
+        status = await self.reconciler.resolve(request, sink, cancel=cancel, **options)
+        return status, sink
+
+
+@pytest.fixture
+async def world(fake_llm: FakeModelServer) -> AsyncIterator[World]:
+    store = InMemoryResourceStore(namespace=NAMESPACE)
+    memory = InMemoryMemoryStore()
+    models = OpenAIModelClient(max_retries=0)
+    reconciler = QueryReconciler(
+        store,
+        models=models,
+        memory=lambda _memory, _address, _headers: memory,
+        reconciler_id="test",
+    )
+    async with reconciler:
+        yield World(fake_llm, store, memory, reconciler)
+    await models.aclose()
