@@ -51,15 +51,31 @@ async def test_timeout_stops_the_live_stream(world: World) -> None:
         await world.fake.wait_until(lambda rs: rs[-1].outcome == "client_disconnected")
 
 
-async def test_past_deadline_times_out_without_calling_the_model(world: World) -> None:
+async def test_past_start_deadline_times_out_in_queue_without_calling_the_model(
+    world: World,
+) -> None:
     world.model()
     world.agent("helper")
     past = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
-    status, _ = await world.resolve(
+    status, sink = await world.resolve(
         world.request(target=QueryTarget(type="agent", name="helper"), deadline=past)
     )
-    assert completed(status)[1] == "TimedOutInExecution"
+    assert status.phase == "error"
+    assert completed(status)[1] == "TimedOutInQueue"
     assert world.fake.requests == []
+    # It never ran: no "running" transition, just the terminal one.
+    assert [u.phase for u in sink.statuses] == ["error"]
+
+
+async def test_time_spent_queued_does_not_shorten_execution(world: World) -> None:
+    world.model()
+    world.agent("helper")
+    soon = (datetime.now(UTC) + timedelta(milliseconds=200)).isoformat()
+    world.fake.add_rule(Rule(reply=Reply(content="slow but fine", chunk_delay=0.2)))
+    status, _ = await world.resolve(
+        world.request(target=QueryTarget(type="agent", name="helper"), deadline=soon, timeout="30s")
+    )
+    assert status.phase == "done"
 
 
 async def test_cancel_stops_the_in_flight_stream_and_no_chunk_follows(world: World) -> None:

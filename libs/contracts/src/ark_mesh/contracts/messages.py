@@ -82,8 +82,10 @@ class QueryRequest(Message, tag="ark.query-request.v1", frozen=True, kw_only=Tru
 
     ``queryId`` is the Query UID (or a UUID minted by the broker); ``generation`` makes the
     ``Nats-Msg-Id`` (``<queryId>:<generation>``) so a re-listed or restarted controller never
-    dispatches the same generation twice. ``deadline`` is absolute (RFC 3339) so every replica and
-    redelivery measures ``spec.timeout`` from the same instant.
+    dispatches the same generation twice. ``deadline`` is the absolute start-by instant (RFC 3339,
+    creation + ``spec.timeout``): a reconciler that picks the request up later ends it with
+    ``TimedOutInQueue`` instead of running it. Execution then gets the full ``spec.timeout`` from
+    its own start, as in Ark, so time spent queued never shortens a run.
     """
 
     SCHEMA: ClassVar[str] = "ark.query-request.v1"

@@ -78,6 +78,7 @@ from ark_mesh.resolver.ports import (
 )
 from ark_mesh.resolver.status import (
     CANCELED_MESSAGE,
+    QUEUE_TIMEOUT_MESSAGE,
     REASONS,
     TIMEOUT_MESSAGE,
     Ending,
@@ -286,14 +287,13 @@ class QueryReconciler:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def _budget(self, request: QueryRequest, started_at: datetime) -> float:
-        """Seconds left before the deadline (negative when already past)."""
-        if request.deadline:
-            try:
-                deadline = datetime.fromisoformat(request.deadline)
-            except ValueError as exc:
-                raise InvalidSpecError(f"deadline {request.deadline!r} is not RFC 3339") from exc
-            return (deadline - started_at).total_seconds()
+    def _budget(self, request: QueryRequest) -> float:
+        """The execution budget in seconds: ``spec.timeout`` (default 5m) from this start.
+
+        Ark measures ``spec.timeout`` twice: once as a start-by budget from creation (the
+        request's ``deadline``, see :meth:`_started_too_late`) and once, in full, for each
+        dispatch round. Time spent queued does not shorten execution.
+        """
         timeout = self._default_timeout
         if request.spec.timeout:
             try:
@@ -301,6 +301,17 @@ class QueryReconciler:
             except DurationError as exc:
                 raise InvalidSpecError(f"spec.timeout: {exc}") from exc
         return timeout.total_seconds()
+
+    @staticmethod
+    def _started_too_late(request: QueryRequest, started_at: datetime) -> bool:
+        """Whether the start-by ``deadline`` (creation + ``spec.timeout``) has already passed."""
+        if not request.deadline:
+            return False
+        try:
+            deadline = datetime.fromisoformat(request.deadline)
+        except ValueError as exc:
+            raise InvalidSpecError(f"deadline {request.deadline!r} is not RFC 3339") from exc
+        return deadline <= started_at
 
     async def resolve(
         self,
@@ -325,14 +336,17 @@ class QueryReconciler:
         )
         reporter = _StatusReporter(request, sink, clock, attempt, self._reconciler_id)
         execution = _Execution(run, self._memory_factory, Engine(run), raise_transient)
-        await reporter.publish("running", running_status(started_at, request.generation))
-        await run.event("QueryExecutionStart", f"Executing query {request.name}")
-        ending: Ending
+        ending: Ending | None = None
+        budget = 0.0
         try:
-            budget = self._budget(request, started_at)
+            budget = self._budget(request)
+            if self._started_too_late(request, started_at):
+                ending = _error_ending(QUEUE_TIMEOUT_MESSAGE, REASONS.TIMED_OUT_IN_QUEUE)
         except InvalidSpecError as exc:
             ending = _error_ending(str(exc))
-        else:
+        if ending is None:
+            await reporter.publish("running", running_status(started_at, request.generation))
+            await run.event("QueryExecutionStart", f"Executing query {request.name}")
             if request.spec.cancel or (cancel is not None and cancel.is_set()):
                 ending = Ending("canceled", REASONS.CANCELED, CANCELED_MESSAGE)
             else:
@@ -466,5 +480,5 @@ class QueryReconciler:
         return status
 
 
-def _error_ending(message: str) -> Ending:
-    return Ending("error", REASONS.ERRORED, message, content=message, raw=error_raw(message))
+def _error_ending(message: str, reason: str = REASONS.ERRORED) -> Ending:
+    return Ending("error", reason, message, content=message, raw=error_raw(message))

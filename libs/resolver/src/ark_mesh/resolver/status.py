@@ -26,6 +26,7 @@ REASONS = ark.Reason
 
 TIMEOUT_MESSAGE = "Query timed out during execution"
 CANCELED_MESSAGE = "Query was canceled"
+QUEUE_TIMEOUT_MESSAGE = "Query timed out before execution began"
 
 
 def _condition(
