@@ -65,12 +65,15 @@ async def test_terminal_phase_is_final(kube: KubeClient, kube_emulator: KubeEmul
         with pytest.raises(TerminalPhaseError, match="terminal phase"):
             await writer.write(Query, "default", "q2", {"phase": later})
     assert kube_emulator.log.count(verb="patch", subresource="status") == patches_before
-    # staying in the terminal phase while adding detail is not a move
-    detail = await writer.write(Query, "default", "q2", {"phase": "error", "duration": "1s"})
-    assert detail.written
+    # nor does a second outcome in the same phase replace the first (exactly one result) ...
+    with pytest.raises(TerminalPhaseError, match="exactly one terminal result"):
+        await writer.write(Query, "default", "q2", {"phase": "error", "duration": "1s"})
+    # ... while repeating the outcome that is already there is a no-op, not an error
+    again = await writer.write(Query, "default", "q2", {"phase": "error"})
+    assert not again.written
+    assert kube_emulator.log.count(verb="patch", subresource="status") == patches_before
     current = await kube.get(Query, "default", "q2")
-    assert current.status is not None
-    assert current.status.phase == "error"
+    assert current.status == QueryStatus(phase="error")
 
 
 @pytest.mark.parametrize(("status", "times"), [(409, 3), (429, 2), (500, 3)])

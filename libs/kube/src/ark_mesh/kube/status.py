@@ -8,7 +8,9 @@ Rules, each because of an invariant of the mesh:
 * **Nothing when nothing changes.** The patch is applied to the current status locally
   first; if the result is identical, no request is sent (no resourceVersion, no watch event).
 * **Terminal phases are final.** A status whose ``phase`` is ``done``, ``error`` or
-  ``canceled`` never moves to another phase: :class:`~ark_mesh.kube.errors.TerminalPhaseError`.
+  ``canceled`` never changes again, neither to another phase nor to another outcome in the
+  same phase (a late duplicate result must not replace the first):
+  :class:`~ark_mesh.kube.errors.TerminalPhaseError`.
   The check and the write are bound together by the read's ``resourceVersion`` (a
   precondition inside the patch), so a concurrent writer that finished the object in between
   makes the write conflict, re-read, and refuse — instead of overwriting the outcome.
@@ -145,8 +147,13 @@ class StatusWriter:
         after: Mapping[str, Any],
     ) -> None:
         phase_before, phase_after = before.get("phase"), after.get("phase")
-        if phase_before in self._terminal and phase_after != phase_before:
+        if phase_before in self._terminal and after != before:
+            change = (
+                f"move it to {phase_after!r}"
+                if phase_after != phase_before
+                else "rewrite its outcome (exactly one terminal result)"
+            )
             raise TerminalPhaseError(
                 f"{resource.kind} {namespace}/{name} is {phase_before!r}, a terminal phase; "
-                f"refusing to move it to {phase_after!r}"
+                f"refusing to {change}"
             )

@@ -18,7 +18,15 @@ from ark_mesh.contracts import (
 )
 from ark_mesh.resolver.clock import rfc3339
 
-__all__ = ["REASONS", "Ending", "memory_conditions", "running_status", "terminal_status"]
+__all__ = [
+    "REASONS",
+    "Ending",
+    "condition",
+    "memory_conditions",
+    "running_status",
+    "terminal_status",
+    "waiting_status",
+]
 
 
 REASONS = ark.Reason
@@ -29,7 +37,7 @@ CANCELED_MESSAGE = "Query was canceled"
 QUEUE_TIMEOUT_MESSAGE = "Query timed out before execution began"
 
 
-def _condition(
+def condition(
     kind: str, status: bool, reason: str, message: str, now: datetime, generation: int
 ) -> Condition:
     return Condition(
@@ -42,11 +50,21 @@ def _condition(
     )
 
 
+def waiting_status(
+    phase: QueryPhase, reason: str, message: str, now: datetime, generation: int
+) -> QueryStatus:
+    """A non-terminal phase other than running (``pending``, ``queued``): ``Completed=False``."""
+    return QueryStatus(
+        phase=phase,
+        conditions=[condition(ark.COMPLETED, False, reason, message, now, generation)],
+    )
+
+
 def running_status(now: datetime, generation: int) -> QueryStatus:
     return QueryStatus(
         phase="running",
         conditions=[
-            _condition(
+            condition(
                 ark.COMPLETED, False, REASONS.RUNNING, "The query is running", now, generation
             )
         ],
@@ -59,7 +77,7 @@ def memory_conditions(
     """``MemoryUnavailable`` / ``MemoryDegraded``, written only when a conversation is in play."""
     if unavailable:
         return [
-            _condition(
+            condition(
                 ark.MEMORY_UNAVAILABLE,
                 True,
                 "NoMemoryBackend",
@@ -71,7 +89,7 @@ def memory_conditions(
     if not used and degraded is None:
         return []
     conditions = [
-        _condition(
+        condition(
             ark.MEMORY_UNAVAILABLE,
             False,
             "MemoryReachable",
@@ -82,7 +100,7 @@ def memory_conditions(
     ]
     if degraded is not None:
         conditions.append(
-            _condition(
+            condition(
                 ark.MEMORY_DEGRADED,
                 True,
                 "GetMessagesFailed",
@@ -93,7 +111,7 @@ def memory_conditions(
         )
     else:
         conditions.append(
-            _condition(
+            condition(
                 ark.MEMORY_DEGRADED, False, "MemoryHealthy", "History loaded", now, generation
             )
         )
@@ -120,7 +138,7 @@ def terminal_status(
     *,
     target: QueryTarget | None,
     usage: TokenUsage,
-    duration: str,
+    duration: str | None,
     conversation_id: str | None,
     a2a: A2AMetadata | None,
     extra_conditions: list[Condition],
@@ -139,7 +157,7 @@ def terminal_status(
     return QueryStatus(
         phase=ending.phase,
         conditions=[
-            _condition(ark.COMPLETED, True, ending.reason, ending.message, now, generation),
+            condition(ark.COMPLETED, True, ending.reason, ending.message, now, generation),
             *extra_conditions,
         ],
         response=response,

@@ -1,0 +1,85 @@
+"""The controller's configuration (one file from Helm values, plus ``ARK_MESH__…`` overrides).
+
+``nats`` absent means the **simple** preset: the controller never connects to NATS and resolves
+every query in-process, exactly like Ark today. The presets of the Helm chart only set these
+fields; nothing in the code knows preset names.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ark_mesh.bus import BusConfig
+from ark_mesh.contracts.ark import ReconciliationMode
+from ark_mesh.service import ConfigError
+
+__all__ = [
+    "ControllerConfig",
+    "HealthConfig",
+    "KubernetesConfig",
+    "LeaderElectionSettings",
+    "ReconciliationConfig",
+    "SchedulerConfig",
+]
+
+
+class ReconciliationConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+    """``defaultReconciliation`` for Direct queries and the modes a query may ask for."""
+
+    default_reconciliation: ReconciliationMode = "inController"
+    allowed_modes: tuple[ReconciliationMode, ...] = ("inController",)
+
+
+class SchedulerConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+    """``maxConcurrentQueries`` caps in-controller resolutions (0 = unbounded, Ark's default);
+    ``maxConcurrentReconciles`` is how many Query keys reconcile at once (Ark #2609)."""
+
+    max_concurrent_queries: int = 0
+    max_concurrent_reconciles: int = 10
+
+
+class KubernetesConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+    """``kubeconfig`` unset means in-cluster; ``namespace`` unset watches every namespace."""
+
+    kubeconfig: str | None = None
+    namespace: str | None = None
+
+
+class LeaderElectionSettings(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+    enabled: bool = False
+    lease_name: str = "ark-mesh-controller"
+    lease_namespace: str = "default"
+    identity: str | None = None
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+class HealthConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+    host: str = "0.0.0.0"
+    port: int = 8081
+
+
+class ControllerConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+    reconciliation: ReconciliationConfig = ReconciliationConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    leader_election: LeaderElectionSettings = LeaderElectionSettings()
+    health: HealthConfig = HealthConfig()
+    nats: BusConfig | None = None
+    default_query_ttl: str = "720h"
+    """Ark's webhook fallback for ``spec.ttl``, counted from completion."""
+
+    def validate(self) -> None:
+        """Refuse configurations that could only fail later, naming the field."""
+        modes = self.reconciliation
+        if modes.default_reconciliation not in modes.allowed_modes:
+            raise ConfigError(
+                f"reconciliation.defaultReconciliation {modes.default_reconciliation!r} is not "
+                f"in reconciliation.allowedModes {list(modes.allowed_modes)}"
+            )
+        if "standalone" in modes.allowed_modes and self.nats is None:
+            raise ConfigError(
+                "reconciliation.allowedModes includes 'standalone' but no 'nats' section is "
+                "configured (the simple preset allows only 'inController')"
+            )

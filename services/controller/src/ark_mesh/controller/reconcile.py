@@ -1,0 +1,254 @@
+"""One reconcile of one Query: level-triggered, idempotent, status-only.
+
+Every watch event of a Query ends up here with the Query as it is now; the function decides
+from that state alone what (if anything) to do, so a repeated or late event changes nothing.
+The order follows Ark's controller (reference §3.1): finalizer, TTL, initial condition, cancel,
+mode, start-by timeout, then dispatch. The only metadata write is the finalizer, added once at
+creation (it does not bump ``generation``); everything the resolution produces goes to status,
+one write per phase change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from ark_mesh.contracts import (
+    TERMINAL_PHASES,
+    DurationError,
+    Query,
+    QueryRequest,
+    QueryStatus,
+    TokenUsage,
+    format_duration,
+    parse_duration,
+)
+from ark_mesh.contracts.ark import (
+    COMPLETED,
+    DEFAULT_QUERY_TIMEOUT,
+    FINALIZER,
+    Reason,
+)
+from ark_mesh.controller.config import ControllerConfig
+from ark_mesh.controller.dispatch import InControllerDispatcher, StandaloneDispatcher, StatusPort
+from ark_mesh.controller.modes import ModeRefused, choose_mode
+from ark_mesh.resolver.status import Ending, error_raw, terminal_status, waiting_status
+from ark_mesh.telemetry import get_logger
+
+__all__ = ["QueryPort", "Reconciler", "query_request", "tenant_of"]
+
+log = get_logger("ark_mesh.controller")
+
+WAITING_PHASES = frozenset({None, "", "pending", "provisioning", "queued"})
+
+
+class QueryPort(Protocol):
+    """The metadata writes the controller makes: finalizer on, finalizer off, delete."""
+
+    async def add_finalizer(self, query: Query) -> None: ...
+
+    async def remove_finalizer(self, query: Query) -> None: ...
+
+    async def delete(self, query: Query) -> None: ...
+
+
+def tenant_of(query: Query) -> str:
+    """The tenant is the Query's namespace (the second token of every subject)."""
+    return query.metadata.namespace or "default"
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _timeout(query: Query) -> timedelta:
+    return parse_duration(query.spec.timeout) if query.spec.timeout else DEFAULT_QUERY_TIMEOUT
+
+
+def query_request(query: Query, now: datetime) -> QueryRequest:
+    """The work message for ``query``: full spec, start-by deadline = creation + timeout."""
+    created = _parse_time(query.metadata.creation_timestamp) or now
+    deadline = created + _timeout(query)
+    return QueryRequest(
+        query_id=query.metadata.uid or "",
+        name=query.metadata.name,
+        namespace=query.metadata.namespace or "default",
+        tenant=tenant_of(query),
+        generation=query.metadata.generation or 1,
+        origin="controller",
+        spec=query.spec,
+        labels=query.metadata.labels,
+        annotations=query.metadata.annotations,
+        submitted_at=now.isoformat(),
+        deadline=deadline.isoformat(),
+    )
+
+
+@dataclass
+class Reconciler:
+    """Decides and acts for one Query; returns seconds until it wants to look again (or None)."""
+
+    config: ControllerConfig
+    queries: QueryPort
+    status: StatusPort
+    in_controller: InControllerDispatcher | None
+    standalone: StandaloneDispatcher | None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def reconcile(self, query: Query) -> float | None:
+        meta = query.metadata
+        uid = meta.uid or ""
+        if meta.deletion_timestamp:
+            await self._finalize(query)
+            return None
+        if FINALIZER not in (meta.finalizers or []):
+            await self.queries.add_finalizer(query)
+            return None  # the write comes back as an event; continue from there
+
+        status = query.status or QueryStatus()
+        phase = status.phase
+        now = self.clock()
+        generation = meta.generation or 1
+
+        if phase in TERMINAL_PHASES:
+            return await self._expire(query, status, now)
+
+        if not status.conditions:
+            await self._write(
+                query,
+                waiting_status(
+                    "pending",
+                    Reason.NOT_STARTED,
+                    "The query has not been started yet",
+                    now,
+                    generation,
+                ),
+            )
+            return None
+
+        if query.spec.cancel:
+            await self._cancel(query, now)
+            return None
+
+        decision = choose_mode(
+            meta.annotations,
+            self.config.reconciliation.default_reconciliation,
+            self.config.reconciliation.allowed_modes,
+        )
+        if isinstance(decision, ModeRefused):
+            await self._fail(query, now, Reason.MODE_NOT_ALLOWED, decision.message)
+            return None
+
+        try:
+            request = query_request(query, now)
+        except DurationError as exc:
+            await self._fail(query, now, Reason.ERRORED, f"spec.timeout: {exc}")
+            return None
+        deadline = datetime.fromisoformat(request.deadline or now.isoformat())
+
+        if decision == "inController":
+            assert self.in_controller is not None
+            if self.in_controller.running(uid) or self.in_controller.finished(uid, generation):
+                return None
+            if phase in WAITING_PHASES and now >= deadline:
+                await self._fail(
+                    query,
+                    now,
+                    Reason.TIMED_OUT_IN_QUEUE,
+                    "Query timed out waiting for controller capacity"
+                    if phase == "queued"
+                    else "Query timed out before execution began",
+                )
+                return None
+            holds_slot = self.in_controller.has_slot_now(request.namespace)
+            if not holds_slot and phase != "queued":
+                await self._write(
+                    query,
+                    waiting_status(
+                        "queued",
+                        Reason.QUEUED,
+                        "Waiting for controller capacity",
+                        now,
+                        generation,
+                    ),
+                )
+            self.in_controller.start(query, request, holds_slot=holds_slot)
+            # While it waits for a slot, look again at the start-by deadline.
+            return None if holds_slot else max((deadline - now).total_seconds(), 0.0)
+
+        assert self.standalone is not None
+        if phase in WAITING_PHASES:
+            if now >= deadline:
+                await self._fail(
+                    query, now, Reason.TIMED_OUT_IN_QUEUE, "Query timed out before execution began"
+                )
+                return None
+            if not self.standalone.dispatched(request):
+                await self.standalone.dispatch(request)
+                log.info("query dispatched", query=meta.name, namespace=meta.namespace)
+            return (deadline - now).total_seconds()
+        return None
+
+    async def _write(self, query: Query, status: QueryStatus) -> bool:
+        return await self.status.write(query, status)
+
+    async def _fail(self, query: Query, now: datetime, reason: str, message: str) -> None:
+        ending = Ending("error", reason, message, content=message, raw=error_raw(message))
+        await self._write(query, _controller_ending(ending, now, query.metadata.generation or 1))
+
+    async def _cancel(self, query: Query, now: datetime) -> None:
+        uid = query.metadata.uid or ""
+        if self.in_controller is not None and self.in_controller.cancel(uid):
+            return  # the running resolution writes ``canceled`` itself, after it stopped
+        if self.standalone is not None:
+            await self.standalone.cancel(tenant_of(query), uid, "spec.cancel set")
+        ending = Ending("canceled", Reason.CANCELED, "Query was canceled")
+        await self._write(query, _controller_ending(ending, now, query.metadata.generation or 1))
+
+    async def _expire(self, query: Query, status: QueryStatus, now: datetime) -> float | None:
+        """TTL counts from completion (``Completed=True`` transition time), then delete."""
+        try:
+            ttl = parse_duration(query.spec.ttl or self.config.default_query_ttl)
+        except DurationError:
+            log.warning("invalid spec.ttl; keeping the query", query=query.metadata.name)
+            return None
+        completed_at = None
+        for condition in status.conditions or []:
+            if condition.type == COMPLETED and condition.status == "True":
+                completed_at = _parse_time(condition.last_transition_time)
+        start = completed_at or _parse_time(query.metadata.creation_timestamp) or now
+        remaining = (start + ttl - now).total_seconds()
+        if remaining > 0:
+            return remaining
+        log.info("query TTL elapsed; deleting", query=query.metadata.name, ttl=format_duration(ttl))
+        await self.queries.delete(query)
+        return None
+
+    async def _finalize(self, query: Query) -> None:
+        uid = query.metadata.uid or ""
+        if self.in_controller is not None:
+            await self.in_controller.abandon(uid)
+        phase = query.status.phase if query.status else None
+        if self.standalone is not None and phase not in TERMINAL_PHASES:
+            await self.standalone.cancel(tenant_of(query), uid, "query deleted")
+        if FINALIZER in (query.metadata.finalizers or []):
+            await self.queries.remove_finalizer(query)
+
+
+def _controller_ending(ending: Ending, now: datetime, generation: int) -> QueryStatus:
+    """A terminal status the controller writes itself (no target ran, nothing was used)."""
+    return terminal_status(
+        ending,
+        target=None,
+        usage=TokenUsage(),
+        duration=None,
+        conversation_id=None,
+        a2a=None,
+        extra_conditions=[],
+        now=now,
+        generation=generation,
+    )

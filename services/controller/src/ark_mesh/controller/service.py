@@ -1,0 +1,271 @@
+"""The controller process: watch Queries, reconcile them on a keyed queue, behind a Lease.
+
+Wiring only: the decisions are in :mod:`ark_mesh.controller.reconcile`. With no ``nats``
+section the process never imports a NATS connection into its life (the simple preset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from typing import Any
+
+import msgspec
+
+from ark_mesh.bus import Bus, CancelChannel, Publisher, Topology
+from ark_mesh.contracts import Chunk, Query, QueryEvent, QueryStatus, subjects
+from ark_mesh.contracts.ark import FINALIZER
+from ark_mesh.controller.config import ControllerConfig
+from ark_mesh.controller.dispatch import InControllerDispatcher, StandaloneDispatcher
+from ark_mesh.controller.keyqueue import KeyQueue
+from ark_mesh.controller.reconcile import Reconciler, tenant_of
+from ark_mesh.controller.scheduler import FairScheduler
+from ark_mesh.kube import (
+    ApiResource,
+    EventRecorder,
+    KubeClient,
+    KubeError,
+    LeaderElectionConfig,
+    LeaderElector,
+    NotFoundError,
+    ResourceCache,
+    ResumableWatch,
+    StatusWriter,
+    TerminalPhaseError,
+)
+from ark_mesh.resolver import QueryReconciler
+from ark_mesh.service import HealthServer
+from ark_mesh.telemetry import get_logger
+
+__all__ = ["ControllerService"]
+
+log = get_logger("ark_mesh.controller")
+QUERIES = ApiResource.of(Query)
+Key = tuple[str, str]
+
+# Operation events that become Kubernetes Events when there is no bus to carry them. The
+# per-call ones (LLMCall*, ToolCall*) would turn every query into dozens of API writes.
+KUBERNETES_EVENT_PREFIXES = ("QueryExecution",)
+
+
+class KubeQueries:
+    """The controller's metadata writes, each guarded by the object's resourceVersion."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+
+    async def add_finalizer(self, query: Query) -> None:
+        finalizers = [*(query.metadata.finalizers or []), FINALIZER]
+        await self._patch_finalizers(query, finalizers)
+
+    async def remove_finalizer(self, query: Query) -> None:
+        finalizers = [f for f in query.metadata.finalizers or [] if f != FINALIZER]
+        await self._patch_finalizers(query, finalizers)
+
+    async def _patch_finalizers(self, query: Query, finalizers: list[str]) -> None:
+        meta = query.metadata
+        body = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}}
+        with contextlib.suppress(NotFoundError):
+            await self._client.patch_object(QUERIES, meta.namespace, meta.name, body)
+
+    async def delete(self, query: Query) -> None:
+        meta = query.metadata
+        with contextlib.suppress(NotFoundError):
+            await self._client.delete_object(QUERIES, meta.namespace, meta.name, uid=meta.uid)
+
+
+class KubeStatus:
+    """Status subresource writes; a vanished or already-final Query is not an error."""
+
+    def __init__(self, writer: StatusWriter) -> None:
+        self._writer = writer
+        self.writes = 0
+
+    async def write(self, query: Query, status: QueryStatus) -> bool:
+        meta = query.metadata
+        try:
+            result = await self._writer.write(Query, meta.namespace or "default", meta.name, status)
+        except NotFoundError:
+            return False
+        except TerminalPhaseError as exc:
+            log.info("status not written: query already final", query=meta.name, reason=str(exc))
+            return False
+        if result.written:
+            self.writes += 1
+        return result.written
+
+
+class KubeEvents:
+    """Query-level operation events as Kubernetes Events (Ark's fallback without a broker)."""
+
+    def __init__(self, recorder: EventRecorder) -> None:
+        self._recorder = recorder
+
+    async def record(self, query: Query, event: QueryEvent) -> None:
+        if not event.reason.startswith(KUBERNETES_EVENT_PREFIXES):
+            return
+        await self._recorder.record(query, event.reason, event.message, type=event.event_type)
+
+
+class ControllerService:
+    """Implements :class:`ark_mesh.service.Service`."""
+
+    name = "controller"
+
+    def __init__(self, config: ControllerConfig) -> None:
+        config.validate()
+        self.config = config
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._client: KubeClient | None = None
+        self._bus: Bus | None = None
+        self._publisher: Publisher | None = None
+        self._cache: ResourceCache | None = None
+        self._in_controller: InControllerDispatcher | None = None
+        self._resolver: QueryReconciler | None = None
+        self._queue: KeyQueue[Key] = KeyQueue()
+        self._latest: dict[Key, dict[str, Any]] = {}
+        self._synced = asyncio.Event()
+        self.status: KubeStatus | None = None
+
+    async def start(self, health: HealthServer) -> None:
+        cfg = self.config
+        self._client = client = (
+            await KubeClient.from_kubeconfig(cfg.kubernetes.kubeconfig)
+            if cfg.kubernetes.kubeconfig
+            else KubeClient.in_cluster()
+        )
+        self.status = status = KubeStatus(StatusWriter(client))
+        identity = cfg.leader_election.identity or f"{socket.gethostname()}-{os.getpid()}"
+        events = KubeEvents(
+            EventRecorder(client, controller="ark-mesh-controller", instance=identity)
+        )
+        modes = cfg.reconciliation.allowed_modes
+
+        standalone: StandaloneDispatcher | None = None
+        chunks = None
+        if cfg.nats is not None:
+            self._bus = bus = await Bus.connect(cfg.nats.connection)
+            await Topology(cfg.nats.topology).provision(bus)
+            self._publisher = publisher = await Publisher(bus).start()
+            standalone = StandaloneDispatcher(publisher, CancelChannel(bus))
+            health.add_check("nats", lambda: bus.ready)
+
+            async def publish_chunk(query: Query, chunk: Chunk) -> None:
+                # Watchers of in-controller queries read the same subjects as standalone ones.
+                subject = subjects.query_chunk(tenant_of(query), chunk.ark.query)
+                await publisher.publish_nowait(subject, chunk)
+
+            chunks = publish_chunk
+        else:
+            standalone = None
+
+        if "inController" in modes:
+            self._cache = ResourceCache(client, namespace=cfg.kubernetes.namespace)
+            await self._cache.start()
+            self._resolver = QueryReconciler(self._cache, reconciler_id=f"controller/{identity}")
+            self._in_controller = InControllerDispatcher(
+                self._resolver,
+                FairScheduler(cfg.scheduler.max_concurrent_queries),
+                status,
+                events,
+                chunks=chunks,
+            )
+        reconciler = Reconciler(cfg, KubeQueries(client), status, self._in_controller, standalone)
+        health.add_check("queries-watch", self._synced.is_set)
+
+        async def lead() -> None:
+            await self._run(client, reconciler)
+
+        if cfg.leader_election.enabled:
+            le = cfg.leader_election
+            elector = LeaderElector(
+                client,
+                LeaderElectionConfig(
+                    namespace=le.lease_namespace,
+                    name=le.lease_name,
+                    identity=identity,
+                    lease_duration=le.lease_duration,
+                    renew_deadline=le.renew_deadline,
+                    retry_period=le.retry_period,
+                ),
+            )
+            self._tasks.append(asyncio.create_task(elector.run(lead), name="leader"))
+        else:
+            self._tasks.append(asyncio.create_task(lead(), name="controller"))
+
+    async def _run(self, client: KubeClient, reconciler: Reconciler) -> None:
+        watch = ResumableWatch(client, QUERIES, self.config.kubernetes.namespace)
+        workers = [
+            asyncio.create_task(self._work(reconciler), name=f"reconcile-{i}")
+            for i in range(max(1, self.config.scheduler.max_concurrent_reconciles))
+        ]
+        try:
+            async for event in watch:
+                key = event.key
+                if event.type == "DELETED":
+                    self._latest.pop(key, None)
+                    self._queue.forget(key)
+                    if self._in_controller is not None:
+                        uid = (event.object.get("metadata") or {}).get("uid", "")
+                        await self._in_controller.abandon(uid)
+                    continue
+                self._latest[key] = event.object
+                self._queue.add(key)
+                if watch.synced.is_set():
+                    self._synced.set()
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self, reconciler: Reconciler) -> None:
+        failures: dict[Key, int] = {}
+        while True:
+            key = await self._queue.get()
+            try:
+                raw = self._latest.get(key)
+                if raw is None:
+                    continue
+                try:
+                    query = msgspec.convert(raw, Query)
+                except msgspec.ValidationError as exc:
+                    log.warning(
+                        "undecodable Query skipped", query=f"{key[0]}/{key[1]}", error=str(exc)
+                    )
+                    continue
+                delay = await reconciler.reconcile(query)
+                failures.pop(key, None)
+                if delay is not None:
+                    self._queue.add_after(key, delay)
+            except KubeError as exc:
+                count = failures[key] = failures.get(key, 0) + 1
+                log.warning(
+                    "reconcile failed; retrying", query=f"{key[0]}/{key[1]}", error=str(exc)
+                )
+                self._queue.add_after(key, min(0.05 * 2**count, 30.0))
+            except Exception:
+                count = failures[key] = failures.get(key, 0) + 1
+                log.exception("reconcile crashed; retrying", query=f"{key[0]}/{key[1]}")
+                self._queue.add_after(key, min(0.05 * 2**count, 30.0))
+            finally:
+                self._queue.done(key)
+
+    async def stop(self, grace: float) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._queue.close()
+        if self._in_controller is not None:
+            await self._in_controller.close(grace)
+        if self._resolver is not None:
+            await self._resolver.aclose()
+        if self._cache is not None:
+            await self._cache.stop()
+        if self._publisher is not None:
+            await self._publisher.close(within=grace)
+        if self._bus is not None:
+            await self._bus.close()
+        if self._client is not None:
+            await self._client.close()
