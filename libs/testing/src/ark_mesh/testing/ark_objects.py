@@ -26,7 +26,14 @@ from ark_mesh.contracts import (
 __all__ = ["agent", "model", "query"]
 
 
-def model(name: str, namespace: str, base_url: str, *, model_id: str = "fake-model") -> Model:
+def model(
+    name: str,
+    namespace: str,
+    base_url: str,
+    *,
+    model_id: str = "fake-model",
+    api_key: str = "test-key",
+) -> Model:
     """An OpenAI-compatible Model pointing at ``base_url`` (the fake model server in tests)."""
     return Model(
         metadata=ObjectMeta(name=name, namespace=namespace),
@@ -35,7 +42,7 @@ def model(name: str, namespace: str, base_url: str, *, model_id: str = "fake-mod
             provider="openai",
             config=ModelConfig(
                 openai=OpenAIModelConfig(
-                    base_url=ValueSource(value=base_url), api_key=ValueSource(value="test-key")
+                    base_url=ValueSource(value=base_url), api_key=ValueSource(value=api_key)
                 )
             ),
         ),

@@ -126,7 +126,7 @@ class ControllerService:
         self._resolver: QueryReconciler | None = None
         self._queue: KeyQueue[Key] = KeyQueue()
         self._latest: dict[Key, dict[str, Any]] = {}
-        self._synced = asyncio.Event()
+        self._watch: ResumableWatch | None = None
         self.status: KubeStatus | None = None
 
     async def start(self, health: HealthServer) -> None:
@@ -173,7 +173,9 @@ class ControllerService:
                 chunks=chunks,
             )
         reconciler = Reconciler(cfg, KubeQueries(client), status, self._in_controller, standalone)
-        health.add_check("queries-watch", self._synced.is_set)
+        health.add_check(
+            "queries-watch", lambda: self._watch is not None and self._watch.synced.is_set()
+        )
 
         async def lead() -> None:
             await self._run(client, reconciler)
@@ -196,7 +198,7 @@ class ControllerService:
             self._tasks.append(asyncio.create_task(lead(), name="controller"))
 
     async def _run(self, client: KubeClient, reconciler: Reconciler) -> None:
-        watch = ResumableWatch(client, QUERIES, self.config.kubernetes.namespace)
+        self._watch = watch = ResumableWatch(client, QUERIES, self.config.kubernetes.namespace)
         workers = [
             asyncio.create_task(self._work(reconciler), name=f"reconcile-{i}")
             for i in range(max(1, self.config.scheduler.max_concurrent_reconciles))
@@ -213,8 +215,6 @@ class ControllerService:
                     continue
                 self._latest[key] = event.object
                 self._queue.add(key)
-                if watch.synced.is_set():
-                    self._synced.set()
         finally:
             for worker in workers:
                 worker.cancel()

@@ -1,0 +1,179 @@
+"""The whole mesh on one machine, every part a real process.
+
+A nats-server with JetStream, the Kubernetes API emulator, the OpenAI-compatible fake model
+(or a real endpoint), and the ark-mesh services started as Kubernetes would start them. The
+end-to-end tests use it to kill and restart services mid-run; ``make run`` uses it to give a
+newcomer the working system with nothing installed but this repository.
+
+Presets mirror the Helm chart's: ``simple`` (controller only, in-controller, no NATS),
+``scale-flexible`` (NATS and every service, default standalone, in-controller allowed) and
+``scale-strict`` (standalone only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from ark_mesh.kube import KubeClient
+from ark_mesh.testing import ark_objects
+from ark_mesh.testing.fake_llm import FakeModelProcess
+from ark_mesh.testing.k8s.process import EmulatorProcess
+from ark_mesh.testing.nats_server import NatsServer
+from ark_mesh.testing.processes import ServiceProcess
+
+__all__ = ["PRESETS", "LocalMesh", "Preset"]
+
+Preset = Literal["simple", "scale-flexible", "scale-strict"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "simple": {
+        "defaultReconciliation": "inController",
+        "allowedModes": ["inController"],
+        "services": ("controller",),
+    },
+    "scale-flexible": {
+        "defaultReconciliation": "standalone",
+        "allowedModes": ["inController", "standalone"],
+        "services": ("controller", "query-reconciler", "status-sync"),
+    },
+    "scale-strict": {
+        "defaultReconciliation": "standalone",
+        "allowedModes": ["standalone", "broker"],
+        "services": ("controller", "query-reconciler", "status-sync"),
+    },
+}
+
+MODULES = {
+    "controller": "ark_mesh.controller",
+    "query-reconciler": "ark_mesh.query_reconciler",
+    "status-sync": "ark_mesh.status_sync",
+}
+
+CHART_CRDS = Path(__file__).resolve().parents[5] / "helm" / "ark-mesh" / "crds"
+
+
+@dataclass
+class LocalMesh:
+    """``async with LocalMesh(preset="scale-flexible") as mesh:`` — see the module docstring.
+
+    ``model_url``/``api_key`` point the ``default`` Model at a real OpenAI-compatible endpoint
+    instead of the fake one. ``overrides`` merge into a service's generated config.
+    """
+
+    preset: Preset = "scale-flexible"
+    workdir: Path | None = None
+    namespace: str = "default"
+    model_url: str | None = None
+    api_key: str | None = None
+    model_id: str = "fake-model"
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    crd_dir: Path = CHART_CRDS
+
+    nats: NatsServer | None = field(default=None, init=False)
+    kube: EmulatorProcess | None = field(default=None, init=False)
+    fake_llm: FakeModelProcess | None = field(default=None, init=False)
+    services: dict[str, ServiceProcess] = field(default_factory=dict, init=False)
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack, init=False)
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
+
+    @property
+    def kubeconfig(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "kubeconfig"
+
+    @property
+    def uses_nats(self) -> bool:
+        return self.preset != "simple"
+
+    async def start(self) -> Self:
+        if self.workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="ark-mesh-")
+            self.workdir = Path(self._tmp.name)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.uses_nats:
+                self.nats = NatsServer(self.workdir / "nats")
+                await self.nats.astart()
+                self._stack.push_async_callback(self.nats.astop)
+            self.kube = EmulatorProcess(crd_paths=[self.crd_dir], kubeconfig_path=self.kubeconfig)
+            await self._stack.enter_async_context(self.kube)
+            if self.model_url is None:
+                self.fake_llm = FakeModelProcess()
+                await self._stack.enter_async_context(self.fake_llm)
+            await self.apply_defaults()
+            for name in PRESETS[self.preset]["services"]:
+                await self.start_service(name)
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def apply_defaults(self) -> None:
+        """The ``default`` Model (fake or real endpoint) and an ``assistant`` Agent."""
+        base_url = self.model_url or (self.fake_llm.base_url if self.fake_llm else "")
+        model = ark_objects.model(
+            "default",
+            self.namespace,
+            base_url,
+            model_id=self.model_id,
+            api_key=self.api_key or "test-key",
+        )
+        async with await KubeClient.from_kubeconfig(str(self.kubeconfig)) as client:
+            await client.create(model)
+            await client.create(ark_objects.agent("assistant", self.namespace))
+
+    def service_config(self, name: str) -> dict[str, Any]:
+        preset = PRESETS[self.preset]
+        config: dict[str, Any] = {"kubernetes": {"kubeconfig": str(self.kubeconfig)}}
+        if self.nats is not None:
+            config["nats"] = {"connection": {"servers": [self.nats.url]}}
+        if name == "controller":
+            config["reconciliation"] = {
+                "defaultReconciliation": preset["defaultReconciliation"],
+                "allowedModes": preset["allowedModes"],
+            }
+        return _merge(config, self.overrides.get(name, {}))
+
+    async def start_service(self, name: str) -> ServiceProcess:
+        assert self.workdir is not None
+        existing = self.services.get(name)
+        if existing is not None:
+            return await existing.start()
+        process = ServiceProcess(name, MODULES[name], self.service_config(name), self.workdir)
+        self.services[name] = process
+        await process.start()
+        return process
+
+    async def client(self) -> KubeClient:
+        """A new KubeClient for the emulator (close it, or use ``async with``)."""
+        return await KubeClient.from_kubeconfig(str(self.kubeconfig))
+
+    async def stop(self) -> None:
+        for process in reversed(list(self.services.values())):
+            await process.stop()
+        self.services.clear()
+        await self._stack.aclose()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
