@@ -1,0 +1,282 @@
+"""One delivery of a ``QueryRequest``: decide, resolve, report — exactly one outcome per query.
+
+For each delivery the :class:`QueryWork` handler
+
+1. reads the query's :class:`~ark_mesh.query_reconciler.ledger.Ledger`. If a terminal status
+   of this generation is already published (the previous replica finished but died before its
+   ack, or a duplicate submit), it does not run the query again: it only publishes the final
+   chunk if that is missing, built from the terminal status, and acks. Work for a generation
+   older than one already reported is stale and acked untouched;
+2. watches the query's cancel channel (core subject + KV flag). A flag raised before the work
+   started ends the query ``canceled`` without running it;
+3. otherwise runs :meth:`QueryReconciler.resolve` with a
+   :class:`~ark_mesh.query_reconciler.sink.JetStreamSink` (chunk numbering continuing after
+   any earlier attempt), ``attempt`` after any reported attempt, and the cancel watch as the
+   cancel event, so a ``CancelRequest`` stops the live model stream. The start-by ``deadline``
+   (``TimedOutInQueue``) is the resolver's to enforce; it is dropped on a *restart* — an
+   earlier attempt already started in time, and the restart gets a fresh ``spec.timeout``
+   (MaxDeliver bounds the total);
+4. maps a transient resolver failure (provider 429/5xx, dropped connection) to the bus's
+   :class:`~ark_mesh.bus.TransientError`, honouring a provider's ``Retry-After``: the worker
+   redelivers with backoff. Permanent failures end the query in ``error`` inside the resolver.
+
+:meth:`QueryWork.on_dead_letter` ends the query of a work message the bus gave up on (MaxDeliver
+used up by transient failures or by replicas that died, or an undecodable body whose query can
+be recovered): a terminal ``error`` status naming the reason and a final chunk, so every
+reader's stream still ends.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import msgspec
+from opentelemetry import trace
+
+from ark_mesh.bus import (
+    Bus,
+    CancelChannel,
+    DeadLetterNotice,
+    MessageContext,
+    PermanentError,
+    Publisher,
+    TransientError,
+)
+from ark_mesh.contracts import QueryRequest, SubjectError, subjects
+from ark_mesh.query_reconciler.config import MemoryConfig, StreamingConfig
+from ark_mesh.query_reconciler.endings import (
+    canceled_ending,
+    ending_event,
+    ending_update,
+    error_ending,
+    final_chunk,
+)
+from ark_mesh.query_reconciler.ledger import Ledger, LedgerReader
+from ark_mesh.query_reconciler.memory import JetStreamMemory
+from ark_mesh.query_reconciler.recovery import recover_request
+from ark_mesh.query_reconciler.sink import JetStreamSink
+from ark_mesh.resolver import (
+    MemoryFactory,
+    ModelClient,
+    ModelUnavailableError,
+    QueryReconciler,
+    ResourceStore,
+    TransientResolutionError,
+)
+from ark_mesh.resolver.status import Ending
+from ark_mesh.telemetry import bound_context, get_logger
+
+__all__ = ["RESTART_NOTICE", "QueryWork"]
+
+log = get_logger(__name__)
+
+RESTART_NOTICE = (
+    "The previous attempt of this query was interrupted; the query restarts and its output "
+    "follows. Output above this line is superseded."
+)
+
+
+class QueryWork:
+    """The worker's handler and dead-letter callback; shared by every delivery of a replica."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        publisher: Publisher,
+        store: ResourceStore,
+        *,
+        models: ModelClient,
+        http: aiohttp.ClientSession,
+        reconciler_id: str,
+        memory: MemoryConfig | None = None,
+        streaming: StreamingConfig | None = None,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        self._bus = bus
+        self._publisher = publisher
+        self._store = store
+        self._models = models
+        self._http = http
+        self._reconciler_id = reconciler_id
+        self._memory = memory or MemoryConfig()
+        self._streaming = streaming or StreamingConfig()
+        self._tracer = tracer or trace.get_tracer(__name__)
+        self._ledger = LedgerReader(bus)
+        self._cancels = CancelChannel(bus)
+
+    # -- the handler ----------------------------------------------------------------------------
+
+    async def handle(self, request: QueryRequest, context: MessageContext) -> None:
+        with (
+            bound_context(
+                query_id=request.query_id,
+                query=request.name,
+                namespace=request.namespace,
+                delivery=context.delivery,
+            ),
+            self._tracer.start_as_current_span(
+                "resolve query", attributes=_span_attributes(request, context.delivery)
+            ),
+        ):
+            await self._handle(request, context.delivery, context.tenant or "")
+
+    async def _handle(self, request: QueryRequest, delivery: int, subject_tenant: str) -> None:
+        _check_identity(request, subject_tenant)
+        ledger = await self._ledger.read(request.tenant, request.query_id, request.generation)
+        if ledger.superseded:
+            log.info(
+                "stale work: a newer generation of the query was already reported",
+                generation=request.generation,
+                reported_generation=ledger.last_status.generation if ledger.last_status else None,
+            )
+            return
+        if ledger.terminal is not None:
+            await self._complete_stream(request, ledger)
+            return
+        attempt = ledger.next_attempt(delivery)
+        sink = self._sink(request, attempt, ledger)
+        try:
+            async with self._cancels.watch(request.tenant, request.query_id) as cancel:
+                if cancel.is_set():
+                    reason = cancel.request.reason if cancel.request is not None else None
+                    log.info("canceled before it started", reason=reason)
+                    await self._end(request, sink, canceled_ending(), attempt)
+                    return
+                if ledger.started:
+                    request = msgspec.structs.replace(request, deadline=None)
+                    if ledger.last_chunk_seq:
+                        await sink.notice(RESTART_NOTICE)
+                    log.info("restarting an interrupted query", attempt=attempt)
+                reconciler = self._reconciler(request)
+                try:
+                    status = await reconciler.resolve(
+                        request, sink, cancel=cancel, attempt=attempt, raise_transient=True
+                    )
+                except TransientResolutionError as exc:
+                    delay = exc.retry_after if isinstance(exc, ModelUnavailableError) else None
+                    raise TransientError(str(exc), delay=delay) from exc
+                log.info("query resolved", phase=status.phase, attempt=attempt)
+        finally:
+            await sink.close()
+
+    def _reconciler(self, request: QueryRequest) -> QueryReconciler:
+        # Cheap: it only holds references to the shared model client, HTTP session and store.
+        # One per resolution because the JetStream memory factory is bound to the request
+        # (its tenant and message ids).
+        memory: MemoryFactory | None = None
+        if self._memory.backend == "jetstream":
+            memory = JetStreamMemory(
+                self._bus, self._publisher, request, read_timeout=self._memory.read_timeout
+            )
+        return QueryReconciler(
+            self._store,
+            models=self._models,
+            memory=memory,
+            http=self._http,
+            reconciler_id=self._reconciler_id,
+        )
+
+    def _sink(self, request: QueryRequest, attempt: int, ledger: Ledger) -> JetStreamSink:
+        return JetStreamSink(
+            self._publisher,
+            request,
+            attempt=attempt,
+            chunk_offset=ledger.last_chunk_seq,
+            streaming=self._streaming,
+        )
+
+    # -- endings the service reports itself -----------------------------------------------------
+
+    async def _end(
+        self, request: QueryRequest, sink: JetStreamSink, ending: Ending, attempt: int
+    ) -> None:
+        """Report ``ending`` as the resolver would: event, terminal status, final chunk."""
+        await sink.event(ending_event(request, ending))
+        update = ending_update(
+            request, ending, attempt=attempt, seq=1, reconciler=self._reconciler_id
+        )
+        await sink.status(update)
+        await sink.chunk(final_chunk(request, update.status, seq=1))
+
+    async def _complete_stream(self, request: QueryRequest, ledger: Ledger) -> None:
+        """The query already has its terminal status: at most publish the missing final chunk."""
+        assert ledger.terminal is not None
+        if ledger.final_chunk:
+            log.info("already finished; nothing to do", phase=ledger.terminal.phase)
+            return
+        log.warning(
+            "terminal status found without its final chunk; publishing it",
+            phase=ledger.terminal.phase,
+        )
+        sink = self._sink(request, ledger.terminal.attempt, ledger)
+        try:
+            await sink.chunk(final_chunk(request, ledger.terminal.status, seq=1))
+        finally:
+            await sink.close()
+
+    # -- dead letters ---------------------------------------------------------------------------
+
+    async def on_dead_letter(self, notice: DeadLetterNotice) -> None:
+        request = notice.message if isinstance(notice.message, QueryRequest) else None
+        if request is None:
+            request = recover_request(notice.letter)
+        if request is None:
+            log.error(
+                "dead-lettered work names no recoverable query; its stream cannot be ended",
+                subject=notice.letter.subject,
+                dlq=notice.dlq_subject,
+                reason=notice.letter.reason,
+            )
+            return
+        try:
+            _check_identity(request, _subject_tenant(notice.letter.subject))
+        except PermanentError as exc:
+            log.error("dead-lettered work cannot be ended", reason=str(exc))
+            return
+        with bound_context(query_id=request.query_id, query=request.name):
+            ledger = await self._ledger.read(request.tenant, request.query_id, request.generation)
+            if ledger.superseded:
+                return
+            if ledger.terminal is not None:
+                await self._complete_stream(request, ledger)
+                return
+            attempt = ledger.next_attempt(notice.letter.deliveries)
+            message = f"The query could not be processed: {notice.letter.reason}"
+            log.warning("ending a dead-lettered query", cause=notice.cause.value, reason=message)
+            sink = self._sink(request, attempt, ledger)
+            try:
+                await self._end(request, sink, error_ending(message), attempt)
+            finally:
+                await sink.close()
+
+
+def _subject_tenant(subject: str) -> str:
+    try:
+        return subjects.parse(subject).tenant
+    except SubjectError:
+        return ""  # matches no tenant: the work cannot be attributed, so nothing is reported
+
+
+def _check_identity(request: QueryRequest, subject_tenant: str) -> None:
+    """Refuse work whose ids cannot name subjects, or that names another tenant than the
+    subject it arrived on: publishing into another tenant's subjects would break isolation."""
+    try:
+        subjects.validate_token(request.tenant, "tenant")
+        subjects.validate_token(request.query_id, "query id")
+    except SubjectError as exc:
+        raise PermanentError(f"unusable QueryRequest: {exc}") from exc
+    if request.tenant != subject_tenant:
+        raise PermanentError(
+            f"QueryRequest for tenant {request.tenant!r} arrived on tenant {subject_tenant!r}'s "
+            "work subject; refusing to report into another tenant's subjects"
+        )
+
+
+def _span_attributes(request: QueryRequest, delivery: int) -> dict[str, str | int]:
+    return {
+        "ark.query.id": request.query_id,
+        "ark.query.name": request.name,
+        "ark.query.namespace": request.namespace,
+        "ark.tenant": request.tenant,
+        "ark.query.generation": request.generation,
+        "messaging.message.delivery_count": delivery,
+    }

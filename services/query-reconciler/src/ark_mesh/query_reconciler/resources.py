@@ -1,0 +1,95 @@
+"""Where the resolver reads Agents, Models, Teams…: a Kubernetes watch cache, or manifests.
+
+Both satisfy the resolver's ``ResourceStore`` port; the service only needs to open one, ask
+whether it is ready, and close it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ark_mesh.contracts import Resource
+from ark_mesh.kube import KubeClient, ResourceCache
+from ark_mesh.query_reconciler.config import ResourcesConfig
+from ark_mesh.query_reconciler.errors import ResourceSourceError
+from ark_mesh.resolver import RESOLVER_KINDS, InMemoryResourceStore, ResourceStore
+from ark_mesh.telemetry import get_logger
+
+__all__ = ["ResourceSource", "open_resources"]
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ResourceSource:
+    """An opened resource store with its readiness and its cleanup."""
+
+    store: ResourceStore
+    description: str
+    _cache: ResourceCache | None = None
+    _client: KubeClient | None = None
+    _preloaded: tuple[type[Resource], ...] = field(default_factory=tuple)
+
+    def ready(self) -> bool:
+        """Manifests are ready once loaded; a cache once every preloaded kind is synced and
+        none of their watches has failed."""
+        if self._cache is None:
+            return True
+        return all(self._cache.failure(kind) is None for kind in self._preloaded)
+
+    async def close(self) -> None:
+        if self._cache is not None:
+            await self._cache.stop()
+        if self._client is not None:
+            await self._client.close()
+
+
+def _kinds(names: tuple[str, ...]) -> tuple[type[Resource], ...]:
+    unknown = [name for name in names if name not in RESOLVER_KINDS]
+    if unknown:
+        raise ResourceSourceError(
+            f"resources.preload: unknown kind(s) {unknown}; known: {sorted(RESOLVER_KINDS)}"
+        )
+    return tuple(RESOLVER_KINDS[name] for name in names)
+
+
+def _load_manifests(config: ResourcesConfig) -> ResourceSource:
+    if not config.manifests:
+        raise ResourceSourceError(
+            "resources.source is 'manifests' but resources.manifests names no file or directory"
+        )
+    path = Path(config.manifests)
+    if not path.exists():
+        raise ResourceSourceError(f"resources.manifests: {path} does not exist")
+    store = InMemoryResourceStore.from_path(path, namespace=config.default_namespace)
+    for skipped in store.skipped:
+        log.info("manifest skipped (not a kind the resolver reads)", document=skipped)
+    return ResourceSource(store=store, description=f"manifests at {path}")
+
+
+async def open_resources(config: ResourcesConfig) -> ResourceSource:
+    """Open the configured source; a cluster cache has synced its preloaded kinds on return."""
+    if config.source == "manifests":
+        # Reading files blocks; at start-up nothing else runs yet, but keep the loop free.
+        return await asyncio.to_thread(_load_manifests, config)
+    kinds = _kinds(config.preload)
+    if config.kubeconfig:
+        client = await KubeClient.from_kubeconfig(config.kubeconfig, context=config.context)
+        where = f"cluster from {config.kubeconfig}"
+    else:
+        client = KubeClient.in_cluster()
+        where = "in-cluster API server"
+    cache = ResourceCache(
+        client, namespace=config.namespace, kinds=kinds, sync_timeout=config.sync_timeout
+    )
+    try:
+        await cache.start()
+    except BaseException:
+        await cache.stop()
+        await client.close()
+        raise
+    return ResourceSource(
+        store=cache, description=where, _cache=cache, _client=client, _preloaded=kinds
+    )

@@ -1,0 +1,141 @@
+"""The query-reconciler service: wiring and lifecycle around :class:`QueryWork`.
+
+Start: connect to NATS (with backoff), provision or verify the topology, open the resource
+source (cluster cache synced, or manifests loaded), bind the worker to the shared durable
+``query`` consumer. Readiness: NATS connected, consumer bound, resources ready. Stop (SIGTERM):
+the worker stops pulling, lets running queries finish within the grace period and hands the
+rest back to other replicas, then everything is flushed and closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import aiohttp
+import msgspec
+
+from ark_mesh.bus import Bus, Publisher, Topology, Worker, WorkerSettings
+from ark_mesh.contracts import QueryRequest
+from ark_mesh.query_reconciler.config import SERVICE_NAME, QueryReconcilerConfig
+from ark_mesh.query_reconciler.handler import QueryWork
+from ark_mesh.query_reconciler.resources import ResourceSource, open_resources
+from ark_mesh.resolver import OpenAIModelClient
+from ark_mesh.service import HealthServer
+from ark_mesh.telemetry import MessagingTelemetry, get_logger
+
+__all__ = ["QueryReconcilerService"]
+
+log = get_logger(__name__)
+
+
+class QueryReconcilerService:
+    """Implements :class:`ark_mesh.service.Service`; run it with :func:`ark_mesh.service.run_service`."""
+
+    name = SERVICE_NAME
+
+    def __init__(
+        self, config: QueryReconcilerConfig, *, telemetry: MessagingTelemetry | None = None
+    ) -> None:
+        self.config = config
+        self.telemetry = telemetry or MessagingTelemetry.from_globals()
+        self.bus: Bus | None = None
+        self.publisher: Publisher | None = None
+        self.resources: ResourceSource | None = None
+        self.worker: Worker[QueryRequest] | None = None
+        self.work: QueryWork | None = None
+        self._models: OpenAIModelClient | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    # -- readiness ------------------------------------------------------------------------------
+
+    def _nats_ready(self) -> bool:
+        return self.bus is not None and self.bus.ready
+
+    def _consumer_bound(self) -> bool:
+        return self.worker is not None and self.worker.running
+
+    def _resources_ready(self) -> bool:
+        return self.resources is not None and self.resources.ready()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self, health: HealthServer) -> None:
+        # Registered first: the probe server is already up, and a probe must not pass while
+        # the service is still starting.
+        health.add_check("nats", self._nats_ready)
+        health.add_check("consumer", self._consumer_bound)
+        health.add_check("resources", self._resources_ready)
+        try:
+            await self._start()
+        except BaseException:
+            await self._close()
+            raise
+
+    async def _start(self) -> None:
+        config = self.config
+        self.bus = bus = await Bus.connect(config.bus.connection)
+        topology = Topology(config.bus.topology)
+        if config.provision:
+            await topology.provision(bus)
+        binding = topology.work_binding("query", config.tenant)
+        self.resources = await open_resources(config.resources)
+        self.publisher = await Publisher.create(bus, telemetry=self.telemetry)
+        self._models = OpenAIModelClient(
+            max_retries=config.models.max_retries, timeout=config.models.timeout
+        )
+        self._http = aiohttp.ClientSession()
+        self.work = QueryWork(
+            bus,
+            self.publisher,
+            self.resources.store,
+            models=self._models,
+            http=self._http,
+            reconciler_id=config.identity(),
+            memory=config.memory,
+            streaming=config.streaming,
+            tracer=self.telemetry.tracer,
+        )
+        self.worker = Worker.for_type(
+            bus,
+            binding,
+            QueryRequest,
+            self.work.handle,
+            settings=_worker_settings(config.bus.worker),
+            publisher=self.publisher,
+            on_dead_letter=self.work.on_dead_letter,
+            telemetry=self.telemetry,
+        )
+        await self.worker.start()
+        log.info(
+            "query reconciler ready",
+            stream=binding.stream,
+            consumer=binding.durable,
+            tenant=config.tenant,
+            resources=self.resources.description,
+            memory=config.memory.backend,
+            reconciler=config.identity(),
+        )
+
+    async def stop(self, grace: float) -> None:
+        if self.worker is not None:
+            await self.worker.stop(grace)
+        await self._close()
+
+    async def _close(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.close()
+        if self.resources is not None:
+            await self.resources.close()
+        if self._http is not None:
+            await self._http.close()
+        if self._models is not None:
+            await self._models.aclose()
+        if self.bus is not None:
+            with contextlib.suppress(Exception):
+                await self.bus.close()
+
+
+def _worker_settings(settings: WorkerSettings) -> WorkerSettings:
+    if settings.service:
+        return settings
+    return msgspec.structs.replace(settings, service=SERVICE_NAME)

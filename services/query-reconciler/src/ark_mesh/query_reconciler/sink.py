@@ -1,0 +1,168 @@
+"""The resolver's :class:`~ark_mesh.resolver.ResolutionSink` on JetStream, for one attempt.
+
+Where each report goes (ARCHITECTURE §4)::
+
+    chunk   → ark.<tenant>.query.<id>.chunk    windowed publish (optionally coalesced)
+    event   → ark.<tenant>.query.<id>.event    windowed publish
+    status  → ark.<tenant>.query.<id>.status   awaited publish (a status must not be lost)
+    final   → ark.<tenant>.query.<id>.chunk    awaited publish, after the terminal status
+
+Why it is more than a forwarder:
+
+* **Chunk numbering survives redelivery.** The resolver numbers chunks from 1 in every run; the
+  sink adds the ``seq`` of the last chunk an earlier attempt published (from the
+  :class:`~ark_mesh.query_reconciler.ledger.Ledger`), so ``seq`` stays strictly increasing per
+  query and readers drop duplicates by it.
+* **Deterministic message ids.** Every message carries a ``Nats-Msg-Id`` derived from the query,
+  its generation and its position; the terminal status and the final chunk in particular get
+  ``<uid>:<generation>:terminal`` and ``<uid>:<generation>:final``, the same in every replica and
+  every attempt, so JetStream's duplicate window drops a racing second copy.
+* **Order.** Buffered chunks are flushed before any status update, so a reader never sees a
+  status (or the final chunk) overtake the tokens that preceded it. Chunks are sent in order on
+  one connection; the final chunk is awaited, so it is stored before the work is acked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import msgspec
+
+from ark_mesh.bus import ChunkCoalescer, Publisher
+from ark_mesh.contracts import (
+    ArkChunkMetadata,
+    Chunk,
+    ChunkChoice,
+    ChunkDelta,
+    QueryEvent,
+    QueryRequest,
+    StatusUpdate,
+    subjects,
+)
+from ark_mesh.query_reconciler.config import StreamingConfig
+from ark_mesh.resolver.context import SYSTEM_CHUNK_ID
+
+__all__ = [
+    "JetStreamSink",
+    "chunk_msg_id",
+    "final_chunk_msg_id",
+    "status_msg_id",
+    "terminal_msg_id",
+]
+
+
+def terminal_msg_id(query_id: str, generation: int) -> str:
+    return f"{query_id}:{generation}:terminal"
+
+
+def final_chunk_msg_id(query_id: str, generation: int) -> str:
+    return f"{query_id}:{generation}:final"
+
+
+def status_msg_id(update: StatusUpdate) -> str:
+    if update.terminal:
+        return terminal_msg_id(update.query_id, update.generation)
+    return f"{update.query_id}:{update.generation}:status:{update.attempt}:{update.seq}"
+
+
+def chunk_msg_id(query_id: str, generation: int, seq: int) -> str:
+    return f"{query_id}:{generation}:chunk:{seq}"
+
+
+class JetStreamSink:
+    """Publishes one attempt of one query. ``chunk_offset`` is the last ``seq`` already on the
+    query's chunk subject; call :meth:`close` when the attempt ends (flushes coalesced chunks)."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        request: QueryRequest,
+        *,
+        attempt: int,
+        chunk_offset: int = 0,
+        streaming: StreamingConfig | None = None,
+    ) -> None:
+        self._publisher = publisher
+        self._request = request
+        self._attempt = attempt
+        self._offset = chunk_offset
+        self._chunk_subject = subjects.query_chunk(request.tenant, request.query_id)
+        self._event_subject = subjects.query_event(request.tenant, request.query_id)
+        self._status_subject = subjects.query_status(request.tenant, request.query_id)
+        self._events = itertools.count(1)
+        self.last_seq = chunk_offset
+        self.terminal: StatusUpdate | None = None
+        self.final_published = False
+        settings = streaming or StreamingConfig()
+        self._coalescer: ChunkCoalescer | None = None
+        if settings.coalesce:
+            self._coalescer = ChunkCoalescer(
+                publisher,
+                max_delay=settings.coalesce_delay,
+                max_bytes=settings.coalesce_bytes,
+                msg_id=self._chunk_id,
+            )
+
+    def _chunk_id(self, chunk: Chunk) -> str:
+        return chunk_msg_id(self._request.query_id, self._request.generation, chunk.seq)
+
+    async def chunk(self, chunk: Chunk) -> None:
+        seq = self._offset + chunk.seq
+        self.last_seq = seq
+        numbered = msgspec.structs.replace(chunk, seq=seq)
+        if chunk.is_final:
+            await self._flush_chunks()
+            await self._publisher.publish(
+                self._chunk_subject,
+                numbered,
+                msg_id=final_chunk_msg_id(self._request.query_id, self._request.generation),
+            )
+            self.final_published = True
+        elif self._coalescer is not None:
+            await self._coalescer.add(self._chunk_subject, numbered)
+        else:
+            await self._publisher.publish_nowait(
+                self._chunk_subject, numbered, msg_id=self._chunk_id(numbered)
+            )
+
+    async def notice(self, text: str) -> None:
+        """A system chunk of the service's own (Ark's ``ark.systemMessage`` form), numbered
+        after everything already published; the resolver's chunks follow it."""
+        request = self._request
+        await self.chunk(
+            Chunk(
+                id=SYSTEM_CHUNK_ID,
+                created=int(time.time()),
+                model="",
+                choices=[ChunkChoice(delta=ChunkDelta(role="system", content=text))],
+                ark=ArkChunkMetadata(
+                    query=request.query_id,
+                    session=request.spec.session_id or request.query_id,
+                    system_message=text,
+                ),
+                seq=1,
+            )
+        )
+        self._offset += 1
+
+    async def event(self, event: QueryEvent) -> None:
+        msg_id = (
+            f"{self._request.query_id}:{self._request.generation}:event:"
+            f"{self._attempt}:{next(self._events)}"
+        )
+        await self._publisher.publish_nowait(self._event_subject, event, msg_id=msg_id)
+
+    async def status(self, update: StatusUpdate) -> None:
+        await self._flush_chunks()
+        await self._publisher.publish(self._status_subject, update, msg_id=status_msg_id(update))
+        if update.terminal:
+            self.terminal = update
+
+    async def _flush_chunks(self) -> None:
+        if self._coalescer is not None:
+            await self._coalescer.flush(self._chunk_subject)
+
+    async def close(self) -> None:
+        if self._coalescer is not None:
+            await self._coalescer.close()

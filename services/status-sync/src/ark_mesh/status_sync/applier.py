@@ -1,0 +1,174 @@
+"""Applying one StatusUpdate to its Query CR: status subresource only, in order, exactly once.
+
+Per update: read the Query, check it is *the* query of the update (``metadata.uid`` equals
+``queryId``: a Query deleted and created again under the same name is another query), decide
+with :func:`~ark_mesh.status_sync.ordering.decide`, and merge-patch ``/status`` with the
+read's ``resourceVersion`` as a precondition. Another replica (or the controller) writing in
+between makes the patch fail with 409; the whole read-compare-write then runs again on the
+fresh object, so two replicas can never interleave a stale decision with a newer write — and
+because a resourceVersion is never reused, the precondition also pins the uid that was checked.
+
+Why not :class:`ark_mesh.kube.StatusWriter`: it re-reads the object inside its own retry loop
+and offers no hook to run the caller's checks against that read, so the order and uid checks
+would not be bound to the resourceVersion it writes against. This module keeps the writer's
+discipline (``/status`` merge patch only, resourceVersion precondition, ``retry_transient`` on
+409/429/5xx, nothing sent when nothing changes, a terminal phase never left) with the checks
+inside the loop.
+
+Outcomes for the bus: written or skipped → ack; transient API failures after the retries →
+:class:`~ark_mesh.bus.TransientError` (redelivery); permanent ones →
+:class:`~ark_mesh.bus.PermanentError` (dead letter with the reason). A Query that does not exist
+(deleted meanwhile, or a broker-mode query without a resource) is skipped with a log line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from ark_mesh.bus import MessageContext, PermanentError, TransientError
+from ark_mesh.contracts import Query, StatusUpdate
+from ark_mesh.kube import (
+    ApiResource,
+    EventRecorder,
+    KubeClient,
+    NotFoundError,
+    ObjectReference,
+    PermanentKubeError,
+    RetryPolicy,
+    TooManyRequestsError,
+    TransientKubeError,
+    merge_patch,
+    retry_transient,
+)
+from ark_mesh.status_sync.ordering import decide
+from ark_mesh.status_sync.transitions import transition
+from ark_mesh.telemetry import bound_context, get_logger
+
+__all__ = ["Applied", "NewestLookup", "StatusApplier"]
+
+log = get_logger(__name__)
+
+QUERIES: Final = ApiResource.of(Query)
+
+NewestLookup = Callable[[StatusUpdate], Awaitable[StatusUpdate | None]]
+"""Finds the newest update published for the update's query (the last on its subject)."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What happened to one update: written, or skipped and why."""
+
+    written: bool
+    reason: str = ""
+    previous_phase: str | None = None
+
+
+class StatusApplier:
+    """Writes updates to Query status; ``handle`` is the bus worker's handler."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        events: EventRecorder | None = None,
+        newest: NewestLookup | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._client = client
+        self._events = events
+        self._newest = newest
+        self._retry = retry or RetryPolicy()
+        self.api_reachable = True
+        """False while the last API call failed for lack of an answer (readiness)."""
+
+    async def handle(self, update: StatusUpdate, context: MessageContext) -> None:
+        with bound_context(
+            query_id=update.query_id,
+            query=update.name,
+            namespace=update.namespace,
+            phase=update.phase,
+            attempt=update.attempt,
+            seq=update.seq,
+        ):
+            try:
+                result = await self.apply(update)
+            except TransientKubeError as exc:
+                delay = exc.retry_after if isinstance(exc, TooManyRequestsError) else None
+                raise TransientError(
+                    f"Query status write failed: {exc.message}", delay=delay
+                ) from exc
+            except PermanentKubeError as exc:
+                raise PermanentError(
+                    f"cannot write the status of Query {update.namespace}/{update.name}: "
+                    f"{exc.message}"
+                ) from exc
+            if result.written:
+                log.info("query status written", previous_phase=result.previous_phase)
+            else:
+                log.info("status update skipped", why=result.reason)
+
+    async def apply(self, update: StatusUpdate) -> Applied:
+        if not update.name or not update.namespace:
+            return Applied(False, "the update names no Query (no name or namespace)")
+        newest = await self._newest(update) if self._newest is not None else None
+        patch = msgspec.to_builtins(update.status)
+
+        async def attempt() -> Applied:
+            try:
+                current = await self._client.get_object(QUERIES, update.namespace, update.name)
+            except NotFoundError:
+                return Applied(False, "no such Query (deleted, or a query without a resource)")
+            metadata: dict[str, Any] = current.get("metadata") or {}
+            if metadata.get("uid") != update.query_id:
+                return Applied(
+                    False,
+                    f"the Query of this name has uid {metadata.get('uid')!r}, not the update's "
+                    f"{update.query_id!r} (deleted and created again)",
+                )
+            before: dict[str, Any] = current.get("status") or {}
+            verdict = decide(update, before, newest=newest)
+            if not verdict.apply:
+                return Applied(False, verdict.reason, before.get("phase"))
+            if merge_patch(before, patch) == before:
+                return Applied(False, "nothing would change", before.get("phase"))
+            body = {
+                # A precondition, not a change: 409 if the Query moved since it was read.
+                "metadata": {"resourceVersion": metadata["resourceVersion"]},
+                "status": patch,
+            }
+            await self._client.patch_object(
+                QUERIES, update.namespace, update.name, body, subresource="status"
+            )
+            return Applied(True, previous_phase=before.get("phase"))
+
+        def on_retry(exc: TransientKubeError, attempt_number: int) -> None:
+            log.info(
+                "status write retried", attempt=attempt_number, code=exc.code, error=exc.message
+            )
+
+        try:
+            result = await retry_transient(attempt, self._retry, on_retry=on_retry)
+        except TransientKubeError as exc:
+            self.api_reachable = exc.code is not None
+            raise
+        self.api_reachable = True
+        if result.written:
+            await self._record(update, result.previous_phase)
+        return result
+
+    async def _record(self, update: StatusUpdate, previous_phase: str | None) -> None:
+        if self._events is None:
+            return
+        event = transition(update, previous_phase)
+        reference = ObjectReference(
+            api_version=QUERIES.api_version,
+            kind=QUERIES.kind,
+            namespace=update.namespace,
+            name=update.name,
+            uid=update.query_id,
+        )
+        await self._events.record(reference, event.reason, event.note, type=event.type)
