@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -117,3 +119,43 @@ async def test_missing_object_is_not_retried(kube: KubeClient, kube_emulator: Ku
     with pytest.raises(NotFoundError):
         await StatusWriter(kube, retry=FAST).write(Query, "default", "absent", {"phase": "done"})
     assert kube_emulator.log.count(verb="get", resource="queries", name="absent") == 1
+
+
+async def test_guard_sees_the_read_the_write_is_conditioned_on(
+    kube: KubeClient, kube_emulator: KubeEmulator
+) -> None:
+    created = await make_query(kube, "q-guard")
+    writer = StatusWriter(kube, retry=FAST)
+    seen: list[str | None] = []
+
+    def only_from_pending(current: Mapping[str, Any]) -> str | None:
+        phase = (current.get("status") or {}).get("phase")
+        seen.append(phase)
+        return None if phase in (None, "pending") else f"already {phase}"
+
+    await writer.write(Query, "default", "q-guard", {"phase": "pending"})
+    # The patch conflicts once (as when another writer got in between): the loop re-reads and
+    # the guard judges the fresh read again before the write goes through.
+    kube_emulator.faults.fail(409, times=1, verb="patch", path="/status$")
+    queued = await writer.write(
+        Query, "default", "q-guard", {"phase": "queued"}, guard=only_from_pending
+    )
+    assert queued.written
+    assert seen == ["pending", "pending"]
+    await writer.write(Query, "default", "q-guard", {"phase": "running"})
+    result = await writer.write(
+        Query, "default", "q-guard", {"phase": "queued"}, guard=only_from_pending
+    )
+    assert result.skipped == "already running"
+    assert not result.written
+    wrong_uid = await writer.write(
+        Query,
+        "default",
+        "q-guard",
+        {"phase": "done"},
+        guard=lambda c: None if c["metadata"]["uid"] == "other" else "uid differs",
+    )
+    assert wrong_uid.skipped == "uid differs"
+    current = await kube.get(Query, "default", "q-guard")
+    assert current.status == QueryStatus(phase="running")
+    assert created.metadata.uid == current.metadata.uid

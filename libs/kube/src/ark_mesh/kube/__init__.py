@@ -44,7 +44,7 @@ from ark_mesh.kube.events import EventRecorder, ObjectReference
 from ark_mesh.kube.leader import LeaderElectionConfig, LeaderElector, LeadershipLostError
 from ark_mesh.kube.retry import Backoff, RetryPolicy, retry_transient
 from ark_mesh.kube.selectors import SelectorError, selector_matches, selector_to_query
-from ark_mesh.kube.status import StatusWrite, StatusWriter, merge_patch
+from ark_mesh.kube.status import StatusGuard, StatusWrite, StatusWriter, merge_patch
 from ark_mesh.kube.transport import ApiClientTransport, HttpResponse, Transport
 from ark_mesh.kube.watch import ResumableWatch, WatchEvent
 
@@ -81,6 +81,7 @@ __all__ = [
     "RetryPolicy",
     "SelectorError",
     "ServerError",
+    "StatusGuard",
     "StatusWrite",
     "StatusWriter",
     "TerminalPhaseError",

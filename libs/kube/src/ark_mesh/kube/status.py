@@ -21,7 +21,7 @@ Rules, each because of an invariant of the mesh:
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -33,7 +33,7 @@ from ark_mesh.kube.errors import TerminalPhaseError, TransientKubeError, Undecod
 from ark_mesh.kube.retry import RetryPolicy, retry_transient
 from ark_mesh.telemetry import get_logger
 
-__all__ = ["StatusWrite", "StatusWriter", "merge_patch"]
+__all__ = ["StatusGuard", "StatusWrite", "StatusWriter", "merge_patch"]
 
 log = get_logger(__name__)
 
@@ -54,13 +54,26 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+StatusGuard = Callable[[Mapping[str, Any]], str | None]
+"""Checks the object as read inside the write loop; a returned reason skips the write.
+
+The check runs against the very read whose ``resourceVersion`` the patch is conditioned on, so
+a caller's own rule (status-sync's update order, the uid it expects) cannot be overtaken by a
+concurrent writer: if the object moves, the patch conflicts and the guard runs again.
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class StatusWrite(Generic[T]):
-    """Outcome of one :meth:`StatusWriter.write`: the object afterwards, and whether we wrote."""
+    """Outcome of one :meth:`StatusWriter.write`: the object afterwards, and whether we wrote.
+
+    ``skipped`` is the guard's reason when a guard declined the write.
+    """
 
     object: T
     written: bool
     attempts: int
+    skipped: str | None = None
 
 
 class StatusWriter:
@@ -83,14 +96,16 @@ class StatusWriter:
         namespace: str,
         name: str,
         status: Mapping[str, Any] | msgspec.Struct,
+        *,
+        guard: StatusGuard | None = None,
     ) -> StatusWrite[R]:
         """Merge ``status`` (wire field names, or a Struct such as ``QueryStatus``) into it."""
-        result = await self.write_object(ApiResource.of(kind), namespace, name, status)
+        result = await self.write_object(ApiResource.of(kind), namespace, name, status, guard=guard)
         try:
             decoded = msgspec.convert(result.object, kind)
         except msgspec.ValidationError as exc:
             raise UndecodableError(f"{kind.KIND} {namespace}/{name}: {exc}") from exc
-        return StatusWrite(decoded, result.written, result.attempts)
+        return StatusWrite(decoded, result.written, result.attempts, result.skipped)
 
     async def write_object(
         self,
@@ -98,6 +113,8 @@ class StatusWriter:
         namespace: str,
         name: str,
         status: Mapping[str, Any] | msgspec.Struct,
+        *,
+        guard: StatusGuard | None = None,
     ) -> StatusWrite[dict[str, Any]]:
         """As :meth:`write`, for any resource with a status subresource; returns the raw object."""
         patch = msgspec.to_builtins(status) if isinstance(status, msgspec.Struct) else dict(status)
@@ -109,6 +126,10 @@ class StatusWriter:
             nonlocal attempts
             attempts += 1
             current = await self._client.get_object(resource, namespace, name)
+            if guard is not None:
+                reason = guard(current)
+                if reason is not None:
+                    return StatusWrite(current, False, attempts, reason)
             before = current.get("status") or {}
             after = merge_patch(before, patch)
             if after == before:

@@ -8,12 +8,10 @@ between makes the patch fail with 409; the whole read-compare-write then runs ag
 fresh object, so two replicas can never interleave a stale decision with a newer write — and
 because a resourceVersion is never reused, the precondition also pins the uid that was checked.
 
-Why not :class:`ark_mesh.kube.StatusWriter`: it re-reads the object inside its own retry loop
-and offers no hook to run the caller's checks against that read, so the order and uid checks
-would not be bound to the resourceVersion it writes against. This module keeps the writer's
-discipline (``/status`` merge patch only, resourceVersion precondition, ``retry_transient`` on
-409/429/5xx, nothing sent when nothing changes, a terminal phase never left) with the checks
-inside the loop.
+The write itself is :class:`ark_mesh.kube.StatusWriter`'s (``/status`` merge patch only,
+resourceVersion precondition, retries on 409/429/5xx, nothing sent when nothing changes, a
+terminal phase never left); the uid and order checks run as its ``guard``, against the same
+read the precondition pins.
 
 Outcomes for the bus: written or skipped → ack; transient API failures after the retries →
 :class:`~ark_mesh.bus.TransientError` (redelivery); permanent ones →
@@ -23,11 +21,9 @@ Outcomes for the bus: written or skipped → ack; transient API failures after t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-
-import msgspec
 
 from ark_mesh.bus import MessageContext, PermanentError, TransientError
 from ark_mesh.contracts import Query, StatusUpdate
@@ -39,10 +35,10 @@ from ark_mesh.kube import (
     ObjectReference,
     PermanentKubeError,
     RetryPolicy,
+    StatusWriter,
+    TerminalPhaseError,
     TooManyRequestsError,
     TransientKubeError,
-    merge_patch,
-    retry_transient,
 )
 from ark_mesh.status_sync.ordering import decide
 from ark_mesh.status_sync.transitions import transition
@@ -78,10 +74,9 @@ class StatusApplier:
         newest: NewestLookup | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._client = client
+        self._writer = StatusWriter(client, retry=retry)
         self._events = events
         self._newest = newest
-        self._retry = retry or RetryPolicy()
         self.api_reachable = True
         """False while the last API call failed for lack of an answer (readiness)."""
 
@@ -115,50 +110,43 @@ class StatusApplier:
         if not update.name or not update.namespace:
             return Applied(False, "the update names no Query (no name or namespace)")
         newest = await self._newest(update) if self._newest is not None else None
-        patch = msgspec.to_builtins(update.status)
+        seen: dict[str, Any] = {}
 
-        async def attempt() -> Applied:
-            try:
-                current = await self._client.get_object(QUERIES, update.namespace, update.name)
-            except NotFoundError:
-                return Applied(False, "no such Query (deleted, or a query without a resource)")
-            metadata: dict[str, Any] = current.get("metadata") or {}
+        def guard(current: Mapping[str, Any]) -> str | None:
+            metadata: Mapping[str, Any] = current.get("metadata") or {}
             if metadata.get("uid") != update.query_id:
-                return Applied(
-                    False,
+                return (
                     f"the Query of this name has uid {metadata.get('uid')!r}, not the update's "
-                    f"{update.query_id!r} (deleted and created again)",
+                    f"{update.query_id!r} (deleted and created again)"
                 )
-            before: dict[str, Any] = current.get("status") or {}
+            before: Mapping[str, Any] = current.get("status") or {}
+            seen["phase"] = before.get("phase")
             verdict = decide(update, before, newest=newest)
-            if not verdict.apply:
-                return Applied(False, verdict.reason, before.get("phase"))
-            if merge_patch(before, patch) == before:
-                return Applied(False, "nothing would change", before.get("phase"))
-            body = {
-                # A precondition, not a change: 409 if the Query moved since it was read.
-                "metadata": {"resourceVersion": metadata["resourceVersion"]},
-                "status": patch,
-            }
-            await self._client.patch_object(
-                QUERIES, update.namespace, update.name, body, subresource="status"
-            )
-            return Applied(True, previous_phase=before.get("phase"))
-
-        def on_retry(exc: TransientKubeError, attempt_number: int) -> None:
-            log.info(
-                "status write retried", attempt=attempt_number, code=exc.code, error=exc.message
-            )
+            return None if verdict.apply else verdict.reason
 
         try:
-            result = await retry_transient(attempt, self._retry, on_retry=on_retry)
+            result = await self._writer.write_object(
+                QUERIES, update.namespace, update.name, update.status, guard=guard
+            )
+        except NotFoundError:
+            self.api_reachable = True
+            return Applied(False, "no such Query (deleted, or a query without a resource)")
+        except TerminalPhaseError as exc:
+            # Another writer (the controller's cancel, a racing replica) finished it first.
+            self.api_reachable = True
+            return Applied(False, exc.message, seen.get("phase"))
         except TransientKubeError as exc:
             self.api_reachable = exc.code is not None
             raise
         self.api_reachable = True
-        if result.written:
-            await self._record(update, result.previous_phase)
-        return result
+        previous = seen.get("phase")
+        if result.skipped is not None:
+            return Applied(False, result.skipped, previous)
+        if not result.written:
+            return Applied(False, "nothing would change", previous)
+        applied = Applied(True, previous_phase=previous)
+        await self._record(update, previous)
+        return applied
 
     async def _record(self, update: StatusUpdate, previous_phase: str | None) -> None:
         if self._events is None:
