@@ -8,9 +8,10 @@ SERVICE_PACKAGES := ark_mesh.controller ark_mesh.query_reconciler ark_mesh.respo
 	ark_mesh.embeddings_reconciler ark_mesh.status_sync ark_mesh.broker
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap tools sync lint format typecheck test pytest schemas
+.PHONY: help bootstrap tools sync lint format typecheck test pytest schemas run
 
 help:
+	@echo "make run      start the whole mesh locally (NATS, K8s API emulator, fake model, services), run a query"
 	@echo "make test     install what is missing, then lint, type-check and run every test"
 	@echo "make schemas  regenerate proto-schemas/ and the CRDs in helm/ark-mesh/crds/"
 	@echo "make format   apply ruff's formatting and import order"
@@ -48,6 +49,11 @@ pytest:
 	$(UV) run pytest $(PYTEST_ARGS)
 
 test: bootstrap lint typecheck pytest
+
+# RUN_ARGS="--preset simple --once" etc.; see `uv run python -m ark_mesh.testing.demo --help`.
+RUN_ARGS ?=
+run: bootstrap
+	$(UV) run python -m ark_mesh.testing.demo $(RUN_ARGS)
 
 schemas:
 	$(UV) run python -m ark_mesh.contracts.export --schemas proto-schemas --crds helm/ark-mesh/crds

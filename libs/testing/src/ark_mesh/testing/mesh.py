@@ -32,18 +32,18 @@ Preset = Literal["simple", "scale-flexible", "scale-strict"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "simple": {
-        "defaultReconciliation": "inController",
-        "allowedModes": ["inController"],
+        "default_reconciliation": "inController",
+        "allowed_modes": ["inController"],
         "services": ("controller",),
     },
     "scale-flexible": {
-        "defaultReconciliation": "standalone",
-        "allowedModes": ["inController", "standalone"],
+        "default_reconciliation": "standalone",
+        "allowed_modes": ["inController", "standalone"],
         "services": ("controller", "query-reconciler", "status-sync"),
     },
     "scale-strict": {
-        "defaultReconciliation": "standalone",
-        "allowedModes": ["standalone", "broker"],
+        "default_reconciliation": "standalone",
+        "allowed_modes": ["standalone", "broker"],
         "services": ("controller", "query-reconciler", "status-sync"),
     },
 }
@@ -128,15 +128,23 @@ class LocalMesh:
             await client.create(ark_objects.agent("assistant", self.namespace))
 
     def service_config(self, name: str) -> dict[str, Any]:
+        """The config file a service gets: the same bus block for all (they all provision)."""
         preset = PRESETS[self.preset]
-        config: dict[str, Any] = {"kubernetes": {"kubeconfig": str(self.kubeconfig)}}
+        kubeconfig = str(self.kubeconfig)
+        config: dict[str, Any] = {}
         if self.nats is not None:
-            config["nats"] = {"connection": {"servers": [self.nats.url]}}
+            config["bus"] = {"connection": {"servers": [self.nats.url]}}
         if name == "controller":
+            config["kubernetes"] = {"kubeconfig": kubeconfig}
             config["reconciliation"] = {
-                "defaultReconciliation": preset["defaultReconciliation"],
-                "allowedModes": preset["allowedModes"],
+                "default_reconciliation": preset["default_reconciliation"],
+                "allowed_modes": preset["allowed_modes"],
             }
+        elif name == "query-reconciler":
+            config["resources"] = {"source": "kubernetes", "kubeconfig": kubeconfig}
+            config["memory"] = {"backend": "jetstream"}
+        elif name == "status-sync":
+            config["kubernetes"] = {"kubeconfig": kubeconfig}
         return _merge(config, self.overrides.get(name, {}))
 
     async def start_service(self, name: str) -> ServiceProcess:

@@ -1,6 +1,6 @@
 """The controller's configuration (one file from Helm values, plus ``ARK_MESH__…`` overrides).
 
-``nats`` absent means the **simple** preset: the controller never connects to NATS and resolves
+``bus`` absent means the **simple** preset: the controller never connects to NATS and resolves
 every query in-process, exactly like Ark today. The presets of the Helm chart only set these
 fields; nothing in the code knows preset names.
 """
@@ -23,29 +23,33 @@ __all__ = [
 ]
 
 
-class ReconciliationConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
-    """``defaultReconciliation`` for Direct queries and the modes a query may ask for."""
+class ReconciliationConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """``default_reconciliation`` for Direct queries and the modes a query may ask for.
+
+    These are the system configuration's ``defaultReconciliation`` and ``allowedModes``
+    (Helm values ``reconciliation.*``); config files use snake_case like every other service.
+    """
 
     default_reconciliation: ReconciliationMode = "inController"
     allowed_modes: tuple[ReconciliationMode, ...] = ("inController",)
 
 
-class SchedulerConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
-    """``maxConcurrentQueries`` caps in-controller resolutions (0 = unbounded, Ark's default);
-    ``maxConcurrentReconciles`` is how many Query keys reconcile at once (Ark #2609)."""
+class SchedulerConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """``max_concurrent_queries`` caps in-controller resolutions (0 = unbounded, Ark's default);
+    ``max_concurrent_reconciles`` is how many Query keys reconcile at once (Ark #2609)."""
 
     max_concurrent_queries: int = 0
     max_concurrent_reconciles: int = 10
 
 
-class KubernetesConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+class KubernetesConfig(msgspec.Struct, kw_only=True, frozen=True):
     """``kubeconfig`` unset means in-cluster; ``namespace`` unset watches every namespace."""
 
     kubeconfig: str | None = None
     namespace: str | None = None
 
 
-class LeaderElectionSettings(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+class LeaderElectionSettings(msgspec.Struct, kw_only=True, frozen=True):
     enabled: bool = False
     lease_name: str = "ark-mesh-controller"
     lease_namespace: str = "default"
@@ -55,18 +59,18 @@ class LeaderElectionSettings(msgspec.Struct, rename="camel", kw_only=True, froze
     retry_period: float = 2.0
 
 
-class HealthConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+class HealthConfig(msgspec.Struct, kw_only=True, frozen=True):
     host: str = "0.0.0.0"
     port: int = 8081
 
 
-class ControllerConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+class ControllerConfig(msgspec.Struct, kw_only=True, frozen=True):
     reconciliation: ReconciliationConfig = ReconciliationConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
     health: HealthConfig = HealthConfig()
-    nats: BusConfig | None = None
+    bus: BusConfig | None = None
     default_query_ttl: str = "720h"
     """Ark's webhook fallback for ``spec.ttl``, counted from completion."""
 
@@ -75,11 +79,11 @@ class ControllerConfig(msgspec.Struct, rename="camel", kw_only=True, frozen=True
         modes = self.reconciliation
         if modes.default_reconciliation not in modes.allowed_modes:
             raise ConfigError(
-                f"reconciliation.defaultReconciliation {modes.default_reconciliation!r} is not "
-                f"in reconciliation.allowedModes {list(modes.allowed_modes)}"
+                f"reconciliation.default_reconciliation {modes.default_reconciliation!r} is not "
+                f"in reconciliation.allowed_modes {list(modes.allowed_modes)}"
             )
-        if "standalone" in modes.allowed_modes and self.nats is None:
+        if "standalone" in modes.allowed_modes and self.bus is None:
             raise ConfigError(
-                "reconciliation.allowedModes includes 'standalone' but no 'nats' section is "
+                "reconciliation.allowed_modes includes 'standalone' but no 'bus' section is "
                 "configured (the simple preset allows only 'inController')"
             )

@@ -1,6 +1,6 @@
 """The controller process: watch Queries, reconcile them on a keyed queue, behind a Lease.
 
-Wiring only: the decisions are in :mod:`ark_mesh.controller.reconcile`. With no ``nats``
+Wiring only: the decisions are in :mod:`ark_mesh.controller.reconcile`. With no ``bus``
 section the process never imports a NATS connection into its life (the simple preset).
 """
 
@@ -145,9 +145,9 @@ class ControllerService:
 
         standalone: StandaloneDispatcher | None = None
         chunks = None
-        if cfg.nats is not None:
-            self._bus = bus = await Bus.connect(cfg.nats.connection)
-            await Topology(cfg.nats.topology).provision(bus)
+        if cfg.bus is not None:
+            self._bus = bus = await Bus.connect(cfg.bus.connection)
+            await Topology(cfg.bus.topology).provision(bus)
             self._publisher = publisher = await Publisher(bus).start()
             standalone = StandaloneDispatcher(publisher, CancelChannel(bus))
             health.add_check("nats", lambda: bus.ready)
