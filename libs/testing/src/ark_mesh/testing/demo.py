@@ -70,7 +70,7 @@ async def _stream_tokens(mesh: LocalMesh, uid: str) -> None:
 async def run(args: argparse.Namespace) -> int:
     preset: Preset = args.preset
     _say(f"starting the local mesh (preset {preset}) ...")
-    workdir = Path(args.workdir).absolute() if args.workdir else None
+    workdir: Path | None = args.workdir
     async with LocalMesh(
         preset=preset,
         workdir=workdir,
@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-url", help="a real OpenAI-compatible base URL (…/v1)")
     parser.add_argument("--api-key", help="API key for --model-url")
     parser.add_argument("--model", default="fake-model", help="model id for --model-url")
-    parser.add_argument("--workdir", help="keep configs and logs here (default: a temp dir)")
+    parser.add_argument(
+        "--workdir", type=lambda p: Path(p).absolute(), help="keep configs and logs here"
+    )
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     # The services log to their own files; this process only narrates.
