@@ -72,6 +72,8 @@ class LocalMesh:
     api_key: str | None = None
     model_id: str = "fake-model"
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    bus_settings: Mapping[str, Any] = field(default_factory=dict)
+    """Merged into every service's ``bus`` block (they must agree: each one provisions)."""
     crd_dir: Path = CHART_CRDS
 
     nats: NatsServer | None = field(default=None, init=False)
@@ -133,7 +135,8 @@ class LocalMesh:
         kubeconfig = str(self.kubeconfig)
         config: dict[str, Any] = {}
         if self.nats is not None:
-            config["bus"] = {"connection": {"servers": [self.nats.url]}}
+            bus = {"connection": {"servers": [self.nats.url]}}
+            config["bus"] = _merge(bus, self.bus_settings)
         if name == "controller":
             config["kubernetes"] = {"kubeconfig": kubeconfig}
             config["reconciliation"] = {
