@@ -51,14 +51,14 @@ SERVICE = textwrap.dedent(
         name = "demo"
         async def start(self, health):
             health.add_check("demo", lambda: True)
-            print(f"PORT {health.port}", flush=True)
+            print(f"@PORT {health.port}", flush=True)
         async def stop(self, grace):
-            print(f"STOP {grace}", flush=True)
+            print(f"@STOP {grace}", flush=True)
             await asyncio.sleep(0.05)
-            print("DRAINED", flush=True)
+            print("@DRAINED", flush=True)
 
     asyncio.run(run_service(Demo(), health=HealthServer(port=0), grace=3.0))
-    print("EXIT", flush=True)
+    print("@EXIT", flush=True)
     """
 )
 
@@ -70,8 +70,11 @@ async def test_sigterm_drains_then_exits(tmp_path: Path) -> None:
         sys.executable, str(script), stdout=asyncio.subprocess.PIPE, env=dict(os.environ)
     )
     assert process.stdout is not None
-    first = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-    assert first.startswith("PORT ")
+    # Log lines share stdout with the script's own "@" markers; read up to the port marker.
+    first = ""
+    while not first.startswith("@PORT "):
+        first = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert first, "the service exited before it was ready"
     port = int(first.split()[1])
     async with (
         aiohttp.ClientSession() as http,
@@ -79,6 +82,6 @@ async def test_sigterm_drains_then_exits(tmp_path: Path) -> None:
     ):
         assert response.status == 200
     process.send_signal(signal.SIGTERM)
-    rest = (await asyncio.wait_for(process.stdout.read(), 30)).decode().split()
+    rest = (await asyncio.wait_for(process.stdout.read(), 30)).decode().splitlines()
     assert await process.wait() == 0
-    assert rest == ["STOP", "3.0", "DRAINED", "EXIT"]
+    assert [line for line in rest if line.startswith("@")] == ["@STOP 3.0", "@DRAINED", "@EXIT"]

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 import msgspec
 
 from ark_mesh.contracts.resources import (
+    ObjectMeta,
     Query,
     QueryPhase,
     QuerySpec,
@@ -106,6 +107,21 @@ class QueryRequest(Message, tag="ark.query-request.v1", frozen=True, kw_only=Tru
     @property
     def msg_id(self) -> str:
         return f"{self.query_id}:{self.generation}"
+
+    def as_query(self, status: QueryStatus | None = None) -> Query:
+        """The Query this request stands for (with ``status``), e.g. for ``ark.completedQuery``."""
+        return Query(
+            metadata=ObjectMeta(
+                name=self.name,
+                namespace=self.namespace,
+                uid=self.query_id,
+                generation=self.generation,
+                labels=self.labels,
+                annotations=self.annotations,
+            ),
+            spec=self.spec,
+            status=status,
+        )
 
 
 class ResponsesRequest(Message, tag="ark.responses-request.v1", frozen=True, kw_only=True):

@@ -38,8 +38,6 @@ from ark_mesh.contracts import (
     Agent,
     Memory,
     Model,
-    ObjectMeta,
-    Query,
     QueryPhase,
     QueryRequest,
     QueryStatus,
@@ -463,20 +461,7 @@ class QueryReconciler:
                 event_type="Warning",
             )
         await reporter.publish(ending.phase, status)
-        await run.final_chunk(
-            Query(
-                metadata=ObjectMeta(
-                    name=request.name,
-                    namespace=request.namespace,
-                    uid=request.query_id,
-                    generation=request.generation,
-                    labels=request.labels,
-                    annotations=request.annotations,
-                ),
-                spec=request.spec,
-                status=status,
-            )
-        )
+        await run.final_chunk(request.as_query(status))
         return status
 
 

@@ -5,7 +5,8 @@ Services are thin (wiring and lifecycle); this package is that wiring, written o
 * :func:`load_config` — one YAML/JSON file plus ``ARK_MESH__…`` environment overrides, checked
   against the service's msgspec Struct;
 * :class:`HealthServer` — ``/healthz`` and ``/readyz`` with pluggable readiness checks;
-* :func:`run_service` — start, wait for SIGTERM/SIGINT, drain within a grace period.
+* :func:`run_service` — start, wait for SIGTERM/SIGINT, drain within a grace period;
+* :func:`service_main` — the ``python -m`` entry point (config, telemetry, exit codes).
 
 Errors::
 
@@ -13,6 +14,7 @@ Errors::
     └── ConfigError
 """
 
+from ark_mesh.service.cli import service_main
 from ark_mesh.service.config import ENV_PREFIX, load_config
 from ark_mesh.service.errors import ConfigError, ServiceError
 from ark_mesh.service.health import HealthServer, ReadinessCheck
@@ -27,4 +29,5 @@ __all__ = [
     "ServiceError",
     "load_config",
     "run_service",
+    "service_main",
 ]

@@ -1,26 +1,29 @@
-"""``python -m ark_mesh.controller [--config FILE]``: run the controller until SIGTERM."""
+"""``python -m ark_mesh.controller --config FILE``: run the controller until SIGTERM."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
+import sys
 
+from ark_mesh.bus import BusError
 from ark_mesh.controller.config import ControllerConfig
 from ark_mesh.controller.service import ControllerService
-from ark_mesh.service import HealthServer, load_config, run_service
-from ark_mesh.telemetry import configure_telemetry
+from ark_mesh.kube import KubeError
+from ark_mesh.service import service_main
+
+SERVICE_NAME = "controller"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="ark_mesh.controller", description=__doc__)
-    parser.add_argument("--config", help="configuration file (default: $ARK_MESH_CONFIG)")
-    args = parser.parse_args(argv)
-    config = load_config(ControllerConfig, args.config)
-    configure_telemetry("ark-mesh-controller")
-    service = ControllerService(config)
-    health = HealthServer(config.health.host, config.health.port)
-    asyncio.run(run_service(service, health=health))
+def main(argv: list[str] | None = None) -> int:
+    return service_main(
+        argv,
+        name=SERVICE_NAME,
+        description="Watch Query resources; resolve them in-process or dispatch them to JetStream.",
+        config_type=ControllerConfig,
+        build=ControllerService,
+        start_errors=(BusError, KubeError),
+        grace=lambda config: 25.0,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,8 +17,6 @@ from ark_mesh.contracts import (
     Chunk,
     ChunkChoice,
     ChunkDelta,
-    ObjectMeta,
-    Query,
     QueryEvent,
     QueryPhase,
     QueryRequest,
@@ -137,18 +135,7 @@ def final_chunk(
 ) -> Chunk:
     """The ``chatcmpl-final`` chunk carrying the completed query, as the resolver builds it."""
     moment = now or datetime.now(UTC)
-    completed = Query(
-        metadata=ObjectMeta(
-            name=request.name,
-            namespace=request.namespace,
-            uid=request.query_id,
-            generation=request.generation,
-            labels=request.labels,
-            annotations=request.annotations,
-        ),
-        spec=request.spec,
-        status=status,
-    )
+    completed = request.as_query(status)
     return Chunk(
         id=FINAL_CHUNK_ID,
         created=int(moment.timestamp()),

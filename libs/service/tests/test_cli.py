@@ -1,0 +1,61 @@
+"""The shared entry point: exit code 2 for configuration a restart cannot fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from ark_mesh.service import ConfigError, HealthServer, service_main
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    health: Health = Health()
+    slots: int = 1
+
+
+class Never:
+    name = "never"
+
+    async def start(self, health: HealthServer) -> None:  # pragma: no cover - never started
+        raise AssertionError("must not start with a bad configuration")
+
+    async def stop(self, grace: float) -> None:  # pragma: no cover
+        pass
+
+
+def test_invalid_file_exits_2_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("slots: lots\n")
+    code = service_main(
+        ["--config", str(path)],
+        name="demo",
+        description="d",
+        config_type=Config,
+        build=lambda c: Never(),
+    )
+    assert code == 2
+    assert "$.slots" in capsys.readouterr().err
+
+
+def test_rule_broken_at_build_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def build(config: Config) -> Never:
+        raise ConfigError("slots must be even")
+
+    code = service_main(
+        [],
+        name="demo",
+        description="d",
+        config_type=Config,
+        build=build,
+    )
+    assert code == 2
+    assert "slots must be even" in capsys.readouterr().err
