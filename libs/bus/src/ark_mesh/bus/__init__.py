@@ -1,1 +1,96 @@
-"""NATS JetStream adapter used by every service that talks to the bus."""
+"""NATS JetStream adapter of ark-mesh: the transport every service uses.
+
+* :class:`Bus` — connection with backoff, health and drain (:mod:`.connection`).
+* :class:`Topology` — streams, consumers, KV buckets from :class:`TopologyConfig` (:mod:`.topology`).
+* :class:`Publisher` — awaited commands and a bounded window for chunks (:mod:`.publisher`);
+  :class:`ChunkCoalescer` merges token deltas (:mod:`.coalesce`).
+* :class:`Worker` — shared pull consumer, bounded slots, heartbeats, typed outcomes, DLQ,
+  graceful drain (:mod:`.worker`); handlers raise :class:`TransientError` / :class:`PermanentError`.
+* :class:`StreamReader` — replay a subject from a sequence, then follow live (:mod:`.reader`).
+* :class:`CancelChannel` / :func:`cancel_watch` — cancel via core NATS plus a KV flag (:mod:`.cancel`).
+
+The exception tree is drawn in :mod:`ark_mesh.bus.errors`.
+"""
+
+from ark_mesh.bus.cancel import CancelChannel, CancelWatch, cancel_watch
+from ark_mesh.bus.coalesce import ChunkCoalescer, can_merge, merge_chunks
+from ark_mesh.bus.config import (
+    BusConfig,
+    ConnectionSettings,
+    ConsumerSettings,
+    KeyValueSettings,
+    StreamSettings,
+    TopologyConfig,
+    WorkConsumerSettings,
+    WorkerSettings,
+)
+from ark_mesh.bus.connection import Bus, ConnectionHealth, ConnectionState
+from ark_mesh.bus.context import MessageContext
+from ark_mesh.bus.deadletter import DeadLetterCause, DeadLetterNotice
+from ark_mesh.bus.errors import (
+    BusClosedError,
+    BusError,
+    BusUnavailableError,
+    HandlerError,
+    PermanentError,
+    PublishError,
+    PublishTimeoutError,
+    TopologyConfigError,
+    TopologyConflictError,
+    TopologyError,
+    TopologyMissingError,
+    TransientError,
+)
+from ark_mesh.bus.lifecycle import shutdown_signal
+from ark_mesh.bus.publisher import PubAck, Publisher, PublisherSettings
+from ark_mesh.bus.reader import StreamEntry, StreamReader
+from ark_mesh.bus.topology import ProvisionReport, ProvisionResult, Topology, WorkBinding
+from ark_mesh.bus.worker import Handler, Worker, WorkerStats
+
+__all__ = [
+    "Bus",
+    "BusClosedError",
+    "BusConfig",
+    "BusError",
+    "BusUnavailableError",
+    "CancelChannel",
+    "CancelWatch",
+    "ChunkCoalescer",
+    "ConnectionHealth",
+    "ConnectionSettings",
+    "ConnectionState",
+    "ConsumerSettings",
+    "DeadLetterCause",
+    "DeadLetterNotice",
+    "Handler",
+    "HandlerError",
+    "KeyValueSettings",
+    "MessageContext",
+    "PermanentError",
+    "ProvisionReport",
+    "ProvisionResult",
+    "PubAck",
+    "PublishError",
+    "PublishTimeoutError",
+    "Publisher",
+    "PublisherSettings",
+    "StreamEntry",
+    "StreamReader",
+    "StreamSettings",
+    "Topology",
+    "TopologyConfig",
+    "TopologyConfigError",
+    "TopologyConflictError",
+    "TopologyError",
+    "TopologyMissingError",
+    "TransientError",
+    "WorkBinding",
+    "WorkConsumerSettings",
+    "Worker",
+    "WorkerSettings",
+    "WorkerStats",
+    "can_merge",
+    "cancel_watch",
+    "merge_chunks",
+    "shutdown_signal",
+]

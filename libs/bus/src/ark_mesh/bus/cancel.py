@@ -1,0 +1,163 @@
+"""Cancel signals that reach the worker running a query, even one that starts late.
+
+A cancel is sent two ways at once:
+
+* a **KV flag** in ``ark-cancel`` (key ``<tenant>.<queryId>``), durable, so a worker that picks
+  the query up *after* the cancel was sent (it was queued, or redelivered after a crash) sees it
+  before doing any work;
+* a **core NATS message** on ``ark.<tenant>.query.<id>.cancel``, so the worker that is already
+  running the query hears about it within a round trip, without polling.
+
+:meth:`CancelChannel.watch` subscribes *before* it reads the flag, so no cancel can fall between
+the two; after a reconnect it reads the flag again, because core messages sent while the
+connection was down are gone.
+
+Usage in a worker::
+
+    async with cancels.watch(tenant, query_id) as cancelled:
+        async with asyncio.timeout(...):
+            while not cancelled.is_set():
+                ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js.errors import KeyNotFoundError
+
+from ark_mesh.bus.connection import Bus
+from ark_mesh.contracts import (
+    SCHEMA_HEADER,
+    CancelRequest,
+    DecodeError,
+    decoder_for,
+    encode,
+    subjects,
+)
+from ark_mesh.telemetry import get_logger
+
+__all__ = ["CancelChannel", "CancelWatch", "cancel_watch"]
+
+_log = get_logger(__name__)
+_decode = decoder_for(CancelRequest)
+
+
+class CancelWatch(asyncio.Event):
+    """An :class:`asyncio.Event` set when the query is cancelled; ``request`` says by whom/why."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.request: CancelRequest | None = None
+
+    def trigger(self, request: CancelRequest | None) -> None:
+        if self.request is None:
+            self.request = request
+        self.set()
+
+
+def _key(tenant: str, query_id: str) -> str:
+    subjects.validate_token(tenant, "tenant")
+    subjects.validate_token(query_id, "query id")
+    return f"{tenant}.{query_id}"
+
+
+class CancelChannel:
+    """Send and watch cancel requests (KV flag + core NATS subject)."""
+
+    def __init__(self, bus: Bus, *, bucket: str = subjects.CANCEL_BUCKET) -> None:
+        self.bus = bus
+        self.bucket = bucket
+
+    async def request(
+        self,
+        tenant: str,
+        query_id: str,
+        *,
+        reason: str = "canceled",
+        requested_by: str | None = None,
+    ) -> CancelRequest:
+        """Raise the flag, then notify running workers. Idempotent."""
+        request = CancelRequest(
+            query_id=query_id,
+            tenant=tenant,
+            reason=reason,
+            requested_at=datetime.now(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            requested_by=requested_by,
+        )
+        body = encode(request)
+        kv = await self.bus.key_value(self.bucket)
+        await kv.put(_key(tenant, query_id), body)
+        await self.bus.nc.publish(
+            subjects.query_cancel(tenant, query_id),
+            body,
+            headers={SCHEMA_HEADER: CancelRequest.SCHEMA},
+        )
+        return request
+
+    async def get(self, tenant: str, query_id: str) -> CancelRequest | None:
+        """The cancel request for the query, if one was made (and has not expired)."""
+        kv = await self.bus.key_value(self.bucket)
+        try:
+            entry = await kv.get(_key(tenant, query_id))
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        try:
+            return _decode(entry.value)
+        except DecodeError as error:
+            # A flag we cannot read is still a flag: cancel rather than run on.
+            _log.warning(
+                "unreadable cancel flag", tenant=tenant, query_id=query_id, error=str(error)
+            )
+            return CancelRequest(
+                query_id=query_id, tenant=tenant, reason="canceled", requested_at=""
+            )
+
+    async def clear(self, tenant: str, query_id: str) -> None:
+        """Remove the flag (e.g. when the query is deleted); the bucket TTL also expires it."""
+        kv = await self.bus.key_value(self.bucket)
+        with contextlib.suppress(KeyNotFoundError):
+            await kv.purge(_key(tenant, query_id))
+
+    @contextlib.asynccontextmanager
+    async def watch(self, tenant: str, query_id: str) -> AsyncIterator[CancelWatch]:
+        """Yield an event that is set as soon as the query is (or already was) cancelled."""
+        watch = CancelWatch()
+
+        async def on_message(msg: Msg) -> None:
+            try:
+                watch.trigger(_decode(msg.data))
+            except DecodeError:
+                watch.trigger(None)
+
+        async def recheck() -> None:
+            if not watch.is_set():
+                found = await self.get(tenant, query_id)
+                if found is not None:
+                    watch.trigger(found)
+
+        sub = await self.bus.nc.subscribe(subjects.query_cancel(tenant, query_id), cb=on_message)
+        unregister = self.bus.on_reconnect(recheck)
+        try:
+            await recheck()
+            yield watch
+        finally:
+            unregister()
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
+
+def cancel_watch(
+    bus: Bus, tenant: str, query_id: str
+) -> contextlib.AbstractAsyncContextManager[CancelWatch]:
+    """Shorthand for ``CancelChannel(bus).watch(tenant, query_id)``."""
+    return CancelChannel(bus).watch(tenant, query_id)

@@ -1,0 +1,186 @@
+"""Typed settings of the bus: connection, topology (streams, consumers, KV) and workers.
+
+All Structs are frozen msgspec Structs, so a service can decode them straight from its
+configuration file (``msgspec.convert(values, BusConfig)``) and get a clear error naming the
+field when a value has the wrong type. Durations are seconds (floats).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from ark_mesh.contracts import subjects
+
+__all__ = [
+    "BusConfig",
+    "ConnectionSettings",
+    "ConsumerSettings",
+    "KeyValueSettings",
+    "StorageKind",
+    "StreamSettings",
+    "TopologyConfig",
+    "WorkConsumerSettings",
+    "WorkerSettings",
+]
+
+StorageKind = Literal["file", "memory"]
+
+_HOUR = 3600.0
+_DAY = 24 * _HOUR
+
+
+class ConnectionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How to reach NATS.
+
+    ``connect_attempts`` bounds the *initial* connection (exponential backoff from
+    ``backoff_initial`` to ``backoff_max``, with jitter); once connected, a lost connection is
+    retried forever (``max_reconnect_attempts = -1``) with the same backoff, and publishes made
+    meanwhile are buffered by the client (bounded by ``reconnect_buffer_bytes``).
+    """
+
+    servers: tuple[str, ...] = ("nats://127.0.0.1:4222",)
+    name: str = "ark-mesh"
+    connect_timeout: float = 2.0
+    connect_attempts: int = 5
+    backoff_initial: float = 0.1
+    backoff_max: float = 5.0
+    max_reconnect_attempts: int = -1
+    reconnect_buffer_bytes: int = 8 * 1024 * 1024
+    ping_interval: float = 20.0
+    max_outstanding_pings: int = 3
+    request_timeout: float = 5.0
+    drain_timeout: float = 10.0
+
+
+class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-stream knobs. ``max_age`` 0 means "keep until limits"; ``-1`` means unlimited.
+
+    ``compression`` and ``allow_msg_ttl`` need a newer server than 2.9 (2.10 / 2.11); asking for
+    them on 2.9 is reported as a conflict by the provisioner, because 2.9 accepts and ignores them.
+    """
+
+    storage: StorageKind = "file"
+    replicas: int = 1
+    max_age: float = 0.0
+    max_bytes: int = -1
+    max_msgs: int = -1
+    max_msg_size: int = -1
+    duplicate_window: float = 120.0
+    compression: Literal["s2"] | None = None
+    allow_msg_ttl: bool | None = None
+
+
+class KeyValueSettings(msgspec.Struct, frozen=True, kw_only=True):
+    storage: StorageKind = "file"
+    replicas: int = 1
+    ttl: float = 0.0
+    history: int = 1
+    max_value_size: int = -1
+
+
+class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """A durable pull consumer on one of the limits streams (e.g. status-sync on ARK_STATUS)."""
+
+    stream: str
+    durable: str
+    filter_subject: str | None = None
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    max_ack_pending: int = 1000
+    max_waiting: int = 512
+
+
+class WorkConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The durable consumer shared by all replicas of one reconciler kind.
+
+    ``max_ack_pending`` is the global cap on messages in flight for this kind across every
+    replica (e.g. concurrent LLM calls); each replica also has its own slot count
+    (:class:`WorkerSettings`). ``ack_wait`` is the redelivery timer; workers heartbeat
+    (``in_progress``) well within it while a handler runs, so it bounds the time to notice a
+    *dead* worker, not the length of a job.
+    """
+
+    kind: subjects.WorkKind
+    durable: str
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    max_ack_pending: int = 1000
+    max_waiting: int = 512
+
+
+def _default_work_consumers() -> tuple[WorkConsumerSettings, ...]:
+    return (
+        WorkConsumerSettings(kind="query", durable="query-reconciler"),
+        WorkConsumerSettings(kind="responses", durable="responses-reconciler"),
+        WorkConsumerSettings(kind="embeddings", durable="embeddings-reconciler"),
+    )
+
+
+def _default_consumers() -> tuple[ConsumerSettings, ...]:
+    return (
+        ConsumerSettings(
+            stream=subjects.ARK_STATUS, durable="status-sync", filter_subject="ark.*.query.*.status"
+        ),
+    )
+
+
+class TopologyConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Streams, consumers and KV buckets of the mesh (ARCHITECTURE §4).
+
+    ``dedicated_tenants`` get their own work stream each. Because nats-server 2.9 neither lets
+    two streams overlap nor has a way to say "every tenant except these", the shared work then
+    has to name its tenants explicitly: ``shared_tenants`` is required as soon as one tenant is
+    dedicated (see :mod:`ark_mesh.bus.topology` for the resulting layout).
+    """
+
+    work: StreamSettings = StreamSettings(duplicate_window=120.0)
+    chunks: StreamSettings = StreamSettings(max_age=_HOUR, duplicate_window=60.0)
+    events: StreamSettings = StreamSettings(max_age=7 * _DAY)
+    status: StreamSettings = StreamSettings(max_age=7 * _DAY)
+    memory: StreamSettings = StreamSettings(max_age=30 * _DAY)
+    dlq: StreamSettings = StreamSettings(max_age=14 * _DAY)
+    queries_bucket: KeyValueSettings = KeyValueSettings(ttl=7 * _DAY)
+    cancel_bucket: KeyValueSettings = KeyValueSettings(ttl=_DAY)
+    work_consumers: tuple[WorkConsumerSettings, ...] = msgspec.field(
+        default_factory=_default_work_consumers
+    )
+    consumers: tuple[ConsumerSettings, ...] = msgspec.field(default_factory=_default_consumers)
+    dedicated_tenants: tuple[str, ...] = ()
+    shared_tenants: tuple[str, ...] | None = None
+
+
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Behaviour of one worker replica.
+
+    ``slots`` is how many handlers this replica runs at once; it never asks the server for more
+    messages than it has free slots. ``pull_expires`` is how long one pull request waits on the
+    server for messages. A new request is made once ``refill_fraction`` of the slots are free,
+    or ``refill_delay`` seconds after the first slot freed up, whichever comes first (batches
+    for fast handlers, prompt refills for slow ones). ``heartbeat_interval`` defaults to a third of the consumer's AckWait.
+    Retry delays grow ``retry_delay_initial * 2 ** (delivery - 1)`` up to ``retry_delay_max``.
+    ``grace_period`` is how long a stopping worker lets running handlers finish before it naks
+    them for another replica. ``double_ack`` waits for the server to confirm each ack (NATS's
+    "exactly once" recipe) at the price of a round trip per message.
+    """
+
+    slots: int = 8
+    pull_expires: float = 5.0
+    refill_fraction: float = 0.25
+    refill_delay: float = 0.005
+    heartbeat_interval: float | None = None
+    retry_delay_initial: float = 1.0
+    retry_delay_max: float = 60.0
+    grace_period: float = 25.0
+    double_ack: bool = False
+    dead_letter_kind: str | None = None
+    service: str | None = None
+
+
+class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a service needs to configure its bus use, as one block of its config file."""
+
+    connection: ConnectionSettings = ConnectionSettings()
+    topology: TopologyConfig = TopologyConfig()
+    worker: WorkerSettings = WorkerSettings()

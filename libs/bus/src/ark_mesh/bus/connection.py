@@ -1,0 +1,295 @@
+"""One NATS connection per process, with JetStream, reconnect backoff and a health view.
+
+Why a wrapper rather than a bare ``nats.connect``:
+
+* a server that is not there yet (pods start in any order) must not crash the service on the
+  first try, but must not hang it forever either: the initial connect retries with exponential
+  backoff and then raises :class:`~ark_mesh.bus.errors.BusUnavailableError` naming the URLs;
+* after a connection loss nats-py reconnects by itself and replays subscriptions, but with a
+  fixed wait; we plug in a backoff through its ``reconnect_to_server_handler`` hook;
+* readiness probes need a cheap, honest answer (:attr:`Bus.health`), and components that keep
+  server-side state (pull requests) need to hear about reconnects (:meth:`Bus.on_reconnect`);
+* shutdown must flush acks and publishes before the socket closes (:meth:`Bus.close` drains).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Self
+
+import msgspec
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.client import Server as NatsServerEntry
+from nats.js import JetStreamContext, JetStreamManager
+from nats.js.kv import KeyValue
+
+from ark_mesh.bus.config import ConnectionSettings
+from ark_mesh.bus.errors import BusClosedError, BusUnavailableError
+from ark_mesh.telemetry import get_logger
+
+__all__ = ["Bus", "ConnectionHealth", "ConnectionState", "backoff_delay"]
+
+_log = get_logger(__name__)
+
+ReconnectListener = Callable[[], Awaitable[None] | None]
+
+
+class ConnectionState(StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    DRAINING = "draining"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class ConnectionHealth:
+    """A snapshot for readiness probes and status pages."""
+
+    state: ConnectionState
+    server: str | None
+    reconnects: int
+    last_error: str | None
+    since: float
+    """``time.monotonic()`` of the last state change."""
+
+    @property
+    def ready(self) -> bool:
+        return self.state is ConnectionState.CONNECTED
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random, capped at ``maximum``.
+
+    Jitter keeps a fleet of replicas that lost the same server from reconnecting in lockstep.
+    """
+    if attempt <= 0:
+        return 0.0
+    ceiling = min(maximum, initial * (2 ** (attempt - 1)))
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+
+
+class Bus:
+    """A connected NATS client plus its JetStream context; create with :meth:`connect`."""
+
+    def __init__(self, nc: Client, settings: ConnectionSettings) -> None:
+        self.nc = nc
+        self.settings = settings
+        self.js: JetStreamContext = nc.jetstream(timeout=settings.request_timeout)
+        self.jsm: JetStreamManager = nc.jsm(timeout=settings.request_timeout)
+        self._state = ConnectionState.CONNECTED
+        self._since = time.monotonic()
+        self._last_error: str | None = None
+        self._reconnects = 0
+        self._listeners: list[ReconnectListener] = []
+        self._kv: dict[str, KeyValue] = {}
+        self._connected = asyncio.Event()
+        self._connected.set()
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    async def connect(cls, settings: ConnectionSettings | None = None, **overrides: Any) -> Bus:
+        """Connect, retrying the first connection with backoff; raise ``BusUnavailableError``.
+
+        ``overrides`` replace fields of ``settings`` (e.g. ``servers=(url,)`` in tests).
+        """
+        base = settings or ConnectionSettings()
+        if overrides:
+            base = _replace(base, **overrides)
+        holder: list[Bus] = []
+
+        async def on_disconnected() -> None:
+            # nats-py reports the end of a drain as a disconnect too; that is not an outage.
+            if holder and not holder[0].closed:
+                holder[0]._set_state(ConnectionState.RECONNECTING)
+
+        async def on_reconnected() -> None:
+            if holder:
+                await holder[0]._after_reconnect()
+
+        async def on_error(error: Exception) -> None:
+            if holder:
+                holder[0]._last_error = f"{type(error).__name__}: {error}"
+            _log.debug("nats client error", error=str(error), error_type=type(error).__name__)
+
+        async def on_closed() -> None:
+            if holder:
+                holder[0]._set_state(ConnectionState.CLOSED)
+
+        def pick_server(
+            servers: list[NatsServerEntry], _: dict[str, Any]
+        ) -> tuple[NatsServerEntry | None, float]:
+            chosen = min(servers, key=lambda server: server.reconnects)
+            return chosen, backoff_delay(chosen.reconnects, base.backoff_initial, base.backoff_max)
+
+        last_error: BaseException | None = None
+        attempts = max(1, base.connect_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                nc = await nats.connect(
+                    servers=list(base.servers),
+                    name=base.name,
+                    connect_timeout=base.connect_timeout,
+                    # nats-py's *initial* connect retries each server up to
+                    # max_reconnect_attempts times (forever when unlimited), so it gets one
+                    # quick retry here and this loop owns the backoff; the real limit is set
+                    # once connected (nats-py reads its options on every reconnect).
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=0.05,
+                    allow_reconnect=True,
+                    ping_interval=base.ping_interval,
+                    max_outstanding_pings=base.max_outstanding_pings,
+                    pending_size=base.reconnect_buffer_bytes,
+                    drain_timeout=base.drain_timeout,
+                    disconnected_cb=on_disconnected,
+                    reconnected_cb=on_reconnected,
+                    error_cb=on_error,
+                    closed_cb=on_closed,
+                    reconnect_to_server_handler=pick_server,
+                    # Subjects come from the contracts' builders, which validate every token;
+                    # nats-py re-checking each character of every subject and reply costs
+                    # more than the rest of a publish.
+                    skip_subject_validation=True,
+                )
+            except (OSError, TimeoutError, nats.errors.Error) as error:
+                last_error = error
+                if attempt < attempts:
+                    delay = backoff_delay(attempt, base.backoff_initial, base.backoff_max)
+                    _log.warning(
+                        "nats not reachable yet, retrying",
+                        servers=list(base.servers),
+                        attempt=attempt,
+                        retry_in=round(delay, 3),
+                        error=str(error) or type(error).__name__,
+                    )
+                    await asyncio.sleep(delay)
+                continue
+            nc.options["max_reconnect_attempts"] = base.max_reconnect_attempts
+            bus = cls(nc, base)
+            holder.append(bus)
+            return bus
+        raise BusUnavailableError(tuple(base.servers), last_error, attempts)
+
+    # -- health and events ----------------------------------------------------------------------
+
+    @property
+    def health(self) -> ConnectionHealth:
+        server = None
+        url = self.nc.connected_url
+        if url is not None and self._state is ConnectionState.CONNECTED:
+            server = f"{url.scheme}://{url.netloc}"
+        return ConnectionHealth(
+            state=self._state,
+            server=server,
+            reconnects=self._reconnects,
+            last_error=self._last_error,
+            since=self._since,
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self._state is ConnectionState.CONNECTED
+
+    @property
+    def closed(self) -> bool:
+        return self._state in (ConnectionState.CLOSED, ConnectionState.DRAINING)
+
+    def on_reconnect(self, listener: ReconnectListener) -> Callable[[], None]:
+        """Call ``listener`` after every reconnect; returns a function that unregisters it."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
+
+    async def wait_connected(self, within: float | None = None) -> None:
+        """Wait until the connection is up (returns at once when it is); ``TimeoutError``
+        after ``within`` seconds."""
+        if self.closed:
+            raise BusClosedError("bus is closed")
+        await asyncio.wait_for(self._connected.wait(), within)
+
+    def ensure_open(self) -> None:
+        if self.closed:
+            raise BusClosedError(f"bus connection is {self._state.value}")
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if state is self._state:
+            return
+        previous = self._state
+        self._state = state
+        self._since = time.monotonic()
+        if state is ConnectionState.CONNECTED:
+            self._connected.set()
+        else:
+            self._connected.clear()
+        level = "info" if state is ConnectionState.CONNECTED else "warning"
+        if state in (ConnectionState.CLOSED, ConnectionState.DRAINING):
+            level = "info"
+        getattr(_log, level)("nats connection state", state=state.value, previous=previous.value)
+
+    async def _after_reconnect(self) -> None:
+        self._reconnects += 1
+        self._set_state(ConnectionState.CONNECTED)
+        for listener in list(self._listeners):
+            try:
+                result = listener()
+                if result is not None:
+                    await result
+            except Exception:
+                _log.exception("reconnect listener failed")
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    async def key_value(self, bucket: str) -> KeyValue:
+        """The KV bucket handle (cached; the bucket must have been provisioned)."""
+        handle = self._kv.get(bucket)
+        if handle is None:
+            handle = await self.js.key_value(bucket)
+            self._kv[bucket] = handle
+        return handle
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Drain (flush publishes and acks, let subscriptions finish) and close; idempotent."""
+        if self._state is ConnectionState.CLOSED or self.nc.is_closed:
+            self._set_state(ConnectionState.CLOSED)
+            return
+        self._set_state(ConnectionState.DRAINING)
+        try:
+            if self.nc.is_connected:
+                await self.nc.drain()
+        except (nats.errors.Error, TimeoutError, OSError) as error:
+            _log.warning("nats drain failed, closing anyway", error=str(error))
+        finally:
+            if not self.nc.is_closed:
+                await self.nc.close()
+            self._set_state(ConnectionState.CLOSED)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _replace(settings: ConnectionSettings, **changes: Any) -> ConnectionSettings:
+    return msgspec.structs.replace(settings, **changes)

@@ -1,0 +1,143 @@
+"""Every error the bus raises, and the two a message handler raises to steer redelivery.
+
+Bus errors (raised *by* the bus to its caller)::
+
+    BusError
+     ├── BusUnavailableError          cannot reach any NATS server (names the URLs tried)
+     ├── BusClosedError               the connection was closed or is draining
+     ├── PublishError                 JetStream did not store a publish (names the subject)
+     │    └── PublishTimeoutError     …no acknowledgement in time (retries included)
+     └── TopologyError
+          ├── TopologyConfigError     the topology configuration contradicts itself
+          ├── TopologyConflictError   the server cannot (or silently did not) apply a setting:
+          │                           names the stream/consumer and the field
+          └── TopologyMissingError    a stream or consumer the caller needs does not exist
+
+Handler outcomes (raised *inside* a worker's handler, caught by the worker; modelled on kopf's
+temporary/permanent errors)::
+
+    HandlerError
+     ├── TransientError   try again later: the worker naks with a growing delay
+     │                    (``nak(delay=…)``; a plain nak would ignore any backoff) until the
+     │                    consumer's MaxDeliver is used up, then dead-letters the message
+     └── PermanentError   retrying cannot help: the worker terminates the message and copies
+                          it to ``ARK_DLQ`` with the reason, then carries on
+
+Any *other* exception escaping a handler is treated like a :class:`TransientError` without a
+delay hint (a bug may be fixed by a redeploy; MaxDeliver bounds the damage) and is logged with
+its traceback. A message that cannot be decoded is dead-lettered like a
+:class:`PermanentError` (``ark_mesh.contracts.DecodeError`` carries the reason).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BusClosedError",
+    "BusError",
+    "BusUnavailableError",
+    "HandlerError",
+    "PermanentError",
+    "PublishError",
+    "PublishTimeoutError",
+    "TopologyConfigError",
+    "TopologyConflictError",
+    "TopologyError",
+    "TopologyMissingError",
+    "TransientError",
+]
+
+
+class BusError(Exception):
+    """Base class of errors raised by the bus to its callers."""
+
+
+class BusUnavailableError(BusError):
+    """No NATS server answered; ``urls`` are the servers tried, ``cause`` the last failure."""
+
+    def __init__(self, urls: tuple[str, ...], cause: BaseException | None, attempts: int) -> None:
+        self.urls = urls
+        self.cause = cause
+        self.attempts = attempts
+        detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+        super().__init__(
+            f"NATS unreachable at {', '.join(urls)} after {attempts} attempt(s){detail}"
+        )
+
+
+class BusClosedError(BusError):
+    """The bus connection is closed (or draining) and cannot be used any more."""
+
+
+class PublishError(BusError):
+    """JetStream refused or never acknowledged a message published on ``subject``."""
+
+    def __init__(self, subject: str, detail: str) -> None:
+        self.subject = subject
+        self.detail = detail
+        super().__init__(f"publish to {subject!r} failed: {detail}")
+
+
+class PublishTimeoutError(PublishError):
+    """No acknowledgement arrived in time (after retrying with the same ``Nats-Msg-Id``)."""
+
+
+class TopologyError(BusError):
+    """Base class of topology (streams, consumers, KV buckets) problems."""
+
+
+class TopologyConfigError(TopologyError, ValueError):
+    """The topology configuration is inconsistent; the message says which setting and why."""
+
+
+class TopologyConflictError(TopologyError):
+    """The server cannot apply a setting in place, or accepted it and silently ignored it.
+
+    ``entity`` is ``"stream"`` or ``"consumer"``, ``name`` its name (``STREAM/consumer`` for
+    consumers), ``field`` the configuration field at fault, ``wanted``/``actual`` the requested
+    value and the one the server has.
+    """
+
+    def __init__(
+        self,
+        entity: str,
+        name: str,
+        field: str,
+        *,
+        wanted: object = None,
+        actual: object = None,
+        detail: str = "",
+    ) -> None:
+        self.entity = entity
+        self.name = name
+        self.field = field
+        self.wanted = wanted
+        self.actual = actual
+        self.detail = detail
+        message = f"{entity} {name}: field {field!r}: wanted {wanted!r}, server has {actual!r}"
+        if detail:
+            message += f" ({detail})"
+        super().__init__(message)
+
+
+class TopologyMissingError(TopologyError):
+    """A stream or consumer that must already exist (provisioned by the topology) does not."""
+
+
+class HandlerError(Exception):
+    """Base class of the outcomes a message handler may raise on purpose."""
+
+
+class TransientError(HandlerError):
+    """The message could be handled later (a dependency is down, a rate limit hit…).
+
+    ``delay`` (seconds) overrides the worker's growing backoff for this one retry, e.g. with a
+    provider's ``Retry-After``.
+    """
+
+    def __init__(self, message: str = "", *, delay: float | None = None) -> None:
+        self.delay = delay
+        super().__init__(message)
+
+
+class PermanentError(HandlerError):
+    """The message can never succeed (invalid request, unknown target…); dead-letter it."""

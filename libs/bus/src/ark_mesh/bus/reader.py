@@ -1,0 +1,168 @@
+"""Read one subject of a stream from a point, then follow it live, until a stop condition.
+
+Used to serve SSE with resume (the SSE ``id:`` is the stream sequence, so ``Last-Event-ID: n``
+becomes ``start_seq = n + 1``) and to read conversation memory.
+
+Each read uses a short-lived **ordered consumer**: ephemeral, in memory, flow-controlled, and
+recreated by the client from the last sequence it saw if a message goes missing. It costs the
+server nothing once the read ends, unlike a durable consumer per reader, which is what breaks
+NATS deployments at tens of thousands of consumers.
+
+Stop conditions (any may be combined): ``until(entry)`` is true (the entry is still yielded —
+it is usually the terminal event), no message for ``idle_timeout`` seconds, the reader has
+``caught_up`` with what the stream held when the read started, or ``limit`` entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import nats.errors
+from nats.js import api
+from nats.js.errors import NotFoundError
+
+from ark_mesh.bus.connection import Bus
+from ark_mesh.bus.context import parse_ack_subject
+from ark_mesh.bus.errors import TopologyMissingError
+from ark_mesh.contracts import DecodeError
+from ark_mesh.telemetry import get_logger
+
+__all__ = ["StreamEntry", "StreamReader"]
+
+_log = get_logger(__name__)
+
+M = TypeVar("M")
+
+_HEARTBEAT_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry(Generic[M]):
+    """One stored message. ``seq`` is the stream sequence (the SSE event id)."""
+
+    seq: int
+    subject: str
+    data: bytes
+    headers: Mapping[str, str]
+    message: M
+    pending: int
+    """How many matching messages the stream held after this one when it was delivered."""
+
+
+class StreamReader:
+    """Reads subjects of ``stream`` (looked up from the subject when not given)."""
+
+    def __init__(self, bus: Bus, stream: str | None = None) -> None:
+        self.bus = bus
+        self.stream = stream
+
+    async def _stream_for(self, subject: str) -> str:
+        if self.stream is not None:
+            return self.stream
+        try:
+            return await self.bus.jsm.find_stream_name_by_subject(subject)
+        except NotFoundError:
+            raise TopologyMissingError(f"no stream stores subject {subject!r}") from None
+
+    async def read(
+        self,
+        subject: str,
+        *,
+        decoder: Callable[[bytes], M],
+        start_seq: int | None = None,
+        until: Callable[[StreamEntry[M]], bool] | None = None,
+        idle_timeout: float | None = None,
+        caught_up: bool = False,
+        limit: int | None = None,
+        skip_undecodable: bool = True,
+    ) -> AsyncIterator[StreamEntry[M]]:
+        """Yield entries of ``subject`` from ``start_seq`` (default: the first one).
+
+        Undecodable entries are logged and skipped (one bad record must not make a
+        conversation or a stream unreadable forever) unless ``skip_undecodable`` is false, in
+        which case the :class:`~ark_mesh.contracts.DecodeError` propagates.
+        """
+        stream = await self._stream_for(subject)
+        config = api.ConsumerConfig(
+            deliver_policy=(
+                api.DeliverPolicy.BY_START_SEQUENCE if start_seq else api.DeliverPolicy.ALL
+            ),
+            opt_start_seq=start_seq if start_seq else None,
+        )
+        sub = await self.bus.js.subscribe(
+            subject,
+            stream=stream,
+            config=config,
+            ordered_consumer=True,
+            idle_heartbeat=_HEARTBEAT_SECONDS,
+        )
+        try:
+            if caught_up:
+                info = await sub.consumer_info()
+                delivered = info.delivered.consumer_seq if info.delivered else 0
+                if not info.num_pending and not delivered:
+                    return
+            count = 0
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=idle_timeout)
+                except TimeoutError:
+                    return
+                try:
+                    delivery = parse_ack_subject(msg.reply)
+                except ValueError:
+                    continue
+                try:
+                    message = decoder(msg.data)
+                except DecodeError as error:
+                    if not skip_undecodable:
+                        raise
+                    _log.warning(
+                        "skipping undecodable stream entry",
+                        stream=stream,
+                        seq=delivery.stream_seq,
+                        reason=error.reason,
+                    )
+                    if caught_up and delivery.pending == 0:
+                        return
+                    continue
+                entry: StreamEntry[M] = StreamEntry(
+                    seq=delivery.stream_seq,
+                    subject=msg.subject,
+                    data=msg.data,
+                    headers=msg.headers or {},
+                    message=message,
+                    pending=delivery.pending,
+                )
+                yield entry
+                count += 1
+                if until is not None and until(entry):
+                    return
+                if caught_up and entry.pending == 0:
+                    return
+                if limit is not None and count >= limit:
+                    return
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
+    async def last(self, subject: str, *, decoder: Callable[[bytes], M]) -> StreamEntry[M] | None:
+        """The newest entry of a literal subject, or ``None`` (a direct lookup, no consumer)."""
+        stream = await self._stream_for(subject)
+        try:
+            raw = await self.bus.jsm.get_last_msg(stream, subject)
+        except NotFoundError:
+            return None
+        data = raw.data or b""
+        headers: dict[str, Any] = dict(raw.headers or {})
+        return StreamEntry(
+            seq=raw.seq or 0,
+            subject=raw.subject or subject,
+            data=data,
+            headers={str(k): str(v) for k, v in headers.items()},
+            message=decoder(data),
+            pending=0,
+        )
