@@ -1,0 +1,86 @@
+{{/*
+The services' config files, snake_case as their msgspec Structs expect:
+  controller        ark_mesh.controller.config.ControllerConfig
+  query-reconciler  ark_mesh.query_reconciler.config.QueryReconcilerConfig
+  status-sync       ark_mesh.status_sync.config.StatusSyncConfig
+Each one is rendered once, into its ConfigMap and into the checksum that rolls its pods.
+*/}}
+
+{{- define "ark-mesh.config.controller" -}}
+{{- $s := include "ark-mesh.settings" . | fromYaml -}}
+{{- $c := .Values.controller -}}
+{{- $le := $c.leaderElection -}}
+{{- $config := dict
+  "reconciliation" (dict
+    "default_reconciliation" $s.defaultReconciliation
+    "allowed_modes" $s.allowedModes)
+  "scheduler" (dict
+    "max_concurrent_queries" $c.scheduler.maxConcurrentQueries
+    "max_concurrent_reconciles" $c.scheduler.maxConcurrentReconciles)
+  "kubernetes" (dict "namespace" (.Values.watchNamespace | default nil))
+  "leader_election" (dict
+    "enabled" $s.leaderElection
+    "lease_name" (printf "%s-controller" (include "ark-mesh.fullname" .))
+    "lease_namespace" .Release.Namespace
+    "lease_duration" $le.leaseDuration
+    "renew_deadline" $le.renewDeadline
+    "retry_period" $le.retryPeriod)
+  "health" (dict "host" "0.0.0.0" "port" $c.healthPort)
+  "default_query_ttl" .Values.defaultQueryTtl
+-}}
+{{- if $s.bus -}}
+{{- $_ := set $config "bus" (include "ark-mesh.busConfig" . | fromYaml) -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{- define "ark-mesh.config.queryReconciler" -}}
+{{- $q := .Values.queryReconciler -}}
+{{- $config := dict
+  "bus" (include "ark-mesh.busConfig" . | fromYaml)
+  "provision" $q.provision
+  "tenant" ($q.tenant | default nil)
+  "resources" (dict
+    "source" "kubernetes"
+    "namespace" (.Values.watchNamespace | default nil)
+    "preload" $q.resourceCache.preload
+    "sync_timeout" $q.resourceCache.syncTimeout)
+  "memory" (dict "backend" $q.memory.backend "read_timeout" $q.memory.readTimeout)
+  "models" (dict "max_retries" $q.models.maxRetries "timeout" $q.models.timeout)
+  "streaming" (dict
+    "coalesce" $q.streaming.coalesce
+    "coalesce_delay" $q.streaming.coalesceDelay
+    "coalesce_bytes" $q.streaming.coalesceBytes)
+  "health" (dict "host" "0.0.0.0" "port" $q.healthPort)
+  "grace_period" $q.gracePeriod
+-}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{- define "ark-mesh.config.statusSync" -}}
+{{- $st := .Values.statusSync -}}
+{{- $config := dict
+  "bus" (include "ark-mesh.busConfig" . | fromYaml)
+  "provision" $st.provision
+  "durable" "status-sync"
+  "check_newest" $st.checkNewest
+  "events" (dict "enabled" $st.events "controller" "ark-mesh/status-sync")
+  "health" (dict "host" "0.0.0.0" "port" $st.healthPort)
+  "grace_period" $st.gracePeriod
+-}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* nats-server's configuration (nats.conf syntax). The server name is the pod's, so it
+     stays the same across restarts of the StatefulSet's pod (JetStream ties data to it). */}}
+{{- define "ark-mesh.natsConfig" -}}
+{{- $n := .Values.nats -}}
+server_name: $POD_NAME
+port: {{ $n.port }}
+http_port: {{ $n.monitorPort }}
+jetstream {
+  store_dir: /data
+  max_memory_store: {{ $n.jetstream.maxMemoryStore }}
+  max_file_store: {{ $n.jetstream.maxFileStore }}
+}
+{{- end -}}

@@ -1,0 +1,442 @@
+{{/*
+Names, labels and the effective settings every template shares.
+*/}}
+
+{{- define "ark-mesh.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Object name prefix; kept to 40 characters so "<prefix>-query-reconciler" and the pod
+     name suffixes stay within Kubernetes' 63-character label limit. */}}
+{{- define "ark-mesh.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ark-mesh.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "controller"). */}}
+{{- define "ark-mesh.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ark-mesh.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Labels of every object of one component: (dict "ctx" $ "component" "controller"). */}}
+{{- define "ark-mesh.labels" -}}
+helm.sh/chart: {{ include "ark-mesh.chart" .ctx }}
+{{ include "ark-mesh.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: ark-mesh
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+{{- end -}}
+
+{{- define "ark-mesh.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* Cluster-scoped names carry the release namespace: two releases of the same name in two
+     namespaces must not share (and overwrite) one ClusterRole. */}}
+{{- define "ark-mesh.clusterName" -}}
+{{- printf "%s-%s-%s" .ctx.Release.Namespace (include "ark-mesh.fullname" .ctx) .component | trunc 253 -}}
+{{- end -}}
+
+{{/*
+The effective settings: the preset's defaults overlaid with explicit values, checked for
+combinations no preset can honour. Templates read it with
+  {{- $s := include "ark-mesh.settings" . | fromYaml -}}
+Every check fails the render with a message that names the value to change.
+*/}}
+{{- define "ark-mesh.settings" -}}
+{{- $presets := dict
+  "simple" (dict "defaultReconciliation" "inController" "allowedModes" (list "inController") "bus" false)
+  "scale-flexible" (dict "defaultReconciliation" "standalone" "allowedModes" (list "inController" "standalone") "bus" true)
+  "scale-strict" (dict "defaultReconciliation" "standalone" "allowedModes" (list "standalone" "broker") "bus" true)
+-}}
+{{- $v := .Values -}}
+{{- $name := toString $v.preset -}}
+{{- if not (hasKey $presets $name) -}}
+{{- fail (printf "preset: %q is not a preset; use simple, scale-flexible or scale-strict" $name) -}}
+{{- end -}}
+{{- $preset := get $presets $name -}}
+{{- $allowed := $v.reconciliation.allowedModes | default $preset.allowedModes -}}
+{{- $default := $v.reconciliation.defaultReconciliation | default $preset.defaultReconciliation -}}
+{{- $bus := $preset.bus -}}
+{{- $queryReconciler := ternary $bus $v.queryReconciler.enabled (kindIs "invalid" $v.queryReconciler.enabled) -}}
+{{- $statusSync := ternary $bus $v.statusSync.enabled (kindIs "invalid" $v.statusSync.enabled) -}}
+{{- if eq $name "simple" -}}
+{{- range $allowed -}}
+{{- if ne . "inController" -}}
+{{- fail (printf "reconciliation.allowedModes: preset simple runs without NATS, so only inController is possible (got %v); choose preset scale-flexible to allow %s" $allowed .) -}}
+{{- end -}}
+{{- end -}}
+{{- if $queryReconciler -}}
+{{- fail "queryReconciler.enabled: preset simple runs without NATS, so there is no query-reconciler; choose preset scale-flexible" -}}
+{{- end -}}
+{{- if $statusSync -}}
+{{- fail "statusSync.enabled: preset simple runs without NATS, so there is no status-sync; choose preset scale-flexible" -}}
+{{- end -}}
+{{- if or $v.nats.url $v.nats.deploy -}}
+{{- fail "nats: preset simple runs without NATS; leave nats.url and nats.deploy unset, or choose preset scale-flexible" -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq $name "scale-strict") (has "inController" $allowed) -}}
+{{- fail (printf "reconciliation.allowedModes: preset scale-strict never resolves in the controller; remove inController (got %v) or choose preset scale-flexible" $allowed) -}}
+{{- end -}}
+{{- if not (has $default $allowed) -}}
+{{- fail (printf "reconciliation.defaultReconciliation: %q is not in reconciliation.allowedModes %v" $default $allowed) -}}
+{{- end -}}
+{{- $deployNats := false -}}
+{{- if $bus -}}
+{{- $deployNats = ternary (not $v.nats.url) $v.nats.deploy (kindIs "invalid" $v.nats.deploy) -}}
+{{- if and $v.nats.url $deployNats -}}
+{{- fail (printf "nats: both nats.url (%s) and nats.deploy are set; use an external NATS (url) or the chart's own (deploy), not both" $v.nats.url) -}}
+{{- end -}}
+{{- if not (or $v.nats.url $deployNats) -}}
+{{- fail (printf "nats: preset %s needs NATS with JetStream; set nats.url to an external server or nats.deploy: true" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- $replicas := int $v.controller.replicas -}}
+{{- $leader := ternary (gt $replicas 1) $v.controller.leaderElection.enabled (kindIs "invalid" $v.controller.leaderElection.enabled) -}}
+{{- if and (gt $replicas 1) (not $leader) -}}
+{{- fail (printf "controller.leaderElection.enabled: false with controller.replicas %d; replicas would reconcile the same Queries twice (enable it or use 1 replica)" $replicas) -}}
+{{- end -}}
+{{- $servers := list -}}
+{{- if $v.nats.url -}}
+{{- $servers = list $v.nats.url -}}
+{{- else if $deployNats -}}
+{{- $servers = list (printf "nats://%s-nats.%s.svc:%d" (include "ark-mesh.fullname" .) .Release.Namespace (int $v.nats.port)) -}}
+{{- end -}}
+preset: {{ $name }}
+defaultReconciliation: {{ $default }}
+allowedModes: {{ toJson $allowed }}
+bus: {{ $bus }}
+natsServers: {{ toJson $servers }}
+deployNats: {{ $deployNats }}
+queryReconciler: {{ $queryReconciler }}
+statusSync: {{ $statusSync }}
+inController: {{ has "inController" $allowed }}
+leaderElection: {{ $leader }}
+{{- end -}}
+
+{{/* A map with camelCase keys, recursively, as YAML with snake_case keys (the services'
+     config files follow Python's naming; Helm users expect camelCase values). */}}
+{{- define "ark-mesh.snakeKeys" -}}
+{{- $out := dict -}}
+{{- range $key, $value := . -}}
+{{- $_ := set $out (snakecase $key) (include "ark-mesh.snakeValue" $value | fromYaml).v -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* One value for ark-mesh.snakeKeys, wrapped as {v: …} so scalars and lists survive
+     the round trip through fromYaml. */}}
+{{- define "ark-mesh.snakeValue" -}}
+{{- if kindIs "map" . -}}
+{{- dict "v" (include "ark-mesh.snakeKeys" . | fromYaml) | toYaml -}}
+{{- else if kindIs "slice" . -}}
+{{- $items := list -}}
+{{- range . -}}
+{{- $items = append $items (include "ark-mesh.snakeValue" . | fromYaml).v -}}
+{{- end -}}
+{{- dict "v" $items | toYaml -}}
+{{- else -}}
+{{- dict "v" . | toYaml -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The bus block every service gets, identical for all of them. */}}
+{{- define "ark-mesh.busConfig" -}}
+{{- $s := include "ark-mesh.settings" . | fromYaml -}}
+{{- $bus := deepCopy .Values.bus -}}
+{{- $connection := get $bus "connection" | default dict -}}
+{{- $_ := set $connection "servers" $s.natsServers -}}
+{{- $_ := set $bus "connection" $connection -}}
+{{- include "ark-mesh.snakeKeys" $bus -}}
+{{- end -}}
+
+{{/* Environment of every ark-mesh container: (dict "ctx" $ "component" "controller"
+     "extraEnv" list). */}}
+{{- define "ark-mesh.env" -}}
+{{- $v := .ctx.Values -}}
+{{- $attributes := "k8s.namespace.name=$(POD_NAMESPACE),k8s.pod.name=$(POD_NAME)" -}}
+{{- with $v.telemetry.resourceAttributes -}}
+{{- $attributes = printf "%s,%s" $attributes . -}}
+{{- end -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: ARK_LOG_FORMAT
+  value: {{ $v.logging.format | quote }}
+- name: ARK_LOG_LEVEL
+  value: {{ $v.logging.level | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "ark-mesh-%s" .component | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ $attributes | quote }}
+{{- with $v.telemetry.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.telemetry.tracesSampler }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.telemetry.tracesSamplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- with .extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+One ark-mesh service Deployment. Parameters (dict):
+  ctx        the root context
+  component  controller | query-reconciler | status-sync
+  module     the Python module run with `python -m`
+  config     the rendered config file (its checksum rolls the pods when it changes)
+  values     the component's values (replicas, healthPort, resources, extraEnv, podAnnotations)
+  grace      terminationGracePeriodSeconds
+*/}}
+{{- define "ark-mesh.serviceDeployment" -}}
+{{- $ctx := .ctx -}}
+{{- $v := $ctx.Values -}}
+{{- $labels := dict "ctx" $ctx "component" .component -}}
+{{- $name := printf "%s-%s" (include "ark-mesh.fullname" $ctx) .component -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ark-mesh.labels" $labels | nindent 4 }}
+spec:
+  replicas: {{ .values.replicas }}
+  selector:
+    matchLabels:
+      {{- include "ark-mesh.selectorLabels" $labels | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "ark-mesh.selectorLabels" $labels | nindent 8 }}
+        {{- with $v.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      annotations:
+        {{- /* the file as mounted: the ConfigMap's block scalar ends with a newline */}}
+        checksum/config: {{ printf "%s\n" .config | sha256sum }}
+        {{- with $v.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- with .values.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ $name }}
+      {{- with $v.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $v.podSecurityContext | nindent 8 }}
+      terminationGracePeriodSeconds: {{ .grace }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "ark-mesh.image" $ctx }}
+          imagePullPolicy: {{ $v.image.pullPolicy }}
+          command:
+            {{- range $v.commandWrapper }}
+            - {{ . | quote }}
+            {{- end }}
+            - python
+            - -m
+            - {{ .module }}
+            - --config
+            - /etc/ark-mesh/config.yaml
+          env:
+            {{- include "ark-mesh.env" (dict "ctx" $ctx "component" .component "extraEnv" .values.extraEnv) | nindent 12 }}
+          ports:
+            - name: health
+              containerPort: {{ .values.healthPort }}
+              protocol: TCP
+          startupProbe:
+            httpGet:
+              path: /healthz
+              port: health
+            periodSeconds: 2
+            failureThreshold: 60
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: health
+            periodSeconds: 10
+            timeoutSeconds: 3
+            failureThreshold: 3
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: health
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 3
+          resources:
+            {{- toYaml .values.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $v.securityContext | nindent 12 }}
+          volumeMounts:
+            - name: config
+              mountPath: /etc/ark-mesh
+              readOnly: true
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        - name: config
+          configMap:
+            name: {{ $name }}
+        - name: tmp
+          emptyDir: {}
+      {{- with $v.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}
+
+{{/* The ConfigMap holding one service's config file: (dict "ctx" $ "component" … "config" …). */}}
+{{- define "ark-mesh.serviceConfigMap" -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "ark-mesh.fullname" .ctx }}-{{ .component }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- include "ark-mesh.labels" (dict "ctx" .ctx "component" .component) | nindent 4 }}
+data:
+  config.yaml: |
+    {{- .config | nindent 4 }}
+{{- end -}}
+
+{{/* One service's ServiceAccount: (dict "ctx" $ "component" … "values" …). */}}
+{{- define "ark-mesh.serviceAccount" -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "ark-mesh.fullname" .ctx }}-{{ .component }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- include "ark-mesh.labels" (dict "ctx" .ctx "component" .component) | nindent 4 }}
+  {{- with .values.serviceAccount.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/*
+The permissions of one service where its Queries live: a Role and RoleBinding in
+watchNamespace, or a ClusterRole and ClusterRoleBinding when every namespace is watched.
+Parameters (dict): ctx, component, rules (a list of PolicyRules).
+*/}}
+{{- define "ark-mesh.scopedRbac" -}}
+{{- $ctx := .ctx -}}
+{{- $labels := dict "ctx" $ctx "component" .component -}}
+{{- $account := printf "%s-%s" (include "ark-mesh.fullname" $ctx) .component -}}
+{{- if $ctx.Values.watchNamespace -}}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $account }}
+  namespace: {{ $ctx.Values.watchNamespace }}
+  labels:
+    {{- include "ark-mesh.labels" $labels | nindent 4 }}
+rules:
+  {{- toYaml .rules | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $account }}
+  namespace: {{ $ctx.Values.watchNamespace }}
+  labels:
+    {{- include "ark-mesh.labels" $labels | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $account }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $account }}
+    namespace: {{ $ctx.Release.Namespace }}
+{{- else -}}
+{{- $cluster := include "ark-mesh.clusterName" $labels -}}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {{ $cluster }}
+  labels:
+    {{- include "ark-mesh.labels" $labels | nindent 4 }}
+rules:
+  {{- toYaml .rules | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {{ $cluster }}
+  labels:
+    {{- include "ark-mesh.labels" $labels | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: {{ $cluster }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $account }}
+    namespace: {{ $ctx.Release.Namespace }}
+{{- end -}}
+{{- end -}}
+
+{{/* Read access to everything the resolver reads (ark_mesh.resolver.RESOLVER_KINDS). */}}
+{{- define "ark-mesh.resolverReadRules" -}}
+- apiGroups: ["ark.mckinsey.com"]
+  resources: ["agents", "models", "teams", "tools", "memories", "a2aservers", "mcpservers"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["configmaps", "secrets"]
+  verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{/* Creating Events, in both APIs the EventRecorder uses (events.k8s.io, then core). */}}
+{{- define "ark-mesh.eventRules" -}}
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end -}}

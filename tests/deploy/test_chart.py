@@ -1,0 +1,522 @@
+"""The Helm chart, rendered by the real helm 3.6 and checked the way a cluster would check it.
+
+Per preset: ``helm lint``; every object valid for Kubernetes (``kubernetes-validate --strict``,
+custom resources against our own CRD schemas); the right set of objects; the config files the
+services would read decode with the services' own Structs and pass their validation; values
+that no preset can honour fail the render with a message naming the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import msgspec
+import pytest
+import yaml
+
+from ark_mesh.bus import BusConfig, Topology
+from ark_mesh.controller.config import ControllerConfig
+from ark_mesh.query_reconciler.config import QueryReconcilerConfig
+from ark_mesh.service import load_config
+from ark_mesh.status_sync.config import StatusSyncConfig
+from ark_mesh.testing.k8s.openapi import prune, validate
+from ark_mesh.testing.mesh import MODULES
+from ark_mesh.testing.mesh import PRESETS as LOCAL_MESH_PRESETS
+
+from .conftest import CHART, KUBERNETES_VERSION, PRESETS, REPO, Chart, Helm, Rendered
+
+CONFIG_TYPES: dict[str, type[msgspec.Struct]] = {
+    "controller": ControllerConfig,
+    "query-reconciler": QueryReconcilerConfig,
+    "status-sync": StatusSyncConfig,
+}
+SCALE_PRESETS = ("scale-flexible", "scale-strict")
+CONFIG_PATH = "/etc/ark-mesh/config.yaml"
+DEV_VALUES = REPO / "tilt" / "values-dev.yaml"
+
+# Renders beyond the three presets that must also be valid Kubernetes.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "simple": ("simple", {}),
+    "scale-flexible": ("scale-flexible", {}),
+    "scale-strict": ("scale-strict", {}),
+    "one-namespace": ("scale-flexible", {"watchNamespace": "team-a"}),
+    "external-nats": ("scale-strict", {"nats": {"url": "nats://nats.messaging:4222"}}),
+    "ha-controller": ("scale-strict", {"controller": {"replicas": 3}}),
+    "everything-set": (
+        "scale-flexible",
+        {
+            "telemetry": {"otlpEndpoint": "http://collector:4318", "resourceAttributes": "a=b"},
+            "extraEnv": [{"name": "GLOBAL", "value": "1"}],
+            "queryReconciler": {"extraEnv": [{"name": "OPENAI_API_KEY", "value": "x"}]},
+            "imagePullSecrets": [{"name": "regcred"}],
+            "nodeSelector": {"pool": "ark"},
+            "tolerations": [{"key": "ark", "operator": "Exists", "effect": "NoSchedule"}],
+            "nats": {"persistence": {"storageClassName": "fast"}},
+            "fakeModel": {"enabled": True},
+        },
+    ),
+    # Every kind of bus key (camelCase in values, snake_case in the files), incl. lists of maps.
+    "bus-fields": (
+        "scale-strict",
+        {
+            "queryReconciler": {"tenant": "acme"},
+            "bus": {
+                "connection": {"maxReconnectAttempts": -1, "maxOutstandingPings": 3},
+                "topology": {
+                    "work": {"maxMsgSize": 1048576, "maxMsgs": -1, "allowMsgTtl": None},
+                    "workConsumers": [
+                        {"kind": "query", "durable": "query-reconciler", "maxAckPending": 500}
+                    ],
+                    "consumers": [
+                        {
+                            "stream": "ARK_STATUS",
+                            "durable": "status-sync",
+                            "filterSubject": "ark.*.query.*.status",
+                            "ackWait": 20,
+                        }
+                    ],
+                    "dedicatedTenants": ["acme"],
+                    "sharedTenants": ["default", "team-a"],
+                },
+                "worker": {"refillFraction": 0.5, "heartbeatInterval": 10, "deadLetterKind": None},
+            },
+        },
+    ),
+}
+
+
+def unknown_keys(data: Any, struct: Any, path: str = "") -> list[str]:
+    """Keys of ``data`` that ``struct`` does not declare, recursively.
+
+    msgspec ignores unknown fields, so a misspelt key in a rendered config would be silently
+    dropped by the service; this is how the tests notice.
+    """
+    if not isinstance(data, dict):
+        return []
+    fields = {f.encode_name: f.type for f in msgspec.structs.fields(struct)}
+    found = []
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else key
+        if key not in fields:
+            found.append(where)
+            continue
+        for option in _struct_options(fields[key]):
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    found += unknown_keys(item, option, f"{where}[{index}]")
+            else:
+                found += unknown_keys(value, option, where)
+    return found
+
+
+def _struct_options(annotation: Any) -> list[type[msgspec.Struct]]:
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return [annotation]
+    return [o for arg in typing.get_args(annotation) for o in _struct_options(arg)]
+
+
+def decode(rendered: Rendered, component: str, tmp_path: Path) -> Any:
+    """Load a rendered config file exactly as the service does (file + no env overrides)."""
+    path = tmp_path / f"{component}.yaml"
+    path.write_text(rendered.config(component))
+    return load_config(CONFIG_TYPES[component], path, environ={})
+
+
+# -- lint and Kubernetes validity -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_helm_lint_passes(helm: Helm, preset: str) -> None:
+    result = helm.run("lint", "--strict", str(CHART), "--set", f"preset={preset}")
+    assert result.returncode == 0, result.output
+    assert "0 chart(s) failed" in result.output
+
+
+def test_helm_lint_passes_with_dev_values(helm: Helm) -> None:
+    result = helm.run("lint", "--strict", str(CHART), "--values", str(DEV_VALUES))
+    assert result.returncode == 0, result.output
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_rendered_objects_are_valid_kubernetes(
+    chart: Chart,
+    kubernetes_validate: ModuleType,
+    crd_schemas: dict[tuple[str, str], dict[str, Any]],
+    variant: str,
+) -> None:
+    preset, values = VARIANTS[variant]
+    rendered = chart.render(preset, values, include_crds=True)
+    problems = []
+    for obj in rendered.objects:
+        what = f"{obj['kind']}/{obj['metadata']['name']}"
+        schema = crd_schemas.get((obj["apiVersion"], obj["kind"]))
+        if schema is not None:
+            # Our own kinds: the CRD schema, as the API server applies it (no field pruned).
+            problems += [f"{what}: {error}" for error in validate(schema, obj)]
+            if prune(schema, obj) != obj:
+                problems.append(f"{what}: has fields the CRD does not declare (would be pruned)")
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            location = ".".join(str(p) for p in exc.path)
+            problems.append(f"{what}: {location}: {exc.message}")
+    assert not problems, "\n".join(problems)
+    assert rendered.kinds("CustomResourceDefinition"), "CRDs are installed with the chart"
+
+
+def test_custom_resource_validation_catches_a_wrong_field(
+    crd_schemas: dict[tuple[str, str], dict[str, Any]], kubernetes_validate: ModuleType
+) -> None:
+    """The two validators above can fail: a bad Model and a bad Deployment are rejected."""
+    model = crd_schemas[("ark.mckinsey.com/v1alpha1", "Model")]
+    bad_model: dict[str, Any] = {"apiVersion": "ark.mckinsey.com/v1alpha1", "kind": "Model"}
+    bad_model |= {"metadata": {"name": "m"}, "spec": {"model": {"value": 3}}}
+    assert validate(model, bad_model)
+    bad_deployment: dict[str, Any] = {"apiVersion": "apps/v1", "kind": "Deployment"}
+    bad_deployment["metadata"] = {"name": "d"}
+    bad_deployment["spec"] = {"replicas": 1, "selector": {}, "template": {}, "replicaz": 2}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad_deployment, KUBERNETES_VERSION, strict=True)
+
+
+# -- which objects each preset deploys ------------------------------------------------------------
+
+
+def test_simple_preset_is_the_controller_alone_without_nats(chart: Chart) -> None:
+    rendered = chart.render("simple")
+    assert [w["metadata"]["name"] for w in rendered.workloads()] == ["ark-mesh-controller"]
+    assert rendered.components() == {"controller"}
+    assert not [o for o in rendered.objects if "nats" in yaml.safe_dump(o).lower()]
+    assert not rendered.kinds("StatefulSet", "Service", "PersistentVolumeClaim")
+
+
+@pytest.mark.parametrize("preset", SCALE_PRESETS)
+def test_scale_presets_deploy_every_service_and_nats(chart: Chart, preset: str) -> None:
+    rendered = chart.render(preset)
+    deployments = {d["metadata"]["name"] for d in rendered.kinds("Deployment")}
+    assert deployments == {rendered.name(c) for c in CONFIG_TYPES}
+    nats = rendered.get("StatefulSet", rendered.name("nats"))
+    assert nats["spec"]["replicas"] == 1
+    claim = nats["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    mounts = {m["name"]: m["mountPath"] for m in rendered.container("nats")["volumeMounts"]}
+    assert mounts["data"] == "/data", "the JetStream store_dir lives on the claim"
+    assert "nats.conf" in rendered.get("ConfigMap", rendered.name("nats"))["data"]
+    service = rendered.get("Service", rendered.name("nats"))
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]}["client"] == 4222
+    assert rendered.components() == {*CONFIG_TYPES, "nats"}
+
+
+@pytest.mark.parametrize("preset", SCALE_PRESETS)
+def test_external_nats_deploys_no_nats_objects(chart: Chart, preset: str, tmp_path: Path) -> None:
+    url = "nats://nats.messaging.svc:4222"
+    rendered = chart.render(preset, {"nats": {"url": url}})
+    assert not rendered.kinds("StatefulSet")
+    assert "nats" not in rendered.components()
+    for component in CONFIG_TYPES:
+        assert decode(rendered, component, tmp_path).bus.connection.servers == (url,)
+
+
+def test_presets_mirror_the_local_mesh(chart: Chart, tmp_path: Path) -> None:
+    """``make run`` (LocalMesh) and the chart must mean the same thing by a preset's name."""
+    for preset, expected in LOCAL_MESH_PRESETS.items():
+        rendered = chart.render(preset)
+        services = {d["metadata"]["name"] for d in rendered.kinds("Deployment")}
+        assert services == {rendered.name(s) for s in expected["services"]}, preset
+        modes = decode(rendered, "controller", tmp_path).reconciliation
+        assert modes.default_reconciliation == expected["default_reconciliation"], preset
+        assert list(modes.allowed_modes) == expected["allowed_modes"], preset
+        for service in expected["services"]:
+            command = rendered.container(service)["command"]
+            assert command == ["python", "-m", MODULES[service], "--config", CONFIG_PATH]
+    memory = decode(chart.render("scale-flexible"), "query-reconciler", tmp_path).memory
+    assert memory.backend == "jetstream", "LocalMesh's query-reconciler uses JetStream memory"
+
+
+# -- the services' config files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_config_files_decode_with_the_services_structs(
+    chart: Chart, variant: str, tmp_path: Path
+) -> None:
+    preset, values = VARIANTS[variant]
+    rendered = chart.render(preset, values)
+    components = [c for c in CONFIG_TYPES if rendered.has("ConfigMap", rendered.name(c))]
+    assert "controller" in components
+    for component in components:
+        raw = yaml.safe_load(rendered.config(component))
+        assert not unknown_keys(raw, CONFIG_TYPES[component]), (
+            f"{component}: keys the service would ignore: {unknown_keys(raw, CONFIG_TYPES[component])}"
+        )
+        config = decode(rendered, component, tmp_path)
+        if config.bus is not None:
+            Topology(config.bus.topology)  # checks the topology's own rules
+        container = rendered.container(component)
+        assert container["ports"][0]["containerPort"] == config.health.port
+        assert config.health.host == "0.0.0.0", "probes come from the kubelet, not localhost"
+        mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["config"]
+        assert f"{mount}/config.yaml" == CONFIG_PATH
+        assert container["command"][-2:] == ["--config", CONFIG_PATH]
+    ControllerConfig.validate(decode(rendered, "controller", tmp_path))
+
+
+def test_unknown_key_detection_can_fail() -> None:
+    assert unknown_keys({"bus": {"worker": {"slotz": 1}}}, StatusSyncConfig) == ["bus.worker.slotz"]
+    assert unknown_keys({"bus": {"topology": {"consumers": [{"duarble": "x"}]}}}, StatusSyncConfig)
+
+
+def test_simple_controller_has_no_bus(chart: Chart, tmp_path: Path) -> None:
+    config = decode(chart.render("simple"), "controller", tmp_path)
+    assert config.bus is None
+    assert config.reconciliation.allowed_modes == ("inController",)
+
+
+@pytest.mark.parametrize("preset", SCALE_PRESETS)
+def test_bus_block_is_identical_in_every_service(chart: Chart, preset: str, tmp_path: Path) -> None:
+    values = {"bus": {"worker": {"slots": 3}, "topology": {"chunks": {"maxAge": 600}}}}
+    rendered = chart.render(preset, values, namespace="agents")
+    blocks = {c: yaml.safe_load(rendered.config(c))["bus"] for c in CONFIG_TYPES}
+    assert blocks["controller"] == blocks["query-reconciler"] == blocks["status-sync"]
+    bus = decode(rendered, "status-sync", tmp_path).bus
+    assert bus.worker.slots == 3
+    assert bus.topology.chunks.max_age == 600
+    assert bus.worker.service is None, "each service fills in its own name"
+    service = rendered.get("Service", rendered.name("nats"))
+    port = {p["name"]: p["port"] for p in service["spec"]["ports"]}["client"]
+    expected = f"nats://{service['metadata']['name']}.agents.svc:{port}"
+    assert bus.connection.servers == (expected,)
+
+
+def test_preset_defaults_can_be_overridden(chart: Chart, tmp_path: Path) -> None:
+    values = {
+        "reconciliation": {"defaultReconciliation": "inController"},
+        "statusSync": {"enabled": False},
+        "watchNamespace": "team-a",
+    }
+    rendered = chart.render("scale-flexible", values)
+    controller = decode(rendered, "controller", tmp_path)
+    assert controller.reconciliation.default_reconciliation == "inController"
+    assert controller.reconciliation.allowed_modes == ("inController", "standalone")
+    assert controller.kubernetes.namespace == "team-a"
+    assert decode(rendered, "query-reconciler", tmp_path).resources.namespace == "team-a"
+    assert not rendered.has("Deployment", rendered.name("status-sync"))
+
+
+def test_leader_election_follows_controller_replicas(chart: Chart, tmp_path: Path) -> None:
+    single = chart.render("scale-flexible")
+    assert decode(single, "controller", tmp_path).leader_election.enabled is False
+    assert not [r for r in single.kinds("Role") if "leader" in r["metadata"]["name"]]
+
+    rendered = chart.render("scale-flexible", {"controller": {"replicas": 3}}, namespace="ops")
+    election = decode(rendered, "controller", tmp_path).leader_election
+    assert election.enabled is True
+    assert election.lease_namespace == "ops"
+    assert election.lease_name == rendered.name("controller")
+    assert rendered.get("Deployment", rendered.name("controller"))["spec"]["replicas"] == 3
+
+
+# -- pods -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["simple", "scale-strict", "everything-set"])
+def test_every_container_runs_locked_down(chart: Chart, variant: str) -> None:
+    preset, values = VARIANTS[variant]
+    for workload in chart.render(preset, values).workloads():
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"]:
+            what = f"{workload['metadata']['name']}/{container['name']}"
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, what
+            assert security["allowPrivilegeEscalation"] is False, what
+            assert security["capabilities"]["drop"] == ["ALL"], what
+            assert container.get("resources", {}).get("requests"), what
+
+
+@pytest.mark.parametrize("component", list(CONFIG_TYPES))
+def test_probes_use_the_health_port(chart: Chart, component: str) -> None:
+    container = chart.render("scale-flexible").container(component)
+    assert container["ports"] == [
+        {
+            "name": "health",
+            "containerPort": container["ports"][0]["containerPort"],
+            "protocol": "TCP",
+        }
+    ]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert container["startupProbe"]["httpGet"]["port"] == "health"
+
+
+@pytest.mark.parametrize("component", list(CONFIG_TYPES))
+def test_config_change_rolls_the_pods(chart: Chart, component: str) -> None:
+    before = chart.render("scale-flexible")
+    after = chart.render("scale-flexible", {"bus": {"worker": {"slots": 32}}})
+
+    def checksum(rendered: Rendered) -> str:
+        deployment = rendered.get("Deployment", rendered.name(component))
+        value: str = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        assert value == hashlib.sha256(rendered.config(component).encode()).hexdigest()
+        return value
+
+    assert checksum(before) != checksum(after)
+
+
+def test_image_and_extra_env_and_telemetry(chart: Chart) -> None:
+    values = {
+        "image": {
+            "repository": "registry.example/ark-mesh",
+            "tag": "1.2.3",
+            "pullPolicy": "Always",
+        },
+        "logging": {"format": "console", "level": "debug"},
+        "telemetry": {"otlpEndpoint": "http://collector:4318", "resourceAttributes": "team=a"},
+        "extraEnv": [{"name": "EVERYWHERE", "value": "1"}],
+        "queryReconciler": {
+            "extraEnv": [
+                {"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "k", "key": "v"}}}
+            ]
+        },
+    }
+    rendered = chart.render("scale-flexible", values)
+    for component in CONFIG_TYPES:
+        container = rendered.container(component)
+        assert container["image"] == "registry.example/ark-mesh:1.2.3"
+        assert container["imagePullPolicy"] == "Always"
+        env = {e["name"]: e for e in container["env"]}
+        assert env["ARK_LOG_FORMAT"]["value"] == "console"
+        assert env["ARK_LOG_LEVEL"]["value"] == "debug"
+        assert env["OTEL_SERVICE_NAME"]["value"] == f"ark-mesh-{component}"
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://collector:4318"
+        assert env["OTEL_RESOURCE_ATTRIBUTES"]["value"].endswith(",team=a")
+        assert env["EVERYWHERE"]["value"] == "1"
+        assert ("OPENAI_API_KEY" in env) == (component == "query-reconciler")
+
+    default = chart.render("simple").container("controller")
+    assert default["image"] == "ark-mesh:0.1.0", "the tag defaults to the chart's appVersion"
+    assert {e["name"]: e.get("value") for e in default["env"]}["ARK_LOG_FORMAT"] == "json"
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in {e["name"] for e in default["env"]}
+
+
+def test_fake_model_resources_point_at_its_service(chart: Chart) -> None:
+    rendered = chart.render(files=[DEV_VALUES], namespace="dev")
+    service = rendered.get("Service", rendered.name("fake-model"))
+    port = service["spec"]["ports"][0]["port"]
+    model = rendered.get("Model", "default")
+    base_url = model["spec"]["config"]["openai"]["baseUrl"]["value"]
+    assert base_url == f"http://{service['metadata']['name']}.dev.svc:{port}/v1"
+    assert rendered.get("Agent", "assistant")["spec"]["modelRef"]["name"] == "default"
+    command = rendered.container("fake-model")["command"]
+    assert command[-6:] == [
+        "-m",
+        "ark_mesh.testing.fake_llm",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(port),
+    ]
+
+
+# -- values the chart refuses ---------------------------------------------------------------------
+
+INVALID: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "unknown preset": ({"preset": "huge"}, ("preset", "simple", "scale-strict")),
+    "negative replicas": ({"controller": {"replicas": -1}}, ("controller.replicas",)),
+    "negative reconciler replicas": (
+        {"preset": "scale-flexible", "queryReconciler": {"replicas": -1}},
+        ("queryReconciler.replicas",),
+    ),
+    "misspelt bus field": ({"bus": {"worker": {"slotz": 3}}}, ("bus.worker", "slotz")),
+    "unknown mode": ({"reconciliation": {"allowedModes": ["sideways"]}}, ("allowedModes",)),
+    "simple with standalone allowed": (
+        {"preset": "simple", "reconciliation": {"allowedModes": ["inController", "standalone"]}},
+        ("reconciliation.allowedModes", "preset simple"),
+    ),
+    "simple with a query-reconciler": (
+        {"preset": "simple", "queryReconciler": {"enabled": True}},
+        ("queryReconciler.enabled",),
+    ),
+    "simple with nats": ({"preset": "simple", "nats": {"deploy": True}}, ("nats",)),
+    "strict with inController": (
+        {"preset": "scale-strict", "reconciliation": {"allowedModes": ["inController"]}},
+        ("reconciliation.allowedModes", "scale-strict"),
+    ),
+    "default outside allowed": (
+        {
+            "preset": "scale-flexible",
+            "reconciliation": {
+                "defaultReconciliation": "inController",
+                "allowedModes": ["standalone"],
+            },
+        },
+        ("reconciliation.defaultReconciliation",),
+    ),
+    "scale without any nats": (
+        {"preset": "scale-flexible", "nats": {"deploy": False}},
+        ("nats.url", "nats.deploy"),
+    ),
+    "external and deployed nats": (
+        {"preset": "scale-flexible", "nats": {"url": "nats://x:4222", "deploy": True}},
+        ("nats.url", "nats.deploy"),
+    ),
+    "replicas without leader election": (
+        {"controller": {"replicas": 2, "leaderElection": {"enabled": False}}},
+        ("controller.leaderElection.enabled",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID))
+def test_invalid_values_fail_naming_the_field(chart: Chart, case: str) -> None:
+    values, expected = INVALID[case]
+    result = chart.try_render(values=values)
+    assert result.returncode != 0, f"{case}: rendered although it must not"
+    for text in expected:
+        assert text in result.output, f"{case}: {text!r} missing from:\n{result.output}"
+
+
+def test_schema_covers_exactly_the_bus_settings() -> None:
+    """Bus values pass through to BusConfig key by key; the schema must know every field (so a
+    misspelling is refused) and no other (msgspec would silently ignore it)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref")
+        return schema["definitions"][ref.rsplit("/", 1)[1]] if ref else node
+
+    def keys(node: dict[str, Any], struct: Any, path: str) -> set[str]:
+        node = resolve(node)
+        found: set[str] = set()
+        properties = node.get("properties") or resolve(node.get("items", {})).get("properties", {})
+        fields = {_camel(f.name): f.type for f in msgspec.structs.fields(struct)}
+        for name, child in properties.items():
+            found.add(f"{path}.{name}")
+            options = _struct_options(fields.get(name))
+            if options:
+                found |= keys(child, options[0], f"{path}.{name}")
+        return found
+
+    def struct_keys(struct: Any, path: str) -> set[str]:
+        found: set[str] = set()
+        for f in msgspec.structs.fields(struct):
+            found.add(f"{path}.{_camel(f.name)}")
+            for option in _struct_options(f.type):
+                found |= struct_keys(option, f"{path}.{_camel(f.name)}")
+        return found
+
+    chart_keys = keys(schema["properties"]["bus"], BusConfig, "bus")
+    # Not values: servers come from nats.url / nats.deploy, each service names itself.
+    set_by_chart = {"bus.connection.servers", "bus.worker.service"}
+    assert chart_keys == struct_keys(BusConfig, "bus") - set_by_chart
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
