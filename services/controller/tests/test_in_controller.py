@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from ark_mesh.contracts import Query, TokenUsage
 from ark_mesh.contracts.ark import FINALIZER, RECONCILIATION_ANNOTATION
 from ark_mesh.controller.config import ReconciliationConfig, SchedulerConfig
 from ark_mesh.kube import CORE_EVENTS
+from ark_mesh.telemetry import configure_tracing
 from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import Match, Reply, Rule
 from ark_mesh.testing.k8s.tracking import ObjectTracker
@@ -162,3 +166,20 @@ async def test_one_millisecond_timeout_ends_in_error(cluster, start_controller) 
     assert query.status is not None
     assert query.status.phase == "error"
     assert completed(query)[1] in {"TimedOutInQueue", "TimedOutInExecution"}
+
+
+async def test_in_controller_resolution_is_one_trace_down_to_the_model_call(
+    cluster, start_controller
+) -> None:
+    exporter = InMemorySpanExporter()
+    assert configure_tracing("controller-test", processors=[SimpleSpanProcessor(exporter)])
+    await start_controller()
+    await cluster.client.create(ark_objects.query("traced", NS, "trace me"))
+    await cluster.wait_phase("traced", "done")
+    spans = exporter.get_finished_spans()
+    (root,) = [s for s in spans if s.name == f"resolve query {NS}/traced"]
+    in_trace = {s.name: s for s in spans if s.context.trace_id == root.context.trace_id}
+    assert in_trace["invoke_agent assistant"].parent.span_id == root.context.span_id  # type: ignore[union-attr]
+    assert "chat fake-model" in in_trace
+    (sent,) = [r for r in cluster.fake.requests if "trace me" in str(r.body)]
+    assert f"{root.context.trace_id:032x}" in sent.header("traceparent")  # type: ignore[operator]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import aiohttp
+from opentelemetry.trace import StatusCode
 
 from ark_mesh.contracts import (
     A2AMetadata,
@@ -36,6 +37,7 @@ from ark_mesh.contracts import (
     QueryRequest,
     TokenUsage,
 )
+from ark_mesh.resolver import tracing
 from ark_mesh.resolver.clock import rfc3339
 from ark_mesh.resolver.ports import Clock, ModelChunk, ModelClient, ResolutionSink, ResourceStore
 from ark_mesh.resolver.values import ValueResolver
@@ -261,19 +263,30 @@ class QueryRun:
         details = dict(data or {})
         started = self.clock.monotonic()
         await self.event(f"{name}Start", message, details)
-        try:
-            yield details
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            elapsed = str(int((self.clock.monotonic() - started) * 1000))
-            await self.event(
-                f"{name}Error",
-                f"{message} failed: {exc}",
-                {**details, "durationMs": elapsed, "error": str(exc)},
-                event_type="Warning",
-            )
-            raise
+        with tracing.TRACER.start_as_current_span(
+            tracing.operation_span_name(name, details),
+            kind=tracing.span_kind(name),
+            attributes=tracing.span_attributes(name, {**self._common(), **details}),
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield details
+            except asyncio.CancelledError:
+                span.set_status(StatusCode.ERROR, "canceled")
+                raise
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, str(exc))
+                elapsed = str(int((self.clock.monotonic() - started) * 1000))
+                await self.event(
+                    f"{name}Error",
+                    f"{message} failed: {exc}",
+                    {**details, "durationMs": elapsed, "error": str(exc)},
+                    event_type="Warning",
+                )
+                raise
+            tracing.record_usage(span, details)
         elapsed = str(int((self.clock.monotonic() - started) * 1000))
         await self.event(
             f"{name}Complete", f"{message} completed", {**details, "durationMs": elapsed}

@@ -8,12 +8,13 @@ and is added to the query's total, whoever made the call (member, selector, agen
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ark_mesh.contracts import TokenUsage
 from ark_mesh.resolver.context import QueryRun, Scope
 from ark_mesh.resolver.ports import ChatMessage, ChatRequest, ModelEndpoint
+from ark_mesh.resolver.tracing import inject_trace_headers
 
 __all__ = ["Completion", "complete"]
 
@@ -42,7 +43,7 @@ async def complete(
     run: QueryRun, scope: Scope, endpoint: ModelEndpoint, request: ChatRequest
 ) -> Completion:
     """Make one streamed chat completion, reporting it as an ``LLMCall`` operation."""
-    data = {"model": endpoint.name, "modelId": endpoint.model}
+    data = {"model": endpoint.name, "modelId": endpoint.model, "provider": endpoint.provider}
     if scope.agent:
         data["agent"] = scope.agent
     if scope.team:
@@ -52,7 +53,9 @@ async def complete(
         calls: dict[int, _PartialCall] = {}
         usage = TokenUsage()
         finish_reason = None
-        async with run.models.stream(endpoint, request) as chunks:
+        # The provider's request continues this trace (the LLMCall span is current here).
+        traced = replace(request, headers=inject_trace_headers(request.headers))
+        async with run.models.stream(endpoint, traced) as chunks:
             async for chunk in chunks:
                 await run.forward(chunk, scope.with_(model=endpoint.name))
                 if chunk.usage is not None:

@@ -72,6 +72,8 @@ class LocalMesh:
     api_key: str | None = None
     model_id: str = "fake-model"
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment of every service process (e.g. ``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
     bus_settings: Mapping[str, Any] = field(default_factory=dict)
     """Merged into every service's ``bus`` block (they must agree: each one provisions)."""
     crd_dir: Path = CHART_CRDS
@@ -155,7 +157,9 @@ class LocalMesh:
         existing = self.services.get(name)
         if existing is not None:
             return await existing.start()
-        process = ServiceProcess(name, MODULES[name], self.service_config(name), self.workdir)
+        process = ServiceProcess(
+            name, MODULES[name], self.service_config(name), self.workdir, env=self.env
+        )
         self.services[name] = process
         await process.start()
         return process

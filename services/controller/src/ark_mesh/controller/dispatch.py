@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from opentelemetry import trace
+
 from ark_mesh.bus import CancelChannel, Publisher
 from ark_mesh.contracts import (
     Chunk,
@@ -38,6 +40,17 @@ __all__ = [
 ]
 
 log = get_logger("ark_mesh.controller.dispatch")
+TRACER = trace.get_tracer("ark_mesh.controller")
+
+
+def _query_attributes(request: QueryRequest) -> dict[str, str | int]:
+    return {
+        "ark.queryId": request.query_id,
+        "ark.queryName": request.name,
+        "ark.queryNamespace": request.namespace,
+        "ark.tenant": request.tenant,
+        "ark.generation": request.generation,
+    }
 
 
 class StatusPort(Protocol):
@@ -142,7 +155,11 @@ class InControllerDispatcher:
                 await self._scheduler.acquire(namespace)
             try:
                 sink = _InProcessSink(query, self._status, self._events, self._chunks)
-                await self._reconciler.resolve(request, sink, cancel=cancel, attempt=attempt)
+                with TRACER.start_as_current_span(
+                    f"resolve query {request.namespace}/{request.name}",
+                    attributes=_query_attributes(request),
+                ):
+                    await self._reconciler.resolve(request, sink, cancel=cancel, attempt=attempt)
             finally:
                 self._scheduler.release(namespace)
         except asyncio.CancelledError:
@@ -192,10 +209,18 @@ class StandaloneDispatcher:
         return request.msg_id in self._dispatched
 
     async def dispatch(self, request: QueryRequest) -> None:
-        """Publish and wait for JetStream's ack; ``Nats-Msg-Id`` makes a repeat a no-op."""
-        await self._publisher.publish(
-            subjects.work_query(request.tenant), request, msg_id=request.msg_id
-        )
+        """Publish and wait for JetStream's ack; ``Nats-Msg-Id`` makes a repeat a no-op.
+
+        The span is the root of the query's trace: the work message carries its context, so
+        the reconciler's resolution and the model calls continue it.
+        """
+        with TRACER.start_as_current_span(
+            f"dispatch query {request.namespace}/{request.name}",
+            attributes=_query_attributes(request),
+        ):
+            await self._publisher.publish(
+                subjects.work_query(request.tenant), request, msg_id=request.msg_id
+            )
         self._dispatched.add(request.msg_id)
 
     async def cancel(self, tenant: str, query_id: str, reason: str) -> None:
