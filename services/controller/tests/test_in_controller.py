@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ark_mesh.contracts import Query, TokenUsage
-from ark_mesh.contracts.ark import FINALIZER, RECONCILIATION_ANNOTATION
+from ark_mesh.contracts.ark import BROKER_MIRROR_LABEL, FINALIZER, RECONCILIATION_ANNOTATION
 from ark_mesh.controller.config import ReconciliationConfig, SchedulerConfig
 from ark_mesh.kube import CORE_EVENTS
 from ark_mesh.telemetry import configure_tracing
@@ -183,3 +183,15 @@ async def test_in_controller_resolution_is_one_trace_down_to_the_model_call(
     assert "chat fake-model" in in_trace
     (sent,) = [r for r in cluster.fake.requests if "trace me" in str(r.body)]
     assert f"{root.context.trace_id:032x}" in sent.header("traceparent")  # type: ignore[operator]
+
+
+async def test_broker_mirrors_are_left_alone(cluster, start_controller) -> None:
+    await start_controller()
+    mirror = ark_objects.query("mirrored", NS, "hi")
+    mirror.metadata.labels = {BROKER_MIRROR_LABEL: "true"}
+    await cluster.client.create(mirror)
+    await cluster.client.create(ark_objects.query("normal", NS, "hi"))
+    await cluster.wait_phase("normal", "done")
+    untouched = await cluster.client.get(Query, NS, "mirrored")
+    assert untouched.status is None
+    assert untouched.metadata.finalizers is None

@@ -12,6 +12,7 @@ from typing import Final, Literal
 __all__ = [
     "A2A_CONTEXT_ID_ANNOTATION",
     "A2A_SERVER_ADDRESS_ANNOTATION",
+    "BROKER_MIRROR_LABEL",
     "COMPLETED",
     "DEFAULT_QUERY_TIMEOUT",
     "DEFAULT_QUERY_TTL",
@@ -32,6 +33,11 @@ A2A_SERVER_ADDRESS_ANNOTATION: Final = "ark.mckinsey.com/a2a-server-address"
 STREAMING_ANNOTATION: Final = "ark.mckinsey.com/streaming-enabled"
 RECONCILIATION_ANNOTATION: Final = "ark.mckinsey.com/reconciliation"
 """Per-query request for a resolution mode (ark-mesh's addition; see ReconciliationMode)."""
+
+BROKER_MIRROR_LABEL: Final = "ark.mckinsey.com/broker-mirror"
+"""ark-mesh: set to ``"true"`` on a Query the broker created as a read-only mirror of a
+broker-mode query (``createResource: true``). The controller leaves such a Query alone;
+status-sync keeps its status."""
 
 ReconciliationMode = Literal["inController", "standalone", "broker"]
 RECONCILIATION_MODES: Final[tuple[ReconciliationMode, ...]] = (

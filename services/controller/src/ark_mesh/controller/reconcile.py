@@ -26,6 +26,7 @@ from ark_mesh.contracts import (
     parse_duration,
 )
 from ark_mesh.contracts.ark import (
+    BROKER_MIRROR_LABEL,
     COMPLETED,
     DEFAULT_QUERY_TIMEOUT,
     FINALIZER,
@@ -102,6 +103,8 @@ class Reconciler:
     async def reconcile(self, query: Query) -> float | None:
         meta = query.metadata
         uid = meta.uid or ""
+        if (meta.labels or {}).get(BROKER_MIRROR_LABEL) == "true":
+            return None  # a broker-mode query's mirror: resolved elsewhere, status by status-sync
         if meta.deletion_timestamp:
             await self._finalize(query)
             return None
