@@ -13,7 +13,9 @@ from ark_mesh.telemetry import configure_tracing
 
 async def test_model_and_tool_calls_are_spans_of_the_callers_trace(world) -> None:  # type: ignore[no-untyped-def]
     exporter = InMemorySpanExporter()
-    assert configure_tracing("resolver-test", processors=[SimpleSpanProcessor(exporter)]) is not None
+    assert (
+        configure_tracing("resolver-test", processors=[SimpleSpanProcessor(exporter)]) is not None
+    )
     world.model()
     world.agent("helper")
     tracer = trace.get_tracer("test")

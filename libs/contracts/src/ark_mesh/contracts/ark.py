@@ -12,6 +12,7 @@ from typing import Final, Literal
 __all__ = [
     "A2A_CONTEXT_ID_ANNOTATION",
     "A2A_SERVER_ADDRESS_ANNOTATION",
+    "A2A_SERVER_NAME_ANNOTATION",
     "BROKER_MIRROR_LABEL",
     "COMPLETED",
     "DEFAULT_QUERY_TIMEOUT",
@@ -30,6 +31,8 @@ FINALIZER: Final = "ark.mckinsey.com/finalizer"
 A2A_CONTEXT_ID_ANNOTATION: Final = "ark.mckinsey.com/a2a-context-id"
 """Read as *input* (pin a context for a new query); ark-mesh never writes it."""
 A2A_SERVER_ADDRESS_ANNOTATION: Final = "ark.mckinsey.com/a2a-server-address"
+A2A_SERVER_NAME_ANNOTATION: Final = "ark.mckinsey.com/a2a-server-name"
+"""Set by Ark's A2AServer discovery on the Agents it creates."""
 STREAMING_ANNOTATION: Final = "ark.mckinsey.com/streaming-enabled"
 RECONCILIATION_ANNOTATION: Final = "ark.mckinsey.com/reconciliation"
 """Per-query request for a resolution mode (ark-mesh's addition; see ReconciliationMode)."""

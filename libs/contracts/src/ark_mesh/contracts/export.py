@@ -23,6 +23,7 @@ from ark_mesh.contracts.messages import MESSAGE_TYPES
 from ark_mesh.contracts.resources import (
     A2AServer,
     Agent,
+    MCPServer,
     Memory,
     Model,
     Query,
@@ -41,7 +42,16 @@ __all__ = [
     "structural_schema",
 ]
 
-CRD_KINDS: tuple[type[Resource], ...] = (Query, Agent, Model, Team, Tool, Memory, A2AServer)
+CRD_KINDS: tuple[type[Resource], ...] = (
+    Query,
+    Agent,
+    Model,
+    Team,
+    Tool,
+    Memory,
+    A2AServer,
+    MCPServer,
+)
 ASYNCAPI_VERSION = "3.0.0"
 MESH_VERSION = "0.1.0"
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
@@ -84,6 +94,12 @@ PRINTER_COLUMNS: dict[str, list[dict[str, str]]] = {
     "Memory": [
         {"name": "Address", "type": "string", "jsonPath": ".status.lastResolvedAddress"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        _AGE,
+    ],
+    "MCPServer": [
+        {"name": "Address", "type": "string", "jsonPath": ".status.resolvedAddress"},
+        {"name": "Tools", "type": "integer", "jsonPath": ".status.toolCount"},
+        {"name": "Available", "type": "string", "jsonPath": _condition("Available")},
         _AGE,
     ],
     "A2AServer": [

@@ -38,7 +38,10 @@ __all__ = [
     "Header",
     "LabelSelector",
     "LabelSelectorRequirement",
+    "MCPServer",
     "MCPServerRef",
+    "MCPServerSpec",
+    "MCPServerStatus",
     "MCPToolSpec",
     "Memory",
     "MemoryRef",
@@ -499,6 +502,27 @@ class ToolStatus(_Camel):
     message: str | None = None
 
 
+# --------------------------------------------------------------------------- MCPServer
+
+
+class MCPServerSpec(_Camel):
+    """An MCP server; a Tool of type ``mcp`` names it and the tool, the server holds the rest."""
+
+    address: ValueSource
+    headers: list[Header] | None = None
+    transport: Annotated[Literal["http", "sse"], server_default("http")] | None = None
+    timeout: str | None = None
+    tool_call_timeout: str | None = None
+    poll_interval: str | None = None
+    description: str | None = None
+
+
+class MCPServerStatus(_Camel):
+    resolved_address: str | None = None
+    tool_count: int | None = None
+    conditions: list[Condition] | None = None
+
+
 # --------------------------------------------------------------------------- Memory, A2AServer
 
 
@@ -616,6 +640,14 @@ class A2AServer(Resource):
     status: A2AServerStatus | None = None
 
 
+class MCPServer(Resource):
+    KIND: ClassVar[str] = "MCPServer"
+    PLURAL: ClassVar[str] = "mcpservers"
+
+    spec: MCPServerSpec
+    status: MCPServerStatus | None = None
+
+
 class ConfigMap(Resource):
     GROUP: ClassVar[str] = ""
     VERSION: ClassVar[str] = "v1"
@@ -644,6 +676,7 @@ class Secret(Resource):
 
 
 KINDS: dict[str, type[Resource]] = {
-    cls.KIND: cls for cls in (Query, Agent, Model, Team, Tool, Memory, A2AServer, ConfigMap, Secret)
+    cls.KIND: cls
+    for cls in (Query, Agent, Model, Team, Tool, Memory, A2AServer, MCPServer, ConfigMap, Secret)
 }
 """Every kind ark-mesh reads, by ``kind`` name."""

@@ -76,7 +76,7 @@ async def _mcp_tool(
     address = (server.status.resolved_address if server.status else None) or await values.required(
         server.spec.address, what=f"{what} address"
     )
-    if server.spec.transport != "http":
+    if (server.spec.transport or "http") != "http":
         raise ConfigurationError(
             f"{what}: transport '{server.spec.transport}' is not supported (use http)"
         )
