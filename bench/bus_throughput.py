@@ -12,14 +12,20 @@ is acknowledged (acks flushed to the server).
   :class:`ark_mesh.bus.Worker` (decode, context, span, metrics, slots, heartbeats) with a no-op
   handler, on two connections. Telemetry as a service runs it without an OTLP endpoint.
 
-Usage: ``uv run python bench/bus_throughput.py [--messages 20000] [--rounds 5]``.
-It stops by itself and prints a Markdown table with medians and the runtime/raw ratio.
+* **runtime-encrypted** (``--encrypt``): the runtime with per-tenant AES-256-GCM payload
+  encryption on for the bench tenant (sealed on publish, opened in the worker), to measure the
+  cost of encryption at rest against the plain runtime.
+
+Usage: ``uv run python bench/bus_throughput.py [--messages 20000] [--rounds 5] [--encrypt]``.
+It stops by itself and prints a Markdown table with medians and the runtime/raw ratio (and the
+encrypted/plain runtime ratio with ``--encrypt``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -37,6 +43,7 @@ from nats.aio.msg import Msg
 from ark_mesh.bus import (
     Bus,
     MessageContext,
+    PayloadCipher,
     Publisher,
     PublisherSettings,
     Topology,
@@ -163,9 +170,17 @@ async def raw_callback_round(url: str, count: int, window: int, batch: int, tag:
     return count / elapsed
 
 
-async def runtime_round(url: str, count: int, window: int, slots: int, tag: str) -> float:
-    producer_bus = await Bus.connect(servers=(url,), name="runtime-producer")
-    worker_bus = await Bus.connect(servers=(url,), name="runtime-worker")
+async def runtime_round(
+    url: str,
+    count: int,
+    window: int,
+    slots: int,
+    tag: str,
+    *,
+    cipher: PayloadCipher | None = None,
+) -> float:
+    producer_bus = await Bus.connect(servers=(url,), name="runtime-producer", encryption=cipher)
+    worker_bus = await Bus.connect(servers=(url,), name="runtime-worker", encryption=cipher)
     publisher = await Publisher.create(producer_bus, PublisherSettings(window=window))
     messages = [message(index) for index in range(count)]
     done = asyncio.Event()
@@ -210,8 +225,16 @@ async def main(args: argparse.Namespace) -> None:
             admin = await Bus.connect(servers=(server.url,), name="bench-admin")
             await Topology(TopologyConfig()).provision(admin)
             rounds: list[tuple[str, Callable[[str], Awaitable[float]]]] = []
-            sides = {"raw-fetch": raw_round, "raw-callback": raw_callback_round}
+            sides: dict[str, Callable[[str, int, int, int, str], Awaitable[float]]] = {
+                "raw-fetch": raw_round,
+                "raw-callback": raw_callback_round,
+            }
             sides["runtime"] = runtime_round
+            if args.encrypt:
+                # A fresh random key per run: the bench measures the work, not key handling.
+                cipher = PayloadCipher({TENANT: {"bench-1": os.urandom(32)}})
+                sides["runtime-encrypted"] = functools.partial(runtime_round, cipher=cipher)
+                results["runtime-encrypted"] = []
             for _ in range(args.rounds):
                 for name, side in sides.items():
                     rounds.append((name, _bind(side, server.url, args)))
@@ -221,7 +244,7 @@ async def main(args: argparse.Namespace) -> None:
                 # a repeated id and the round would wait forever for it.
                 rate = await run(f"r{number}")
                 results[name].append(rate)
-                print(f"round {number:2d} {name:8s} {rate:10.0f} msg/s", file=sys.stderr)
+                print(f"round {number:2d} {name:17s} {rate:10.0f} msg/s", file=sys.stderr)
             await admin.close()
         finally:
             server.stop()
@@ -237,6 +260,14 @@ async def main(args: argparse.Namespace) -> None:
         f"| {medians['raw-callback']:,.0f} msg/s | {runtime:,.0f} msg/s "
         f"| {runtime / medians['raw-fetch']:.2f} | {runtime / medians['raw-callback']:.2f} |"
     )
+    if args.encrypt:
+        encrypted = medians["runtime-encrypted"]
+        print()
+        print(
+            "| runtime, plain | runtime, encrypted (aes-256-gcm) | encrypted ÷ plain |\n"
+            "|---|---|---|\n"
+            f"| {runtime:,.0f} msg/s | {encrypted:,.0f} msg/s | {encrypted / runtime:.2f} |"
+        )
     print()
     for name, rates in results.items():
         print(f"rounds {name}: {', '.join(f'{rate:,.0f}' for rate in rates)}")
@@ -272,4 +303,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--window", type=int, default=1000, help="unacknowledged publishes")
     parser.add_argument("--slots", type=int, default=256, help="worker slots = raw fetch batch")
+    parser.add_argument(
+        "--encrypt", action="store_true", help="also run the runtime with payload encryption"
+    )
     asyncio.run(main(parser.parse_args()))

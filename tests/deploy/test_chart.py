@@ -494,7 +494,12 @@ def test_schema_covers_exactly_the_bus_settings() -> None:
     def keys(node: dict[str, Any], struct: Any, path: str) -> set[str]:
         node = resolve(node)
         found: set[str] = set()
-        properties = node.get("properties") or resolve(node.get("items", {})).get("properties", {})
+        values = node.get("additionalProperties")  # a map's values (e.g. encryption.tenants)
+        properties = (
+            node.get("properties")
+            or resolve(node.get("items", {})).get("properties", {})
+            or (resolve(values).get("properties", {}) if isinstance(values, dict) else {})
+        )
         fields = {_camel(f.name): f.type for f in msgspec.structs.fields(struct)}
         for name, child in properties.items():
             found.add(f"{path}.{name}")

@@ -8,6 +8,8 @@
   graceful drain (:mod:`.worker`); handlers raise :class:`TransientError` / :class:`PermanentError`.
 * :class:`StreamReader` — replay a subject from a sequence, then follow live (:mod:`.reader`).
 * :class:`CancelChannel` / :func:`cancel_watch` — cancel via core NATS plus a KV flag (:mod:`.cancel`).
+* :class:`PayloadCipher` — per-tenant AES-256-GCM encryption of bodies at rest, applied by all
+  of the above when ``Bus.connect(…, encryption=EncryptionSettings(…))`` (:mod:`.encryption`).
 
 The exception tree is drawn in :mod:`ark_mesh.bus.errors`.
 """
@@ -18,8 +20,11 @@ from ark_mesh.bus.config import (
     BusConfig,
     ConnectionSettings,
     ConsumerSettings,
+    EncryptionKeySettings,
+    EncryptionSettings,
     KeyValueSettings,
     StreamSettings,
+    TenantEncryptionSettings,
     TopologyConfig,
     WorkConsumerSettings,
     WorkerSettings,
@@ -27,10 +32,15 @@ from ark_mesh.bus.config import (
 from ark_mesh.bus.connection import Bus, ConnectionHealth, ConnectionState
 from ark_mesh.bus.context import MessageContext
 from ark_mesh.bus.deadletter import DeadLetterCause, DeadLetterNotice
+from ark_mesh.bus.encryption import PayloadCipher
 from ark_mesh.bus.errors import (
     BusClosedError,
     BusError,
     BusUnavailableError,
+    DecryptionError,
+    EncryptionConfigError,
+    EncryptionError,
+    EncryptionRequiredError,
     HandlerError,
     PermanentError,
     PublishError,
@@ -62,10 +72,17 @@ __all__ = [
     "ConsumerSettings",
     "DeadLetterCause",
     "DeadLetterNotice",
+    "DecryptionError",
+    "EncryptionConfigError",
+    "EncryptionError",
+    "EncryptionKeySettings",
+    "EncryptionRequiredError",
+    "EncryptionSettings",
     "Handler",
     "HandlerError",
     "KeyValueSettings",
     "MessageContext",
+    "PayloadCipher",
     "PermanentError",
     "ProvisionReport",
     "ProvisionResult",
@@ -77,6 +94,7 @@ __all__ = [
     "StreamEntry",
     "StreamReader",
     "StreamSettings",
+    "TenantEncryptionSettings",
     "Topology",
     "TopologyConfig",
     "TopologyConfigError",

@@ -12,6 +12,9 @@ A cancel is sent two ways at once:
 the two; after a reconnect it reads the flag again, because core messages sent while the
 connection was down are gone.
 
+With encryption configured for the tenant, the request is sealed once (associated data: the
+cancel subject) and the same ciphertext goes to the KV flag and the core message.
+
 Usage in a worker::
 
     async with cancels.watch(tenant, query_id) as cancelled:
@@ -32,6 +35,7 @@ from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
 
 from ark_mesh.bus.connection import Bus
+from ark_mesh.bus.errors import DecryptionError
 from ark_mesh.contracts import (
     SCHEMA_HEADER,
     CancelRequest,
@@ -92,14 +96,12 @@ class CancelChannel:
             .replace("+00:00", "Z"),
             requested_by=requested_by,
         )
-        body = encode(request)
+        subject = subjects.query_cancel(tenant, query_id)
+        headers = {SCHEMA_HEADER: CancelRequest.SCHEMA}
+        body = self.bus.cipher.seal(subject, encode(request), headers)
         kv = await self.bus.key_value(self.bucket)
         await kv.put(_key(tenant, query_id), body)
-        await self.bus.nc.publish(
-            subjects.query_cancel(tenant, query_id),
-            body,
-            headers={SCHEMA_HEADER: CancelRequest.SCHEMA},
-        )
+        await self.bus.nc.publish(subject, body, headers=headers)
         return request
 
     async def get(self, tenant: str, query_id: str) -> CancelRequest | None:
@@ -112,8 +114,10 @@ class CancelChannel:
         if not entry.value:
             return None
         try:
-            return _decode(entry.value)
-        except DecodeError as error:
+            return _decode(
+                self.bus.cipher.open(subjects.query_cancel(tenant, query_id), entry.value)
+            )
+        except (DecodeError, DecryptionError) as error:
             # A flag we cannot read is still a flag: cancel rather than run on.
             _log.warning(
                 "unreadable cancel flag", tenant=tenant, query_id=query_id, error=str(error)
@@ -135,8 +139,8 @@ class CancelChannel:
 
         async def on_message(msg: Msg) -> None:
             try:
-                watch.trigger(_decode(msg.data))
-            except DecodeError:
+                watch.trigger(_decode(self.bus.cipher.open(msg.subject, msg.data, msg.headers)))
+            except (DecodeError, DecryptionError):
                 watch.trigger(None)
 
         async def recheck() -> None:

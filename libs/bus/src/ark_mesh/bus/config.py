@@ -1,4 +1,5 @@
-"""Typed settings of the bus: connection, topology (streams, consumers, KV) and workers.
+"""Typed settings of the bus: connection, topology (streams, consumers, KV), workers and
+per-tenant payload encryption.
 
 All Structs are frozen msgspec Structs, so a service can decode them straight from its
 configuration file (``msgspec.convert(values, BusConfig)``) and get a clear error naming the
@@ -17,9 +18,12 @@ __all__ = [
     "BusConfig",
     "ConnectionSettings",
     "ConsumerSettings",
+    "EncryptionKeySettings",
+    "EncryptionSettings",
     "KeyValueSettings",
     "StorageKind",
     "StreamSettings",
+    "TenantEncryptionSettings",
     "TopologyConfig",
     "WorkConsumerSettings",
     "WorkerSettings",
@@ -178,9 +182,50 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     service: str | None = None
 
 
+class EncryptionKeySettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one key comes from: exactly one of ``file`` (a path) or ``env`` (a variable name),
+    holding 32 random bytes in base64 (``head -c32 /dev/urandom | base64``).
+
+    Key material is never written into the configuration itself: config files end up in
+    ConfigMaps, Helm values and logs; files and variables come from Kubernetes Secrets.
+    ``id`` travels in clear with every message (``Ark-Key-Id``) so readers pick the right key.
+    """
+
+    id: str
+    file: str | None = None
+    env: str | None = None
+
+
+class TenantEncryptionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The keys of one tenant. Every key decrypts; ``primary`` (default: the last listed)
+    encrypts. Rotation: add the new key with ``primary`` still naming the old one, roll every
+    reader out, then make the new key primary; drop the old key once nothing stored under it
+    is still needed (streams' max-age)."""
+
+    keys: tuple[EncryptionKeySettings, ...]
+    primary: str | None = None
+
+
+class EncryptionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-tenant encryption of payload bodies (see :mod:`ark_mesh.bus.encryption`).
+
+    Tenants under ``tenants`` have their bodies encrypted; others are left alone, unless listed
+    in ``required_tenants``: then a process without a key for them refuses to publish for them,
+    and clear-text messages arriving for them are rejected (fail closed).
+    """
+
+    tenants: dict[str, TenantEncryptionSettings] = msgspec.field(default_factory=dict)
+    required_tenants: tuple[str, ...] = ()
+
+
 class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything a service needs to configure its bus use, as one block of its config file."""
+    """Everything a service needs to configure its bus use, as one block of its config file.
+
+    ``encryption`` takes effect through ``Bus.connect(config.connection,
+    encryption=config.encryption)``.
+    """
 
     connection: ConnectionSettings = ConnectionSettings()
     topology: TopologyConfig = TopologyConfig()
     worker: WorkerSettings = WorkerSettings()
+    encryption: EncryptionSettings = EncryptionSettings()

@@ -9,7 +9,10 @@ Why a wrapper rather than a bare ``nats.connect``:
   fixed wait; we plug in a backoff through its ``reconnect_to_server_handler`` hook;
 * readiness probes need a cheap, honest answer (:attr:`Bus.health`), and components that keep
   server-side state (pull requests) need to hear about reconnects (:meth:`Bus.on_reconnect`);
-* shutdown must flush acks and publishes before the socket closes (:meth:`Bus.close` drains).
+* shutdown must flush acks and publishes before the socket closes (:meth:`Bus.close` drains);
+* every component built on one connection (publisher, workers, readers, cancel channel) must
+  seal and open tenant bodies with the same keys: the bus carries the
+  :class:`~ark_mesh.bus.encryption.PayloadCipher` (:attr:`Bus.cipher`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from nats.aio.client import Server as NatsServerEntry
 from nats.js import JetStreamContext, JetStreamManager
 from nats.js.kv import KeyValue
 
-from ark_mesh.bus.config import ConnectionSettings
+from ark_mesh.bus.config import ConnectionSettings, EncryptionSettings
+from ark_mesh.bus.encryption import PayloadCipher
 from ark_mesh.bus.errors import BusClosedError, BusUnavailableError
 from ark_mesh.telemetry import get_logger
 
@@ -81,9 +85,13 @@ def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
 class Bus:
     """A connected NATS client plus its JetStream context; create with :meth:`connect`."""
 
-    def __init__(self, nc: Client, settings: ConnectionSettings) -> None:
+    def __init__(
+        self, nc: Client, settings: ConnectionSettings, *, cipher: PayloadCipher | None = None
+    ) -> None:
         self.nc = nc
         self.settings = settings
+        self.cipher = cipher if cipher is not None else PayloadCipher()
+        """Seals and opens tenant bodies for everything built on this bus (no keys: no-op)."""
         self.js: JetStreamContext = nc.jetstream(timeout=settings.request_timeout)
         self.jsm: JetStreamManager = nc.jsm(timeout=settings.request_timeout)
         self._state = ConnectionState.CONNECTED
@@ -98,11 +106,25 @@ class Bus:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    async def connect(cls, settings: ConnectionSettings | None = None, **overrides: Any) -> Bus:
+    async def connect(
+        cls,
+        settings: ConnectionSettings | None = None,
+        *,
+        encryption: EncryptionSettings | PayloadCipher | None = None,
+        **overrides: Any,
+    ) -> Bus:
         """Connect, retrying the first connection with backoff; raise ``BusUnavailableError``.
 
         ``overrides`` replace fields of ``settings`` (e.g. ``servers=(url,)`` in tests).
+        ``encryption`` (usually ``BusConfig.encryption``) turns on per-tenant payload
+        encryption; its keys are loaded before connecting, so a bad key raises
+        :class:`~ark_mesh.bus.errors.EncryptionConfigError` without touching the network.
         """
+        cipher = (
+            PayloadCipher.from_settings(encryption)
+            if isinstance(encryption, EncryptionSettings)
+            else encryption
+        )
         base = settings or ConnectionSettings()
         if overrides:
             base = _replace(base, **overrides)
@@ -175,7 +197,7 @@ class Bus:
                     await asyncio.sleep(delay)
                 continue
             nc.options["max_reconnect_attempts"] = base.max_reconnect_attempts
-            bus = cls(nc, base)
+            bus = cls(nc, base, cipher=cipher)
             holder.append(bus)
             return bus
         raise BusUnavailableError(tuple(base.servers), last_error, attempts)

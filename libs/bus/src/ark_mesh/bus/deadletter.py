@@ -4,6 +4,10 @@ The copy is published *before* the original is terminated, and with the ``Nats-M
 ``dlq:<stream>:<sequence>``: if the worker dies between the two steps, the original is
 redelivered and dead-lettered again, and JetStream keeps a single copy. If the DLQ publish
 fails the original is left alone (naked for later) — a dead letter is never lost to save time.
+
+``DeadLetter.data`` is the original body byte for byte, so an encrypted message stays
+ciphertext; the dead letter itself goes to the tenant's DLQ subject and is sealed again by the
+publisher when the tenant has keys.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ UNKNOWN_TENANT = "unknown"
 class DeadLetterCause(StrEnum):
     UNDECODABLE = "undecodable"
     """The bytes are not a valid message of the expected schema."""
+    UNDECRYPTABLE = "undecryptable"
+    """The body is encrypted under a key this process lacks, was tampered with or moved to
+    another subject, or is clear text for a tenant that requires encryption."""
     PERMANENT = "permanent"
     """The handler raised :class:`~ark_mesh.bus.errors.PermanentError`."""
     EXHAUSTED = "exhausted"

@@ -6,7 +6,17 @@ Bus errors (raised *by* the bus to its caller)::
      ├── BusUnavailableError          cannot reach any NATS server (names the URLs tried)
      ├── BusClosedError               the connection was closed or is draining
      ├── PublishError                 JetStream did not store a publish (names the subject)
-     │    └── PublishTimeoutError     …no acknowledgement in time (retries included)
+     │    ├── PublishTimeoutError     …no acknowledgement in time (retries included)
+     │    └── EncryptionRequiredError …refused: the tenant requires encryption and this
+     │                                process has no key for it (fail closed; also an
+     │                                EncryptionError)
+     ├── EncryptionError              per-tenant payload encryption (:mod:`.encryption`)
+     │    ├── EncryptionConfigError   a key is missing or malformed (names tenant and key id);
+     │    │                           also a ValueError
+     │    ├── EncryptionRequiredError (see above)
+     │    └── DecryptionError         a body cannot be opened: wrong or unknown key, tampered,
+     │                                moved to another subject, or clear text where encryption
+     │                                is required (names subject and key id, never the plaintext)
      └── TopologyError
           ├── TopologyConfigError     the topology configuration contradicts itself
           ├── TopologyConflictError   the server cannot (or silently did not) apply a setting:
@@ -26,7 +36,8 @@ temporary/permanent errors)::
 Any *other* exception escaping a handler is treated like a :class:`TransientError` without a
 delay hint (a bug may be fixed by a redeploy; MaxDeliver bounds the damage) and is logged with
 its traceback. A message that cannot be decoded is dead-lettered like a
-:class:`PermanentError` (``ark_mesh.contracts.DecodeError`` carries the reason).
+:class:`PermanentError` (``ark_mesh.contracts.DecodeError`` carries the reason), and so is one
+that cannot be decrypted (:class:`DecryptionError`).
 """
 
 from __future__ import annotations
@@ -35,6 +46,10 @@ __all__ = [
     "BusClosedError",
     "BusError",
     "BusUnavailableError",
+    "DecryptionError",
+    "EncryptionConfigError",
+    "EncryptionError",
+    "EncryptionRequiredError",
     "HandlerError",
     "PermanentError",
     "PublishError",
@@ -79,6 +94,55 @@ class PublishError(BusError):
 
 class PublishTimeoutError(PublishError):
     """No acknowledgement arrived in time (after retrying with the same ``Nats-Msg-Id``)."""
+
+
+class EncryptionError(BusError):
+    """Base class of per-tenant payload encryption problems."""
+
+
+class EncryptionConfigError(EncryptionError, ValueError):
+    """The encryption configuration cannot be used; names the tenant and the key id at fault."""
+
+    def __init__(
+        self, detail: str, *, tenant: str | None = None, key_id: str | None = None
+    ) -> None:
+        self.tenant = tenant
+        self.key_id = key_id
+        where = []
+        if tenant is not None:
+            where.append(f"tenant {tenant!r}")
+        if key_id is not None:
+            where.append(f"key {key_id!r}")
+        prefix = f"encryption: {', '.join(where)}: " if where else "encryption: "
+        super().__init__(prefix + detail)
+
+
+class EncryptionRequiredError(EncryptionError, PublishError):
+    """Publishing for a tenant listed in ``required_tenants`` without a key for it: refused,
+    so that tenant's data never leaves this process in clear."""
+
+    def __init__(self, subject: str, tenant: str) -> None:
+        self.tenant = tenant
+        PublishError.__init__(
+            self,
+            subject,
+            f"tenant {tenant!r} requires encryption and no key is configured for it",
+        )
+
+
+class DecryptionError(EncryptionError):
+    """A message body cannot be opened. Retrying cannot help (a permanent failure).
+
+    ``subject`` is where it was stored, ``key_id`` the key named by the envelope (``None`` for
+    clear text or an unreadable envelope), ``reason`` what went wrong. Never carries plaintext.
+    """
+
+    def __init__(self, subject: str, key_id: str | None, reason: str) -> None:
+        self.subject = subject
+        self.key_id = key_id
+        self.reason = reason
+        key = f"key {key_id!r}" if key_id is not None else "no key id"
+        super().__init__(f"cannot decrypt message on {subject!r} ({key}): {reason}")
 
 
 class TopologyError(BusError):

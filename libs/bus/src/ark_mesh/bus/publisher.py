@@ -2,7 +2,8 @@
 
 Every message gets the same headers: ``Ark-Schema`` (what the body is), ``Nats-Msg-Id`` when the
 caller gives one (JetStream drops a second copy inside the stream's duplicate window), and the
-W3C ``traceparent`` of a PRODUCER span.
+W3C ``traceparent`` of a PRODUCER span. Bodies of tenants with encryption keys are sealed by
+the bus's :class:`~ark_mesh.bus.encryption.PayloadCipher` (headers stay in clear).
 
 Two ways to publish:
 
@@ -114,6 +115,7 @@ class Publisher:
     ) -> None:
         self.bus = bus
         self.settings = settings or PublisherSettings()
+        self._cipher = bus.cipher
         self.telemetry = telemetry or MessagingTelemetry.from_globals()
         self._on_failure = on_failure
         self._prefix = bus.nc.new_inbox() + "."
@@ -178,11 +180,14 @@ class Publisher:
 
         Raises :class:`PublishTimeoutError` when no attempt was acknowledged within ``retry_for``
         and :class:`PublishError` when the server refused the message or no stream captures
-        ``subject``.
+        ``subject`` (:class:`EncryptionRequiredError` when the tenant requires a key this
+        process does not have).
         """
         self._check_open()
         payload, schema_id = self._body(message, schema)
         all_headers = self._headers(schema_id, msg_id, headers)
+        # Sealed once: every retry resends the same ciphertext under the same Nats-Msg-Id.
+        payload = self._cipher.seal(subject, payload, all_headers)
         attempt_timeout = ack_timeout if ack_timeout is not None else self.settings.ack_timeout
         budget = retry_for if retry_for is not None else self.settings.retry_for
         started = time.perf_counter()
@@ -249,6 +254,7 @@ class Publisher:
         self._check_open()
         payload, schema_id = self._body(message, schema)
         all_headers = self._headers(schema_id, msg_id, headers)
+        payload = self._cipher.seal(subject, payload, all_headers)
         await self._window.acquire()
         now = time.monotonic()
         entry = _Windowed(subject, payload, all_headers, schema_id, now, now)

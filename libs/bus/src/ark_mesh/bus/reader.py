@@ -8,6 +8,9 @@ recreated by the client from the last sequence it saw if a message goes missing.
 server nothing once the read ends, unlike a durable consumer per reader, which is what breaks
 NATS deployments at tens of thousands of consumers.
 
+Encrypted bodies (:mod:`ark_mesh.bus.encryption`) are opened with the bus's keys before they
+are decoded; :attr:`StreamEntry.data` is the clear body.
+
 Stop conditions (any may be combined): ``until(entry)`` is true (the entry is still yielded —
 it is usually the terminal event), no message for ``idle_timeout`` seconds, the reader has
 ``caught_up`` with what the stream held when the read started, or ``limit`` entries.
@@ -26,7 +29,7 @@ from nats.js.errors import NotFoundError
 
 from ark_mesh.bus.connection import Bus
 from ark_mesh.bus.context import parse_ack_subject
-from ark_mesh.bus.errors import TopologyMissingError
+from ark_mesh.bus.errors import DecryptionError, TopologyMissingError
 from ark_mesh.contracts import DecodeError
 from ark_mesh.telemetry import get_logger
 
@@ -41,7 +44,8 @@ _HEARTBEAT_SECONDS = 2.0
 
 @dataclass(frozen=True, slots=True)
 class StreamEntry(Generic[M]):
-    """One stored message. ``seq`` is the stream sequence (the SSE event id)."""
+    """One stored message. ``seq`` is the stream sequence (the SSE event id); ``data`` is the
+    clear body (decrypted when it was stored encrypted), ``headers`` are as stored."""
 
     seq: int
     subject: str
@@ -83,9 +87,11 @@ class StreamReader:
 
         Undecodable entries are logged and skipped (one bad record must not make a
         conversation or a stream unreadable forever) unless ``skip_undecodable`` is false, in
-        which case the :class:`~ark_mesh.contracts.DecodeError` propagates.
+        which case the :class:`~ark_mesh.contracts.DecodeError` propagates. Entries that cannot
+        be decrypted are treated the same way (:class:`~ark_mesh.bus.errors.DecryptionError`).
         """
         stream = await self._stream_for(subject)
+        cipher = self.bus.cipher
         config = api.ConsumerConfig(
             deliver_policy=(
                 api.DeliverPolicy.BY_START_SEQUENCE if start_seq else api.DeliverPolicy.ALL
@@ -116,15 +122,18 @@ class StreamReader:
                 except ValueError:
                     continue
                 try:
-                    message = decoder(msg.data)
-                except DecodeError as error:
+                    data = cipher.open(msg.subject, msg.data, msg.headers)
+                    message = decoder(data)
+                except (DecodeError, DecryptionError) as error:
                     if not skip_undecodable:
                         raise
                     _log.warning(
-                        "skipping undecodable stream entry",
+                        "skipping undecodable stream entry"
+                        if isinstance(error, DecodeError)
+                        else "skipping undecryptable stream entry",
                         stream=stream,
                         seq=delivery.stream_seq,
-                        reason=error.reason,
+                        reason=str(error) if isinstance(error, DecryptionError) else error.reason,
                     )
                     if caught_up and delivery.pending == 0:
                         return
@@ -132,7 +141,7 @@ class StreamReader:
                 entry: StreamEntry[M] = StreamEntry(
                     seq=delivery.stream_seq,
                     subject=msg.subject,
-                    data=msg.data,
+                    data=data,
                     headers=msg.headers or {},
                     message=message,
                     pending=delivery.pending,
@@ -150,19 +159,24 @@ class StreamReader:
                 await sub.unsubscribe()
 
     async def last(self, subject: str, *, decoder: Callable[[bytes], M]) -> StreamEntry[M] | None:
-        """The newest entry of a literal subject, or ``None`` (a direct lookup, no consumer)."""
+        """The newest entry of a literal subject, or ``None`` (a direct lookup, no consumer).
+
+        Raises :class:`~ark_mesh.bus.errors.DecryptionError` if it cannot be decrypted.
+        """
         stream = await self._stream_for(subject)
         try:
             raw = await self.bus.jsm.get_last_msg(stream, subject)
         except NotFoundError:
             return None
-        data = raw.data or b""
-        headers: dict[str, Any] = dict(raw.headers or {})
+        raw_headers: dict[str, Any] = dict(raw.headers or {})
+        headers = {str(k): str(v) for k, v in raw_headers.items()}
+        stored_subject = raw.subject or subject
+        data = self.bus.cipher.open(stored_subject, raw.data or b"", headers)
         return StreamEntry(
             seq=raw.seq or 0,
-            subject=raw.subject or subject,
+            subject=stored_subject,
             data=data,
-            headers={str(k): str(v) for k, v in headers.items()},
+            headers=headers,
             message=decoder(data),
             pending=0,
         )

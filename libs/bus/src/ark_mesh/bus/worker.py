@@ -8,7 +8,8 @@ has ``slots`` and never asks for more messages than it has free slots (see
 
 Per message the worker:
 
-1. decodes the body (an undecodable message is dead-lettered: it can never succeed);
+1. opens the body if it is encrypted (:mod:`ark_mesh.bus.encryption`) and decodes it; a
+   message that cannot be decrypted or decoded is dead-lettered: it can never succeed;
 2. opens a CONSUMER span (child of the producer's span from ``traceparent``) and binds
    ``tenant``/``msg_id`` into the log context;
 3. runs the handler, sending ``in_progress`` heartbeats every ``AckWait/3`` so a long LLM call
@@ -58,6 +59,7 @@ from ark_mesh.bus.deadletter import (
 from ark_mesh.bus.errors import (
     BusClosedError,
     BusError,
+    DecryptionError,
     PermanentError,
     TopologyMissingError,
     TransientError,
@@ -127,6 +129,7 @@ class Worker(Generic[M]):
         else:
             self.stream, self.durable = binding
         self.bus = bus
+        self._cipher = bus.cipher
         self.settings = settings or WorkerSettings()
         if self.settings.slots < 1:
             raise ValueError("WorkerSettings.slots must be at least 1")
@@ -443,7 +446,12 @@ class Worker(Generic[M]):
 
     async def _run(self, msg: Msg, context: MessageContext) -> str:
         try:
-            message = self._decoder(msg.data)
+            message = self._decoder(self._cipher.open(msg.subject, msg.data, msg.headers))
+        except DecryptionError as error:
+            # The reason names subject and key id only; the dead letter keeps the sealed bytes.
+            return await self._dead_letter(
+                msg, context, DeadLetterCause.UNDECRYPTABLE, str(error), None
+            )
         except DecodeError as error:
             return await self._dead_letter(
                 msg, context, DeadLetterCause.UNDECODABLE, f"undecodable: {error.reason}", None
@@ -636,7 +644,7 @@ class Worker(Generic[M]):
             ),
         )
         try:
-            decoded: Any = self._decoder(data)
+            decoded: Any = self._decoder(self._cipher.open(subject, data, headers))
         except Exception:
             decoded = None
         _log.warning("message dead-lettered after MaxDeliver", subject=subject, dlq=target)

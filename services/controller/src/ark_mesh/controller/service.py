@@ -146,7 +146,7 @@ class ControllerService:
         standalone: StandaloneDispatcher | None = None
         chunks = None
         if cfg.bus is not None:
-            self._bus = bus = await Bus.connect(cfg.bus.connection)
+            self._bus = bus = await Bus.connect(cfg.bus.connection, encryption=cfg.bus.encryption)
             await Topology(cfg.bus.topology).provision(bus)
             self._publisher = publisher = await Publisher(bus).start()
             standalone = StandaloneDispatcher(publisher, CancelChannel(bus))

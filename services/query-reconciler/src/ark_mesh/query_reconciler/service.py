@@ -73,7 +73,7 @@ class QueryReconcilerService:
 
     async def _start(self) -> None:
         config = self.config
-        self.bus = bus = await Bus.connect(config.bus.connection)
+        self.bus = bus = await Bus.connect(config.bus.connection, encryption=config.bus.encryption)
         topology = Topology(config.bus.topology)
         if config.provision:
             await topology.provision(bus)

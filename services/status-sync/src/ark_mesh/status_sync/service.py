@@ -73,7 +73,7 @@ class StatusSyncService:
     async def _start(self) -> None:
         config = self.config
         consumer = _consumer(config)
-        self.bus = bus = await Bus.connect(config.bus.connection)
+        self.bus = bus = await Bus.connect(config.bus.connection, encryption=config.bus.encryption)
         if config.provision:
             await Topology(config.bus.topology).provision(bus)
         kube = config.kubernetes
