@@ -129,10 +129,17 @@ async def test_cancel_stops_a_running_query(cluster, start_controller) -> None:
 
 
 async def test_ttl_counts_from_completion_then_deletes(cluster, start_controller) -> None:
-    await start_controller()
-    await cluster.client.create(ark_objects.query("short-lived", NS, "hi", ttl="1s"))
-    await cluster.wait_phase("short-lived", "done")
-    await cluster.wait_gone("short-lived")
+    with ObjectTracker(cluster.kube, "queries", NS, "short-lived") as tracker:
+        await start_controller()
+        await cluster.client.create(ark_objects.query("short-lived", NS, "hi", ttl="1s"))
+        async with asyncio.timeout(30):
+            await tracker.wait_for(lambda changes: changes[-1].type == "DELETED")
+    phases = [c.object.get("status", {}).get("phase") for c in tracker.changes]
+    # Completed first, then deleted (the finalizer ran and came off); never reaped while running.
+    assert "done" in phases
+    assert phases.index("done") < len(phases) - 1
+    assert tracker.changes[-1].type == "DELETED"
+    assert tracker.generation_bumps == 0
 
 
 async def test_capacity_queues_then_runs_everything(cluster, start_controller) -> None:
