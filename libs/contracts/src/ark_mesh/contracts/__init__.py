@@ -6,7 +6,7 @@ the mesh publishes. Subjects live in :mod:`ark_mesh.contracts.subjects`; schema 
 in :mod:`ark_mesh.contracts.export`.
 """
 
-from ark_mesh.contracts import ark, subjects
+from ark_mesh.contracts import ark, ordering, subjects
 from ark_mesh.contracts.codec import (
     MSG_ID_HEADER,
     SCHEMA_HEADER,
@@ -218,6 +218,7 @@ __all__ = [
     "decoder_for",
     "encode",
     "format_duration",
+    "ordering",
     "parse_duration",
     "schema_of",
     "subjects",

@@ -1,1 +1,67 @@
-"""Broker HTTP API (not implemented yet)."""
+"""The broker: Ark's query API over the mesh, without etcd (ARCHITECTURE §2, broker mode).
+
+* :class:`BrokerService` — the service (``python -m ark_mesh.broker --config FILE``);
+* :class:`BrokerConfig` — its configuration (:mod:`.config`);
+* :class:`QueryBroker` — accept, read, stream and cancel queries (:mod:`.queries`);
+* :class:`ReadModel` / :class:`InFlight` — the ``ark-queries`` read model (:mod:`.readmodel`);
+* :func:`build_app` — the aiohttp routes (:mod:`.api`); :mod:`.bodies`, :mod:`.sse`,
+  :mod:`.openai_compat` are the pure protocol parts; :mod:`.tenancy` maps callers to tenants.
+
+The exception tree is drawn in :mod:`ark_mesh.broker.errors`.
+"""
+
+from ark_mesh.broker.api import build_app
+from ark_mesh.broker.bodies import ChatCompletionRequest, QueryCreateRequest
+from ark_mesh.broker.config import (
+    AuthConfig,
+    BrokerConfig,
+    HealthConfig,
+    HttpConfig,
+    KubernetesConfig,
+    LimitsConfig,
+    StreamingConfig,
+    TenantToken,
+)
+from ark_mesh.broker.errors import (
+    ApiError,
+    BadRequestError,
+    BrokerError,
+    ConflictError,
+    NotFoundError,
+    TooManyRequestsError,
+    UnauthorizedError,
+    UnavailableError,
+)
+from ark_mesh.broker.queries import QueryBroker
+from ark_mesh.broker.readmodel import InFlight, QueryRecord, ReadModel
+from ark_mesh.broker.service import BrokerService
+from ark_mesh.broker.tenancy import TenantResolver, hash_token
+
+__all__ = [
+    "ApiError",
+    "AuthConfig",
+    "BadRequestError",
+    "BrokerConfig",
+    "BrokerError",
+    "BrokerService",
+    "ChatCompletionRequest",
+    "ConflictError",
+    "HealthConfig",
+    "HttpConfig",
+    "InFlight",
+    "KubernetesConfig",
+    "LimitsConfig",
+    "NotFoundError",
+    "QueryBroker",
+    "QueryCreateRequest",
+    "QueryRecord",
+    "ReadModel",
+    "StreamingConfig",
+    "TenantResolver",
+    "TenantToken",
+    "TooManyRequestsError",
+    "UnauthorizedError",
+    "UnavailableError",
+    "build_app",
+    "hash_token",
+]

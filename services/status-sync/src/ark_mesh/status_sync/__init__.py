@@ -13,6 +13,7 @@ The service raises no errors of its own: configuration problems are
 the :mod:`ark_mesh.kube.errors` tree, mapped to the bus's transient/permanent outcomes.
 """
 
+from ark_mesh.contracts.ordering import PHASE_RANK, Verdict, decide, order_key, rank
 from ark_mesh.status_sync.applier import Applied, NewestLookup, StatusApplier
 from ark_mesh.status_sync.config import (
     EventsConfig,
@@ -21,7 +22,6 @@ from ark_mesh.status_sync.config import (
     StatusSyncConfig,
 )
 from ark_mesh.status_sync.newest import NewestPublished
-from ark_mesh.status_sync.ordering import PHASE_RANK, Verdict, decide, order_key, rank
 from ark_mesh.status_sync.service import StatusSyncService
 from ark_mesh.status_sync.transitions import Transition, transition
 

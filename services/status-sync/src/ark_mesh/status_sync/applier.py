@@ -2,7 +2,7 @@
 
 Per update: read the Query, check it is *the* query of the update (``metadata.uid`` equals
 ``queryId``: a Query deleted and created again under the same name is another query), decide
-with :func:`~ark_mesh.status_sync.ordering.decide`, and merge-patch ``/status`` with the
+with :func:`~ark_mesh.contracts.ordering.decide`, and merge-patch ``/status`` with the
 read's ``resourceVersion`` as a precondition. Another replica (or the controller) writing in
 between makes the patch fail with 409; the whole read-compare-write then runs again on the
 fresh object, so two replicas can never interleave a stale decision with a newer write — and
@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from ark_mesh.bus import MessageContext, PermanentError, TransientError
 from ark_mesh.contracts import Query, StatusUpdate
+from ark_mesh.contracts.ordering import decide
 from ark_mesh.kube import (
     ApiResource,
     EventRecorder,
@@ -40,7 +41,6 @@ from ark_mesh.kube import (
     TooManyRequestsError,
     TransientKubeError,
 )
-from ark_mesh.status_sync.ordering import decide
 from ark_mesh.status_sync.transitions import transition
 from ark_mesh.telemetry import bound_context, get_logger
 

@@ -1,4 +1,7 @@
-"""Which status update may be written over which status: the pure rules, no I/O.
+"""Which status update may be written over which status: the rule every applier follows.
+
+Part of the contract of ``ark.<tenant>.query.<id>.status``: status-sync applies it to Query
+resources, the broker to its read model, and a custom consumer should apply it too.
 
 Status updates reach status-sync out of order and more than once: JetStream redelivers, several
 replicas share the consumer, a reconciler retries a query with a new attempt. The Query's status
@@ -23,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ark_mesh.contracts import TERMINAL_PHASES, StatusUpdate
+from ark_mesh.contracts.messages import TERMINAL_PHASES, StatusUpdate
 
 __all__ = ["PHASE_RANK", "Verdict", "decide", "order_key", "rank"]
 

@@ -1,14 +1,13 @@
-"""The ordering rules on their own (no I/O), and the Event each transition records."""
+"""The status-update ordering rules on their own (no I/O)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import pytest
 
-from ark_mesh.contracts import Condition, QueryPhase, QueryStatus, StatusUpdate
-from ark_mesh.status_sync import decide, transition
+from ark_mesh.contracts import QueryPhase, QueryStatus, StatusUpdate
+from ark_mesh.contracts.ordering import decide
 
 
 def update(
@@ -69,26 +68,3 @@ def test_an_update_a_newer_one_follows_is_skipped() -> None:
     assert not decide(
         update("done", generation=1), {}, newest=update("running", generation=2)
     ).apply
-
-
-def test_transition_events_use_ark_condition_reasons() -> None:
-    timed_out = msgspec.structs.replace(
-        update("error"),
-        status=QueryStatus(
-            phase="error",
-            conditions=[
-                Condition(
-                    type="Completed",
-                    status="True",
-                    reason="TimedOutInExecution",
-                    message="Query timed out during execution",
-                )
-            ],
-        ),
-    )
-    event = transition(timed_out, "running")
-    assert (event.reason, event.type) == ("TimedOutInExecution", "Warning")
-    assert event.note == "Query timed out during execution (running -> error)"
-    bare = transition(update("running"), None)
-    assert (bare.reason, bare.type) == ("QueryRunning", "Normal")
-    assert bare.note == "phase running (new -> running)"

@@ -1,0 +1,222 @@
+"""Request bodies of the broker API: typed, strict, and turned into errors that name the field.
+
+Pure protocol code (no I/O). Every body is a msgspec Struct with ``forbid_unknown_fields``, so a
+misspelt field is an error instead of a silently ignored option; msgspec's message says *where*
+(``$.target.type``), :func:`decode_body` turns that into Ark's ``field``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from ark_mesh.broker.errors import BadRequestError
+from ark_mesh.contracts import (
+    DurationError,
+    QuerySpec,
+    parse_duration,
+)
+
+__all__ = [
+    "ChatCompletionRequest",
+    "QueryCreateRequest",
+    "convert_body",
+    "decode_body",
+    "validate_name",
+]
+
+T = TypeVar("T")
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_AT = re.compile(r"at `\$(?P<path>[^`]*)`")
+_NAMED = re.compile(r"(?:missing required field|unknown field) `(?P<name>[^`]+)`")
+
+
+class _Strict(
+    msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True, frozen=True
+):
+    """Client bodies: camelCase as Ark's API, unknown fields refused."""
+
+
+class TargetBody(_Strict, frozen=True):
+    type: Literal["agent", "team", "model", "tool"]
+    name: NonEmpty
+
+
+class RequirementBody(_Strict, frozen=True):
+    key: NonEmpty
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] | None = None
+
+
+class SelectorBody(_Strict, frozen=True):
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[RequirementBody] | None = None
+
+
+class KeyRefBody(_Strict, frozen=True):
+    name: NonEmpty
+    key: NonEmpty
+    optional: bool | None = None
+
+
+class ValueFromBody(_Strict, frozen=True):
+    config_map_key_ref: KeyRefBody | None = None
+    secret_key_ref: KeyRefBody | None = None
+
+
+class ParameterBody(_Strict, frozen=True):
+    name: NonEmpty
+    value: str | None = None
+    value_from: ValueFromBody | None = None
+
+
+class MemoryBody(_Strict, frozen=True):
+    name: NonEmpty
+    namespace: str | None = None
+
+
+class QueryCreateRequest(_Strict, frozen=True):
+    """``POST /v1/queries``, modelled on Ark's QueryCreateRequest (``input`` a user message)."""
+
+    input: NonEmpty
+    name: str | None = None
+    type: Literal["user"] | None = None
+    target: TargetBody | None = None
+    selector: SelectorBody | None = None
+    parameters: list[ParameterBody] | None = None
+    memory: MemoryBody | None = None
+    session_id: NonEmpty | None = None
+    conversation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    timeout: str | None = None
+    create_resource: bool = False
+
+    def __post_init__(self) -> None:
+        # Raised as msgspec.ValidationError by msgspec, which decode_body maps like the others.
+        if self.name is not None:
+            validate_name(self.name)
+        if self.target is None and self.selector is None:
+            raise ValueError("either target or selector is required - at `$.target`")
+        if self.target is not None and self.selector is not None:
+            raise ValueError("give target or selector, not both - at `$.selector`")
+        if self.timeout is not None:
+            try:
+                parse_duration(self.timeout)
+            except DurationError as exc:
+                raise ValueError(f"{exc} - at `$.timeout`") from None
+
+    def spec(self) -> QuerySpec:
+        """The Query spec this request asks for (contracts shapes, validated already)."""
+        return msgspec.convert(
+            msgspec.to_builtins(
+                {
+                    "input": self.input,
+                    "type": self.type,
+                    "target": self.target,
+                    "selector": self.selector,
+                    "parameters": self.parameters,
+                    "memory": self.memory,
+                    "sessionId": self.session_id,
+                    "conversationId": self.conversation_id,
+                    "timeout": self.timeout,
+                }
+            ),
+            QuerySpec,
+        )
+
+
+class ChatCompletionRequest(msgspec.Struct, kw_only=True):
+    """``POST /openai/v1/chat/completions``. Unknown OpenAI parameters are accepted (clients
+    send many) and, like ``temperature``/``max_tokens`` in Ark, not forwarded to the Query."""
+
+    model: NonEmpty
+    messages: Annotated[list[dict[str, Any]], msgspec.Meta(min_length=1)]
+    stream: bool = False
+    metadata: dict[str, Any] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    def target(self) -> dict[str, str]:
+        kind, _, name = self.model.partition("/")
+        if kind not in ("agent", "team", "model", "tool") or not name:
+            raise BadRequestError(
+                "Model must be in format 'agent/<name>', 'team/<name>', 'model/<name>' or "
+                f"'tool/<name>', got {self.model!r}",
+                field="model",
+                status=400,
+            )
+        return {"type": kind, "name": name}
+
+    def user_input(self) -> str:
+        """The text of the last user message (Ark keeps only that; context is the conversation)."""
+        for message in reversed(self.messages):
+            if message.get("role") != "user":
+                continue
+            content = message.get("content")
+            if isinstance(content, str) and content:
+                return content
+            if isinstance(content, list):
+                text = "".join(
+                    str(part.get("text", ""))
+                    for part in content
+                    if isinstance(part, dict) and part.get("type") == "text"
+                )
+                if text:
+                    return text
+        raise BadRequestError("messages must contain a user message with text", field="messages")
+
+    def meta(self, key: str) -> str | None:
+        value = (self.metadata or {}).get(key)
+        return str(value) if value not in (None, "") else None
+
+
+def validate_name(name: str) -> str:
+    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        raise ValueError(
+            f"name {name!r} must be a DNS-1123 subdomain (lowercase letters, digits, '-', '.', "
+            "at most 253 characters) - at `$.name`"
+        )
+    return name
+
+
+def _field(message: str) -> str | None:
+    path = ""
+    found = _AT.search(message)
+    if found is not None:
+        path = found.group("path").lstrip(".")
+    named = _NAMED.search(message)
+    if named is not None:
+        path = f"{path}.{named.group('name')}" if path else named.group("name")
+    path = re.sub(r"\.?\[(\d+)\]", r"[\1]", path)
+    return path or None
+
+
+def decode_body(data: bytes, type_: type[T]) -> T:
+    """Decode ``data`` as ``type_``: 400 for malformed JSON, 422 naming the field otherwise."""
+    if not data.strip():
+        raise BadRequestError("the request body is empty; expected a JSON object", field="body")
+    try:
+        return msgspec.json.decode(data, type=type_)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        raise BadRequestError(message, field=_field(message)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequestError(
+            f"the request body is not valid JSON: {exc}", field="body", status=400
+        ) from None
+
+
+def convert_body(values: dict[str, Any], type_: type[T], *, prefix: str) -> T:
+    """Validate ``values`` built from another body (``None`` values dropped); errors name the
+    field under ``prefix`` (e.g. ``metadata.conversationId``)."""
+    try:
+        return msgspec.convert(
+            {k: v for k, v in values.items() if v is not None}, type_, str_keys=True
+        )
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field = _field(message)
+        raise BadRequestError(message, field=f"{prefix}.{field}" if field else prefix) from None

@@ -1,0 +1,144 @@
+"""The broker's configuration: one typed file (Helm renders it), env overrides on top.
+
+Loaded with :func:`ark_mesh.service.load_config`; override any field with
+``ARK_MESH__<SECTION>__<FIELD>`` (e.g. ``ARK_MESH__AUTH__MODE=token``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import msgspec
+
+from ark_mesh.bus import BusConfig, ConsumerSettings, TopologyConfig, WorkerSettings
+from ark_mesh.contracts import SubjectError, subjects
+from ark_mesh.service import ConfigError
+
+__all__ = [
+    "SERVICE_NAME",
+    "AuthConfig",
+    "BrokerConfig",
+    "HealthConfig",
+    "HttpConfig",
+    "KubernetesConfig",
+    "LimitsConfig",
+    "StreamingConfig",
+    "TenantToken",
+]
+
+SERVICE_NAME = "broker"
+STATUS_FILTER = f"{subjects.ROOT}.*.query.*.status"
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class TenantToken(msgspec.Struct, frozen=True, kw_only=True):
+    """A bearer token of ``tenant``, stored as the hex SHA-256 of the token (never the token)."""
+
+    tenant: str
+    sha256: str
+
+
+class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """``none``: the tenant is ``?namespace=`` or ``default_tenant`` (trusted networks only).
+    ``token``: ``Authorization: Bearer <token>`` must match one of ``tokens``."""
+
+    mode: Literal["none", "token"] = "none"
+    default_tenant: str = "default"
+    tokens: tuple[TenantToken, ...] = ()
+
+
+class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Admission: at most ``max_in_flight_per_tenant`` accepted, not yet terminal queries per
+    tenant (429 with ``Retry-After: retry_after_seconds`` beyond); bodies up to
+    ``max_body_bytes``; a non-streaming OpenAI call waits ``completion_wait_seconds`` at most
+    when the request names no timeout."""
+
+    max_in_flight_per_tenant: int = 100
+    retry_after_seconds: int = 5
+    max_body_bytes: int = 1024 * 1024
+    completion_wait_seconds: float = 300.0
+
+
+class StreamingConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """SSE: a ``: heartbeat`` comment after ``heartbeat_seconds`` without a chunk."""
+
+    heartbeat_seconds: float = 15.0
+
+
+class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "0.0.0.0"
+    port: int = 8000
+
+
+class HealthConfig(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "0.0.0.0"
+    port: int = 8080
+
+
+class KubernetesConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Only needed for ``createResource: true`` (the Query mirror). ``enabled: false`` refuses
+    such requests; ``kubeconfig`` null means in-cluster credentials."""
+
+    enabled: bool = False
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+def _default_bus() -> BusConfig:
+    return BusConfig(worker=WorkerSettings(service=SERVICE_NAME))
+
+
+class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the broker reads at start.
+
+    ``durable`` is the broker's *own* consumer on ``ARK_STATUS`` (it keeps the ``ark-queries``
+    read model; status-sync has its own). It is added to ``bus.topology.consumers`` when the
+    topology does not list it. ``provision`` creates or updates the topology at start.
+    """
+
+    bus: BusConfig = msgspec.field(default_factory=_default_bus)
+    provision: bool = True
+    durable: str = "broker"
+    http: HttpConfig = HttpConfig()
+    health: HealthConfig = HealthConfig()
+    auth: AuthConfig = AuthConfig()
+    limits: LimitsConfig = LimitsConfig()
+    streaming: StreamingConfig = StreamingConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    grace_period: float = 25.0
+
+    def validate(self) -> BrokerConfig:
+        """Rules the Struct cannot express; raises :class:`ConfigError` naming the field."""
+        if self.auth.mode == "token" and not self.auth.tokens:
+            raise ConfigError("auth.tokens: auth.mode 'token' needs at least one token")
+        for index, token in enumerate(self.auth.tokens):
+            if not _SHA256_HEX.match(token.sha256):
+                raise ConfigError(
+                    f"auth.tokens[{index}].sha256: expected 64 lowercase hex digits "
+                    "(the SHA-256 of the token, never the token itself)"
+                )
+            try:
+                subjects.validate_token(token.tenant, "tenant")
+            except SubjectError as exc:
+                raise ConfigError(f"auth.tokens[{index}].tenant: {exc}") from None
+        if self.limits.max_in_flight_per_tenant < 1:
+            raise ConfigError("limits.max_in_flight_per_tenant must be at least 1")
+        return self
+
+    def status_consumer(self) -> ConsumerSettings:
+        for consumer in self.bus.topology.consumers:
+            if consumer.durable == self.durable:
+                return consumer
+        return ConsumerSettings(
+            stream=subjects.ARK_STATUS, durable=self.durable, filter_subject=STATUS_FILTER
+        )
+
+    def topology(self) -> TopologyConfig:
+        """The configured topology plus the broker's own status consumer."""
+        topology = self.bus.topology
+        if any(c.durable == self.durable for c in topology.consumers):
+            return topology
+        return msgspec.structs.replace(
+            topology, consumers=(*topology.consumers, self.status_consumer())
+        )

@@ -1,0 +1,304 @@
+"""The broker's read model: the latest status of every broker-mode query, in KV ``ark-queries``.
+
+Key ``<tenant>.<queryId>``: the tenant is part of the key, so a lookup with the caller's tenant
+can never find another tenant's query. The value is a :class:`QueryRecord` (the request as
+accepted plus the newest status). Writers compare-and-set on the entry's revision, so several
+broker replicas applying status updates never overwrite a newer status with an older one.
+
+Which update may replace which status is status-sync's rule
+(:func:`ark_mesh.contracts.ordering.decide`), used as is so the CR mirror and the read model
+can never disagree: phases only move forward, a terminal phase is final.
+
+:class:`InFlight` watches the whole bucket and keeps, per tenant, the ids of queries that are
+accepted but not terminal — the admission count behind ``429``. Every replica watches the same
+bucket, so the count includes queries other replicas accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+import msgspec
+import nats.errors
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from ark_mesh.bus import DecryptionError, PayloadCipher
+from ark_mesh.contracts import (
+    TERMINAL_PHASES,
+    QuerySpec,
+    QueryStatus,
+    StatusUpdate,
+    subjects,
+)
+from ark_mesh.contracts.ordering import decide
+from ark_mesh.telemetry import get_logger
+
+__all__ = ["InFlight", "QueryRecord", "ReadModel", "now"]
+
+_log = get_logger(__name__)
+_IDEMPOTENCY = "idempotency"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class QueryRecord(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    """One broker-mode query as the API shows it."""
+
+    id: str
+    name: str
+    namespace: str
+    tenant: str
+    spec: QuerySpec
+    status: QueryStatus
+    creation_timestamp: str
+    create_resource: bool = False
+    updated_at: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return (self.status.phase or "") in TERMINAL_PHASES
+
+    def view(self) -> dict[str, object]:
+        """Flattened like ark-api's QueryResponse, plus ``id`` (the uid every stream uses)."""
+        spec = msgspec.to_builtins(self.spec)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "namespace": self.namespace,
+            **{k: spec[k] for k in ("type", "input", "target", "selector") if k in spec},
+            **{
+                k: spec[k]
+                for k in ("memory", "sessionId", "conversationId", "timeout", "parameters")
+                if k in spec
+            },
+            "status": msgspec.to_builtins(self.status),
+            "creationTimestamp": self.creation_timestamp,
+            "createResource": self.create_resource,
+        }
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(QueryRecord)
+
+
+class RecordCodec:
+    """Query records as stored in ``ark-queries``: JSON, sealed with the tenant's key if it has one.
+
+    The bucket is as much "at rest" as a stream: with per-tenant encryption configured, another
+    tenant (or anyone reading the store's files) sees ciphertext. The record's KV subject is the
+    associated data, so a record copied under another key or tenant does not open.
+    """
+
+    def __init__(self, cipher: PayloadCipher | None = None) -> None:
+        self._cipher = cipher
+
+    @staticmethod
+    def _subject(key: str) -> str:
+        return f"$KV.{subjects.QUERIES_BUCKET}.{key}"
+
+    def encode(self, record: QueryRecord) -> bytes:
+        body = _encoder.encode(record)
+        if self._cipher is None:
+            return body
+        key = record_key(record.tenant, record.id)
+        return self._cipher.seal(self._subject(key), body, tenant=record.tenant)
+
+    def decode(self, key: str, data: bytes) -> QueryRecord | None:
+        """The record, or ``None`` (logged) when it cannot be opened or decoded."""
+        tenant = key.partition(".")[0]
+        try:
+            if self._cipher is not None:
+                data = self._cipher.open(self._subject(key), data, tenant=tenant)
+            return _decoder.decode(data)
+        except (DecryptionError, msgspec.DecodeError) as exc:
+            _log.warning("unreadable query record", key=key, error=str(exc))
+            return None
+
+
+def record_key(tenant: str, query_id: str) -> str:
+    subjects.validate_token(tenant, "tenant")
+    subjects.validate_token(query_id, "query id")
+    return f"{tenant}.{query_id}"
+
+
+class ReadModel:
+    """Reads and compare-and-set writes of :class:`QueryRecord` in the KV bucket."""
+
+    def __init__(self, kv: KeyValue, codec: RecordCodec | None = None) -> None:
+        self.kv = kv
+        self.codec = codec or RecordCodec()
+
+    async def create(self, record: QueryRecord) -> None:
+        await self.kv.create(record_key(record.tenant, record.id), self.codec.encode(record))
+
+    async def get(self, tenant: str, query_id: str) -> QueryRecord | None:
+        try:
+            key = record_key(tenant, query_id)
+        except ValueError:
+            return None
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        return self.codec.decode(key, entry.value)
+
+    async def delete(self, tenant: str, query_id: str) -> None:
+        with contextlib.suppress(KeyNotFoundError):
+            await self.kv.purge(record_key(tenant, query_id))
+
+    async def records(self, tenant: str, ids: Iterable[str]) -> list[QueryRecord]:
+        """The records of ``ids`` that (still) exist, oldest first."""
+        found = [await self.get(tenant, query_id) for query_id in ids]
+        return sorted(
+            (record for record in found if record is not None),
+            key=lambda record: record.creation_timestamp,
+        )
+
+    async def apply(self, update: StatusUpdate) -> bool:
+        """Apply one status update if the rules allow it; ``False`` when nothing was written
+        (not a broker query, or old news). Re-reads and retries when another writer won."""
+        key = record_key(update.tenant, update.query_id)
+        while True:
+            try:
+                entry = await self.kv.get(key)
+            except KeyNotFoundError:
+                return False  # a Direct query (status-sync's business), or a purged record
+            if not entry.value or entry.revision is None:
+                return False
+            record = self.codec.decode(key, entry.value)
+            if record is None:
+                return False
+            verdict = decide(update, {"phase": record.status.phase or ""})
+            if not verdict.apply:
+                _log.debug("status update skipped", query_id=update.query_id, why=verdict.reason)
+                return False
+            record.status = update.status
+            record.updated_at = update.timestamp
+            try:
+                await self.kv.update(key, self.codec.encode(record), last=entry.revision)
+            except KeyWrongLastSequenceError:
+                continue
+            return True
+
+    # -- Idempotency-Key ---------------------------------------------------------------------
+
+    def _idempotency_key(self, tenant: str, digest: str) -> str:
+        return f"{record_key(tenant, _IDEMPOTENCY)}.{digest}"
+
+    async def claim(self, tenant: str, digest: str) -> str | None:
+        """Claim an idempotency key; ``None`` if this call won it, else the query id stored by
+        the call that did (``""`` while that call is still accepting)."""
+        key = self._idempotency_key(tenant, digest)
+        try:
+            await self.kv.create(key, b"")
+            return None
+        except KeyWrongLastSequenceError:
+            pass
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            return ""
+        return (entry.value or b"").decode()
+
+    async def settle(self, tenant: str, digest: str, query_id: str) -> None:
+        await self.kv.put(self._idempotency_key(tenant, digest), query_id.encode())
+
+    async def release(self, tenant: str, digest: str) -> None:
+        with contextlib.suppress(KeyNotFoundError):
+            await self.kv.purge(self._idempotency_key(tenant, digest))
+
+
+class InFlight:
+    """Per tenant, the ids of accepted queries that are not terminal, and of every query
+    (the listing index), from one watch of the whole bucket.
+
+    A filtered KV watch cannot serve listings on nats-server 2.9: its pending count under
+    "last per subject" is not reliable, so a listing could end early. The index is complete
+    for this replica's own queries at once and for other replicas' within a watch round trip.
+    """
+
+    def __init__(self, kv: KeyValue, codec: RecordCodec | None = None) -> None:
+        self.kv = kv
+        self._codec = codec or RecordCodec()
+        self._open: dict[str, set[str]] = defaultdict(set)
+        self._known: dict[str, set[str]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._synced = asyncio.Event()
+
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set() and self._task is not None and not self._task.done()
+
+    def count(self, tenant: str) -> int:
+        return len(self._open.get(tenant, ()))
+
+    def add(self, tenant: str, query_id: str) -> None:
+        """Count a query accepted here at once, before the watch reports it."""
+        self._open[tenant].add(query_id)
+
+    def discard(self, tenant: str, query_id: str) -> None:
+        self._open[tenant].discard(query_id)
+
+    def known(self, tenant: str) -> list[str]:
+        """Ids of the tenant's queries (for listings)."""
+        return list(self._known.get(tenant, ()))
+
+    def remember(self, tenant: str, query_id: str) -> None:
+        self._known[tenant].add(query_id)
+
+    def forget(self, tenant: str, query_id: str) -> None:
+        self._known[tenant].discard(query_id)
+        self._open[tenant].discard(query_id)
+
+    def counts(self) -> Mapping[str, int]:
+        return {tenant: len(ids) for tenant, ids in self._open.items() if ids}
+
+    async def start(self) -> None:
+        watcher = await self.kv.watch(">")
+        self._task = asyncio.create_task(self._follow(watcher), name="broker-in-flight")
+        await self._synced.wait()
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
+        try:
+            while True:
+                try:
+                    entry = await watcher.updates(timeout=60.0)  # type: ignore[no-untyped-call]
+                except nats.errors.TimeoutError:
+                    continue
+                if entry is None:
+                    self._synced.set()
+                    continue
+                tenant, _, query_id = entry.key.partition(".")
+                if "." in query_id:
+                    continue  # idempotency keys
+                if entry.operation in ("DEL", "PURGE") or not entry.value:
+                    self.forget(tenant, query_id)
+                else:
+                    self.remember(tenant, query_id)
+                    record = self._codec.decode(entry.key, entry.value)
+                    if record is None:
+                        continue
+                    if record.terminal:
+                        self.discard(tenant, query_id)
+                    else:
+                        self.add(tenant, query_id)
+                if entry.delta == 0:
+                    self._synced.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
