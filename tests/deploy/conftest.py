@@ -48,6 +48,17 @@ PYTHON_TOOLS = {
 
 PRESETS = ("simple", "scale-flexible", "scale-strict")
 
+BROKER_TOKEN = "token-of-team-a"
+"""A bearer token of tenant ``team-a``; the chart holds only its SHA-256."""
+BROKER_TOKENS = [{"tenant": "team-a", "sha256": hashlib.sha256(BROKER_TOKEN.encode()).hexdigest()}]
+
+PRESET_VALUES: dict[str, dict[str, Any]] = {
+    # scale-strict's broker requires authenticated tenants and refuses to render without a
+    # token, so every render of that preset (by ``preset=``) lists one; a test's own values win.
+    "scale-strict": {"broker": {"auth": {"tokens": BROKER_TOKENS}}},
+}
+"""Values every render of a preset starts from, beneath the test's own values."""
+
 # Output of npm or uv when the registry itself is out of reach (not when a package is wrong).
 _NETWORK_MARKERS = (
     "ENOTFOUND",
@@ -136,6 +147,17 @@ def python_tool(module: str) -> ModuleType:
         sys.path.append(str(target))
     importlib.invalidate_caches()
     return importlib.import_module(module)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, maps merged key by key (as Helm merges values files)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 @dataclass(frozen=True)
@@ -260,6 +282,7 @@ class Chart:
             args += ["--values", str(path)]
         merged: dict[str, Any] = dict(values or {})
         if preset is not None:
+            merged = deep_merge(PRESET_VALUES.get(preset, {}), merged)
             merged["preset"] = preset
         if merged:
             # One values document instead of --set: types stay what YAML says (no "1" vs 1).

@@ -19,6 +19,7 @@ import msgspec
 import pytest
 import yaml
 
+from ark_mesh.broker.config import BrokerConfig
 from ark_mesh.bus import BusConfig, Topology
 from ark_mesh.controller.config import ControllerConfig
 from ark_mesh.query_reconciler.config import QueryReconcilerConfig
@@ -28,12 +29,22 @@ from ark_mesh.testing.k8s.openapi import prune, validate
 from ark_mesh.testing.mesh import MODULES
 from ark_mesh.testing.mesh import PRESETS as LOCAL_MESH_PRESETS
 
-from .conftest import CHART, KUBERNETES_VERSION, PRESETS, REPO, Chart, Helm, Rendered
+from .conftest import (
+    BROKER_TOKENS,
+    CHART,
+    KUBERNETES_VERSION,
+    PRESETS,
+    REPO,
+    Chart,
+    Helm,
+    Rendered,
+)
 
 CONFIG_TYPES: dict[str, type[msgspec.Struct]] = {
     "controller": ControllerConfig,
     "query-reconciler": QueryReconcilerConfig,
     "status-sync": StatusSyncConfig,
+    "broker": BrokerConfig,
 }
 SCALE_PRESETS = ("scale-flexible", "scale-strict")
 CONFIG_PATH = "/etc/ark-mesh/config.yaml"
@@ -47,6 +58,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "one-namespace": ("scale-flexible", {"watchNamespace": "team-a"}),
     "external-nats": ("scale-strict", {"nats": {"url": "nats://nats.messaging:4222"}}),
     "ha-controller": ("scale-strict", {"controller": {"replicas": 3}}),
+    "broker-mirrors": (
+        "scale-flexible",
+        {
+            "watchNamespace": "team-a",
+            "broker": {
+                "queryMirrors": True,
+                "auth": {"mode": "token", "tokens": BROKER_TOKENS},
+                "service": {"port": 8000, "annotations": {"example.com/expose": "true"}},
+                "extraEnv": [{"name": "BROKER_ONLY", "value": "1"}],
+            },
+        },
+    ),
     "everything-set": (
         "scale-flexible",
         {
@@ -132,7 +155,14 @@ def decode(rendered: Rendered, component: str, tmp_path: Path) -> Any:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_helm_lint_passes(helm: Helm, preset: str) -> None:
-    result = helm.run("lint", "--strict", str(CHART), "--set", f"preset={preset}")
+    tokens = [
+        f"broker.auth.tokens[{index}].{key}={value}"
+        for index, token in enumerate(BROKER_TOKENS)
+        for key, value in token.items()
+    ]
+    result = helm.run(
+        "lint", "--strict", str(CHART), "--set", ",".join([f"preset={preset}", *tokens])
+    )
     assert result.returncode == 0, result.output
     assert "0 chart(s) failed" in result.output
 
@@ -211,6 +241,11 @@ def test_scale_presets_deploy_every_service_and_nats(chart: Chart, preset: str) 
     service = rendered.get("Service", rendered.name("nats"))
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]}["client"] == 4222
     assert rendered.components() == {*CONFIG_TYPES, "nats"}
+    assert {s["metadata"]["name"] for s in rendered.kinds("Service")} == {
+        rendered.name("nats"),
+        f"{rendered.name('nats')}-headless",
+        rendered.name("broker"),
+    }
 
 
 @pytest.mark.parametrize("preset", SCALE_PRESETS)
@@ -265,6 +300,8 @@ def test_config_files_decode_with_the_services_structs(
         assert f"{mount}/config.yaml" == CONFIG_PATH
         assert container["command"][-2:] == ["--config", CONFIG_PATH]
     ControllerConfig.validate(decode(rendered, "controller", tmp_path))
+    if "broker" in components:
+        BrokerConfig.validate(decode(rendered, "broker", tmp_path))
 
 
 def test_unknown_key_detection_can_fail() -> None:
@@ -283,7 +320,8 @@ def test_bus_block_is_identical_in_every_service(chart: Chart, preset: str, tmp_
     values = {"bus": {"worker": {"slots": 3}, "topology": {"chunks": {"maxAge": 600}}}}
     rendered = chart.render(preset, values, namespace="agents")
     blocks = {c: yaml.safe_load(rendered.config(c))["bus"] for c in CONFIG_TYPES}
-    assert blocks["controller"] == blocks["query-reconciler"] == blocks["status-sync"]
+    assert len(blocks) == 4
+    assert all(block == blocks["controller"] for block in blocks.values()), blocks.keys()
     bus = decode(rendered, "status-sync", tmp_path).bus
     assert bus.worker.slots == 3
     assert bus.topology.chunks.max_age == 600
@@ -322,6 +360,85 @@ def test_leader_election_follows_controller_replicas(chart: Chart, tmp_path: Pat
     assert rendered.get("Deployment", rendered.name("controller"))["spec"]["replicas"] == 3
 
 
+# -- the broker ------------------------------------------------------------------------------------
+
+
+def test_broker_api_is_reachable_through_its_service(chart: Chart, tmp_path: Path) -> None:
+    rendered = chart.render("scale-flexible", {"broker": {"port": 9000, "service": {"port": 80}}})
+    config = decode(rendered, "broker", tmp_path)
+    assert (config.http.host, config.http.port) == ("0.0.0.0", 9000)
+    ports = {p["name"]: p for p in rendered.container("broker")["ports"]}
+    assert ports["http"]["containerPort"] == config.http.port
+    assert ports["health"]["containerPort"] == config.health.port != config.http.port
+    service = rendered.get("Service", rendered.name("broker"))
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+    pod_labels = rendered.get("Deployment", rendered.name("broker"))["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod_labels["metadata"]["labels"].items()
+    assert config.durable == "broker", "its own status consumer, not status-sync's"
+
+
+def test_broker_auth_follows_the_preset(chart: Chart, tmp_path: Path) -> None:
+    flexible = decode(chart.render("scale-flexible"), "broker", tmp_path)
+    assert flexible.auth.mode == "none"
+    assert flexible.auth.tokens == ()
+    assert flexible.kubernetes.enabled is False, "mirrors are opt-in (they need RBAC)"
+
+    strict = decode(chart.render("scale-strict"), "broker", tmp_path).validate()
+    assert strict.auth.mode == "token", (
+        "scale-strict: the broker API requires authenticated tenants"
+    )
+    assert [(t.tenant, t.sha256) for t in strict.auth.tokens] == [
+        (t["tenant"], t["sha256"]) for t in BROKER_TOKENS
+    ]
+    config_text = chart.render("scale-strict").config("broker")
+    assert "token-of-team-a" not in config_text, "only hashes are rendered"
+
+
+def test_broker_values_reach_its_config(chart: Chart, tmp_path: Path) -> None:
+    values = {
+        "broker": {
+            "auth": {"mode": "none", "defaultTenant": "team-b"},
+            "limits": {
+                "maxInFlightPerTenant": 7,
+                "retryAfterSeconds": 2,
+                "maxBodyBytes": 2048,
+                "completionWaitSeconds": 30,
+            },
+            "streaming": {"heartbeatSeconds": 5},
+            "queryMirrors": True,
+            "gracePeriod": 40,
+            "provision": False,
+        }
+    }
+    rendered = chart.render("scale-strict", values)
+    config = decode(rendered, "broker", tmp_path).validate()
+    assert (config.auth.mode, config.auth.default_tenant) == ("none", "team-b")
+    assert config.limits.max_in_flight_per_tenant == 7
+    assert config.limits.retry_after_seconds == 2
+    assert config.limits.max_body_bytes == 2048
+    assert config.limits.completion_wait_seconds == 30
+    assert config.streaming.heartbeat_seconds == 5
+    assert config.kubernetes.enabled is True
+    assert config.kubernetes.kubeconfig is None, "in-cluster credentials"
+    assert config.grace_period == 40
+    assert config.provision is False
+    pod = rendered.get("Deployment", rendered.name("broker"))["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > config.grace_period
+
+
+def test_broker_can_be_switched_off(chart: Chart) -> None:
+    rendered = chart.render("scale-flexible", {"broker": {"enabled": False}})
+    assert "broker" not in rendered.components()
+    assert not rendered.has("Service", rendered.name("broker"))
+    assert rendered.has("Deployment", rendered.name("status-sync"))
+    # Without a broker nothing insists on tokens, even in scale-strict.
+    strict = chart.render("scale-strict", {"broker": {"enabled": False, "auth": {"tokens": []}}})
+    assert "broker" not in strict.components()
+
+
 # -- pods -----------------------------------------------------------------------------------------
 
 
@@ -343,13 +460,12 @@ def test_every_container_runs_locked_down(chart: Chart, variant: str) -> None:
 @pytest.mark.parametrize("component", list(CONFIG_TYPES))
 def test_probes_use_the_health_port(chart: Chart, component: str) -> None:
     container = chart.render("scale-flexible").container(component)
-    assert container["ports"] == [
-        {
-            "name": "health",
-            "containerPort": container["ports"][0]["containerPort"],
-            "protocol": "TCP",
-        }
-    ]
+    health = {"name": "health", "containerPort": container["ports"][0]["containerPort"]}
+    assert container["ports"][0] == {**health, "protocol": "TCP"}
+    # Only the broker serves more than its health endpoints: its HTTP API.
+    assert [p["name"] for p in container["ports"][1:]] == (
+        ["http"] if component == "broker" else []
+    )
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert container["startupProbe"]["httpGet"]["port"] == "health"
@@ -444,6 +560,36 @@ INVALID: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         ("queryReconciler.enabled",),
     ),
     "simple with nats": ({"preset": "simple", "nats": {"deploy": True}}, ("nats",)),
+    "simple with a broker": (
+        {"preset": "simple", "broker": {"enabled": True}},
+        ("broker.enabled", "preset simple", "NATS"),
+    ),
+    "strict broker without tokens": (
+        {"preset": "scale-strict"},
+        ("broker.auth.tokens", "scale-strict", "sha256"),
+    ),
+    "token auth without tokens": (
+        {"preset": "scale-flexible", "broker": {"auth": {"mode": "token"}}},
+        ("broker.auth.tokens", "broker.auth.mode is token"),
+    ),
+    "broker token that is not a hash": (
+        {
+            "preset": "scale-strict",
+            "broker": {"auth": {"tokens": [{"tenant": "team-a", "sha256": "secret"}]}},
+        },
+        ("broker.auth.tokens.0.sha256",),
+    ),
+    "broker tenant with a dot": (
+        {
+            "preset": "scale-flexible",
+            "broker": {"auth": {"tokens": [{**BROKER_TOKENS[0], "tenant": "team.a"}]}},
+        },
+        ("broker.auth.tokens.0.tenant",),
+    ),
+    "misspelt broker field": (
+        {"preset": "scale-flexible", "broker": {"limits": {"maxInFlight": 3}}},
+        ("broker.limits", "maxInFlight"),
+    ),
     "strict with inController": (
         {"preset": "scale-strict", "reconciliation": {"allowedModes": ["inController"]}},
         ("reconciliation.allowedModes", "scale-strict"),

@@ -189,7 +189,8 @@ def test_cluster_wide_grants_apply_in_every_namespace(chart: Chart) -> None:
 
 @pytest.mark.parametrize("preset", ["simple", "scale-flexible", "scale-strict"])
 def test_every_pod_runs_as_its_own_bound_service_account(chart: Chart, preset: str) -> None:
-    rendered = chart.render(preset, namespace=RELEASE_NAMESPACE)
+    # With query mirrors on, the broker is the one service that needs any Kubernetes access.
+    rendered = chart.render(preset, broker_mirrors(preset), namespace=RELEASE_NAMESPACE)
     accounts = {a["metadata"]["name"] for a in rendered.kinds("ServiceAccount")}
     bound = {
         s["name"]
@@ -202,6 +203,42 @@ def test_every_pod_runs_as_its_own_bound_service_account(chart: Chart, preset: s
         assert account == deployment["metadata"]["name"], "one account per service"
         used.add(account)
     assert used == accounts == bound
+
+
+def broker_mirrors(preset: str) -> dict[str, Any]:
+    return {} if preset == "simple" else {"broker": {"queryMirrors": True}}
+
+
+@pytest.mark.parametrize("preset", ["scale-flexible", "scale-strict"])
+def test_broker_without_mirrors_has_no_kubernetes_access(chart: Chart, preset: str) -> None:
+    rbac = access(chart, preset)
+    account = rbac.rendered.name("broker")
+    assert account in {a["metadata"]["name"] for a in rbac.rendered.kinds("ServiceAccount")}
+    assert not rbac.all_rules(account, ["team-a", RELEASE_NAMESPACE, OTHER_NAMESPACE])
+
+
+@pytest.mark.parametrize("preset", ["scale-flexible", "scale-strict"])
+def test_broker_with_mirrors_creates_and_reads_queries_only(chart: Chart, preset: str) -> None:
+    rbac = access(chart, preset, broker={"queryMirrors": True})
+    account = rbac.rendered.name("broker")
+    ark = "ark.mckinsey.com"
+    assert rbac.can(account, "create", ark, "queries", "team-a")
+    assert rbac.can(account, "get", ark, "queries", "team-a")
+    for verb in ("update", "patch", "delete", "deletecollection", "list", "watch"):
+        assert not rbac.can(account, verb, ark, "queries", "team-a"), verb
+    assert not rbac.can(account, "patch", ark, "queries/status", "team-a")
+    assert not rbac.can(account, "update", ark, "queries/status", "team-a")
+    assert not rbac.can(account, "get", "", "secrets", "team-a")
+    assert not rbac.can(account, "get", ark, "agents", "team-a")
+    rules = rbac.all_rules(account, ["team-a"])
+    assert rules == [{"apiGroups": [ark], "resources": ["queries"], "verbs": ["get", "create"]}]
+
+
+def test_broker_mirrors_in_the_watched_namespace_only(chart: Chart) -> None:
+    rbac = access(chart, "scale-flexible", watchNamespace="team-a", broker={"queryMirrors": True})
+    account = rbac.rendered.name("broker")
+    assert rbac.can(account, "create", "ark.mckinsey.com", "queries", "team-a")
+    assert not rbac.can(account, "create", "ark.mckinsey.com", "queries", OTHER_NAMESPACE)
 
 
 def test_the_access_model_can_say_no(chart: Chart) -> None:

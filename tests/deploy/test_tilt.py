@@ -24,7 +24,7 @@ from .conftest import CHART, REPO, Chart, Rendered
 
 TILT = REPO / "tilt"
 TILTFILE = TILT / "Tiltfile"
-SERVICES = ("controller", "query-reconciler", "status-sync")
+SERVICES = ("controller", "query-reconciler", "status-sync", "broker")
 
 
 @dataclass

@@ -3,6 +3,7 @@ The services' config files, snake_case as their msgspec Structs expect:
   controller        ark_mesh.controller.config.ControllerConfig
   query-reconciler  ark_mesh.query_reconciler.config.QueryReconcilerConfig
   status-sync       ark_mesh.status_sync.config.StatusSyncConfig
+  broker            ark_mesh.broker.config.BrokerConfig
 Each one is rendered once, into its ConfigMap and into the checksum that rolls its pods.
 */}}
 
@@ -67,6 +68,35 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
   "events" (dict "enabled" $st.events "controller" "ark-mesh/status-sync")
   "health" (dict "host" "0.0.0.0" "port" $st.healthPort)
   "grace_period" $st.gracePeriod
+-}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{- define "ark-mesh.config.broker" -}}
+{{- $s := include "ark-mesh.settings" . | fromYaml -}}
+{{- $b := .Values.broker -}}
+{{- $tokens := list -}}
+{{- range $b.auth.tokens -}}
+{{- $tokens = append $tokens (dict "tenant" .tenant "sha256" .sha256) -}}
+{{- end -}}
+{{- $config := dict
+  "bus" (include "ark-mesh.busConfig" . | fromYaml)
+  "provision" $b.provision
+  "durable" "broker"
+  "http" (dict "host" "0.0.0.0" "port" $b.port)
+  "health" (dict "host" "0.0.0.0" "port" $b.healthPort)
+  "auth" (dict
+    "mode" $s.brokerAuth
+    "default_tenant" $b.auth.defaultTenant
+    "tokens" $tokens)
+  "limits" (dict
+    "max_in_flight_per_tenant" $b.limits.maxInFlightPerTenant
+    "retry_after_seconds" $b.limits.retryAfterSeconds
+    "max_body_bytes" $b.limits.maxBodyBytes
+    "completion_wait_seconds" $b.limits.completionWaitSeconds)
+  "streaming" (dict "heartbeat_seconds" $b.streaming.heartbeatSeconds)
+  "kubernetes" (dict "enabled" $b.queryMirrors)
+  "grace_period" $b.gracePeriod
 -}}
 {{- toYaml $config -}}
 {{- end -}}

@@ -74,6 +74,9 @@ Every check fails the render with a message that names the value to change.
 {{- $bus := $preset.bus -}}
 {{- $queryReconciler := ternary $bus $v.queryReconciler.enabled (kindIs "invalid" $v.queryReconciler.enabled) -}}
 {{- $statusSync := ternary $bus $v.statusSync.enabled (kindIs "invalid" $v.statusSync.enabled) -}}
+{{- $broker := ternary $bus $v.broker.enabled (kindIs "invalid" $v.broker.enabled) -}}
+{{- /* ARCHITECTURE §2: in scale-strict the broker API requires authenticated tenants. */ -}}
+{{- $brokerAuth := $v.broker.auth.mode | default (ternary "token" "none" (eq $name "scale-strict")) -}}
 {{- if eq $name "simple" -}}
 {{- range $allowed -}}
 {{- if ne . "inController" -}}
@@ -86,6 +89,9 @@ Every check fails the render with a message that names the value to change.
 {{- if $statusSync -}}
 {{- fail "statusSync.enabled: preset simple runs without NATS, so there is no status-sync; choose preset scale-flexible" -}}
 {{- end -}}
+{{- if $broker -}}
+{{- fail "broker.enabled: preset simple runs without NATS, so there is no broker (it publishes QueryRequests to JetStream); choose preset scale-flexible" -}}
+{{- end -}}
 {{- if or $v.nats.url $v.nats.deploy -}}
 {{- fail "nats: preset simple runs without NATS; leave nats.url and nats.deploy unset, or choose preset scale-flexible" -}}
 {{- end -}}
@@ -95,6 +101,9 @@ Every check fails the render with a message that names the value to change.
 {{- end -}}
 {{- if not (has $default $allowed) -}}
 {{- fail (printf "reconciliation.defaultReconciliation: %q is not in reconciliation.allowedModes %v" $default $allowed) -}}
+{{- end -}}
+{{- if and $broker (eq $brokerAuth "token") (not $v.broker.auth.tokens) -}}
+{{- fail (printf "broker.auth.tokens: broker.auth.mode is token%s, which needs at least one {tenant, sha256} (sha256: the hex SHA-256 of the bearer token, e.g. `printf %%s \"$TOKEN\" | sha256sum`)" (ternary " (the default of preset scale-strict)" "" (not $v.broker.auth.mode))) -}}
 {{- end -}}
 {{- $deployNats := false -}}
 {{- if $bus -}}
@@ -125,6 +134,8 @@ natsServers: {{ toJson $servers }}
 deployNats: {{ $deployNats }}
 queryReconciler: {{ $queryReconciler }}
 statusSync: {{ $statusSync }}
+broker: {{ $broker }}
+brokerAuth: {{ $brokerAuth }}
 inController: {{ has "inController" $allowed }}
 leaderElection: {{ $leader }}
 {{- end -}}
@@ -212,11 +223,12 @@ leaderElection: {{ $leader }}
 {{/*
 One ark-mesh service Deployment. Parameters (dict):
   ctx        the root context
-  component  controller | query-reconciler | status-sync
+  component  controller | query-reconciler | status-sync | broker
   module     the Python module run with `python -m`
   config     the rendered config file (its checksum rolls the pods when it changes)
   values     the component's values (replicas, healthPort, resources, extraEnv, podAnnotations)
   grace      terminationGracePeriodSeconds
+  ports      optional: more named container ports (list of ContainerPorts) after `health`
 */}}
 {{- define "ark-mesh.serviceDeployment" -}}
 {{- $ctx := .ctx -}}
@@ -279,6 +291,9 @@ spec:
             - name: health
               containerPort: {{ .values.healthPort }}
               protocol: TCP
+            {{- with .ports }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
           startupProbe:
             httpGet:
               path: /healthz

@@ -28,6 +28,10 @@ __all__ = ["main"]
 QUERY_NAME = "hello-ark"
 
 
+def _broker_url(mesh: LocalMesh) -> str:
+    return f"http://127.0.0.1:{mesh.services['broker'].config['http']['port']}"
+
+
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -119,6 +123,12 @@ async def run(args: argparse.Namespace) -> int:
             f"  kubectl --kubeconfig {mesh.kubeconfig} get queries\n"
             f"  kubectl --kubeconfig {mesh.kubeconfig} apply -f <your-query.yaml>\n"
             + (f"  NATS: {mesh.nats.url}  (subjects ark.{mesh.namespace}.>)\n" if mesh.nats else "")
+            + (
+                f"  broker API: {_broker_url(mesh)}/v1/queries  "
+                f"(OpenAI-compatible: {_broker_url(mesh)}/openai/v1)\n"
+                if "broker" in mesh.services
+                else ""
+            )
             + f"  logs: {mesh.workdir}/*.log\n"
             "Ctrl-C stops everything."
         )

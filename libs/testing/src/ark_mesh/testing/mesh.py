@@ -23,7 +23,7 @@ from ark_mesh.kube import KubeClient
 from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import FakeModelProcess
 from ark_mesh.testing.k8s.process import EmulatorProcess
-from ark_mesh.testing.nats_server import NatsServer
+from ark_mesh.testing.nats_server import NatsServer, free_port
 from ark_mesh.testing.processes import ServiceProcess
 
 __all__ = ["PRESETS", "LocalMesh", "Preset"]
@@ -39,12 +39,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "scale-flexible": {
         "default_reconciliation": "standalone",
         "allowed_modes": ["inController", "standalone"],
-        "services": ("controller", "query-reconciler", "status-sync"),
+        "services": ("controller", "query-reconciler", "status-sync", "broker"),
     },
     "scale-strict": {
         "default_reconciliation": "standalone",
         "allowed_modes": ["standalone", "broker"],
-        "services": ("controller", "query-reconciler", "status-sync"),
+        "services": ("controller", "query-reconciler", "status-sync", "broker"),
     },
 }
 
@@ -52,6 +52,7 @@ MODULES = {
     "controller": "ark_mesh.controller",
     "query-reconciler": "ark_mesh.query_reconciler",
     "status-sync": "ark_mesh.status_sync",
+    "broker": "ark_mesh.broker",
 }
 
 CHART_CRDS = Path(__file__).resolve().parents[5] / "helm" / "ark-mesh" / "crds"
@@ -150,6 +151,10 @@ class LocalMesh:
             config["memory"] = {"backend": "jetstream"}
         elif name == "status-sync":
             config["kubernetes"] = {"kubeconfig": kubeconfig}
+        elif name == "broker":
+            config["http"] = {"host": "127.0.0.1", "port": free_port()}
+            config["kubernetes"] = {"enabled": True, "kubeconfig": kubeconfig}
+            config["auth"] = {"mode": "none", "default_tenant": self.namespace}
         return _merge(config, self.overrides.get(name, {}))
 
     async def start_service(self, name: str) -> ServiceProcess:
