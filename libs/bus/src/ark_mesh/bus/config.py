@@ -181,6 +181,11 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     dead_letter_kind: str | None = None
     service: str | None = None
 
+    def for_service(self, name: str) -> WorkerSettings:
+        """These settings with ``service`` defaulted to ``name`` (DLQ records and metrics say
+        which service gave up on a message) unless the configuration named one."""
+        return self if self.service else msgspec.structs.replace(self, service=name)
+
 
 class EncryptionKeySettings(msgspec.Struct, frozen=True, kw_only=True):
     """Where one key comes from: exactly one of ``file`` (a path) or ``env`` (a variable name),

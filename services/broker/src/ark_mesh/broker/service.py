@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 
-import msgspec
 from aiohttp import web
 
 from ark_mesh.broker.api import build_app
@@ -27,7 +26,6 @@ from ark_mesh.bus import (
     StreamReader,
     Topology,
     Worker,
-    WorkerSettings,
 )
 from ark_mesh.contracts import StatusUpdate, subjects
 from ark_mesh.kube import KubeClient
@@ -115,7 +113,7 @@ class BrokerService:
             (consumer.stream, consumer.durable),
             StatusUpdate,
             self._apply,
-            settings=_worker_settings(config.bus.worker),
+            settings=config.bus.worker.for_service(SERVICE_NAME),
             publisher=self.publisher,
             telemetry=self.telemetry,
         )
@@ -167,9 +165,3 @@ class BrokerService:
         if self.bus is not None:
             with contextlib.suppress(Exception):
                 await self.bus.close()
-
-
-def _worker_settings(settings: WorkerSettings) -> WorkerSettings:
-    if settings.service:
-        return settings
-    return msgspec.structs.replace(settings, service=SERVICE_NAME)

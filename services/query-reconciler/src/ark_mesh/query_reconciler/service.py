@@ -12,9 +12,8 @@ from __future__ import annotations
 import contextlib
 
 import aiohttp
-import msgspec
 
-from ark_mesh.bus import Bus, Publisher, Topology, Worker, WorkerSettings
+from ark_mesh.bus import Bus, Publisher, Topology, Worker
 from ark_mesh.contracts import QueryRequest
 from ark_mesh.query_reconciler.config import SERVICE_NAME, QueryReconcilerConfig
 from ark_mesh.query_reconciler.handler import QueryWork
@@ -100,7 +99,7 @@ class QueryReconcilerService:
             binding,
             QueryRequest,
             self.work.handle,
-            settings=_worker_settings(config.bus.worker),
+            settings=config.bus.worker.for_service(SERVICE_NAME),
             publisher=self.publisher,
             on_dead_letter=self.work.on_dead_letter,
             telemetry=self.telemetry,
@@ -133,9 +132,3 @@ class QueryReconcilerService:
         if self.bus is not None:
             with contextlib.suppress(Exception):
                 await self.bus.close()
-
-
-def _worker_settings(settings: WorkerSettings) -> WorkerSettings:
-    if settings.service:
-        return settings
-    return msgspec.structs.replace(settings, service=SERVICE_NAME)

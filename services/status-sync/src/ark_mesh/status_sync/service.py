@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 
-import msgspec
-
 from ark_mesh.bus import (
     Bus,
     ConsumerSettings,
@@ -19,7 +17,6 @@ from ark_mesh.bus import (
     Topology,
     TopologyConfigError,
     Worker,
-    WorkerSettings,
 )
 from ark_mesh.contracts import StatusUpdate
 from ark_mesh.kube import EventRecorder, KubeClient
@@ -99,7 +96,7 @@ class StatusSyncService:
             (consumer.stream, consumer.durable),
             StatusUpdate,
             self.applier.handle,
-            settings=_worker_settings(config.bus.worker),
+            settings=config.bus.worker.for_service(SERVICE_NAME),
             publisher=self.publisher,
             telemetry=self.telemetry,
         )
@@ -135,9 +132,3 @@ def _consumer(config: StatusSyncConfig) -> ConsumerSettings:
     raise TopologyConfigError(
         f"durable {config.durable!r} is not among bus.topology.consumers ({known})"
     )
-
-
-def _worker_settings(settings: WorkerSettings) -> WorkerSettings:
-    if settings.service:
-        return settings
-    return msgspec.structs.replace(settings, service=SERVICE_NAME)
