@@ -30,6 +30,7 @@ from ark_mesh.resolver.errors import (
 )
 from ark_mesh.resolver.memory import InMemoryMemoryStore
 from ark_mesh.resolver.memory_http import HTTPMemoryStore
+from ark_mesh.resolver.models import endpoint_for
 from ark_mesh.resolver.openai_client import OpenAIModelClient
 from ark_mesh.resolver.ports import (
     ChatMessage,
@@ -47,6 +48,7 @@ from ark_mesh.resolver.reconciler import DEFAULT_TIMEOUT, QueryReconciler
 from ark_mesh.resolver.resources import RESOLVER_KINDS, MCPServer
 from ark_mesh.resolver.sink import RecordingSink
 from ark_mesh.resolver.store import InMemoryResourceStore, ManifestError
+from ark_mesh.resolver.values import ValueResolver
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -85,4 +87,6 @@ __all__ = [
     "TemplateError",
     "ToolExecutionError",
     "TransientResolutionError",
+    "ValueResolver",
+    "endpoint_for",
 ]
