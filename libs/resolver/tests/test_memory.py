@@ -250,3 +250,21 @@ async def test_http_memory_store_round_trip(memory_api: ArkMemoryAPI) -> None:
             "3",
             "4",
         ]
+
+
+async def test_caller_supplied_history_comes_before_the_input(world) -> None:  # type: ignore[no-untyped-def]
+    from ark_mesh.contracts import QueryTarget
+
+    world.model()
+    world.agent("helper")
+    history = [
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "assistant", "content": "Hello Ada."},
+    ]
+    status, _ = await world.resolve(
+        world.request(target=QueryTarget(type="agent", name="helper"), input="What is my name?"),
+        history=history,
+    )
+    assert status.phase == "done"
+    sent = world.fake.requests[-1].body["messages"]
+    assert [m["content"] for m in sent[1:]] == ["My name is Ada.", "Hello Ada.", "What is my name?"]

@@ -81,11 +81,14 @@ async def test_an_agent_target_runs_through_the_query_reconciler(world: Any) -> 
     assert result.usage is not None
     assert result.usage.total_tokens == 150
     messages = world.fake.requests_to("chat")[0].body["messages"]
-    # The agent's own prompt and the last user message: the resolver takes history only from
-    # a Memory resource, so the caller's earlier messages are not forwarded (README, "Limits").
-    assert [m["role"] for m in messages] == ["system", "user"]
-    assert messages[0]["content"] == "You are helpful."
-    assert messages[1]["content"] == "What is my name?"
+    # The agent's own prompt, the caller's earlier turns as history (their system message gives
+    # way to the agent's prompt), then the last user message as the input.
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("system", "You are helpful."),
+        ("user", "My name is Ada."),
+        ("assistant", "Hello Ada."),
+        ("user", "What is my name?"),
+    ]
     chunks = await world.chunks(request)
     assert chunks[-1].is_final
     assert chunks[0].ark.agent == "helper"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -124,6 +124,7 @@ class _Execution:
     memory_factory: MemoryFactory
     engine: Engine
     hand_back_transient: bool = False
+    history: Sequence[ChatMessage] | None = None
     user_input: str = ""
     target: ResolvedTarget | None = None
     conversation: Conversation = field(default_factory=Conversation)
@@ -137,6 +138,10 @@ class _Execution:
         self.target = await resolve_target(run.store, run.namespace, spec)
         run.target_label = self.target.label
         self.conversation = await open_conversation(run, self.memory_factory)
+        if self.history is not None:
+            # The caller sent the conversation (chat-completions style): it replaces what
+            # memory holds for this turn; the turn is still saved to memory if there is one.
+            self.conversation.history = list(self.history)
         user_message: ChatMessage = {"role": "user", "content": self.user_input}
         try:
             outcome = await self._dispatch(self.target)
@@ -319,8 +324,13 @@ class QueryReconciler:
         cancel: asyncio.Event | None = None,
         attempt: int = 1,
         raise_transient: bool = False,
+        history: Sequence[ChatMessage] | None = None,
     ) -> QueryStatus:
-        """Resolve ``request``, reporting through ``sink``; returns the terminal status."""
+        """Resolve ``request``, reporting through ``sink``; returns the terminal status.
+
+        ``history`` is the conversation before this input when the caller supplies it (an
+        OpenAI-style request carries all its messages); otherwise memory provides it.
+        """
         clock = self._clock
         started_at, started = clock.now(), clock.monotonic()
         run = QueryRun(
@@ -333,7 +343,9 @@ class QueryReconciler:
             values=ValueResolver(self._store, request.namespace),
         )
         reporter = _StatusReporter(request, sink, clock, attempt, self._reconciler_id)
-        execution = _Execution(run, self._memory_factory, Engine(run), raise_transient)
+        execution = _Execution(
+            run, self._memory_factory, Engine(run), raise_transient, history=history
+        )
         ending: Ending | None = None
         budget = 0.0
         try:

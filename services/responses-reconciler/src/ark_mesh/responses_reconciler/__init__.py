@@ -23,6 +23,7 @@ from ark_mesh.responses_reconciler.sink import ResponsesSink, chunk_msg_id, resu
 from ark_mesh.responses_reconciler.translate import (
     Target,
     as_query_request,
+    earlier_messages,
     last_user_text,
     parse_target,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "UnknownTargetError",
     "as_query_request",
     "chunk_msg_id",
+    "earlier_messages",
     "last_user_text",
     "parse_target",
     "result_msg_id",

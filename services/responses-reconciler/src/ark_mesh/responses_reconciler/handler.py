@@ -65,6 +65,7 @@ from ark_mesh.responses_reconciler.sink import ResponsesSink
 from ark_mesh.responses_reconciler.translate import (
     Target,
     as_query_request,
+    earlier_messages,
     parse_target,
     timeout_of,
 )
@@ -129,7 +130,13 @@ class ResponsesWork:
             default_timeout=self._default_timeout,
         )
         # The resolver reports its own ending (final chunk included) through the sink.
-        status = await reconciler.resolve(query, sink, attempt=delivery, raise_transient=True)
+        status = await reconciler.resolve(
+            query,
+            sink,
+            attempt=delivery,
+            raise_transient=True,
+            history=earlier_messages(request.messages),
+        )
         return _from_status(request, status)
 
     async def _model(

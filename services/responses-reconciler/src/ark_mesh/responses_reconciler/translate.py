@@ -76,12 +76,24 @@ def timeout_of(request: ResponsesRequest, default: timedelta) -> timedelta:
         raise InvalidRequestError(f"timeout: {exc}") from exc
 
 
+def earlier_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation before the last user message: the history an agent or team runs with.
+
+    System messages are the caller's, not the agent's: the agent's own prompt comes first and
+    the caller's system messages are dropped rather than stacked on top of it.
+    """
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].get("role") == "user":
+            return [m for m in messages[:index] if m.get("role") != "system"]
+    return []
+
+
 def as_query_request(
     request: ResponsesRequest, target: Target, *, input_text: str | None = None
 ) -> QueryRequest:
-    """The Query an agent or team target runs as. Only the last user message is its input: the
-    resolver takes history from a Memory resource, not from the caller (see the README).
-    A model target passes its own ``input_text`` (its messages go to the model whole)."""
+    """The Query an agent or team target runs as: the last user message is its input, and
+    :func:`earlier_messages` its history. A model target passes its own ``input_text`` (its
+    messages go to the model whole)."""
     parameters = [
         Parameter(name=name, value=str(value)) for name, value in (request.parameters or {}).items()
     ]
