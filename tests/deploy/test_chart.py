@@ -22,7 +22,9 @@ import yaml
 from ark_mesh.broker.config import BrokerConfig
 from ark_mesh.bus import BusConfig, Topology
 from ark_mesh.controller.config import ControllerConfig
+from ark_mesh.embeddings_reconciler.config import EmbeddingsReconcilerConfig
 from ark_mesh.query_reconciler.config import QueryReconcilerConfig
+from ark_mesh.responses_reconciler.config import ResponsesReconcilerConfig
 from ark_mesh.service import load_config
 from ark_mesh.status_sync.config import StatusSyncConfig
 from ark_mesh.testing.k8s.openapi import prune, validate
@@ -45,6 +47,8 @@ CONFIG_TYPES: dict[str, type[msgspec.Struct]] = {
     "query-reconciler": QueryReconcilerConfig,
     "status-sync": StatusSyncConfig,
     "broker": BrokerConfig,
+    "responses-reconciler": ResponsesReconcilerConfig,
+    "embeddings-reconciler": EmbeddingsReconcilerConfig,
 }
 SCALE_PRESETS = ("scale-flexible", "scale-strict")
 CONFIG_PATH = "/etc/ark-mesh/config.yaml"
@@ -76,6 +80,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "telemetry": {"otlpEndpoint": "http://collector:4318", "resourceAttributes": "a=b"},
             "extraEnv": [{"name": "GLOBAL", "value": "1"}],
             "queryReconciler": {"extraEnv": [{"name": "OPENAI_API_KEY", "value": "x"}]},
+            "responsesReconciler": {"extraEnv": [{"name": "OPENAI_API_KEY", "value": "x"}]},
+            "embeddingsReconciler": {"maxBatch": 64, "timeout": 30, "replicas": 2},
             "imagePullSecrets": [{"name": "regcred"}],
             "nodeSelector": {"pool": "ark"},
             "tolerations": [{"key": "ark", "operator": "Exists", "effect": "NoSchedule"}],
@@ -320,7 +326,7 @@ def test_bus_block_is_identical_in_every_service(chart: Chart, preset: str, tmp_
     values = {"bus": {"worker": {"slots": 3}, "topology": {"chunks": {"maxAge": 600}}}}
     rendered = chart.render(preset, values, namespace="agents")
     blocks = {c: yaml.safe_load(rendered.config(c))["bus"] for c in CONFIG_TYPES}
-    assert len(blocks) == 4
+    assert len(blocks) == 6
     assert all(block == blocks["controller"] for block in blocks.values()), blocks.keys()
     bus = decode(rendered, "status-sync", tmp_path).bus
     assert bus.worker.slots == 3
@@ -344,6 +350,8 @@ def test_preset_defaults_can_be_overridden(chart: Chart, tmp_path: Path) -> None
     assert controller.reconciliation.allowed_modes == ("inController", "standalone")
     assert controller.kubernetes.namespace == "team-a"
     assert decode(rendered, "query-reconciler", tmp_path).resources.namespace == "team-a"
+    assert decode(rendered, "responses-reconciler", tmp_path).resources.namespace == "team-a"
+    assert decode(rendered, "embeddings-reconciler", tmp_path).resources.namespace == "team-a"
     assert not rendered.has("Deployment", rendered.name("status-sync"))
 
 
@@ -437,6 +445,69 @@ def test_broker_can_be_switched_off(chart: Chart) -> None:
     # Without a broker nothing insists on tokens, even in scale-strict.
     strict = chart.render("scale-strict", {"broker": {"enabled": False, "auth": {"tokens": []}}})
     assert "broker" not in strict.components()
+
+
+# -- the responses- and embeddings-reconcilers -------------------------------------------------------
+
+
+def test_responses_reconciler_values_reach_its_config(chart: Chart, tmp_path: Path) -> None:
+    values = {
+        "watchNamespace": "team-a",
+        "responsesReconciler": {
+            "tenant": "acme",
+            "provision": False,
+            "resourceCache": {"preload": ["Agent", "Model"], "syncTimeout": 12},
+            "models": {"maxRetries": 2, "timeout": 90},
+            "gracePeriod": 40,
+            "healthPort": 8090,
+        },
+        "bus": {"topology": {"dedicatedTenants": ["acme"], "sharedTenants": ["default"]}},
+    }
+    rendered = chart.render("scale-strict", values)
+    config = decode(rendered, "responses-reconciler", tmp_path)
+    assert (config.tenant, config.provision) == ("acme", False)
+    assert config.resources.source == "kubernetes"
+    assert config.resources.kubeconfig is None, "in-cluster credentials"
+    assert config.resources.namespace == "team-a"
+    assert config.resources.preload == ("Agent", "Model")
+    assert config.resources.sync_timeout == 12
+    assert (config.models.max_retries, config.models.timeout) == (2, 90)
+    assert config.grace_period == 40
+    assert config.health.port == 8090
+    pod = rendered.get("Deployment", rendered.name("responses-reconciler"))["spec"]["template"]
+    assert pod["spec"]["terminationGracePeriodSeconds"] > config.grace_period
+
+
+def test_embeddings_reconciler_values_reach_its_config(chart: Chart, tmp_path: Path) -> None:
+    default = decode(chart.render("scale-flexible"), "embeddings-reconciler", tmp_path)
+    assert default.resources.preload == ("Model",), "only Models before the first request"
+    assert (default.max_batch, default.timeout) == (256, 120)
+    assert default.tenant is None
+
+    values = {
+        "watchNamespace": "team-a",
+        "embeddingsReconciler": {
+            "maxBatch": 64,
+            "timeout": 30,
+            "resourceCache": {"preload": ["Model", "Secret"], "syncTimeout": 5},
+            "gracePeriod": 10,
+            "provision": False,
+        },
+    }
+    config = decode(chart.render("scale-flexible", values), "embeddings-reconciler", tmp_path)
+    assert (config.max_batch, config.timeout) == (64, 30)
+    assert config.resources.namespace == "team-a"
+    assert config.resources.preload == ("Model", "Secret")
+    assert config.resources.sync_timeout == 5
+    assert (config.grace_period, config.provision) == (10, False)
+
+
+@pytest.mark.parametrize("component", ["responses-reconciler", "embeddings-reconciler"])
+def test_work_reconcilers_can_be_switched_off(chart: Chart, component: str) -> None:
+    key = {"responses-reconciler": "responsesReconciler"}.get(component, "embeddingsReconciler")
+    rendered = chart.render("scale-flexible", {key: {"enabled": False}})
+    assert component not in rendered.components()
+    assert rendered.has("Deployment", rendered.name("query-reconciler"))
 
 
 # -- pods -----------------------------------------------------------------------------------------
@@ -558,6 +629,25 @@ INVALID: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "simple with a query-reconciler": (
         {"preset": "simple", "queryReconciler": {"enabled": True}},
         ("queryReconciler.enabled",),
+    ),
+    "simple with a responses-reconciler": (
+        {"preset": "simple", "responsesReconciler": {"enabled": True}},
+        ("responsesReconciler.enabled", "preset simple", "NATS"),
+    ),
+    "simple with an embeddings-reconciler": (
+        {"preset": "simple", "embeddingsReconciler": {"enabled": True}},
+        ("embeddingsReconciler.enabled", "preset simple", "NATS"),
+    ),
+    "embeddings batch of zero": (
+        {"preset": "scale-flexible", "embeddingsReconciler": {"maxBatch": 0}},
+        ("embeddingsReconciler.maxBatch",),
+    ),
+    "embeddings preload of agents": (
+        {
+            "preset": "scale-flexible",
+            "embeddingsReconciler": {"resourceCache": {"preload": ["Agent"]}},
+        },
+        ("embeddingsReconciler.resourceCache.preload",),
     ),
     "simple with nats": ({"preset": "simple", "nats": {"deploy": True}}, ("nats",)),
     "simple with a broker": (

@@ -115,6 +115,40 @@ def test_query_reconciler_reads_what_the_resolver_reads_and_writes_nothing(
     assert not rbac.can(account, "get", "ark.mckinsey.com", "queries", "team-a")
 
 
+@pytest.mark.parametrize("preset", ["scale-flexible", "scale-strict"])
+def test_responses_reconciler_reads_what_the_resolver_reads_and_writes_nothing(
+    chart: Chart, preset: str
+) -> None:
+    """Agent and team targets run through the resolver, so it reads all the resolver reads."""
+    rbac = access(chart, preset)
+    account = rbac.rendered.name("responses-reconciler")
+    for group, plural in resolver_reads():
+        for verb in READ_VERBS:
+            assert rbac.can(account, verb, group, plural, "team-a"), f"{verb} {plural}"
+    for rule in rbac.all_rules(account, ["team-a", RELEASE_NAMESPACE]):
+        assert set(rule["verbs"]) <= set(READ_VERBS), rule
+    assert not rbac.can(account, "get", "ark.mckinsey.com", "queries", "team-a")
+
+
+@pytest.mark.parametrize("preset", ["scale-flexible", "scale-strict"])
+def test_embeddings_reconciler_reads_models_and_their_secrets_only(
+    chart: Chart, preset: str
+) -> None:
+    rbac = access(chart, preset)
+    account = rbac.rendered.name("embeddings-reconciler")
+    ark = "ark.mckinsey.com"
+    for group, plural in [(ark, "models"), ("", "secrets"), ("", "configmaps")]:
+        for verb in READ_VERBS:
+            assert rbac.can(account, verb, group, plural, "team-a"), f"{verb} {plural}"
+    for group, plural in resolver_reads():
+        if plural not in ("models", "secrets", "configmaps"):
+            assert not rbac.can(account, "get", group, plural, "team-a"), plural
+    assert not rbac.can(account, "list", ark, "agents", "team-a")
+    assert not rbac.can(account, "get", ark, "queries", "team-a")
+    for rule in rbac.all_rules(account, ["team-a", RELEASE_NAMESPACE]):
+        assert set(rule["verbs"]) <= set(READ_VERBS), rule
+
+
 def test_controller_permissions_in_flexible_preset(chart: Chart) -> None:
     rbac = access(chart, "scale-flexible")
     account = rbac.rendered.name("controller")
@@ -174,6 +208,10 @@ def test_watch_namespace_grants_roles_in_that_namespace_only(chart: Chart) -> No
     assert not rbac.can(status_sync, "patch", ark, "queries/status", OTHER_NAMESPACE)
     assert rbac.can(reconciler, "get", "", "secrets", "team-a")
     assert not rbac.can(reconciler, "get", "", "secrets", OTHER_NAMESPACE)
+    for component in ("responses-reconciler", "embeddings-reconciler"):
+        account = rbac.rendered.name(component)
+        assert rbac.can(account, "watch", ark, "models", "team-a"), component
+        assert not rbac.can(account, "watch", ark, "models", OTHER_NAMESPACE), component
 
 
 def test_cluster_wide_grants_apply_in_every_namespace(chart: Chart) -> None:

@@ -24,7 +24,14 @@ from .conftest import CHART, REPO, Chart, Rendered
 
 TILT = REPO / "tilt"
 TILTFILE = TILT / "Tiltfile"
-SERVICES = ("controller", "query-reconciler", "status-sync", "broker")
+SERVICES = (
+    "controller",
+    "query-reconciler",
+    "status-sync",
+    "broker",
+    "responses-reconciler",
+    "embeddings-reconciler",
+)
 
 
 @dataclass

@@ -1,9 +1,11 @@
 {{/*
 The services' config files, snake_case as their msgspec Structs expect:
-  controller        ark_mesh.controller.config.ControllerConfig
-  query-reconciler  ark_mesh.query_reconciler.config.QueryReconcilerConfig
-  status-sync       ark_mesh.status_sync.config.StatusSyncConfig
-  broker            ark_mesh.broker.config.BrokerConfig
+  controller             ark_mesh.controller.config.ControllerConfig
+  query-reconciler       ark_mesh.query_reconciler.config.QueryReconcilerConfig
+  responses-reconciler   ark_mesh.responses_reconciler.config.ResponsesReconcilerConfig
+  embeddings-reconciler  ark_mesh.embeddings_reconciler.config.EmbeddingsReconcilerConfig
+  status-sync            ark_mesh.status_sync.config.StatusSyncConfig
+  broker                 ark_mesh.broker.config.BrokerConfig
 Each one is rendered once, into its ConfigMap and into the checksum that rolls its pods.
 */}}
 
@@ -54,6 +56,43 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "coalesce_bytes" $q.streaming.coalesceBytes)
   "health" (dict "host" "0.0.0.0" "port" $q.healthPort)
   "grace_period" $q.gracePeriod
+-}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{- define "ark-mesh.config.responsesReconciler" -}}
+{{- $r := .Values.responsesReconciler -}}
+{{- $config := dict
+  "bus" (include "ark-mesh.busConfig" . | fromYaml)
+  "provision" $r.provision
+  "tenant" ($r.tenant | default nil)
+  "resources" (dict
+    "source" "kubernetes"
+    "namespace" (.Values.watchNamespace | default nil)
+    "preload" $r.resourceCache.preload
+    "sync_timeout" $r.resourceCache.syncTimeout)
+  "models" (dict "max_retries" $r.models.maxRetries "timeout" $r.models.timeout)
+  "health" (dict "host" "0.0.0.0" "port" $r.healthPort)
+  "grace_period" $r.gracePeriod
+-}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{- define "ark-mesh.config.embeddingsReconciler" -}}
+{{- $e := .Values.embeddingsReconciler -}}
+{{- $config := dict
+  "bus" (include "ark-mesh.busConfig" . | fromYaml)
+  "provision" $e.provision
+  "tenant" ($e.tenant | default nil)
+  "resources" (dict
+    "source" "kubernetes"
+    "namespace" (.Values.watchNamespace | default nil)
+    "preload" $e.resourceCache.preload
+    "sync_timeout" $e.resourceCache.syncTimeout)
+  "max_batch" $e.maxBatch
+  "timeout" $e.timeout
+  "health" (dict "host" "0.0.0.0" "port" $e.healthPort)
+  "grace_period" $e.gracePeriod
 -}}
 {{- toYaml $config -}}
 {{- end -}}

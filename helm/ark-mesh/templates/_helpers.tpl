@@ -75,6 +75,8 @@ Every check fails the render with a message that names the value to change.
 {{- $queryReconciler := ternary $bus $v.queryReconciler.enabled (kindIs "invalid" $v.queryReconciler.enabled) -}}
 {{- $statusSync := ternary $bus $v.statusSync.enabled (kindIs "invalid" $v.statusSync.enabled) -}}
 {{- $broker := ternary $bus $v.broker.enabled (kindIs "invalid" $v.broker.enabled) -}}
+{{- $responsesReconciler := ternary $bus $v.responsesReconciler.enabled (kindIs "invalid" $v.responsesReconciler.enabled) -}}
+{{- $embeddingsReconciler := ternary $bus $v.embeddingsReconciler.enabled (kindIs "invalid" $v.embeddingsReconciler.enabled) -}}
 {{- /* ARCHITECTURE §2: in scale-strict the broker API requires authenticated tenants. */ -}}
 {{- $brokerAuth := $v.broker.auth.mode | default (ternary "token" "none" (eq $name "scale-strict")) -}}
 {{- if eq $name "simple" -}}
@@ -91,6 +93,12 @@ Every check fails the render with a message that names the value to change.
 {{- end -}}
 {{- if $broker -}}
 {{- fail "broker.enabled: preset simple runs without NATS, so there is no broker (it publishes QueryRequests to JetStream); choose preset scale-flexible" -}}
+{{- end -}}
+{{- if $responsesReconciler -}}
+{{- fail "responsesReconciler.enabled: preset simple runs without NATS, so there is no responses-reconciler (it pulls ResponsesRequests from JetStream); choose preset scale-flexible" -}}
+{{- end -}}
+{{- if $embeddingsReconciler -}}
+{{- fail "embeddingsReconciler.enabled: preset simple runs without NATS, so there is no embeddings-reconciler (it pulls EmbeddingsRequests from JetStream); choose preset scale-flexible" -}}
 {{- end -}}
 {{- if or $v.nats.url $v.nats.deploy -}}
 {{- fail "nats: preset simple runs without NATS; leave nats.url and nats.deploy unset, or choose preset scale-flexible" -}}
@@ -135,6 +143,8 @@ deployNats: {{ $deployNats }}
 queryReconciler: {{ $queryReconciler }}
 statusSync: {{ $statusSync }}
 broker: {{ $broker }}
+responsesReconciler: {{ $responsesReconciler }}
+embeddingsReconciler: {{ $embeddingsReconciler }}
 brokerAuth: {{ $brokerAuth }}
 inController: {{ has "inController" $allowed }}
 leaderElection: {{ $leader }}
@@ -223,7 +233,8 @@ leaderElection: {{ $leader }}
 {{/*
 One ark-mesh service Deployment. Parameters (dict):
   ctx        the root context
-  component  controller | query-reconciler | status-sync | broker
+  component  controller | query-reconciler | responses-reconciler | embeddings-reconciler
+             | status-sync | broker
   module     the Python module run with `python -m`
   config     the rendered config file (its checksum rolls the pods when it changes)
   values     the component's values (replicas, healthPort, resources, extraEnv, podAnnotations)
@@ -440,6 +451,17 @@ subjects:
 {{- define "ark-mesh.resolverReadRules" -}}
 - apiGroups: ["ark.mckinsey.com"]
   resources: ["agents", "models", "teams", "tools", "memories", "a2aservers", "mcpservers"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["configmaps", "secrets"]
+  verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{/* Read access to what the embeddings-reconciler reads: Models, and the Secrets and
+     ConfigMaps their API keys, base URLs and headers come from. No Agents, Teams, Tools… */}}
+{{- define "ark-mesh.embeddingsReadRules" -}}
+- apiGroups: ["ark.mckinsey.com"]
+  resources: ["models"]
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["configmaps", "secrets"]

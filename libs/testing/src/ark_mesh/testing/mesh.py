@@ -39,12 +39,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     "scale-flexible": {
         "default_reconciliation": "standalone",
         "allowed_modes": ["inController", "standalone"],
-        "services": ("controller", "query-reconciler", "status-sync", "broker"),
+        "services": (
+            "controller",
+            "query-reconciler",
+            "status-sync",
+            "broker",
+            "responses-reconciler",
+            "embeddings-reconciler",
+        ),
     },
     "scale-strict": {
         "default_reconciliation": "standalone",
         "allowed_modes": ["standalone", "broker"],
-        "services": ("controller", "query-reconciler", "status-sync", "broker"),
+        "services": (
+            "controller",
+            "query-reconciler",
+            "status-sync",
+            "broker",
+            "responses-reconciler",
+            "embeddings-reconciler",
+        ),
     },
 }
 
@@ -53,6 +67,8 @@ MODULES = {
     "query-reconciler": "ark_mesh.query_reconciler",
     "status-sync": "ark_mesh.status_sync",
     "broker": "ark_mesh.broker",
+    "responses-reconciler": "ark_mesh.responses_reconciler",
+    "embeddings-reconciler": "ark_mesh.embeddings_reconciler",
 }
 
 CHART_CRDS = Path(__file__).resolve().parents[5] / "helm" / "ark-mesh" / "crds"
@@ -155,6 +171,15 @@ class LocalMesh:
             config["http"] = {"host": "127.0.0.1", "port": free_port()}
             config["kubernetes"] = {"enabled": True, "kubeconfig": kubeconfig}
             config["auth"] = {"mode": "none", "default_tenant": self.namespace}
+        elif name == "responses-reconciler":
+            config["resources"] = {"source": "kubernetes", "kubeconfig": kubeconfig}
+        elif name == "embeddings-reconciler":
+            # A resources section replaces the Struct's default whole: keep its Model-only preload.
+            config["resources"] = {
+                "source": "kubernetes",
+                "kubeconfig": kubeconfig,
+                "preload": ["Model"],
+            }
         return _merge(config, self.overrides.get(name, {}))
 
     async def start_service(self, name: str) -> ServiceProcess:
