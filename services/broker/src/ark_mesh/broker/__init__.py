@@ -3,6 +3,7 @@
 * :class:`BrokerService` — the service (``python -m ark_mesh.broker --config FILE``);
 * :class:`BrokerConfig` — its configuration (:mod:`.config`);
 * :class:`QueryBroker` — accept, read, stream and cancel queries (:mod:`.queries`);
+* :class:`EmbeddingsBroker` — embeddings requests and their results (:mod:`.embeddings`);
 * :class:`ReadModel` / :class:`InFlight` — the ``ark-queries`` read model (:mod:`.readmodel`);
 * :func:`build_app` — the aiohttp routes (:mod:`.api`); :mod:`.bodies`, :mod:`.sse`,
   :mod:`.openai_compat` are the pure protocol parts; :mod:`.tenancy` maps callers to tenants.
@@ -11,7 +12,11 @@ The exception tree is drawn in :mod:`ark_mesh.broker.errors`.
 """
 
 from ark_mesh.broker.api import build_app
-from ark_mesh.broker.bodies import ChatCompletionRequest, QueryCreateRequest
+from ark_mesh.broker.bodies import (
+    ChatCompletionRequest,
+    EmbeddingsCreateRequest,
+    QueryCreateRequest,
+)
 from ark_mesh.broker.config import (
     AuthConfig,
     BrokerConfig,
@@ -22,11 +27,13 @@ from ark_mesh.broker.config import (
     StreamingConfig,
     TenantToken,
 )
+from ark_mesh.broker.embeddings import EmbeddingsBroker
 from ark_mesh.broker.errors import (
     ApiError,
     BadRequestError,
     BrokerError,
     ConflictError,
+    GatewayTimeoutError,
     NotFoundError,
     TooManyRequestsError,
     UnauthorizedError,
@@ -46,6 +53,9 @@ __all__ = [
     "BrokerService",
     "ChatCompletionRequest",
     "ConflictError",
+    "EmbeddingsBroker",
+    "EmbeddingsCreateRequest",
+    "GatewayTimeoutError",
     "HealthConfig",
     "HttpConfig",
     "InFlight",

@@ -11,6 +11,7 @@ GET     /v1/queries/{id}/stream                      SSE of its chunks; ``Last-E
 GET     /v1/queries/{id}/events                      its operation events ``{items, total}``
 POST    /v1/queries/{id}/cancel                      ask the running reconciler to stop → 202
 POST    /openai/v1/chat/completions                  OpenAI-compatible, ``model: agent/<name>``
+POST    /openai/v1/embeddings                        OpenAI-compatible, ``model: [model/]<name>``
 GET     /healthz, /readyz                            probes (also on the health port)
 ======  ===========================================  ==============================================
 
@@ -34,12 +35,20 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ark_mesh.broker.bodies import (
     ChatCompletionRequest,
+    EmbeddingsCreateRequest,
     QueryCreateRequest,
     convert_body,
     decode_body,
 )
-from ark_mesh.broker.errors import ApiError, BadRequestError
-from ark_mesh.broker.openai_compat import chat_completion, completion_error, openai_chunk
+from ark_mesh.broker.embeddings import EmbeddingsBroker
+from ark_mesh.broker.errors import ApiError, BadRequestError, GatewayTimeoutError
+from ark_mesh.broker.openai_compat import (
+    chat_completion,
+    completion_error,
+    embeddings_list,
+    openai_chunk,
+    openai_error,
+)
 from ark_mesh.broker.queries import QueryBroker
 from ark_mesh.broker.readmodel import QueryRecord
 from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event, parse_last_event_id
@@ -57,6 +66,7 @@ _tracer = trace.get_tracer("ark_mesh.broker")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 BROKER: web.AppKey[QueryBroker] = web.AppKey("broker", QueryBroker)
+EMBEDDINGS: web.AppKey[EmbeddingsBroker] = web.AppKey("embeddings", EmbeddingsBroker)
 TENANTS: web.AppKey[TenantResolver] = web.AppKey("tenants", TenantResolver)
 HEALTH: web.AppKey[HealthServer] = web.AppKey("health", HealthServer)
 HEARTBEAT: web.AppKey[float] = web.AppKey("heartbeat", float)
@@ -65,6 +75,7 @@ COMPLETION_WAIT: web.AppKey[float] = web.AppKey("completion_wait", float)
 
 def build_app(
     broker: QueryBroker,
+    embeddings: EmbeddingsBroker,
     tenants: TenantResolver,
     health: HealthServer,
     *,
@@ -76,6 +87,7 @@ def build_app(
         middlewares=[_trace_middleware, _error_middleware], client_max_size=max_body_bytes
     )
     app[BROKER] = broker
+    app[EMBEDDINGS] = embeddings
     app[TENANTS] = tenants
     app[HEALTH] = health
     app[HEARTBEAT] = heartbeat
@@ -87,6 +99,7 @@ def build_app(
     app.router.add_get("/v1/queries/{id}/events", query_events)
     app.router.add_post("/v1/queries/{id}/cancel", cancel_query)
     app.router.add_post("/openai/v1/chat/completions", chat_completions)
+    app.router.add_post("/openai/v1/embeddings", create_embeddings)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     return app
@@ -333,6 +346,50 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 query_id=record.id, name=record.name, model=body.model, status=final.status
             )
         )
+
+
+async def create_embeddings(request: web.Request) -> web.Response:
+    """Embeddings through the embeddings-reconciler. The tenant is resolved first, so 401s are
+    the broker's envelope exactly as on every route; everything after answers in OpenAI's
+    error shape (``param`` names the field), which OpenAI clients turn into their errors."""
+    tenant = _tenant(request)
+    try:
+        body = decode_body(await request.read(), EmbeddingsCreateRequest)
+        model, texts = body.model_name(), body.texts()
+        within = request.app[COMPLETION_WAIT]
+        with bound_context(tenant=tenant):
+            try:
+                result = await request.app[EMBEDDINGS].embed(
+                    tenant, model=model, texts=texts, dimensions=body.dimensions, within=within
+                )
+            except TimeoutError:
+                raise GatewayTimeoutError(
+                    f"no embeddings result for model {model!r} within {within:g}s"
+                ) from None
+    except ApiError as exc:
+        error_type = "invalid_request_error" if exc.http_status < 500 else "server_error"
+        return web.json_response(
+            openai_error(
+                exc.message, error_type=error_type, code=exc.code.lower(), param=exc.field
+            ),
+            status=exc.http_status,
+            headers=exc.headers,
+        )
+    if result.status == "failed":
+        # The result does not classify its failure; the permanent ones (unknown or unusable
+        # Model, provider 4xx, invalid input) are the caller's to fix, so 400.
+        return web.json_response(
+            openai_error(
+                result.error or f"embeddings with model {model!r} failed",
+                error_type="invalid_request_error",
+                code="embeddings_failed",
+                param="model",
+            ),
+            status=400,
+        )
+    return web.json_response(
+        embeddings_list(result, model=body.model, encoding_format=body.encoding_format)
+    )
 
 
 # --------------------------------------------------------------------------- probes

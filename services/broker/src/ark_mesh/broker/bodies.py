@@ -21,6 +21,7 @@ from ark_mesh.contracts import (
 
 __all__ = [
     "ChatCompletionRequest",
+    "EmbeddingsCreateRequest",
     "QueryCreateRequest",
     "convert_body",
     "decode_body",
@@ -171,6 +172,49 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True):
     def meta(self, key: str) -> str | None:
         value = (self.metadata or {}).get(key)
         return str(value) if value not in (None, "") else None
+
+
+class EmbeddingsCreateRequest(msgspec.Struct, kw_only=True):
+    """``POST /openai/v1/embeddings``: OpenAI's body. ``model`` names an embeddings Model
+    resource of the caller's namespace (``<name>`` or ``model/<name>``); token-id inputs are
+    refused, since the Model's provider may tokenise differently than the caller assumed.
+    Unknown OpenAI parameters are accepted, as clients send them, and not forwarded."""
+
+    model: NonEmpty
+    input: str | list[str]
+    dimensions: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+
+    def model_name(self) -> str:
+        kind, slash, name = self.model.partition("/")
+        if not slash:
+            name = kind
+        elif kind != "model":
+            raise BadRequestError(
+                f"model must name an embeddings Model as '<name>' or 'model/<name>', got "
+                f"{self.model!r}",
+                field="model",
+                status=400,
+            )
+        if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+            raise BadRequestError(
+                f"model {name!r} is not a Model name (a DNS-1123 subdomain)",
+                field="model",
+                status=400,
+            )
+        return name
+
+    def texts(self) -> list[str]:
+        """The input as a list; every text must be non-empty (OpenAI refuses empty ones too)."""
+        texts = [self.input] if isinstance(self.input, str) else self.input
+        if not texts:
+            raise BadRequestError("input must hold at least one text", field="input")
+        for index, text in enumerate(texts):
+            if not text:
+                field = "input" if isinstance(self.input, str) else f"input[{index}]"
+                raise BadRequestError("input texts must not be empty", field=field)
+        return texts
 
 
 def validate_name(name: str) -> str:

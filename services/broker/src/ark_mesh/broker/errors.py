@@ -9,11 +9,12 @@
         ├── NotFoundError            404 unknown id, or another tenant's id (never 403: ids don't leak)
         ├── ConflictError            409 the name is taken, or an Idempotency-Key is still being accepted
         ├── TooManyRequestsError     429 the tenant has too many queries in flight (``Retry-After``)
-        └── UnavailableError         503 NATS or Kubernetes did not take the request; retry later
+        ├── UnavailableError         503 NATS or Kubernetes did not take the request; retry later
+        └── GatewayTimeoutError      504 the mesh gave no answer in time (embeddings)
 
-Only :class:`UnavailableError` is temporary: a client may retry the same request unchanged
-(with the same ``Idempotency-Key`` it cannot create a second query). Every other error needs a
-different request.
+:class:`UnavailableError` and :class:`GatewayTimeoutError` are temporary: a client may retry
+the same request unchanged (with the same ``Idempotency-Key`` it cannot create a second query).
+Every other error needs a different request.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "BadRequestError",
     "BrokerError",
     "ConflictError",
+    "GatewayTimeoutError",
     "NotFoundError",
     "TooManyRequestsError",
     "UnauthorizedError",
@@ -85,3 +87,8 @@ class TooManyRequestsError(ApiError):
 class UnavailableError(ApiError):
     status = 503
     code = "UNAVAILABLE"
+
+
+class GatewayTimeoutError(ApiError):
+    status = 504
+    code = "TIMEOUT"

@@ -1,4 +1,6 @@
-"""OpenAI chat-completions shapes built from a query's chunks and status (pure, no I/O).
+"""OpenAI shapes built from the mesh's messages (pure, no I/O): chat completions from a
+query's chunks and status, embeddings lists from an ``EmbeddingsResult``, and OpenAI's error
+object.
 
 Streaming answers forward the query's chunks as they are stored — they already are OpenAI
 ``chat.completion.chunk`` objects with Ark's ``ark`` object — so clients see exactly what the
@@ -9,14 +11,22 @@ counts words instead) and whose ``ark.queryStatus`` is the full Query status.
 
 from __future__ import annotations
 
+import base64
+import struct
 import time
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-from ark_mesh.contracts import QueryStatus
+from ark_mesh.contracts import EmbeddingsResult, QueryStatus
 
-__all__ = ["chat_completion", "completion_error", "openai_chunk"]
+__all__ = [
+    "chat_completion",
+    "completion_error",
+    "embeddings_list",
+    "openai_chunk",
+    "openai_error",
+]
 
 
 def openai_chunk(data: bytes) -> bytes:
@@ -61,3 +71,33 @@ def completion_error(status: QueryStatus) -> dict[str, Any]:
         },
         "error": {"message": message or f"query ended in phase {status.phase!r}"},
     }
+
+
+def embeddings_list(
+    result: EmbeddingsResult, *, model: str, encoding_format: Literal["float", "base64"]
+) -> dict[str, Any]:
+    """OpenAI's ``list`` of ``embedding`` objects, in input order. ``base64`` packs each vector
+    as little-endian float32 — what the ``openai`` client asks for unless told otherwise."""
+    data: list[dict[str, Any]] = []
+    for index, vector in enumerate(result.embeddings or []):
+        encoded: list[float] | str = vector
+        if encoding_format == "base64":
+            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    usage = result.usage
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "total_tokens": usage.total_tokens if usage else 0,
+        },
+    }
+
+
+def openai_error(
+    message: str, *, error_type: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error object; ``param`` names the offending request field, as OpenAI does."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ark_mesh.broker.api import build_app
 from ark_mesh.broker.config import SERVICE_NAME, BrokerConfig
+from ark_mesh.broker.embeddings import EmbeddingsBroker
 from ark_mesh.broker.queries import QueryBroker
 from ark_mesh.broker.readmodel import InFlight, ReadModel, RecordCodec
 from ark_mesh.broker.tenancy import TenantResolver
@@ -120,6 +121,7 @@ class BrokerService:
         await self.worker.start()
         app = build_app(
             self.broker,
+            EmbeddingsBroker(publisher=self.publisher, reader=StreamReader(bus)),
             TenantResolver(config.auth),
             health,
             heartbeat=config.streaming.heartbeat_seconds,
