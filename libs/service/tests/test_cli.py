@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
+import structlog
 
 from ark_mesh.service import ConfigError, HealthServer, service_main
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """``service_main`` configures the process's logging onto pytest's captured stdout; undo it so
+    later tests do not write into a file pytest has closed."""
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
