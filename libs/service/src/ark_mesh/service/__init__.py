@@ -6,7 +6,8 @@ Services are thin (wiring and lifecycle); this package is that wiring, written o
   against the service's msgspec Struct;
 * :class:`HealthServer` — ``/healthz`` and ``/readyz`` with pluggable readiness checks;
 * :func:`run_service` — start, wait for SIGTERM/SIGINT, drain within a grace period;
-* :func:`service_main` — the ``python -m`` entry point (config, telemetry, exit codes).
+* :func:`service_main` — the ``python -m`` entry point (config, telemetry, exit codes);
+* :class:`WorkQueueService` — the skeleton of a service consuming one ``ARK_WORK`` kind.
 
 Errors::
 
@@ -19,6 +20,7 @@ from ark_mesh.service.config import ENV_PREFIX, load_config
 from ark_mesh.service.errors import ConfigError, ServiceError
 from ark_mesh.service.health import HealthServer, ReadinessCheck
 from ark_mesh.service.lifecycle import Service, run_service
+from ark_mesh.service.work import WorkHandlers, WorkQueueService
 
 __all__ = [
     "ENV_PREFIX",
@@ -27,6 +29,8 @@ __all__ = [
     "ReadinessCheck",
     "Service",
     "ServiceError",
+    "WorkHandlers",
+    "WorkQueueService",
     "load_config",
     "run_service",
     "service_main",

@@ -1,134 +1,79 @@
-"""The query-reconciler service: wiring and lifecycle around :class:`QueryWork`.
+"""The query-reconciler service: :class:`QueryWork` on the shared work skeleton.
 
-Start: connect to NATS (with backoff), provision or verify the topology, open the resource
-source (cluster cache synced, or manifests loaded), bind the worker to the shared durable
-``query`` consumer. Readiness: NATS connected, consumer bound, resources ready. Stop (SIGTERM):
-the worker stops pulling, lets running queries finish within the grace period and hands the
-rest back to other replicas, then everything is flushed and closed.
+:class:`~ark_mesh.service.WorkQueueService` does the bus side (connect, provision, bind the
+shared durable ``query`` consumer, drain on SIGTERM: running queries finish within the grace
+period, the rest go back to other replicas); this adds the resource source (cluster cache
+synced, or manifests loaded; readiness ``resources``), the model client and the HTTP session.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
-from ark_mesh.bus import Bus, Publisher, Topology, Worker
+from ark_mesh.bus import Bus, Publisher
 from ark_mesh.contracts import QueryRequest
 from ark_mesh.query_reconciler.config import SERVICE_NAME, QueryReconcilerConfig
 from ark_mesh.query_reconciler.handler import QueryWork
 from ark_mesh.query_reconciler.resources import ResourceSource, open_resources
 from ark_mesh.resolver import OpenAIModelClient
-from ark_mesh.service import HealthServer
-from ark_mesh.telemetry import MessagingTelemetry, get_logger
+from ark_mesh.service import ReadinessCheck, WorkHandlers, WorkQueueService
+from ark_mesh.telemetry import MessagingTelemetry
 
 __all__ = ["QueryReconcilerService"]
 
-log = get_logger(__name__)
 
-
-class QueryReconcilerService:
+class QueryReconcilerService(WorkQueueService[QueryRequest]):
     """Implements :class:`ark_mesh.service.Service`; run it with :func:`ark_mesh.service.run_service`."""
 
     name = SERVICE_NAME
+    kind = "query"
+    message_type = QueryRequest
 
     def __init__(
         self, config: QueryReconcilerConfig, *, telemetry: MessagingTelemetry | None = None
     ) -> None:
+        super().__init__(
+            config.bus, provision=config.provision, tenant=config.tenant, telemetry=telemetry
+        )
         self.config = config
-        self.telemetry = telemetry or MessagingTelemetry.from_globals()
-        self.bus: Bus | None = None
-        self.publisher: Publisher | None = None
         self.resources: ResourceSource | None = None
-        self.worker: Worker[QueryRequest] | None = None
         self.work: QueryWork | None = None
-        self._models: OpenAIModelClient | None = None
-        self._http: aiohttp.ClientSession | None = None
 
-    # -- readiness ------------------------------------------------------------------------------
+    def checks(self) -> Mapping[str, ReadinessCheck]:
+        return {"resources": lambda: self.resources is not None and self.resources.ready()}
 
-    def _nats_ready(self) -> bool:
-        return self.bus is not None and self.bus.ready
+    def describe(self) -> Mapping[str, Any]:
+        return {
+            "resources": self.resources.description if self.resources else None,
+            "memory": self.config.memory.backend,
+            "reconciler": self.config.identity(),
+        }
 
-    def _consumer_bound(self) -> bool:
-        return self.worker is not None and self.worker.running
-
-    def _resources_ready(self) -> bool:
-        return self.resources is not None and self.resources.ready()
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    async def start(self, health: HealthServer) -> None:
-        # Registered first: the probe server is already up, and a probe must not pass while
-        # the service is still starting.
-        health.add_check("nats", self._nats_ready)
-        health.add_check("consumer", self._consumer_bound)
-        health.add_check("resources", self._resources_ready)
-        try:
-            await self._start()
-        except BaseException:
-            await self._close()
-            raise
-
-    async def _start(self) -> None:
+    async def setup(
+        self, bus: Bus, publisher: Publisher, stack: contextlib.AsyncExitStack
+    ) -> WorkHandlers[QueryRequest]:
         config = self.config
-        self.bus = bus = await Bus.connect(config.bus.connection, encryption=config.bus.encryption)
-        topology = Topology(config.bus.topology)
-        if config.provision:
-            await topology.provision(bus)
-        binding = topology.work_binding("query", config.tenant)
-        self.resources = await open_resources(config.resources)
-        self.publisher = await Publisher.create(bus, telemetry=self.telemetry)
-        self._models = OpenAIModelClient(
+        self.resources = resources = await open_resources(config.resources)
+        stack.push_async_callback(resources.close)
+        models = OpenAIModelClient(
             max_retries=config.models.max_retries, timeout=config.models.timeout
         )
-        self._http = aiohttp.ClientSession()
-        self.work = QueryWork(
+        stack.push_async_callback(models.aclose)
+        http = aiohttp.ClientSession()
+        stack.push_async_callback(http.close)
+        self.work = work = QueryWork(
             bus,
-            self.publisher,
-            self.resources.store,
-            models=self._models,
-            http=self._http,
+            publisher,
+            resources.store,
+            models=models,
+            http=http,
             reconciler_id=config.identity(),
             memory=config.memory,
             streaming=config.streaming,
             tracer=self.telemetry.tracer,
         )
-        self.worker = Worker.for_type(
-            bus,
-            binding,
-            QueryRequest,
-            self.work.handle,
-            settings=config.bus.worker.for_service(SERVICE_NAME),
-            publisher=self.publisher,
-            on_dead_letter=self.work.on_dead_letter,
-            telemetry=self.telemetry,
-        )
-        await self.worker.start()
-        log.info(
-            "query reconciler ready",
-            stream=binding.stream,
-            consumer=binding.durable,
-            tenant=config.tenant,
-            resources=self.resources.description,
-            memory=config.memory.backend,
-            reconciler=config.identity(),
-        )
-
-    async def stop(self, grace: float) -> None:
-        if self.worker is not None:
-            await self.worker.stop(grace)
-        await self._close()
-
-    async def _close(self) -> None:
-        if self.publisher is not None:
-            await self.publisher.close()
-        if self.resources is not None:
-            await self.resources.close()
-        if self._http is not None:
-            await self._http.close()
-        if self._models is not None:
-            await self._models.aclose()
-        if self.bus is not None:
-            with contextlib.suppress(Exception):
-                await self.bus.close()
+        return WorkHandlers(work.handle, work.on_dead_letter)

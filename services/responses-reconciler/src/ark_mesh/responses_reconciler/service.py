@@ -1,123 +1,71 @@
-"""The responses-reconciler service: wiring and lifecycle around :class:`ResponsesWork`.
+"""The responses-reconciler service: :class:`ResponsesWork` on the shared work skeleton.
 
-Start: connect to NATS, provision or verify the topology, open the resource source (cluster
-cache or manifests, exactly as the query-reconciler does), bind the worker to the shared durable
-``responses`` consumer. Readiness: NATS connected, consumer bound, resources ready. Stop
-(SIGTERM): the worker stops pulling, lets running requests finish within the grace period and
-hands the rest back, then everything is closed.
+:class:`~ark_mesh.service.WorkQueueService` does the bus side (connect, provision, bind the
+shared durable ``responses`` consumer, drain on SIGTERM); this adds the resource source (cluster
+cache or manifests, exactly as the query-reconciler; readiness ``resources``), the model client
+and the HTTP session the resolver uses.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
-from ark_mesh.bus import Bus, Publisher, Topology, Worker
+from ark_mesh.bus import Bus, Publisher
 from ark_mesh.contracts import ResponsesRequest
 from ark_mesh.query_reconciler import ResourceSource, open_resources
 from ark_mesh.resolver import OpenAIModelClient
 from ark_mesh.responses_reconciler.config import SERVICE_NAME, ResponsesReconcilerConfig
 from ark_mesh.responses_reconciler.handler import ResponsesWork
-from ark_mesh.service import HealthServer
-from ark_mesh.telemetry import MessagingTelemetry, get_logger
+from ark_mesh.service import ReadinessCheck, WorkHandlers, WorkQueueService
+from ark_mesh.telemetry import MessagingTelemetry
 
 __all__ = ["ResponsesReconcilerService"]
 
-log = get_logger(__name__)
 
-
-class ResponsesReconcilerService:
+class ResponsesReconcilerService(WorkQueueService[ResponsesRequest]):
     """Implements :class:`ark_mesh.service.Service`; run it with :func:`ark_mesh.service.run_service`."""
 
     name = SERVICE_NAME
+    kind = "responses"
+    message_type = ResponsesRequest
 
     def __init__(
         self, config: ResponsesReconcilerConfig, *, telemetry: MessagingTelemetry | None = None
     ) -> None:
+        super().__init__(
+            config.bus, provision=config.provision, tenant=config.tenant, telemetry=telemetry
+        )
         self.config = config
-        self.telemetry = telemetry or MessagingTelemetry.from_globals()
-        self.bus: Bus | None = None
-        self.publisher: Publisher | None = None
         self.resources: ResourceSource | None = None
-        self.worker: Worker[ResponsesRequest] | None = None
         self.work: ResponsesWork | None = None
-        self._models: OpenAIModelClient | None = None
-        self._http: aiohttp.ClientSession | None = None
 
-    def _nats_ready(self) -> bool:
-        return self.bus is not None and self.bus.ready
+    def checks(self) -> Mapping[str, ReadinessCheck]:
+        return {"resources": lambda: self.resources is not None and self.resources.ready()}
 
-    def _consumer_bound(self) -> bool:
-        return self.worker is not None and self.worker.running
+    def describe(self) -> Mapping[str, Any]:
+        return {"resources": self.resources.description if self.resources else None}
 
-    def _resources_ready(self) -> bool:
-        return self.resources is not None and self.resources.ready()
-
-    async def start(self, health: HealthServer) -> None:
-        # Registered before starting: a probe must not pass while the service is still starting.
-        health.add_check("nats", self._nats_ready)
-        health.add_check("consumer", self._consumer_bound)
-        health.add_check("resources", self._resources_ready)
-        try:
-            await self._start()
-        except BaseException:
-            await self._close()
-            raise
-
-    async def _start(self) -> None:
+    async def setup(
+        self, bus: Bus, publisher: Publisher, stack: contextlib.AsyncExitStack
+    ) -> WorkHandlers[ResponsesRequest]:
         config = self.config
-        self.bus = bus = await Bus.connect(config.bus.connection, encryption=config.bus.encryption)
-        topology = Topology(config.bus.topology)
-        if config.provision:
-            await topology.provision(bus)
-        binding = topology.work_binding("responses", config.tenant)
-        self.resources = await open_resources(config.resources)
-        self.publisher = await Publisher.create(bus, telemetry=self.telemetry)
-        self._models = OpenAIModelClient(
+        self.resources = resources = await open_resources(config.resources)
+        stack.push_async_callback(resources.close)
+        models = OpenAIModelClient(
             max_retries=config.models.max_retries, timeout=config.models.timeout
         )
-        self._http = aiohttp.ClientSession()
-        self.work = ResponsesWork(
-            self.publisher,
-            self.resources.store,
-            models=self._models,
-            http=self._http,
+        stack.push_async_callback(models.aclose)
+        http = aiohttp.ClientSession()
+        stack.push_async_callback(http.close)
+        self.work = work = ResponsesWork(
+            publisher,
+            resources.store,
+            models=models,
+            http=http,
             reconciler_id=config.identity(),
         )
-        self.worker = Worker.for_type(
-            bus,
-            binding,
-            ResponsesRequest,
-            self.work.handle,
-            settings=config.bus.worker.for_service(SERVICE_NAME),
-            publisher=self.publisher,
-            on_dead_letter=self.work.on_dead_letter,
-            telemetry=self.telemetry,
-        )
-        await self.worker.start()
-        log.info(
-            "responses reconciler ready",
-            stream=binding.stream,
-            consumer=binding.durable,
-            tenant=config.tenant,
-            resources=self.resources.description,
-        )
-
-    async def stop(self, grace: float) -> None:
-        if self.worker is not None:
-            await self.worker.stop(grace)
-        await self._close()
-
-    async def _close(self) -> None:
-        if self.publisher is not None:
-            await self.publisher.close()
-        if self.resources is not None:
-            await self.resources.close()
-        if self._http is not None:
-            await self._http.close()
-        if self._models is not None:
-            await self._models.aclose()
-        if self.bus is not None:
-            with contextlib.suppress(Exception):
-                await self.bus.close()
+        return WorkHandlers(work.handle, work.on_dead_letter)
