@@ -22,7 +22,12 @@ from ark_mesh.contracts.catalog import CHANNELS
 from ark_mesh.contracts.messages import MESSAGE_TYPES
 from ark_mesh.contracts.resources import (
     A2AServer,
+    A2ATask,
     Agent,
+    ArkConfig,
+    Evaluation,
+    Evaluator,
+    ExecutionEngine,
     MCPServer,
     Memory,
     Model,
@@ -51,7 +56,14 @@ CRD_KINDS: tuple[type[Resource], ...] = (
     Memory,
     A2AServer,
     MCPServer,
+    Evaluator,
+    Evaluation,
+    ExecutionEngine,
+    A2ATask,
+    ArkConfig,
 )
+"""Every kind Ark serves that ark-mesh keeps, read or not: a kind without a CRD cannot even be
+applied ("no matches for kind"), and a field missing from its CRD is pruned."""
 ASYNCAPI_VERSION = "3.0.0"
 MESH_VERSION = "0.1.0"
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
@@ -63,48 +75,83 @@ def _condition(type_: str) -> str:
     return f'.status.conditions[?(@.type=="{type_}")].status'
 
 
+def _column(name: str, json_path: str, type_: str = "string") -> dict[str, str]:
+    return {"name": name, "type": type_, "jsonPath": json_path}
+
+
 PRINTER_COLUMNS: dict[str, list[dict[str, str]]] = {
+    # Ark's own columns per kind, in Ark's order, so ``kubectl get`` reads the same.
     "Query": [
-        {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
-        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-        {"name": "Duration", "type": "string", "jsonPath": ".status.duration"},
+        _column("Type", ".spec.type"),
+        _column("Phase", ".status.phase"),
+        _column("Duration", ".status.duration"),
         _AGE,
     ],
     "Agent": [
-        {"name": "Model", "type": "string", "jsonPath": ".spec.modelRef.name"},
-        {"name": "Available", "type": "string", "jsonPath": _condition("Available")},
+        _column("Model", ".spec.modelRef.name"),
+        _column("Available", _condition("Available")),
         _AGE,
     ],
     "Model": [
-        {"name": "Provider", "type": "string", "jsonPath": ".spec.provider"},
-        {"name": "Model", "type": "string", "jsonPath": ".spec.model.value"},
-        {"name": "Available", "type": "string", "jsonPath": _condition("ModelAvailable")},
+        _column("Type", ".spec.type"),
+        _column("Provider", ".spec.provider"),
+        _column("Model", ".spec.model.value"),
+        _column("Available", _condition("ModelAvailable")),
         _AGE,
     ],
     "Team": [
-        {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy"},
-        {"name": "Available", "type": "string", "jsonPath": _condition("Available")},
+        _column("Strategy", ".spec.strategy"),
+        _column("Available", _condition("Available")),
         _AGE,
     ],
-    "Tool": [
-        {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
-        {"name": "State", "type": "string", "jsonPath": ".status.state"},
-        _AGE,
-    ],
+    # Ark's Tool CRD declares no columns: kubectl shows NAME and AGE.
+    "Tool": [_AGE],
     "Memory": [
-        {"name": "Address", "type": "string", "jsonPath": ".status.lastResolvedAddress"},
-        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        _column("Phase", ".status.phase"),
+        _column("Address", ".status.lastResolvedAddress"),
         _AGE,
     ],
     "MCPServer": [
-        {"name": "Address", "type": "string", "jsonPath": ".status.resolvedAddress"},
-        {"name": "Tools", "type": "integer", "jsonPath": ".status.toolCount"},
-        {"name": "Available", "type": "string", "jsonPath": _condition("Available")},
+        _column("Available", _condition("Available")),
+        _column("Discovering", _condition("Discovering")),
+        _column("Tools", ".status.toolCount", "integer"),
+        _column("Auth", ".status.authorization.state"),
         _AGE,
     ],
     "A2AServer": [
-        {"name": "Address", "type": "string", "jsonPath": ".status.lastResolvedAddress"},
-        {"name": "Ready", "type": "string", "jsonPath": _condition("Ready")},
+        _column("Ready", _condition("Ready")),
+        _column("Discovering", _condition("Discovering")),
+        _column("Address", ".status.lastResolvedAddress"),
+        _column("Endpoint", ".status.lastResolvedEndpoint"),
+        _AGE,
+    ],
+    "Evaluator": [
+        _column("Phase", ".status.phase"),
+        _column("Address", ".status.lastResolvedAddress"),
+        _AGE,
+    ],
+    "Evaluation": [
+        _column("Type", ".spec.type"),
+        _column("Phase", ".status.phase"),
+        _column("Score", ".status.score"),
+        _column("Passed", ".status.passed", "boolean"),
+        _AGE,
+    ],
+    "ExecutionEngine": [
+        _column("Type", ".spec.type"),
+        _column("Phase", ".status.phase"),
+        _column("Address", ".status.lastResolvedAddress"),
+        _AGE,
+    ],
+    "A2ATask": [
+        _column("Query", ".spec.queryRef.name"),
+        _column("Agent", ".spec.agentRef.name"),
+        _column("Phase", ".status.phase"),
+        _AGE,
+    ],
+    "ArkConfig": [
+        _column("QueryTTL", ".spec.queryTTL"),
+        _column("EvaluationTTL", ".spec.evaluationTTL"),
         _AGE,
     ],
 }

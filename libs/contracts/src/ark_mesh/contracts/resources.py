@@ -6,8 +6,11 @@ unchanged and what we write back is what Ark's clients expect.
 
 Where Ark's history disagrees with itself we accept every form on read and write the newest:
 ``spec.targets`` (old list form) next to ``spec.target``, ``status.responses`` next to
-``status.response``, and the union of every phase Ark has used. Unknown fields are ignored on
-decode, the way the API server prunes them.
+``status.response``, and the union of every phase Ark has used. Every field of Ark's CRDs (newest,
+and older ones that still mean something) has a place here even when ark-mesh does not act on it,
+because the CRDs in the chart are generated from these Structs: a field missing here would be
+pruned by the API server. Parts Ark keeps schemaless (JSON schemas, pod templates) are raw.
+Unknown fields are ignored on decode, the way the API server prunes them.
 """
 
 from __future__ import annotations
@@ -20,25 +23,64 @@ import msgspec
 __all__ = [
     "KINDS",
     "A2AMetadata",
+    "A2APodConfig",
+    "A2AProtocolState",
     "A2AServer",
+    "A2AServerRef",
     "A2AServerSpec",
     "A2AServerStatus",
+    "A2ATask",
+    "A2ATaskArtifact",
+    "A2ATaskMessage",
+    "A2ATaskPart",
+    "A2ATaskPhase",
+    "A2ATaskSpec",
+    "A2ATaskStatus",
     "Agent",
+    "AgentRef",
     "AgentSpec",
     "AgentStatus",
     "AgentTool",
+    "ApproverRef",
+    "ArkConfig",
+    "ArkConfigSpec",
+    "ArkConfigStatus",
     "AzureModelConfig",
+    "BatchEvaluationItem",
+    "BatchProgress",
     "BedrockModelConfig",
+    "ChildEvaluationStatus",
     "Condition",
     "ConfigMap",
     "ConfigMapKeySelector",
     "EngineRef",
+    "Evaluation",
+    "EvaluationConfig",
+    "EvaluationEvaluatorRef",
+    "EvaluationPhase",
+    "EvaluationQueryRef",
+    "EvaluationResult",
+    "EvaluationSpec",
+    "EvaluationStatus",
+    "EvaluationTemplate",
+    "EvaluationType",
+    "Evaluator",
+    "EvaluatorRef",
+    "EvaluatorSpec",
+    "EvaluatorStatus",
+    "ExecutionEngine",
+    "ExecutionEngineSpec",
+    "ExecutionEngineStatus",
+    "ExpressionRule",
+    "GitSource",
     "GraphEdge",
     "HTTPToolSpec",
     "Header",
     "LabelSelector",
     "LabelSelectorRequirement",
     "MCPServer",
+    "MCPServerAuthorization",
+    "MCPServerAuthorizationStatus",
     "MCPServerRef",
     "MCPServerSpec",
     "MCPServerStatus",
@@ -58,14 +100,17 @@ __all__ = [
     "Override",
     "Parameter",
     "PartialTool",
+    "PodConfig",
     "Query",
     "QueryParameterRef",
     "QueryPhase",
+    "QueryRef",
     "QueryResponse",
     "QuerySpec",
     "QueryStatus",
     "QueryTarget",
     "Resource",
+    "ResourceSelector",
     "Secret",
     "SecretKeySelector",
     "ServiceRef",
@@ -75,10 +120,18 @@ __all__ = [
     "TeamSelector",
     "TeamSpec",
     "TeamStatus",
+    "TemplateSource",
+    "TokenSecretRef",
     "TokenUsage",
     "Tool",
     "ToolApproval",
     "ToolFunction",
+    "ToolInteraction",
+    "ToolInteractionApproval",
+    "ToolInteractionConfirmation",
+    "ToolInteractionInput",
+    "ToolInteractionOption",
+    "ToolInteractionSelection",
     "ToolSpec",
     "ToolStatus",
     "ValueFrom",
@@ -207,7 +260,7 @@ class Parameter(_Camel):
 
 
 class Header(_Camel):
-    name: str
+    name: NonEmpty
     value: ValueSource
 
 
@@ -225,15 +278,23 @@ class NamedRef(_Camel):
 
 
 class MemoryRef(NamedRef):
-    pass
+    name: NonEmpty
 
 
 class ModelRef(NamedRef):
-    pass
+    name: NonEmpty
 
 
 class EngineRef(NamedRef):
     """An ExecutionEngine; the reserved name ``a2a`` marks agents created from an A2AServer."""
+
+    name: NonEmpty
+
+
+class EvaluatorRef(NamedRef):
+    """An Evaluator named by an older Query's ``spec.evaluators`` (kept; evaluation is not run)."""
+
+    name: NonEmpty
 
 
 # --------------------------------------------------------------------------- Query
@@ -311,6 +372,17 @@ class QuerySpec(_Camel):
     ttl: str | None = None
     cancel: bool | None = None
     overrides: list[Override] | None = None
+    evaluators: list[EvaluatorRef] | None = None
+    evaluator_selector: LabelSelector | None = None
+
+
+class EvaluationResult(_Camel):
+    """One evaluator's verdict in an older Query's ``status.evaluations``."""
+
+    evaluator_name: str | None = None
+    score: str | None = None
+    passed: bool | None = None
+    metadata: dict[str, str] | None = None
 
 
 class QueryStatus(_Camel):
@@ -327,19 +399,25 @@ class QueryStatus(_Camel):
     error: str | None = None
     approval_ref: NamedRef | None = None
     observed_generation: int | None = None
+    evaluations: list[EvaluationResult] | None = None
+    job_id: NonEmpty | None = None
 
 
 # --------------------------------------------------------------------------- Agent
 
 
 class ToolFunction(_Camel):
-    name: str
+    """A function of a tool; older Agents also gave it a value (e.g. a jq filter)."""
+
+    name: NonEmpty
+    value: str | None = None
+    value_from: ValueFrom | None = None
 
 
 class PartialTool(_Camel):
     """Exposes a Tool under another name with some parameters hidden or pre-filled."""
 
-    name: str
+    name: NonEmpty = ""
     parameters: list[Parameter] | None = None
 
 
@@ -349,13 +427,76 @@ class ToolApproval(_Camel):
     on_timeout: str | None = None
 
 
+class ApproverRef(_Camel):
+    """Who may approve a tool call: a role, a user or a group."""
+
+    role: str | None = None
+    user: str | None = None
+    group: str | None = None
+
+
+class ToolInteractionApproval(_Camel):
+    approvers: list[ApproverRef] | None = None
+    reason_required: bool | None = None
+
+
+class ToolInteractionInput(_Camel):
+    schema_: RawJSON | None = msgspec.field(default=None, name="schema")
+    prompt: str | None = None
+
+
+class ToolInteractionOption(_Camel):
+    value: str
+    label: str
+    description: str | None = None
+
+
+class ToolInteractionSelection(_Camel):
+    options: Annotated[list[ToolInteractionOption], msgspec.Meta(min_length=1)]
+    multi_select: bool | None = None
+    prompt: str | None = None
+
+
+class ToolInteractionConfirmation(_Camel):
+    allow_edit: bool | None = None
+    message: str | None = None
+
+
+class ToolInteraction(_Camel):
+    """Human-in-the-loop settings of one agent tool (a later Ark form of ``approval``)."""
+
+    type: Literal["approval", "input", "selection", "confirmation"]
+    timeout: str | None = None
+    on_timeout: Annotated[Literal["reject", "proceed"], server_default("reject")] | None = None
+    approval: ToolInteractionApproval | None = None
+    input: ToolInteractionInput | None = None
+    selection: ToolInteractionSelection | None = None
+    confirmation: ToolInteractionConfirmation | None = None
+
+
 class AgentTool(_Camel):
+    """``name`` is optional in Ark's CRD; the admission rules say which types need it."""
+
     type: Literal["built-in", "builtin", "custom", "mcp", "http", "agent", "team"]
-    name: str
+    name: NonEmpty = ""
     description: str | None = None
     functions: list[ToolFunction] | None = None
     partial: PartialTool | None = None
     approval: ToolApproval | None = None
+    interaction: ToolInteraction | None = None
+
+
+class PodConfig(_Camel):
+    """An ephemeral pod agent; the template is a core ``PodTemplateSpec``, kept verbatim."""
+
+    template: RawObject | None = None
+    timeout: str | None = None
+
+
+class A2APodConfig(_Camel):
+    port: int | None = None
+    agent_card_path: str | None = None
+    readiness_timeout: str | None = None
 
 
 class AgentSpec(_Camel):
@@ -367,6 +508,9 @@ class AgentSpec(_Camel):
     parameters: list[Parameter] | None = None
     output_schema: RawObject | None = None
     overrides: list[Override] | None = None
+    pod: PodConfig | None = None
+    a2a_pod: A2APodConfig | None = None
+    config: RawJSON | None = None
 
 
 class AgentStatus(_Camel):
@@ -394,8 +538,8 @@ class BedrockModelConfig(_Camel):
     secret_access_key: ValueSource | None = None
     session_token: ValueSource | None = None
     model_arn: ValueSource | None = None
-    max_tokens: ValueSource | None = None
-    temperature: ValueSource | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=100000)] | None = None
+    temperature: Annotated[str, msgspec.Meta(pattern=r"^(0(\.\d+)?|1(\.0+)?)$")] | None = None
     properties: dict[str, ValueSource] | None = None
 
 
@@ -416,8 +560,12 @@ class ModelSpec(_Camel):
 
 
 class ModelStatus(_Camel):
+    """Newest Ark reports ``ModelAvailable``; older Ark wrote ``phase``/``message``."""
+
     conditions: list[Condition] | None = None
     resolved_address: str | None = None
+    phase: str | None = None
+    message: str | None = None
 
 
 # --------------------------------------------------------------------------- Team
@@ -429,7 +577,10 @@ class TeamMember(_Camel):
 
 
 class TeamSelector(_Camel):
+    """``model`` is the older form (a Model picks the speaker); newest Ark names an ``agent``."""
+
     agent: str | None = None
+    model: str | None = None
     selector_prompt: str | None = None
     enable_terminate_tool: bool | None = None
     terminate_prompt: str | None = None
@@ -478,7 +629,7 @@ class HTTPToolSpec(_Camel):
 
 
 class MCPServerRef(NamedRef):
-    pass
+    name: NonEmpty
 
 
 class MCPToolSpec(_Camel):
@@ -494,6 +645,7 @@ class ToolSpec(_Camel):
     mcp: MCPToolSpec | None = None
     agent: NamedRef | None = None
     team: NamedRef | None = None
+    builtin: NamedRef | None = None
     annotations: RawObject | None = None
 
 
@@ -515,12 +667,46 @@ class MCPServerSpec(_Camel):
     tool_call_timeout: str | None = None
     poll_interval: str | None = None
     description: str | None = None
+    authorization: MCPServerAuthorization | None = None
+
+
+class TokenSecretRef(_Camel):
+    """The Secret (same namespace) holding an MCP server's OAuth tokens, and its key names."""
+
+    name: str
+    access_token_key: str | None = None
+    refresh_token_key: str | None = None
+    expires_at_key: str | None = None
+    client_id_key: str | None = msgspec.field(default=None, name="clientIDKey")
+    client_secret_key: str | None = None
+
+
+class MCPServerAuthorization(_Camel):
+    token_secret_ref: TokenSecretRef
+
+
+class MCPServerAuthorizationStatus(_Camel):
+    """What an OAuth-protected MCP server advertised (RFC 9728 / RFC 8414 metadata)."""
+
+    state: Literal["Required", "DiscoveryFailed", "Authorized"] | None = None
+    resource: str | None = None
+    resource_metadata_url: str | None = msgspec.field(default=None, name="resourceMetadataURL")
+    resource_name: str | None = None
+    authorization_servers: list[str] | None = None
+    scopes_supported: list[str] | None = None
+    grant_types_supported: list[str] | None = None
+    registration_endpoint: str | None = None
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    last_discovered: str | None = None
+    expires_at: str | None = None
 
 
 class MCPServerStatus(_Camel):
     resolved_address: str | None = None
     tool_count: int | None = None
     conditions: list[Condition] | None = None
+    authorization: MCPServerAuthorizationStatus | None = None
 
 
 # --------------------------------------------------------------------------- Memory, A2AServer
@@ -533,8 +719,14 @@ class MemorySpec(_Camel):
 
 class MemoryStatus(_Camel):
     last_resolved_address: str | None = None
-    phase: str | None = None
+    phase: Literal["running", "ready", "error"] | None = None
     message: str | None = None
+
+
+_ENDPOINT_HOST = (
+    r"^(\*\.)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*"
+    r"(:[0-9]{1,5})?$"
+)
 
 
 class A2AServerSpec(_Camel):
@@ -543,11 +735,289 @@ class A2AServerSpec(_Camel):
     description: str | None = None
     poll_interval: str | None = None
     timeout: str | None = None
+    endpoint_resolution: Literal["address", "cardPath", "cardUrl"] | None = None
+    allowed_endpoint_hosts: (
+        list[Annotated[str, msgspec.Meta(max_length=259, pattern=_ENDPOINT_HOST)]] | None
+    ) = None
 
 
 class A2AServerStatus(_Camel):
+    """``phase`` is what older Ark wrote (``ready``); newest Ark reports conditions."""
+
     last_resolved_address: str | None = None
+    last_resolved_endpoint: str | None = None
+    rejected_endpoint: str | None = None
     conditions: list[Condition] | None = None
+    phase: str | None = None
+
+
+# --------------------------------------------------------------------------- Evaluator, Evaluation
+
+
+class ResourceSelector(_Camel):
+    """A label selector over resources of one type (an Evaluator's automatic evaluation)."""
+
+    resource_type: Literal["Query"]
+    api_group: Annotated[str, server_default("ark.mckinsey.com")] | None = None
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+    namespaces: list[str] | None = None
+    namespace_selector: LabelSelector | None = None
+
+
+class EvaluatorSpec(_Camel):
+    address: ValueSource
+    description: str | None = None
+    parameters: list[Parameter] | None = None
+    selector: ResourceSelector | None = None
+
+
+class EvaluatorStatus(_Camel):
+    last_resolved_address: str | None = None
+    phase: str | None = None
+    message: str | None = None
+
+
+EvaluationType = Literal["direct", "baseline", "query", "batch", "event"]
+EvaluationPhase = Literal["pending", "running", "error", "done", "canceled"]
+
+
+class EvaluationEvaluatorRef(_Camel):
+    name: NonEmpty
+    namespace: str | None = None
+    parameters: list[Parameter] | None = None
+
+
+class EvaluationQueryRef(_Camel):
+    name: NonEmpty
+    namespace: str | None = None
+    response_target: str | None = None
+
+
+class ExpressionRule(_Camel):
+    """A CEL rule of an ``event`` evaluation; ``weight`` scales its share of the score."""
+
+    name: NonEmpty
+    expression: str
+    description: str | None = None
+    weight: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class BatchEvaluationItem(_Camel):
+    type: Literal["direct", "query", "baseline", "event"]
+    evaluator: EvaluationEvaluatorRef
+    config: RawObject
+    name: str | None = None
+    timeout: str | None = None
+    ttl: str | None = None
+
+
+class EvaluationTemplate(_Camel):
+    type: Literal["direct", "query", "baseline", "event"]
+    evaluator: EvaluationEvaluatorRef
+    config: RawObject
+    name_prefix: str | None = None
+    parameters: list[Parameter] | None = None
+
+
+class EvaluationConfig(_Camel):
+    """Type-specific settings; which ones apply depends on the Evaluation's ``type``."""
+
+    input: str | None = None
+    output: str | None = None
+    query_ref: EvaluationQueryRef | None = None
+    rules: list[ExpressionRule] | None = None
+    evaluations: list[NamedRef] | None = None
+    items: list[BatchEvaluationItem] | None = None
+    template: EvaluationTemplate | None = None
+    query_selector: LabelSelector | None = None
+    concurrency: int | None = None
+    continue_on_failure: bool | None = None
+
+
+class EvaluationSpec(_Camel):
+    config: EvaluationConfig
+    type: Annotated[EvaluationType, server_default("direct")] | None = None
+    evaluator: EvaluationEvaluatorRef | None = None
+    timeout: Annotated[str, server_default("5m")] | None = None
+    ttl: Annotated[str, server_default("720h")] | None = None
+
+
+class ChildEvaluationStatus(_Camel):
+    name: str
+    phase: EvaluationPhase | None = None
+    score: str | None = None
+    passed: bool | None = None
+    message: str | None = None
+
+
+class BatchProgress(_Camel):
+    total: int | None = None
+    completed: int | None = None
+    failed: int | None = None
+    running: int | None = None
+    child_evaluations: list[ChildEvaluationStatus] | None = None
+
+
+class EvaluationStatus(_Camel):
+    phase: EvaluationPhase | None = None
+    score: Annotated[str, msgspec.Meta(pattern=r"^(0(\.[0-9]+)?|1(\.0+)?)$")] | None = None
+    passed: bool | None = None
+    message: str | None = None
+    duration: str | None = None
+    token_usage: TokenUsage | None = None
+    batch_progress: BatchProgress | None = None
+
+
+# --------------------------------------------------------------------------- ExecutionEngine
+
+
+class GitSource(_Camel):
+    url: str
+    ref: str | None = None
+    path: str | None = None
+
+
+class TemplateSource(_Camel):
+    """Where a dedicated engine instance comes from: an image or a git checkout."""
+
+    image: str | None = None
+    git: GitSource | None = None
+
+
+class ExecutionEngineSpec(_Camel):
+    """An engine reached at ``address`` (shared) or deployed from ``source`` (dedicated)."""
+
+    type: str
+    address: ValueSource | None = None
+    source: TemplateSource | None = None
+    config_schema: str | None = None
+    is_agentic: bool | None = None
+    description: str | None = None
+
+
+class ExecutionEngineStatus(_Camel):
+    last_resolved_address: str | None = None
+    phase: str | None = None
+    message: str | None = None
+    image_ref: str | None = None
+
+
+# --------------------------------------------------------------------------- A2ATask
+
+
+class A2ATaskPart(_Camel):
+    kind: Literal["text", "file", "data"]
+    text: str | None = None
+    data: str | None = None
+    mime_type: str | None = None
+    uri: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class A2ATaskArtifact(_Camel):
+    artifact_id: NonEmpty
+    parts: list[A2ATaskPart]
+    name: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class A2ATaskMessage(_Camel):
+    role: Literal["user", "agent", "system"]
+    parts: list[A2ATaskPart]
+    message_id: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class QueryRef(NamedRef):
+    name: NonEmpty
+
+
+class A2AServerRef(NamedRef):
+    name: NonEmpty
+
+
+class AgentRef(_Camel):
+    """The agent a task was assigned to; Ark leaves the name optional here."""
+
+    name: str | None = None
+    namespace: str | None = None
+
+
+class A2ATaskSpec(_Camel):
+    """An A2A task of a query (human approval, or a remote agent that answered with a task)."""
+
+    query_ref: QueryRef
+    a2a_server_ref: A2AServerRef
+    agent_ref: AgentRef
+    task_id: NonEmpty
+    context_id: str | None = None
+    input: str | None = None
+    parameters: dict[str, str] | None = None
+    priority: int | None = None
+    timeout: Annotated[str, server_default("12h")] | None = None
+    ttl: Annotated[str, server_default("720h")] | None = None
+    poll_interval: Annotated[str, server_default("5s")] | None = None
+
+
+A2ATaskPhase = Literal[
+    "pending",
+    "assigned",
+    "running",
+    "input-required",
+    "auth-required",
+    "completed",
+    "failed",
+    "cancelled",
+    "unknown",
+]
+A2AProtocolState = Literal[
+    "submitted",
+    "working",
+    "input-required",
+    "completed",
+    "canceled",
+    "failed",
+    "rejected",
+    "auth-required",
+    "unknown",
+]
+
+
+class A2ATaskStatus(_Camel):
+    phase: Annotated[A2ATaskPhase, server_default("pending")] | None = None
+    conditions: list[Condition] | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    error: str | None = None
+    protocol_state: A2AProtocolState | None = None
+    context_id: str | None = None
+    artifacts: list[A2ATaskArtifact] | None = None
+    history: list[A2ATaskMessage] | None = None
+    protocol_metadata: dict[str, str] | None = None
+    last_status_message: A2ATaskMessage | None = None
+    last_status_timestamp: str | None = None
+
+
+# --------------------------------------------------------------------------- ArkConfig
+
+
+class ArkConfigSpec(_Camel):
+    """Cluster-wide defaults read from the singleton ``ArkConfig/default``.
+
+    ``defaultMemory`` is the Memory a Query without ``spec.memory`` gets. Its shape was not
+    found in any Ark CRD we could read, so both a name and a ``{name, namespace}`` reference
+    are accepted (and kept verbatim) rather than guessing one.
+    """
+
+    query_ttl: str | None = msgspec.field(default=None, name="queryTTL")
+    evaluation_ttl: str | None = msgspec.field(default=None, name="evaluationTTL")
+    default_memory: MemoryRef | str | None = None
+
+
+class ArkConfigStatus(_Camel):
+    """Empty in Ark (reserved for later status reporting)."""
 
 
 # --------------------------------------------------------------------------- top-level kinds
@@ -648,6 +1118,52 @@ class MCPServer(Resource):
     status: MCPServerStatus | None = None
 
 
+class Evaluator(Resource):
+    KIND: ClassVar[str] = "Evaluator"
+    PLURAL: ClassVar[str] = "evaluators"
+
+    spec: EvaluatorSpec
+    status: EvaluatorStatus | None = None
+
+
+class Evaluation(Resource):
+    KIND: ClassVar[str] = "Evaluation"
+    PLURAL: ClassVar[str] = "evaluations"
+
+    spec: EvaluationSpec
+    status: EvaluationStatus | None = None
+
+
+class ExecutionEngine(Resource):
+    """Served at ``v1prealpha1`` like Ark, so Ark's manifests apply unchanged."""
+
+    VERSION: ClassVar[str] = "v1prealpha1"
+    KIND: ClassVar[str] = "ExecutionEngine"
+    PLURAL: ClassVar[str] = "executionengines"
+
+    spec: ExecutionEngineSpec
+    status: ExecutionEngineStatus | None = None
+
+
+class A2ATask(Resource):
+    KIND: ClassVar[str] = "A2ATask"
+    PLURAL: ClassVar[str] = "a2atasks"
+
+    spec: A2ATaskSpec
+    status: A2ATaskStatus | None = None
+
+
+class ArkConfig(Resource):
+    """Cluster-scoped; only the object named ``default`` is read."""
+
+    KIND: ClassVar[str] = "ArkConfig"
+    PLURAL: ClassVar[str] = "arkconfigs"
+    NAMESPACED: ClassVar[bool] = False
+
+    spec: ArkConfigSpec = msgspec.field(default_factory=ArkConfigSpec)
+    status: ArkConfigStatus | None = None
+
+
 class ConfigMap(Resource):
     GROUP: ClassVar[str] = ""
     VERSION: ClassVar[str] = "v1"
@@ -677,6 +1193,22 @@ class Secret(Resource):
 
 KINDS: dict[str, type[Resource]] = {
     cls.KIND: cls
-    for cls in (Query, Agent, Model, Team, Tool, Memory, A2AServer, MCPServer, ConfigMap, Secret)
+    for cls in (
+        Query,
+        Agent,
+        Model,
+        Team,
+        Tool,
+        Memory,
+        A2AServer,
+        MCPServer,
+        Evaluator,
+        Evaluation,
+        ExecutionEngine,
+        A2ATask,
+        ArkConfig,
+        ConfigMap,
+        Secret,
+    )
 }
 """Every kind ark-mesh reads, by ``kind`` name."""
