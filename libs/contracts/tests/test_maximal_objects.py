@@ -7,10 +7,13 @@ from the Structs, so these tests check the whole chain a user's manifest takes: 
 the chart's CRDs), the status is written through the status subresource, and what comes back is
 what was written; the Structs then decode and re-encode it without losing or renaming anything.
 A field added to a Struct without a maximal value fails :func:`test_maximal_objects_set_every_field`.
+The same objects, each broken in one field, show that Ark's enums, patterns and bounds are
+enforced alike by the CRD and the Struct.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,11 +24,12 @@ import msgspec.inspect as mi
 import pytest
 import yaml
 
-from ark_mesh.contracts import KINDS, decode, encode
-from ark_mesh.contracts.export import CRD_KINDS
+from ark_mesh.contracts import KINDS, DecodeError, decode, encode
+from ark_mesh.contracts.export import CRD_KINDS, crd_manifest
 from ark_mesh.contracts.resources import Resource
 from ark_mesh.testing.k8s import KubeEmulator
 from ark_mesh.testing.k8s.kubectl import Kubectl
+from ark_mesh.testing.k8s.openapi import validate
 
 MAXIMAL = Path(__file__).parent / "data" / "maximal"
 NAMESPACE = "default"
@@ -157,3 +161,51 @@ async def test_maximal_object_round_trips_through_kubectl_unchanged(
         assert stored["metadata"].get(key) == manifest["metadata"].get(key)
     # What the server hands back is what ark-mesh's Structs read, field for field.
     assert decode(encode(decode(encode(stored), kind)), dict) == stored
+
+
+INVALID = [
+    ("Tool", ("spec", "http", "url"), "ftp://weather.example.com", "spec.http.url"),
+    ("Tool", ("spec", "http", "method"), "FETCH", "spec.http.method"),
+    ("Tool", ("spec", "http", "timeout"), "1m30s", "spec.http.timeout"),
+    ("Tool", ("spec", "mcp", "toolName"), "", "spec.mcp.toolName"),
+    ("MCPServer", ("spec", "toolCallTimeout"), "soon", "spec.toolCallTimeout"),
+    ("MCPServer", ("status", "authorization", "state"), "Maybe", "status.authorization.state"),
+    ("Model", ("spec", "config", "bedrock", "maxTokens"), 0, "spec.config.bedrock.maxTokens"),
+    (
+        "Model",
+        ("spec", "config", "bedrock", "temperature"),
+        "1.5",
+        "spec.config.bedrock.temperature",
+    ),
+    ("Agent", ("spec", "modelRef", "name"), "", "spec.modelRef.name"),
+    ("Agent", ("spec", "a2aPod", "port"), "http", "spec.a2aPod.port"),
+    ("A2AServer", ("spec", "endpointResolution"), "dns", "spec.endpointResolution"),
+    ("Memory", ("status", "phase"), "Ready", "status.phase"),
+    ("Query", ("spec", "memory", "name"), "", "spec.memory.name"),
+    ("Evaluator", ("spec", "selector", "resourceType"), "Agent", "spec.selector.resourceType"),
+    ("Evaluation", ("spec", "type"), "vibes", "spec.type"),
+    ("Evaluation", ("status", "score"), "1.5", "status.score"),
+    ("A2ATask", ("spec", "taskId"), "", "spec.taskId"),
+    ("A2ATask", ("status", "phase"), "done", "status.phase"),
+    ("A2ATask", ("status", "protocolState"), "sleeping", "status.protocolState"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind_name", "path", "value", "field"), INVALID, ids=[i[3] for i in INVALID]
+)
+def test_arks_schema_rules_are_enforced_by_the_crd_and_the_struct(
+    kind_name: str, path: tuple[str, ...], value: Any, field: str
+) -> None:
+    """Enums, patterns, bounds and non-empty names of Ark's CRDs hold on both sides."""
+    manifest = copy.deepcopy(next(o for o in OBJECTS if o["kind"] == kind_name))
+    node = manifest
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    kind = _kind(manifest)
+    schema = crd_manifest(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert [error.field for error in validate(schema, manifest)] == [field]
+    with pytest.raises(DecodeError) as caught:
+        decode(encode(manifest), kind)
+    assert f"$.{field}" in caught.value.reason

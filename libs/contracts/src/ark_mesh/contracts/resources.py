@@ -368,7 +368,7 @@ class QuerySpec(_Camel):
     session_id: NonEmpty | None = None
     conversation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     service_account: NonEmpty | None = None
-    timeout: str | None = None
+    timeout: Annotated[str, server_default("5m")] | None = None
     ttl: str | None = None
     cancel: bool | None = None
     overrides: list[Override] | None = None
@@ -556,7 +556,7 @@ class ModelSpec(_Camel):
     provider: Literal["openai", "azure", "bedrock", "anthropic"] | None = None
     type: str | None = None
     config: ModelConfig | None = None
-    poll_interval: str | None = None
+    poll_interval: Annotated[str, server_default("1m")] | None = None
 
 
 class ModelStatus(_Camel):
@@ -620,10 +620,14 @@ class TeamStatus(_Camel):
 
 
 class HTTPToolSpec(_Camel):
-    url: str
-    method: Annotated[str, server_default("GET")] | None = None
+    """Ark's CRD limits the URL to http(s) and the timeout to a plain ``<n>[smh]``."""
+
+    url: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^https?://.*")]
+    method: (
+        Annotated[Literal["GET", "POST", "PUT", "DELETE", "PATCH"], server_default("GET")] | None
+    ) = None
     headers: list[Header] | None = None
-    timeout: str | None = None
+    timeout: Annotated[str, msgspec.Meta(pattern=r"^[0-9]+[smh]?$")] | None = None
     body: str | None = None
     body_parameters: list[Parameter] | None = None
 
@@ -634,7 +638,7 @@ class MCPServerRef(NamedRef):
 
 class MCPToolSpec(_Camel):
     mcp_server_ref: MCPServerRef
-    tool_name: str
+    tool_name: NonEmpty
 
 
 class ToolSpec(_Camel):
@@ -663,9 +667,11 @@ class MCPServerSpec(_Camel):
     address: ValueSource
     headers: list[Header] | None = None
     transport: Annotated[Literal["http", "sse"], server_default("http")] | None = None
-    timeout: str | None = None
-    tool_call_timeout: str | None = None
-    poll_interval: str | None = None
+    timeout: Annotated[str, server_default("30s")] | None = None
+    tool_call_timeout: (
+        Annotated[str, msgspec.Meta(pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")] | None
+    ) = None
+    poll_interval: Annotated[str, server_default("1m")] | None = None
     description: str | None = None
     authorization: MCPServerAuthorization | None = None
 
@@ -733,9 +739,11 @@ class A2AServerSpec(_Camel):
     address: ValueSource
     headers: list[Header] | None = None
     description: str | None = None
-    poll_interval: str | None = None
-    timeout: str | None = None
-    endpoint_resolution: Literal["address", "cardPath", "cardUrl"] | None = None
+    poll_interval: Annotated[str, server_default("1m")] | None = None
+    timeout: Annotated[str, server_default("5m")] | None = None
+    endpoint_resolution: (
+        Annotated[Literal["address", "cardPath", "cardUrl"], server_default("address")] | None
+    ) = None
     allowed_endpoint_hosts: (
         list[Annotated[str, msgspec.Meta(max_length=259, pattern=_ENDPOINT_HOST)]] | None
     ) = None
