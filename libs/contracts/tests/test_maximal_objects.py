@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from ark_mesh.contracts import KINDS, DecodeError, decode, encode
-from ark_mesh.contracts.export import CRD_KINDS, crd_manifest
+from ark_mesh.contracts.export import CRD_KINDS, PRINTER_COLUMNS, crd_manifest
 from ark_mesh.contracts.resources import Resource
 from ark_mesh.testing.k8s import KubeEmulator
 from ark_mesh.testing.k8s.kubectl import Kubectl
@@ -161,6 +161,20 @@ async def test_maximal_object_round_trips_through_kubectl_unchanged(
         assert stored["metadata"].get(key) == manifest["metadata"].get(key)
     # What the server hands back is what ark-mesh's Structs read, field for field.
     assert decode(encode(decode(encode(stored), kind)), dict) == stored
+    # ``kubectl get`` prints Ark's columns, filled for a maximal object. Columns that filter
+    # the conditions (``[?(@.type=="Available")]``) are left out of the filled check: the
+    # emulator's table printer evaluates plain ``.a.b`` paths only.
+    table = await kubectl.run("get", _resource_name(kind), name, *_scope(kind))
+    header, row = table.stdout.splitlines()
+    columns = PRINTER_COLUMNS[kind.KIND]
+    assert header.split() == ["NAME", *(column["name"].upper() for column in columns)]
+    cells = dict(zip(["Name", *(column["name"] for column in columns)], row.split(), strict=True))
+    unfilled = [
+        column["name"]
+        for column in columns
+        if "[?(" not in column["jsonPath"] and cells[column["name"]] == "<none>"
+    ]
+    assert unfilled == []
 
 
 INVALID = [
