@@ -495,7 +495,7 @@ class PodConfig(_Camel):
 
 class A2APodConfig(_Camel):
     port: int | None = None
-    agent_card_path: str | None = None
+    agent_card_path: Annotated[str, server_default("/.well-known/agent-card.json")] | None = None
     readiness_timeout: str | None = None
 
 
@@ -680,11 +680,13 @@ class TokenSecretRef(_Camel):
     """The Secret (same namespace) holding an MCP server's OAuth tokens, and its key names."""
 
     name: str
-    access_token_key: str | None = None
-    refresh_token_key: str | None = None
-    expires_at_key: str | None = None
-    client_id_key: str | None = msgspec.field(default=None, name="clientIDKey")
-    client_secret_key: str | None = None
+    access_token_key: Annotated[str, server_default("access_token")] | None = None
+    refresh_token_key: Annotated[str, server_default("refresh_token")] | None = None
+    expires_at_key: Annotated[str, server_default("expires_at")] | None = None
+    client_id_key: Annotated[str, server_default("client_id")] | None = msgspec.field(
+        default=None, name="clientIDKey"
+    )
+    client_secret_key: Annotated[str, server_default("client_secret")] | None = None
 
 
 class MCPServerAuthorization(_Camel):
