@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import yaml
 from aiohttp import web
 
 from ark_mesh.testing.k8s import openapi_docs
@@ -25,6 +26,7 @@ from ark_mesh.testing.k8s.patches import (
     apply_json_patch,
     apply_merge_patch,
 )
+from ark_mesh.testing.k8s.protobuf import PROTOBUF, decode_protobuf
 from ark_mesh.testing.k8s.registry import Registry
 from ark_mesh.testing.k8s.requestlog import RequestLog, RequestRecord
 from ark_mesh.testing.k8s.resources import ResourceType
@@ -290,14 +292,14 @@ class ApiServer:
         if verb == "watch":
             return await self._watch(request, target, rule)
         if verb == "create":
-            body = await _read_json(request)
+            body = await _read_object(request)
             headers = self._field_validation(request, rt, body)
             created = self.store.create(rt, namespace, body, dry_run=dry_run)
             return _json_response(created, 201, headers)
         assert target.name is not None or verb == "deletecollection"
         if verb == "update":
             assert target.name is not None
-            body = await _read_json(request)
+            body = await _read_object(request)
             headers = self._field_validation(request, rt, body)
             updated = self.store.update(
                 rt,
@@ -610,6 +612,21 @@ def _parse_rv(text: str | None) -> int | None:
     if value < 0:
         raise ApiError.bad_request(f'invalid resource version "{text}"')
     return value
+
+
+async def _read_object(request: web.Request) -> Any:
+    """The body of a create/update in whichever encoding the client chose (JSON, YAML, protobuf)."""
+    content_type = request.headers.get("Content-Type", _JSON).split(";")[0].strip()
+    if content_type == PROTOBUF:
+        return decode_protobuf(await request.read())
+    if content_type in ("application/yaml", "application/x-yaml"):
+        try:
+            return yaml.safe_load(await request.read())
+        except yaml.YAMLError as exc:
+            raise ApiError.bad_request(
+                f"couldn't get version/kind; yaml parse error: {exc}"
+            ) from exc
+    return await _read_json(request)
 
 
 async def _read_json(request: web.Request, *, optional: bool = False) -> Any:

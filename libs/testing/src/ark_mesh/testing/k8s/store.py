@@ -357,7 +357,7 @@ class Store:
             "selfLink",
         ):
             meta.pop(server_owned, None)
-        if rt.status_subresource and rt.custom:
+        if rt.status_subresource:
             obj.pop("status", None)  # status is reset on create when it has its own endpoint
         if rt.storage == NAMESPACES:
             obj["spec"] = {"finalizers": ["kubernetes"]}
@@ -377,7 +377,7 @@ class Store:
             meta.pop("namespace", None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
-        if rt.custom:
+        if rt.custom or rt.generation:
             meta["generation"] = 1
         if dry_run:
             meta["resourceVersion"] = str(self._rv)
@@ -559,7 +559,7 @@ class Store:
 
         new_meta = new["metadata"]
         new_meta["resourceVersion"] = old_meta["resourceVersion"]
-        if rt.custom:
+        if rt.custom or rt.generation:
             ignored = ("metadata", "status") if rt.status_subresource else ("metadata",)
             if _without(new, *ignored) != _without(old, *ignored):
                 new_meta["generation"] = int(old_meta.get("generation") or 0) + 1
