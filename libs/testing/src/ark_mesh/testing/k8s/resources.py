@@ -250,6 +250,7 @@ def _service_defaults(obj: dict[str, Any]) -> dict[str, Any]:
                 port.setdefault("protocol", "TCP")
                 if "port" in port:
                     port.setdefault("targetPort", port["port"])
+    obj.setdefault("status", {"loadBalancer": {}})
     return obj
 
 
