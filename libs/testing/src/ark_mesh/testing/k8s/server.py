@@ -599,7 +599,8 @@ def _openapi_v2(request: web.Request) -> web.Response:
         # gnostic's openapi_v2.Document with only `swagger` (field 1) = "2.0"
         # answered as the real server labels it ("@" is not valid in a Content-Type)
         return web.Response(
-            body=b"\n\x032.0", content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+            body=b"\n\x032.0",
+            content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
         )
     return _json_response(
         {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "emulator"}, "paths": {}}
