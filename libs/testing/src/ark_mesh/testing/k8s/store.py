@@ -43,6 +43,7 @@ __all__ = ["Change", "ObjectActivity", "ObjectKey", "Store", "Watcher"]
 
 NAMESPACES: Final[StorageKey] = ("", "namespaces")
 CRDS: Final[StorageKey] = CRD_RESOURCE.storage
+SERVICE_ACCOUNTS: Final[StorageKey] = ("", "serviceaccounts")
 INITIAL_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node-lease")
 PROTECTED_NAMESPACES: Final = frozenset({"default", "kube-system", "kube-public"})
 
@@ -390,7 +391,19 @@ class Store:
         if rt.storage == CRDS:
             self.registry.register_crd(obj)
         self._emit(Change(rv, "ADDED", key, copy.deepcopy(obj), None))
+        if rt.storage == NAMESPACES:
+            self._default_service_account(name)
         return rt.to_served(copy.deepcopy(obj))
+
+    def _default_service_account(self, namespace: str) -> None:
+        # the service-account controller's job: every namespace gets a "default" account
+        accounts = self.registry.storage_type(SERVICE_ACCOUNTS)
+        if accounts is not None:
+            self.create(
+                accounts,
+                namespace,
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
+            )
 
     def update(
         self,
