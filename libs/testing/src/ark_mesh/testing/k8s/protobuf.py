@@ -205,6 +205,13 @@ def protobuf_kinds() -> list[str]:
 
 def decode_protobuf(body: bytes) -> dict[str, Any]:
     """The JSON object of a ``application/vnd.kubernetes.protobuf`` request body."""
+    try:
+        return _decode_envelope(body)
+    except ValueError as exc:  # bad UTF-8 in a string, bad JSON in a FieldsV1
+        raise ApiError.bad_request(f"malformed protobuf body: {exc}") from exc
+
+
+def _decode_envelope(body: bytes) -> dict[str, Any]:
     if not body.startswith(_MAGIC):
         raise ApiError.bad_request("protobuf body does not start with the Kubernetes magic k8s\\0")
     envelope = _Reader(body[len(_MAGIC) :]).fields()
@@ -237,6 +244,13 @@ def _last_bytes(fields: Mapping[int, list[Any]], number: int) -> bytes:
     value = values[-1]
     if not isinstance(value, bytes):
         raise ApiError.bad_request(f"protobuf field {number} is not length-delimited")
+    return value
+
+
+def _last_int(fields: Mapping[int, list[Any]], number: int, field: _Field) -> int:
+    value = (fields.get(number) or [0])[-1]
+    if not isinstance(value, int):
+        raise ApiError.bad_request(f"protobuf field {number} of {field.name} is not a number")
     return value
 
 
@@ -347,8 +361,8 @@ def _value(raw: int | bytes, message: str, field: _Field) -> Any:
     data = _as_bytes(raw, message, field)
     if field.type in ("meta/v1.Time", "meta/v1.MicroTime"):
         parts = _Reader(data).fields()
-        seconds = _signed(int(parts.get(1, [0])[-1]))
-        nanos = int(parts.get(2, [0])[-1])
+        seconds = _signed(_last_int(parts, 1, field))
+        nanos = _last_int(parts, 2, field)
         if not seconds and not nanos:
             return None
         moment = datetime.fromtimestamp(seconds + nanos / 1e9, UTC)
@@ -357,9 +371,9 @@ def _value(raw: int | bytes, message: str, field: _Field) -> Any:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if field.type == "intstr.IntOrString":
         parts = _Reader(data).fields()
-        if int(parts.get(1, [0])[-1]) == 1:
+        if _last_int(parts, 1, field) == 1:
             return _last_bytes(parts, 3).decode()
-        return _signed(int(parts.get(2, [0])[-1]), bits=32)
+        return _signed(_last_int(parts, 2, field), bits=32)
     if field.type == "meta/v1.FieldsV1":
         raw_json = _last_bytes(_Reader(data).fields(), 1)
         return json.loads(raw_json) if raw_json else None
