@@ -449,3 +449,45 @@ async def test_printer_columns_and_jsonpath_read_conditions(kubectl: Kubectl) ->
     assert "condition met" in waited.stdout
     described = (await kubectl.run("describe", "model", "m1")).stdout
     assert "ModelAvailable" in described
+
+
+async def test_kubectl_apply_updates_lists_of_built_in_kinds_by_their_merge_keys(
+    kubectl: Kubectl,
+) -> None:
+    deployment = await kubectl.json(
+        "create", "deployment", "web", "--image=nginx", "--port=80", "--dry-run=client"
+    )
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    containers.append({"name": "side", "image": "busybox", "env": [{"name": "A", "value": "1"}]})
+    service = await kubectl.json(
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "--tcp=80:8080",
+        "--tcp=81:8081",
+        "--dry-run=client",
+    )
+    for document in (deployment, service):
+        await kubectl.run("apply", "-f", "-", stdin=json.dumps(document))
+
+    # kubectl's three-way strategic merge patches: $setElementOrder, $patch: delete, ...
+    containers[0]["image"] = "nginx:2"
+    containers[0]["ports"][0]["containerPort"] = 8080
+    containers[1]["env"] = [{"name": "B", "value": "2"}]
+    service["spec"]["ports"] = service["spec"]["ports"][1:]
+    for document in (deployment, service):
+        await kubectl.run("apply", "-f", "-", stdin=json.dumps(document))
+    stored = await kubectl.json("get", "deployment", "web")
+    assert stored["spec"]["template"]["spec"]["containers"] == [
+        {"name": "nginx", "image": "nginx:2", "ports": [{"containerPort": 8080}], "resources": {}},
+        {"name": "side", "image": "busybox", "env": [{"name": "B", "value": "2"}]},
+    ]
+    assert stored["metadata"]["generation"] == 2
+    ports = (await kubectl.json("get", "service", "web"))["spec"]["ports"]
+    assert [(p["port"], p["targetPort"]) for p in ports] == [(81, 8081)]
+
+    del containers[1]
+    await kubectl.run("apply", "-f", "-", stdin=json.dumps(deployment))
+    stored = await kubectl.json("get", "deployment", "web")
+    assert [c["name"] for c in stored["spec"]["template"]["spec"]["containers"]] == ["nginx"]

@@ -25,6 +25,7 @@ from ark_mesh.testing.k8s.patches import (
     STRATEGIC_MERGE_PATCH,
     apply_json_patch,
     apply_merge_patch,
+    apply_strategic_merge_patch,
 )
 from ark_mesh.testing.k8s.protobuf import PROTOBUF, decode_protobuf
 from ark_mesh.testing.k8s.registry import Registry
@@ -403,11 +404,16 @@ class ApiServer:
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         body = await _read_json(request)
         accepted = [JSON_PATCH, MERGE_PATCH, "application/apply-patch+yaml"]
-        if content_type == STRATEGIC_MERGE_PATCH and not rt.custom:
-            content_type = MERGE_PATCH
         if not rt.custom:
             accepted.append(STRATEGIC_MERGE_PATCH)
-        if content_type == MERGE_PATCH:
+        if content_type == STRATEGIC_MERGE_PATCH and not rt.custom:
+            if not isinstance(body, Mapping):
+                raise ApiError.bad_request("a strategic merge patch must be a JSON object")
+
+            def apply(obj: dict[str, Any]) -> Any:
+                return apply_strategic_merge_patch(obj, body)
+
+        elif content_type == MERGE_PATCH:
             if not isinstance(body, Mapping):
                 raise ApiError.bad_request("a merge patch must be a JSON object")
 
