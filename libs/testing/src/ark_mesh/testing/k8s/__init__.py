@@ -15,7 +15,7 @@ columns (JSONPath filters included). Tests can inject faults and count requests 
 per object at the server.
 
 Not emulated: authentication/authorization (RBAC objects are stored, never enforced), pods
-that run or Deployments that roll out, admission webhooks, server-side apply, protobuf
+that run or Deployments that roll out, admission webhooks, CEL rules, server-side apply, protobuf
 responses and protobuf bodies of other kinds (answered 415), garbage collection of owned
 objects, and conversion webhooks.
 """
