@@ -356,6 +356,19 @@ async def test_kubectl_reads_events_of_both_apis_like_a_real_server(kubectl: Kub
     assert "(x7 over 50m)" in next(row for row in for_t1 if "MemberMissing" in row)
     assert "(x4 over 20m)" in next(row for row in for_t1 if "MembersReady" in row)
 
+    # a legacy event can still be updated through the new API (create-only rules do not apply)
+    series = {"series": {"count": 2, "lastObservedTime": _micro(datetime.now(UTC))}}
+    await kubectl.run(
+        "patch", "events.v1.events.k8s.io", "t1.legacy", "--type=merge", "-p", json.dumps(series)
+    )
+    with pytest.raises(KubectlError) as bad_series:
+        await kubectl.run(
+            "patch", "events.v1.events.k8s.io", "t2.created", "--type=merge",
+            "-p", json.dumps({"series": {"count": 1}}),
+        )  # fmt: skip
+    assert "series.count: Invalid value" in bad_series.value.message
+    assert "series.lastObservedTime: Required value" in bad_series.value.message
+
 
 async def test_events_v1_refuses_what_the_real_api_refuses(kubectl: Kubectl) -> None:
     event = {

@@ -192,7 +192,13 @@ def validate_core_event(obj: Mapping[str, Any]) -> list[FieldError]:
 
 
 def validate_events_v1(obj: Mapping[str, Any]) -> list[FieldError]:
-    """``events.k8s.io/v1`` rules, on the stored (``core/v1``) form, named as that API names them."""
+    """``events.k8s.io/v1`` rules, on the stored (``core/v1``) form, named as that API names them.
+
+    Creates get the strict rules; an update (the object already has its ``uid``) only the
+    legacy ones and the series check, so a legacy event can still be patched through this API.
+    """
+    if (obj.get("metadata") or {}).get("uid"):
+        return validate_core_event(obj) + _series_errors(obj)
     errors: list[FieldError] = []
     if not obj.get("eventTime"):
         errors.append(FieldError("eventTime", openapi.REQUIRED, "Required value"))
@@ -215,6 +221,11 @@ def validate_events_v1(obj: Mapping[str, Any]) -> list[FieldError]:
             errors.append(
                 FieldError(served, openapi.INVALID, 'Invalid value: "": needs to be unset')
             )
+    return errors + _series_errors(obj)
+
+
+def _series_errors(obj: Mapping[str, Any]) -> list[FieldError]:
+    errors: list[FieldError] = []
     series = obj.get("series")
     if isinstance(series, Mapping):
         if int(series.get("count") or 0) < 2:
