@@ -9,16 +9,15 @@ application/json``).
 
 The envelope is the 4 magic bytes ``k8s\\0`` followed by a ``runtime.Unknown`` message
 (``typeMeta`` = 1 with ``apiVersion`` = 1 and ``kind`` = 2, ``raw`` = 2 holding the object).
-Objects are decoded with :data:`_SCHEMA`: field numbers, JSON names and types of the messages
-that the kinds below reach, taken from the Kubernetes API's ``generated.proto`` definitions.
-Pods and Deployments are deliberately absent (their schema closure is over a hundred messages
-and kubectl writes them as JSON through ``apply``/``create -f``); a protobuf body of a kind
-without a schema is answered ``415 UnsupportedMediaType``, and a field the schema does not
-know is refused rather than dropped, so nothing is lost silently.
+Objects are decoded with :mod:`.protobuf_schema`: field numbers, JSON names and types of the
+built-in kinds the emulator serves and the messages they reach. A protobuf body of any other
+kind is answered ``415 UnsupportedMediaType``, and a field the schema does not know is
+refused rather than dropped, so nothing is lost silently.
 
-Zero values follow Go's JSON encoding of these types as closely as the wire allows: gogo
-protobuf writes every non-pointer scalar, so empty strings, zero numbers and ``false`` are
-omitted (``omitempty``), a zero ``Time`` is absent, and an empty embedded struct stays ``{}``.
+Zero values follow Go's JSON encoding of these types: gogo protobuf writes every non-pointer
+scalar, so a zero scalar is kept only where Go's JSON would write it (a pointer field, or one
+without ``omitempty``, marked in the schema), a zero ``Time`` is absent, and an empty embedded
+struct stays ``{}``.
 """
 
 from __future__ import annotations
@@ -31,135 +30,15 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from ark_mesh.testing.k8s.errors import ApiError
+from ark_mesh.testing.k8s.protobuf_schema import KINDS, PACKAGES, SCHEMA
 
 __all__ = ["PROTOBUF", "decode_protobuf", "protobuf_kinds"]
 
 PROTOBUF: Final = "application/vnd.kubernetes.protobuf"
 _MAGIC: Final = b"k8s\x00"
 
-# apiVersion -> the proto package prefix used in _SCHEMA
-_PACKAGES: Final = {
-    "v1": "core/v1",
-    "rbac.authorization.k8s.io/v1": "rbac/v1",
-    "coordination.k8s.io/v1": "coordination/v1",
-    "events.k8s.io/v1": "events/v1",
-}
-
-# One message per entry: its name, then ``jsonName=number:type`` per field on indented lines.
-# ``*T`` is a repeated field, ``{T}`` a map from string to T; T is a scalar or another message.
-_SCHEMA: Final = """
-coordination/v1.Lease
-    metadata=1:meta/v1.ObjectMeta spec=2:coordination/v1.LeaseSpec
-coordination/v1.LeaseSpec
-    holderIdentity=1:string leaseDurationSeconds=2:int32 acquireTime=3:meta/v1.MicroTime
-    renewTime=4:meta/v1.MicroTime leaseTransitions=5:int32 strategy=6:string
-    preferredHolder=7:string
-core/v1.ClientIPConfig
-    timeoutSeconds=1:int32
-core/v1.ConfigMap
-    metadata=1:meta/v1.ObjectMeta data=2:{string} binaryData=3:{bytes} immutable=4:bool
-core/v1.Event
-    metadata=1:meta/v1.ObjectMeta involvedObject=2:core/v1.ObjectReference reason=3:string
-    message=4:string source=5:core/v1.EventSource firstTimestamp=6:meta/v1.Time
-    lastTimestamp=7:meta/v1.Time count=8:int32 type=9:string eventTime=10:meta/v1.MicroTime
-    series=11:core/v1.EventSeries action=12:string related=13:core/v1.ObjectReference
-    reportingComponent=14:string reportingInstance=15:string
-core/v1.EventSeries
-    count=1:int32 lastObservedTime=2:meta/v1.MicroTime
-core/v1.EventSource
-    component=1:string host=2:string
-core/v1.LoadBalancerIngress
-    ip=1:string hostname=2:string ipMode=3:string ports=4:*core/v1.PortStatus
-core/v1.LoadBalancerStatus
-    ingress=1:*core/v1.LoadBalancerIngress
-core/v1.LocalObjectReference
-    name=1:string
-core/v1.Namespace
-    metadata=1:meta/v1.ObjectMeta spec=2:core/v1.NamespaceSpec status=3:core/v1.NamespaceStatus
-core/v1.NamespaceCondition
-    type=1:string status=2:string lastTransitionTime=4:meta/v1.Time reason=5:string
-    message=6:string
-core/v1.NamespaceSpec
-    finalizers=1:*string
-core/v1.NamespaceStatus
-    phase=1:string conditions=2:*core/v1.NamespaceCondition
-core/v1.ObjectReference
-    kind=1:string namespace=2:string name=3:string uid=4:string apiVersion=5:string
-    resourceVersion=6:string fieldPath=7:string
-core/v1.PortStatus
-    port=1:int32 protocol=2:string error=3:string
-core/v1.Secret
-    metadata=1:meta/v1.ObjectMeta data=2:{bytes} type=3:string stringData=4:{string}
-    immutable=5:bool
-core/v1.Service
-    metadata=1:meta/v1.ObjectMeta spec=2:core/v1.ServiceSpec status=3:core/v1.ServiceStatus
-core/v1.ServiceAccount
-    metadata=1:meta/v1.ObjectMeta secrets=2:*core/v1.ObjectReference
-    imagePullSecrets=3:*core/v1.LocalObjectReference automountServiceAccountToken=4:bool
-core/v1.ServicePort
-    name=1:string protocol=2:string port=3:int32 targetPort=4:intstr.IntOrString
-    nodePort=5:int32 appProtocol=6:string
-core/v1.ServiceSpec
-    ports=1:*core/v1.ServicePort selector=2:{string} clusterIP=3:string type=4:string
-    externalIPs=5:*string sessionAffinity=7:string loadBalancerIP=8:string
-    loadBalancerSourceRanges=9:*string externalName=10:string externalTrafficPolicy=11:string
-    healthCheckNodePort=12:int32 publishNotReadyAddresses=13:bool
-    sessionAffinityConfig=14:core/v1.SessionAffinityConfig ipFamilyPolicy=17:string
-    clusterIPs=18:*string ipFamilies=19:*string allocateLoadBalancerNodePorts=20:bool
-    loadBalancerClass=21:string internalTrafficPolicy=22:string trafficDistribution=23:string
-core/v1.ServiceStatus
-    loadBalancer=1:core/v1.LoadBalancerStatus conditions=2:*meta/v1.Condition
-core/v1.SessionAffinityConfig
-    clientIP=1:core/v1.ClientIPConfig
-events/v1.Event
-    metadata=1:meta/v1.ObjectMeta eventTime=2:meta/v1.MicroTime series=3:events/v1.EventSeries
-    reportingController=4:string reportingInstance=5:string action=6:string reason=7:string
-    regarding=8:core/v1.ObjectReference related=9:core/v1.ObjectReference note=10:string
-    type=11:string deprecatedSource=12:core/v1.EventSource
-    deprecatedFirstTimestamp=13:meta/v1.Time deprecatedLastTimestamp=14:meta/v1.Time
-    deprecatedCount=15:int32
-events/v1.EventSeries
-    count=1:int32 lastObservedTime=2:meta/v1.MicroTime
-meta/v1.Condition
-    type=1:string status=2:string observedGeneration=3:int64 lastTransitionTime=4:meta/v1.Time
-    reason=5:string message=6:string
-meta/v1.LabelSelector
-    matchLabels=1:{string} matchExpressions=2:*meta/v1.LabelSelectorRequirement
-meta/v1.LabelSelectorRequirement
-    key=1:string operator=2:string values=3:*string
-meta/v1.ManagedFieldsEntry
-    manager=1:string operation=2:string apiVersion=3:string time=4:meta/v1.Time
-    fieldsType=6:string fieldsV1=7:meta/v1.FieldsV1 subresource=8:string
-meta/v1.ObjectMeta
-    name=1:string generateName=2:string namespace=3:string selfLink=4:string uid=5:string
-    resourceVersion=6:string generation=7:int64 creationTimestamp=8:meta/v1.Time
-    deletionTimestamp=9:meta/v1.Time deletionGracePeriodSeconds=10:int64 labels=11:{string}
-    annotations=12:{string} ownerReferences=13:*meta/v1.OwnerReference finalizers=14:*string
-    managedFields=17:*meta/v1.ManagedFieldsEntry
-meta/v1.OwnerReference
-    kind=1:string name=3:string uid=4:string apiVersion=5:string controller=6:bool
-    blockOwnerDeletion=7:bool
-rbac/v1.AggregationRule
-    clusterRoleSelectors=1:*meta/v1.LabelSelector
-rbac/v1.ClusterRole
-    metadata=1:meta/v1.ObjectMeta rules=2:*rbac/v1.PolicyRule
-    aggregationRule=3:rbac/v1.AggregationRule
-rbac/v1.ClusterRoleBinding
-    metadata=1:meta/v1.ObjectMeta subjects=2:*rbac/v1.Subject roleRef=3:rbac/v1.RoleRef
-rbac/v1.PolicyRule
-    verbs=1:*string apiGroups=2:*string resources=3:*string resourceNames=4:*string
-    nonResourceURLs=5:*string
-rbac/v1.Role
-    metadata=1:meta/v1.ObjectMeta rules=2:*rbac/v1.PolicyRule
-rbac/v1.RoleBinding
-    metadata=1:meta/v1.ObjectMeta subjects=2:*rbac/v1.Subject roleRef=3:rbac/v1.RoleRef
-rbac/v1.RoleRef
-    apiGroup=1:string kind=2:string name=3:string
-rbac/v1.Subject
-    kind=1:string apiGroup=2:string name=3:string namespace=4:string
-"""
-
-_SCALARS: Final = frozenset({"string", "bytes", "bool", "int32", "int64"})
+_NUMBERS: Final = frozenset({"bool", "int32", "int64"})
+_SCALARS: Final = frozenset({"string", "bytes", *_NUMBERS})
 _VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
 
 
@@ -169,6 +48,7 @@ class _Field:
     type: str
     repeated: bool = False
     map: bool = False
+    keep_zero: bool = False  # Go's JSON writes the zero value (pointer, or no omitempty)
 
 
 def _parse_schema(text: str) -> dict[str, dict[int, _Field]]:
@@ -184,23 +64,17 @@ def _parse_schema(text: str) -> dict[str, dict[int, _Field]]:
             name, _, rest = entry.partition("=")
             number, _, type_ = rest.partition(":")
             repeated, is_map = type_.startswith("*"), type_.startswith("{")
-            current[int(number)] = _Field(name, type_.strip("*{}"), repeated, is_map)
+            keep_zero = type_.endswith("!")
+            current[int(number)] = _Field(name, type_.strip("*{}!"), repeated, is_map, keep_zero)
     return messages
 
 
-_MESSAGES: Final = _parse_schema(_SCHEMA)
+_MESSAGES: Final = _parse_schema(SCHEMA)
 
 
 def protobuf_kinds() -> list[str]:
     """``apiVersion/Kind`` of every kind whose protobuf body the emulator can read."""
-    by_package = {package: version for version, package in _PACKAGES.items()}
-    kinds = []
-    for name in _MESSAGES:
-        package, _, kind = name.partition(".")
-        fields = _MESSAGES[name]
-        if package in by_package and fields.get(1) == _Field("metadata", "meta/v1.ObjectMeta"):
-            kinds.append(f"{by_package[package]}/{kind}")
-    return sorted(kinds)
+    return sorted(f"{api_version}/{kind}" for api_version, kind in KINDS)
 
 
 def decode_protobuf(body: bytes) -> dict[str, Any]:
@@ -221,9 +95,8 @@ def _decode_envelope(body: bytes) -> dict[str, Any]:
     encoding = _last_bytes(envelope, 3).decode()
     if encoding:
         raise ApiError.bad_request(f"unsupported protobuf content encoding {encoding!r}")
-    package = _PACKAGES.get(api_version)
-    message = f"{package}.{kind}" if package else ""
-    if message not in _MESSAGES:
+    message = f"{PACKAGES.get(api_version)}.{kind}"
+    if (api_version, kind) not in KINDS:
         refused = ApiError.unsupported_media_type(
             PROTOBUF, ["application/json", "application/yaml"]
         )
@@ -316,8 +189,11 @@ def _decode_message(data: bytes, message: str) -> dict[str, Any]:
             for raw in values:
                 entry = _Reader(_as_bytes(raw, message, field)).fields()
                 key = _last_bytes(entry, 1).decode()
-                value_raw = entry.get(2, [b"" if field.type in ("string", "bytes") else 0])[-1]
-                entries[key] = _scalar(value_raw, field.type, message, field)
+                value_raw = entry.get(2, [b"" if field.type not in _NUMBERS else 0])[-1]
+                if field.type in _SCALARS:
+                    entries[key] = _scalar(value_raw, field.type, message, field)
+                else:  # a map value is kept even when empty, unlike a field
+                    entries[key] = _value(value_raw, message, _Field(field.name, field.type))
             if entries:
                 out[field.name] = entries
         elif field.repeated:
@@ -334,7 +210,7 @@ def _decode_message(data: bytes, message: str) -> dict[str, Any]:
 
 def _unpacked(values: list[int | bytes], field: _Field) -> list[int | bytes]:
     # proto2 repeated numbers are unpacked on the wire, but a packed run is legal too
-    if field.type not in ("int32", "int64", "bool"):
+    if field.type not in _NUMBERS:
         return values
     unpacked: list[int | bytes] = []
     for value in values:
@@ -357,7 +233,7 @@ def _value(raw: int | bytes, message: str, field: _Field) -> Any:
     """The JSON value of one field, or ``None`` when Go's JSON would omit it."""
     if field.type in _SCALARS:
         value = _scalar(raw, field.type, message, field)
-        return value if value or field.repeated else None
+        return value if value or field.repeated or field.keep_zero else None
     data = _as_bytes(raw, message, field)
     if field.type in ("meta/v1.Time", "meta/v1.MicroTime"):
         parts = _Reader(data).fields()
@@ -374,6 +250,8 @@ def _value(raw: int | bytes, message: str, field: _Field) -> Any:
         if _last_int(parts, 1, field) == 1:
             return _last_bytes(parts, 3).decode()
         return _signed(_last_int(parts, 2, field), bits=32)
+    if field.type == "resource.Quantity":
+        return _last_bytes(_Reader(data).fields(), 1).decode() or None
     if field.type == "meta/v1.FieldsV1":
         raw_json = _last_bytes(_Reader(data).fields(), 1)
         return json.loads(raw_json) if raw_json else None
