@@ -11,6 +11,7 @@ from ark_mesh.testing.k8s.patches import (
     apply_strategic_merge_patch,
 )
 from ark_mesh.testing.k8s.selectors import FieldSelector, LabelSelector
+from ark_mesh.testing.k8s.tables import human_duration
 
 
 @pytest.mark.parametrize(
@@ -111,3 +112,23 @@ def test_strategic_merge_patch_directives() -> None:
             "selector": {"app": "new"},
         },
     }
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-5, "<invalid>"),
+        (-1, "0s"),
+        (119, "119s"),
+        (270, "4m30s"),
+        (300, "5m"),
+        (1500, "25m"),
+        (3 * 3600 + 300, "3h5m"),
+        (10 * 3600, "10h"),
+        (52 * 3600, "2d4h"),
+        (30 * 86400, "30d"),
+        (3 * 365 * 86400 + 86400, "3y1d"),
+    ],
+)
+def test_ages_read_as_the_server_writes_them(seconds: int, shown: str) -> None:
+    assert human_duration(seconds) == shown

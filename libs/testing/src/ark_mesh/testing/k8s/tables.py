@@ -40,17 +40,36 @@ def wants_table(accept: str) -> bool:
 
 
 def _age(timestamp: str | None) -> str:
+    """How long ago, written as the server writes ages (apimachinery's ``HumanDuration``)."""
     if not timestamp:
         return "<unknown>"
-    created = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    seconds = max(0, int((datetime.now(UTC) - created).total_seconds()))
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return human_duration(int((datetime.now(UTC) - moment).total_seconds()))
+
+
+def human_duration(seconds: int) -> str:
+    """``90s``, ``4m30s``, ``25m``, ``3h5m``, ``2d4h``, ... with the server's cut-offs."""
+    if seconds < -1:
+        return "<invalid>"
     if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
+        return f"{max(seconds, 0)}s"
+    minutes, hours = seconds // 60, seconds // 3600
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if hours < 24 * 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    if hours < 24 * 365 * 8:
+        return f"{days // 365}y{days % 365}d" if days % 365 else f"{days // 365}y"
+    return f"{days // 365}y"
 
 
 _PATH_TOKEN = re.compile(
