@@ -468,12 +468,13 @@ subjects:
   verbs: ["get", "list", "watch"]
 {{- end -}}
 
-{{/* Creating Events, in both APIs the EventRecorder uses (events.k8s.io, then core). */}}
+{{/* Creating Events, in both APIs the EventRecorder uses (events.k8s.io, then core);
+     patch folds a repeat into the first event (series / count), as client-go does. */}}
 {{- define "ark-mesh.eventRules" -}}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 {{- end -}}

@@ -62,3 +62,54 @@ async def test_events_v1_are_found_by_involved_object(
     through_new_api = await kube.list_objects(EVENTS, "default")
     assert {e["regarding"]["name"] for e in through_new_api.items} == {"q1"}
     assert all(e["reportingController"] == "ark-mesh/controller" for e in through_new_api.items)
+
+
+async def test_repeats_fold_into_a_series_that_kubectl_shows(
+    kube: KubeClient, kube_emulator: KubeEmulator, tmp_path: Path
+) -> None:
+    query = await make_query(kube, "q4")
+    recorder = EventRecorder(kube, controller="ark-mesh/controller", instance="pod-0")
+    for _ in range(3):
+        assert await recorder.record(query, "QueryResolved", "resolved")
+    assert await recorder.record(query, "QueryResolved", "resolved", action="Retry")
+
+    # one create and two series patches for the repeats, a new event for the other action
+    assert kube_emulator.log.count(verb="create", group="events.k8s.io") == 2
+    assert kube_emulator.log.count(verb="patch", group="events.k8s.io") == 2
+    [folded] = [
+        e
+        for e in (await kube.list_objects(EVENTS, "default")).items
+        if e["action"] == "QueryResolved"
+    ]
+    assert folded["series"]["count"] == 3
+    assert folded["series"]["lastObservedTime"] >= folded["eventTime"]
+    assert folded["reportingInstance"] == "pod-0"
+    assert "deprecatedCount" not in folded  # events.k8s.io/v1 refuses it on create
+
+    kubectl = Kubectl(kube_emulator.kubeconfig_path, cache_dir=tmp_path / "kube-cache")
+    sorted_table = await kubectl.run("get", "events", "-n", "default", "--sort-by=.lastTimestamp")
+    assert len(sorted_table.stdout.splitlines()) == 3  # header and the two events
+    wide = await kubectl.run("get", "events", "-n", "default", "-o", "wide")
+    counts = sorted(row.split()[-2] for row in wide.stdout.splitlines()[1:])
+    assert counts == ["1", "3"]
+    for_query = await kubectl.run("events", "-n", "default", "--for", "query/q4")
+    rows = for_query.stdout.splitlines()[1:]
+    assert len(rows) == 2
+    assert any("(x3 over" in row for row in rows)
+    found = await kubectl_events(kube_emulator.kubeconfig_path, tmp_path, "q4")
+    assert {e["source"].get("component") for e in found} == {None}
+    assert {e["reportingComponent"] for e in found} == {"ark-mesh/controller"}
+
+
+async def test_a_repeat_of_a_deleted_event_records_a_new_one(
+    kube: KubeClient, kube_emulator: KubeEmulator
+) -> None:
+    query = await make_query(kube, "q5")
+    recorder = EventRecorder(kube, controller="ark-mesh/controller", instance="pod-0")
+    assert await recorder.record(query, "QueryResolved", "resolved")
+    [first] = (await kube.list_objects(EVENTS, "default")).items
+    await kube.delete_object(EVENTS, "default", first["metadata"]["name"])
+    assert await recorder.record(query, "QueryResolved", "resolved")
+    [second] = (await kube.list_objects(EVENTS, "default")).items
+    assert second["metadata"]["name"] != first["metadata"]["name"]
+    assert "series" not in second

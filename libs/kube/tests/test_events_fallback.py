@@ -45,3 +45,27 @@ async def test_falls_back_to_core_v1_when_events_api_is_not_served(
         CORE_EVENTS, "default", field_selector="reason=QueryExecutionComplete"
     )
     assert len(listed.items) == 2
+
+
+async def test_core_v1_repeats_count_up_like_the_event_correlator(
+    kube: KubeClient, kube_emulator: KubeEmulator, tmp_path: Path
+) -> None:
+    query = await kube.create(
+        Query(
+            metadata=ObjectMeta(name="q6", namespace="default"),
+            spec=QuerySpec(input="hi", target=QueryTarget(type="agent", name="a1")),
+        )
+    )
+    recorder = EventRecorder(kube, controller="ark-mesh/controller", instance="pod-0")
+    for _ in range(3):
+        assert await recorder.record(query, "QueryExecutionComplete", "done", type="Warning")
+    assert kube_emulator.log.count(verb="create", resource="events", group="") == 1
+    assert kube_emulator.log.count(verb="patch", resource="events", group="") == 2
+    [event] = (await kube.list_objects(CORE_EVENTS, "default")).items
+    assert event["count"] == 3
+    assert event["firstTimestamp"] <= event["lastTimestamp"]
+    assert event["reportingComponent"] == "ark-mesh/controller"
+    assert event["reportingInstance"] == "pod-0"
+    kubectl = Kubectl(kube_emulator.kubeconfig_path, cache_dir=tmp_path / "kube-cache")
+    shown = await kubectl.run("events", "-n", "default", "--for", "query/q6")
+    assert "(x3 over" in shown.stdout

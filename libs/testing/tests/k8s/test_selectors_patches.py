@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ark_mesh.testing.k8s.errors import ApiError
-from ark_mesh.testing.k8s.patches import apply_json_patch, apply_merge_patch
+from ark_mesh.testing.k8s.patches import (
+    apply_json_patch,
+    apply_merge_patch,
+    apply_strategic_merge_patch,
+)
 from ark_mesh.testing.k8s.selectors import FieldSelector, LabelSelector
+from ark_mesh.testing.k8s.tables import human_duration
 
 
 @pytest.mark.parametrize(
@@ -76,3 +81,54 @@ def test_json_patch_rfc6902() -> None:
         apply_json_patch(doc, [{"op": "test", "path": "/spec/name", "value": "zzz"}])
     with pytest.raises(ApiError, match="missing value"):
         apply_json_patch(doc, [{"op": "remove", "path": "/nope"}])
+
+
+def test_strategic_merge_patch_directives() -> None:
+    target = {
+        "metadata": {"finalizers": ["a", "b"]},
+        "spec": {
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+            "containers": [{"name": "x", "image": "1"}, {"name": "y", "image": "2"}],
+            "tolerations": [{"key": "k"}],
+            "selector": {"app": "a", "tier": "b"},
+        },
+    }
+    patch = {
+        "metadata": {"finalizers": ["c"], "$deleteFromPrimitiveList/finalizers": ["a"]},
+        "spec": {
+            "strategy": {"$retainKeys": ["type"], "type": "Recreate"},
+            "$setElementOrder/containers": [{"name": "z"}, {"name": "x"}],
+            "containers": [{"name": "z", "image": "3"}, {"name": "y", "$patch": "delete"}],
+            "tolerations": [{"key": "other"}],
+            "selector": {"$patch": "replace", "app": "new"},
+        },
+    }
+    assert apply_strategic_merge_patch(target, patch) == {
+        "metadata": {"finalizers": ["b", "c"]},
+        "spec": {
+            "strategy": {"type": "Recreate"},
+            "containers": [{"name": "z", "image": "3"}, {"name": "x", "image": "1"}],
+            "tolerations": [{"key": "other"}],  # no merge key: replaced
+            "selector": {"app": "new"},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-5, "<invalid>"),
+        (-1, "0s"),
+        (119, "119s"),
+        (270, "4m30s"),
+        (300, "5m"),
+        (1500, "25m"),
+        (3 * 3600 + 300, "3h5m"),
+        (10 * 3600, "10h"),
+        (52 * 3600, "2d4h"),
+        (30 * 86400, "30d"),
+        (3 * 365 * 86400 + 86400, "3y1d"),
+    ],
+)
+def test_ages_read_as_the_server_writes_them(seconds: int, shown: str) -> None:
+    assert human_duration(seconds) == shown

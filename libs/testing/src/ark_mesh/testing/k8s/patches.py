@@ -1,7 +1,14 @@
-"""The patch formats a Kubernetes server accepts: JSON merge patch (RFC 7386) and JSON patch
-(RFC 6902). Strategic merge patch is modelled as merge patch for built-in kinds (the
-directive keys ``$patch``/``$retainKeys`` are not supported) and refused for custom
-resources, exactly as the real server refuses it.
+"""The patch formats a Kubernetes server accepts: JSON merge patch (RFC 7386), JSON patch
+(RFC 6902) and, for built-in kinds, strategic merge patch (refused for custom resources,
+exactly as the real server refuses it).
+
+Strategic merge patch is what ``kubectl apply`` sends for built-in kinds. It differs from a
+merge patch in lists: a list whose field declares a merge key (``containers`` by ``name``,
+Service ``ports`` by ``port``, ...) merges element by element, and the patch carries
+directives — ``$patch: delete|replace|merge``, ``$setElementOrder/<list>``,
+``$deleteFromPrimitiveList/<list>``, ``$retainKeys``. The merge keys come from
+:data:`MERGE_KEYS`, by field name, covering the built-in kinds the emulator stores; any other
+list is replaced, as for a field without a patch strategy.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ __all__ = [
     "STRATEGIC_MERGE_PATCH",
     "apply_json_patch",
     "apply_merge_patch",
+    "apply_strategic_merge_patch",
 ]
 
 MERGE_PATCH: Final = "application/merge-patch+json"
@@ -36,6 +44,128 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[key] = apply_merge_patch(result.get(key), value)
     return result
+
+
+# list field -> the key its elements merge by ("" = a list of scalars merged as a set);
+# "ports" merges by containerPort in a container and by port in a Service (see _merge_key)
+MERGE_KEYS: Final = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "volumes": "name",
+    "env": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "imagePullSecrets": "name",
+    "secrets": "name",
+    "ownerReferences": "uid",
+    "conditions": "type",
+    "hostAliases": "ip",
+    "ports": "port",
+    "finalizers": "",
+}
+_DIRECTIVE: Final = "$patch"
+_ORDER: Final = "$setElementOrder/"
+_DELETE_PRIMITIVES: Final = "$deleteFromPrimitiveList/"
+_RETAIN: Final = "$retainKeys"
+
+
+def apply_strategic_merge_patch(target: Any, patch: Any) -> Any:
+    """Apply a strategic merge patch (see the module docstring for what is modelled)."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    base: dict[str, Any] = copy.deepcopy(dict(target)) if isinstance(target, Mapping) else {}
+    directive = patch.get(_DIRECTIVE)
+    if directive == "replace":
+        return _without_directives({k: v for k, v in patch.items() if k != _DIRECTIVE})
+    if directive == "delete":
+        return {}
+    retain = patch.get(_RETAIN)
+    if isinstance(retain, list):
+        base = {k: v for k, v in base.items() if k in retain}
+    for key, value in patch.items():
+        if key in (_DIRECTIVE, _RETAIN) or key.startswith(_ORDER):
+            continue
+        if key.startswith(_DELETE_PRIMITIVES):
+            field = key[len(_DELETE_PRIMITIVES) :]
+            if isinstance(base.get(field), list) and isinstance(value, list):
+                base[field] = [item for item in base[field] if item not in value]
+            continue
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, list) and key in MERGE_KEYS:
+            base[key] = _merge_list(key, base.get(key), value, patch.get(_ORDER + key))
+        elif isinstance(value, Mapping):
+            base[key] = apply_strategic_merge_patch(base.get(key), value)
+        else:
+            base[key] = _without_directives(value)
+    return base
+
+
+def _merge_key(field: str, items: list[Any]) -> str:
+    if field == "ports" and any(isinstance(i, Mapping) and "containerPort" in i for i in items):
+        return "containerPort"
+    return MERGE_KEYS[field]
+
+
+def _merge_list(field: str, current: Any, patch: list[Any], order: Any) -> list[Any]:
+    base = list(current) if isinstance(current, list) else []
+    if any(isinstance(item, Mapping) and item.get(_DIRECTIVE) == "replace" for item in patch):
+        return [_without_directives(i) for i in patch if not _is_directive_only(i)]
+    key = _merge_key(field, [*base, *patch])
+    if not key:  # a set of scalars
+        merged = base + [item for item in patch if item not in base]
+    else:
+        merged = [copy.deepcopy(item) for item in base]
+        for item in patch:
+            if not isinstance(item, Mapping) or key not in item:
+                merged.append(_without_directives(item))
+                continue
+            index = next(
+                (i for i, old in enumerate(merged) if isinstance(old, Mapping)
+                 and old.get(key) == item[key]),
+                None,
+            )  # fmt: skip
+            if item.get(_DIRECTIVE) == "delete":
+                if index is not None:
+                    del merged[index]
+            elif index is None:
+                merged.append(_without_directives(item))
+            else:
+                merged[index] = apply_strategic_merge_patch(merged[index], item)
+    if isinstance(order, list) and order:
+        merged = _ordered(merged, order, key)
+    return merged
+
+
+def _ordered(items: list[Any], order: list[Any], key: str) -> list[Any]:
+    """Put ``items`` in the order ``$setElementOrder`` gives; the rest keep theirs, at the end."""
+
+    def identity(item: Any) -> Any:
+        return item.get(key) if key and isinstance(item, Mapping) else item
+
+    wanted = [identity(entry) for entry in order]
+    ranked = sorted(
+        items,
+        key=lambda item: wanted.index(identity(item)) if identity(item) in wanted else len(wanted),
+    )
+    return ranked
+
+
+def _is_directive_only(item: Any) -> bool:
+    return isinstance(item, Mapping) and set(item) <= {_DIRECTIVE}
+
+
+def _without_directives(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            k: _without_directives(v)
+            for k, v in value.items()
+            if k not in (_DIRECTIVE, _RETAIN) and not k.startswith((_ORDER, _DELETE_PRIMITIVES))
+        }
+    if isinstance(value, list):
+        return [_without_directives(item) for item in value]
+    return value
 
 
 def _unescape(token: str) -> str:

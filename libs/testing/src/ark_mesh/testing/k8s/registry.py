@@ -32,6 +32,7 @@ class Registry:
         self._crd_types: dict[str, list[ResourceType]] = {}  # CRD name -> its served types
         for rt in (*BUILTIN_TYPES, CRD_RESOURCE):
             self._add(rt)
+        self._builtin = frozenset(self._types)
 
     def _add(self, rt: ResourceType) -> None:
         if rt.api_version in self._disabled:
@@ -57,9 +58,18 @@ class Registry:
         }
 
     def register_crd(self, crd: Mapping[str, Any]) -> list[ResourceType]:
+        """Serve a CRD's versions, except those a built-in kind already serves.
+
+        A CRD may name a built-in resource (``roles.rbac.authorization.k8s.io``): a real
+        server accepts the object, but requests keep reaching the built-in handler because it
+        comes first in the delegation chain. The shadowed versions are not registered here, so
+        deleting that CRD later never touches the built-in objects either.
+        """
         name = str(crd["metadata"]["name"])
         self.unregister_crd(name)
-        types = crd_to_types(crd)
+        types = [
+            rt for rt in crd_to_types(crd) if (rt.group, rt.version, rt.plural) not in self._builtin
+        ]
         for rt in types:
             self._add(rt)
         self._crd_types[name] = types

@@ -9,15 +9,25 @@ it is read or written through them.
 from __future__ import annotations
 
 import base64
-import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ark_mesh.testing.k8s import openapi
 from ark_mesh.testing.k8s.errors import ApiError
+from ark_mesh.testing.k8s.events import (
+    CORE_EVENT_FIELDS,
+    EVENTS_V1_FIELDS,
+    core_event_served,
+    core_event_stored,
+    event_from_events_v1,
+    event_to_events_v1,
+    validate_core_event,
+    validate_events_v1,
+)
 from ark_mesh.testing.k8s.openapi import FieldError
+from ark_mesh.testing.k8s.selectors import FieldGetter, path_getter
 
 __all__ = [
     "BUILTIN_TYPES",
@@ -67,9 +77,11 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     status_subresource: bool = False
     custom: bool = False  # a custom resource (CRD): generation, returns deleted objects, no SMP
+    generation: bool = False  # a built-in kind with metadata.generation (Deployments)
     schema: Mapping[str, Any] | None = None
     printer_columns: tuple[Mapping[str, Any], ...] = ()
     selectable_fields: tuple[str, ...] = ()
+    field_getters: Mapping[str, FieldGetter] = field(default_factory=dict)  # computed/renamed
     dns_label_names: bool = False
     unconditional_update: bool = True
     to_served: Converter = _identity
@@ -94,9 +106,14 @@ class ResourceType:
         """``Query.ark.mckinsey.com`` / ``ConfigMap``: how validation messages name the kind."""
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
-    def field_selector_fields(self) -> tuple[str, ...]:
+    def field_selector_fields(self) -> dict[str, FieldGetter]:
+        """Every field a ``fieldSelector`` may name, with how to read it from a stored object."""
         base = ("metadata.name", "metadata.namespace") if self.namespaced else ("metadata.name",)
-        return base + self.selectable_fields
+        getters: dict[str, FieldGetter] = {
+            name: path_getter(name) for name in base + self.selectable_fields
+        }
+        getters.update(self.field_getters)
+        return getters
 
     def check_name(self, name: str) -> list[FieldError]:
         if self.dns_label_names:
@@ -198,76 +215,43 @@ def _core(kind: str, plural: str, *, namespaced: bool = True, **extra: Any) -> R
     )
 
 
-_EVENT_FIELDS: Final = (
-    "involvedObject.kind",
-    "involvedObject.namespace",
-    "involvedObject.name",
-    "involvedObject.uid",
-    "involvedObject.apiVersion",
-    "involvedObject.resourceVersion",
-    "involvedObject.fieldPath",
-    "reason",
-    "reportingComponent",
-    "source",
-    "type",
-)
-
-# core/v1 field  <->  events.k8s.io/v1 field (the two APIs are one stored resource)
-_EVENT_RENAMES: Final = (
-    ("involvedObject", "regarding"),
-    ("message", "note"),
-    ("reportingComponent", "reportingController"),
-    ("source", "deprecatedSource"),
-    ("firstTimestamp", "deprecatedFirstTimestamp"),
-    ("lastTimestamp", "deprecatedLastTimestamp"),
-    ("count", "deprecatedCount"),
+RBAC_GROUP: Final = "rbac.authorization.k8s.io"
+RBAC_KINDS: Final = (
+    ("Role", "roles"),
+    ("RoleBinding", "rolebindings"),
+    ("ClusterRole", "clusterroles"),
+    ("ClusterRoleBinding", "clusterrolebindings"),
 )
 
 
-def _event_to_events_v1(obj: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(obj)
-    for core_name, new_name in _EVENT_RENAMES:
-        if core_name in out:
-            out[new_name] = out.pop(core_name)
-    if "kind" in out:
-        out["apiVersion"] = "events.k8s.io/v1"
-    return out
+def _named_group(
+    group: str, kind: str, plural: str, *, namespaced: bool = True, **extra: Any
+) -> ResourceType:
+    return ResourceType(
+        group=group,
+        version="v1",
+        kind=kind,
+        plural=plural,
+        singular=kind.lower(),
+        namespaced=namespaced,
+        storage=(group, plural),
+        **extra,
+    )
 
 
-def _event_from_events_v1(obj: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(obj)
-    for core_name, new_name in _EVENT_RENAMES:
-        if new_name in out:
-            out[core_name] = out.pop(new_name)
-    if "kind" in out:
-        out["apiVersion"] = "v1"
-    return out
-
-
-def _validate_events_v1(obj: Mapping[str, Any]) -> list[FieldError]:
-    # The events.k8s.io API is stricter than core/v1 (stored form is core/v1, hence the names).
-    errors: list[FieldError] = []
-    for stored, served in (
-        ("eventTime", "eventTime"),
-        ("reportingComponent", "reportingController"),
-        ("reportingInstance", "reportingInstance"),
-        ("action", "action"),
-        ("reason", "reason"),
-    ):
-        if not obj.get(stored):
-            errors.append(FieldError(served, openapi.REQUIRED, "Required value"))
-    if obj.get("type") not in ("Normal", "Warning"):
-        errors.append(
-            FieldError(
-                "type",
-                openapi.INVALID,
-                f"Invalid value: {openapi.render_value(obj.get('type', ''))}: has invalid value, "
-                "must be Normal or Warning",
-            )
-        )
-    if len(str(obj.get("message", ""))) > 1024:
-        errors.append(FieldError("note", openapi.TOO_LONG, "Too long: may not be longer than 1024"))
-    return errors
+def _service_defaults(obj: dict[str, Any]) -> dict[str, Any]:
+    # The defaults kubectl shows right after a create (no IP is allocated: nothing routes).
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+                if "port" in port:
+                    port.setdefault("targetPort", port["port"])
+    obj.setdefault("status", {"loadBalancer": {}})
+    return obj
 
 
 def _secret_to_storage(obj: dict[str, Any]) -> dict[str, Any]:
@@ -292,10 +276,10 @@ def _builtin_types() -> tuple[ResourceType, ...]:
         namespaced=True,
         storage=("", "events"),
         short_names=("ev",),
-        to_served=_event_to_events_v1,
-        to_storage=_event_from_events_v1,
-        extra_validation=_validate_events_v1,
-        selectable_fields=_EVENT_FIELDS,
+        to_served=event_to_events_v1,
+        to_storage=event_from_events_v1,
+        extra_validation=validate_events_v1,
+        field_getters=EVENTS_V1_FIELDS,
     )
     return (
         _core(
@@ -308,7 +292,15 @@ def _builtin_types() -> tuple[ResourceType, ...]:
         ),
         _core("ConfigMap", "configmaps", short_names=("cm",)),
         _core("Secret", "secrets", to_storage=_secret_to_storage, selectable_fields=("type",)),
-        _core("Event", "events", short_names=("ev",), selectable_fields=_EVENT_FIELDS),
+        _core(
+            "Event",
+            "events",
+            short_names=("ev",),
+            to_served=core_event_served,
+            to_storage=core_event_stored,
+            extra_validation=validate_core_event,
+            field_getters=CORE_EVENT_FIELDS,
+        ),
         events_v1,
         ResourceType(
             group="coordination.k8s.io",
@@ -318,6 +310,39 @@ def _builtin_types() -> tuple[ResourceType, ...]:
             singular="lease",
             namespaced=True,
             storage=("coordination.k8s.io", "leases"),
+        ),
+        # Stored only: nothing schedules Pods, rolls out Deployments or allocates Service IPs,
+        # and RBAC objects authorise nothing (the emulator has no authorisation). They exist
+        # because Ark's manifests and kubectl's create subcommands write them.
+        _core("ServiceAccount", "serviceaccounts", short_names=("sa",)),
+        _core(
+            "Service",
+            "services",
+            short_names=("svc",),
+            categories=("all",),
+            status_subresource=True,
+            to_storage=_service_defaults,
+        ),
+        _core(
+            "Pod",
+            "pods",
+            short_names=("po",),
+            categories=("all",),
+            status_subresource=True,
+            selectable_fields=("spec.nodeName", "spec.restartPolicy", "status.phase"),
+        ),
+        _named_group(
+            "apps",
+            "Deployment",
+            "deployments",
+            short_names=("deploy",),
+            categories=("all",),
+            status_subresource=True,
+            generation=True,
+        ),
+        *(
+            _named_group(RBAC_GROUP, kind, plural, namespaced=not kind.startswith("Cluster"))
+            for kind, plural in RBAC_KINDS
         ),
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ark_mesh.testing.k8s.errors import ApiError
 
-__all__ = ["FieldSelector", "LabelSelector", "Requirement"]
+__all__ = ["FieldGetter", "FieldSelector", "LabelSelector", "Requirement", "lookup", "path_getter"]
 
 _TOKEN = re.compile(r"\s*(\(|\)|,|!=|==|=|!|<|>|[^\s(),!=<>]+)")
 _KEY = re.compile(
@@ -163,34 +163,52 @@ FieldGetter = Callable[[Mapping[str, Any]], str | None]
 
 @dataclass(frozen=True, slots=True)
 class FieldSelector:
-    """``field=value`` / ``field!=value`` clauses over the fields a resource supports."""
+    """``field=value`` / ``field!=value`` clauses over the fields a resource supports.
 
-    clauses: tuple[tuple[str, bool, str], ...] = ()  # (field, equal, value)
+    ``supported`` names the selectable fields; a mapping gives each its getter, for fields
+    whose selector name is not the stored path (``regarding.name`` on ``events.k8s.io/v1``
+    reads the stored ``involvedObject.name``) or whose value is computed. A field that is
+    absent compares as the empty string, as on a real server.
+    """
+
+    clauses: tuple[tuple[str, bool, str, FieldGetter], ...] = ()  # (field, equal, value, get)
 
     @classmethod
-    def parse(cls, text: str | None, supported: Sequence[str]) -> FieldSelector:
+    def parse(
+        cls, text: str | None, supported: Sequence[str] | Mapping[str, FieldGetter]
+    ) -> FieldSelector:
         if not text or not text.strip():
             return cls()
-        clauses: list[tuple[str, bool, str]] = []
+        getters: Mapping[str, FieldGetter] = (
+            supported
+            if isinstance(supported, Mapping)
+            else {name: path_getter(name) for name in supported}
+        )
+        clauses: list[tuple[str, bool, str, FieldGetter]] = []
         for part in text.split(","):
             match = re.fullmatch(r"\s*([^!=\s]+)\s*(==|=|!=)\s*(.*?)\s*", part)
             if match is None:
                 raise ApiError.bad_request(f"invalid selector: {text!r}; can't understand {part!r}")
             field, operator, value = match.groups()
-            if field not in supported:
-                listed = ", ".join(f'"{name}"' for name in supported)
+            if field not in getters:
+                listed = ", ".join(f'"{name}"' for name in getters)
                 raise ApiError.bad_request(
                     f"field label not supported: {field} (supported: {listed})"
                 )
-            clauses.append((field, operator != "!=", value))
+            clauses.append((field, operator != "!=", value, getters[field]))
         return cls(tuple(clauses))
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
-        for field, equal, value in self.clauses:
-            actual = lookup(obj, field)
-            if (actual == value) != equal:
-                return False
-        return True
+        return all(((get(obj) or "") == value) == equal for _, equal, value, get in self.clauses)
+
+
+def path_getter(dotted: str) -> FieldGetter:
+    """Reads the string form of ``dotted`` (see :func:`lookup`)."""
+
+    def get(obj: Mapping[str, Any]) -> str | None:
+        return lookup(obj, dotted)
+
+    return get
 
 
 def lookup(obj: Mapping[str, Any], dotted: str) -> str | None:

@@ -43,6 +43,7 @@ __all__ = ["Change", "ObjectActivity", "ObjectKey", "Store", "Watcher"]
 
 NAMESPACES: Final[StorageKey] = ("", "namespaces")
 CRDS: Final[StorageKey] = CRD_RESOURCE.storage
+SERVICE_ACCOUNTS: Final[StorageKey] = ("", "serviceaccounts")
 INITIAL_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node-lease")
 PROTECTED_NAMESPACES: Final = frozenset({"default", "kube-system", "kube-public"})
 
@@ -357,7 +358,7 @@ class Store:
             "selfLink",
         ):
             meta.pop(server_owned, None)
-        if rt.status_subresource and rt.custom:
+        if rt.status_subresource:
             obj.pop("status", None)  # status is reset on create when it has its own endpoint
         if rt.storage == NAMESPACES:
             obj["spec"] = {"finalizers": ["kubernetes"]}
@@ -377,7 +378,7 @@ class Store:
             meta.pop("namespace", None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
-        if rt.custom:
+        if rt.custom or rt.generation:
             meta["generation"] = 1
         if dry_run:
             meta["resourceVersion"] = str(self._rv)
@@ -390,7 +391,19 @@ class Store:
         if rt.storage == CRDS:
             self.registry.register_crd(obj)
         self._emit(Change(rv, "ADDED", key, copy.deepcopy(obj), None))
+        if rt.storage == NAMESPACES:
+            self._default_service_account(name)
         return rt.to_served(copy.deepcopy(obj))
+
+    def _default_service_account(self, namespace: str) -> None:
+        # the service-account controller's job: every namespace gets a "default" account
+        accounts = self.registry.storage_type(SERVICE_ACCOUNTS)
+        if accounts is not None:
+            self.create(
+                accounts,
+                namespace,
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
+            )
 
     def update(
         self,
@@ -559,7 +572,7 @@ class Store:
 
         new_meta = new["metadata"]
         new_meta["resourceVersion"] = old_meta["resourceVersion"]
-        if rt.custom:
+        if rt.custom or rt.generation:
             ignored = ("metadata", "status") if rt.status_subresource else ("metadata",)
             if _without(new, *ignored) != _without(old, *ignored):
                 new_meta["generation"] = int(old_meta.get("generation") or 0) + 1
