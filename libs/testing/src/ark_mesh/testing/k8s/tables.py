@@ -2,11 +2,13 @@
 
 kubectl requests ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` for its default
 output and renders whatever columns the server sends; CRDs contribute their
-``additionalPrinterColumns`` (simple ``.a.b`` JSON paths are evaluated).
+``additionalPrinterColumns`` (``.a.b`` JSON paths, and list filters such as
+``.status.conditions[?(@.type=="Ready")].status``, the form Ark's availability columns use).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -50,15 +52,29 @@ def _age(timestamp: str | None) -> str:
     return f"{seconds // 86400}d"
 
 
+_PATH_STEP = re.compile(r'\.?([^.\[]+)|\[\?\(@\.([\w-]+)\s*==\s*["\']([^"\']*)["\']\)\]')
+
+
 def _json_path(obj: Mapping[str, Any], path: str) -> Any:
-    current: Any = obj
-    for part in path.strip().lstrip(".").split("."):
-        if not part:
-            continue
-        if not isinstance(current, Mapping):
-            return None
-        current = current.get(part)
-    return current
+    """A field (``.a.b``) or, through a filter step (``[?(@.k=="v")]``), the matching list
+    items' fields; several matches print comma-separated, like kubectl's JSONPath printer."""
+    current: list[Any] = [obj]
+    for match in _PATH_STEP.finditer(path.strip()):
+        key, filter_key, filter_value = match.groups()
+        if key is not None:
+            current = [item.get(key) for item in current if isinstance(item, Mapping)]
+        else:
+            current = [
+                entry
+                for item in current
+                if isinstance(item, list)
+                for entry in item
+                if isinstance(entry, Mapping) and str(entry.get(filter_key)) == filter_value
+            ]
+        current = [item for item in current if item is not None]
+    if not current:
+        return None
+    return current[0] if len(current) == 1 else ",".join(str(item) for item in current)
 
 
 def _builtin_columns(rt: ResourceType) -> list[tuple[dict[str, Any], Any]]:
