@@ -17,6 +17,7 @@ from ark_mesh.contracts import (
     AgentTool,
     Condition,
     ConfigMapKeySelector,
+    EngineRef,
     HTTPToolSpec,
     MCPServer,
     MCPServerSpec,
@@ -35,6 +36,7 @@ from ark_mesh.contracts import (
     ValueFrom,
     ValueSource,
 )
+from ark_mesh.controller.config import LeaderElectionSettings
 from ark_mesh.controller.resource_controllers import Ref
 from ark_mesh.kube import EVENTS, ApiResource, NotFoundError
 from ark_mesh.testing import ark_objects
@@ -200,6 +202,12 @@ async def test_an_agent_names_its_first_missing_dependency(
     await cluster.client.create(
         agent_on("mismatch", "default", tools=[AgentTool(type="mcp", name="mistyped")])
     )
+    await cluster.client.create(
+        Agent(
+            metadata=ObjectMeta(name="engined", namespace=NS),
+            spec=AgentSpec(prompt="You help.", execution_engine=EngineRef(name="langgraph")),
+        )
+    )
     await start_controller()
     # Without modelRef an Agent uses the Model named "default" (which is available here).
     await condition_of(cluster, Agent, "no-model-ref", "Available", "True")
@@ -207,6 +215,8 @@ async def test_an_agent_names_its_first_missing_dependency(
     assert tooled.message == "Tool 'weather' not found in namespace 'default'"
     mismatch = await condition_of(cluster, Agent, "mismatch", "Available", "False", "ToolNotFound")
     assert mismatch.message == "Tool 'mistyped' has type 'http', but agent declares it as 'mcp'"
+    # An execution engine that is not there (no model is needed for an engine-backed agent).
+    await condition_of(cluster, Agent, "engined", "Available", "False", "ExecutionEngineNotFound")
 
     await cluster.client.create(
         Tool(
@@ -385,6 +395,8 @@ async def test_mcp_discovery_creates_updates_and_deletes_tools(
         True,
     )
     await wait_for(cluster, Tool, "tools-add", lambda t: bool(t and t.status and t.status.state))
+    # Rediscovery (each status write of the server comes back as an event) rewrites nothing.
+    assert cluster.kube.activity("tools", NS, "tools-add").updates == 0
 
     # The server goes away (address changed to a closed port): its tools go with it.
     await cluster.client.patch(
@@ -489,3 +501,22 @@ async def test_the_resolver_and_the_controllers_share_one_watch_per_kind(
         if r.verb == "list" and r.resource in ("agents", "models") and r.namespace == ""
     ]
     assert sorted(lists) == ["agents", "models"]
+
+
+async def test_only_the_leader_runs_the_resource_controllers(
+    cluster: Cluster, start_controller: ControllerFactory
+) -> None:
+    def elected(identity: str) -> LeaderElectionSettings:
+        return LeaderElectionSettings(
+            enabled=True, identity=identity, lease_duration=30, renew_deadline=20, retry_period=0.1
+        )
+
+    leader = await start_controller(leader_election=elected("first"))
+    await condition_of(cluster, Agent, "assistant", "Available", "True")
+    follower = await start_controller(leader_election=elected("second"))
+    await cluster.client.create(agent_on("newcomer", "default"))
+    await condition_of(cluster, Agent, "newcomer", "Available", "True")
+    assert leader.resources is not None
+    assert follower.resources is not None
+    assert leader.resources.reconciled[Ref("Agent", NS, "newcomer")] >= 1
+    assert sum(follower.resources.reconciled.values()) == 0
