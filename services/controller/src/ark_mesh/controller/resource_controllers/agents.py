@@ -12,7 +12,7 @@ so the Agent is re-evaluated as soon as any of them changes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -34,6 +34,7 @@ DEFAULT_MODEL = "default"
 BUILT_IN_TOOL_TYPES = frozenset({"built-in", "builtin"})
 A2A_SERVER_API_VERSION = f"{A2AServer.GROUP}/{A2AServer.VERSION}"
 
+R = TypeVar("R", bound=Resource)
 Unmet = tuple[str, str] | None
 """Why a dependency is not ready (reason, message), or ``None`` when it is."""
 DependencyCheck = Callable[[Ref, ReconcileContext], Awaitable[Unmet]]
@@ -51,6 +52,19 @@ class ExecutionEngine(Resource):
 
     spec: dict[str, Any] = msgspec.field(default_factory=dict)
     status: dict[str, Any] | None = None
+
+
+async def _present(
+    ctx: ReconcileContext, kind: type[R], ref: Ref, reason: str, noun: str
+) -> tuple[R | None, Unmet]:
+    """The dependency, or why it is missing in Ark's words (it cannot be read, or it is not
+    there)."""
+    found, error = await ctx.lookup(kind, ref)
+    if error is not None:
+        return None, (reason, f"Error checking {noun}: {error}")
+    if found is None:
+        return None, (reason, f"{kind.KIND} '{ref.name}' not found in namespace '{ref.namespace}'")
+    return found, None
 
 
 def tool_resource_name(entry_name: str, partial_name: str | None) -> str:
@@ -108,38 +122,25 @@ class AgentAvailability:
 
     @staticmethod
     async def _a2a_server(ref: Ref, ctx: ReconcileContext) -> Unmet:
-        server, error = await ctx.lookup(A2AServer, ref)
-        reason = "A2AServerNotReady"
-        if error is not None:
-            return reason, f"Error checking A2AServer: {error}"
-        if server is None:
-            return reason, f"A2AServer '{ref.name}' not found in namespace '{ref.namespace}'"
-        if not condition_is_true(server, "Ready"):
-            return reason, f"A2AServer '{ref.name}' is not ready"
-        return None
+        server, unmet = await _present(ctx, A2AServer, ref, "A2AServerNotReady", "A2AServer")
+        if server is not None and not condition_is_true(server, "Ready"):
+            return "A2AServerNotReady", f"A2AServer '{ref.name}' is not ready"
+        return unmet
 
     @staticmethod
     async def _model(ref: Ref, ctx: ReconcileContext) -> Unmet:
-        model, error = await ctx.lookup(Model, ref)
-        reason = "ModelNotFound"
-        if error is not None:
-            return reason, f"Error checking model: {error}"
-        if model is None:
-            return reason, f"Model '{ref.name}' not found in namespace '{ref.namespace}'"
-        if not condition_is_true(model, "ModelAvailable"):
-            return reason, f"Model '{ref.name}' is not available"
-        return None
+        model, unmet = await _present(ctx, Model, ref, "ModelNotFound", "model")
+        if model is not None and not condition_is_true(model, "ModelAvailable"):
+            return "ModelNotFound", f"Model '{ref.name}' is not available"
+        return unmet
 
     @staticmethod
     async def _engine(ref: Ref, ctx: ReconcileContext) -> Unmet:
-        engine, error = await ctx.lookup(ExecutionEngine, ref)
-        if error is not None:
-            return "ExecutionEngineNotFound", f"Error checking execution engine: {error}"
+        engine, unmet = await _present(
+            ctx, ExecutionEngine, ref, "ExecutionEngineNotFound", "execution engine"
+        )
         if engine is None:
-            return (
-                "ExecutionEngineNotFound",
-                f"ExecutionEngine '{ref.name}' not found in namespace '{ref.namespace}'",
-            )
+            return unmet
         phase = (engine.status or {}).get("phase") or ""
         if phase != "ready":
             return (
@@ -151,19 +152,14 @@ class AgentAvailability:
     @staticmethod
     def _tool(declared: str) -> DependencyCheck:
         async def check(ref: Ref, ctx: ReconcileContext) -> Unmet:
-            tool, error = await ctx.lookup(Tool, ref)
-            reason = "ToolNotFound"
-            if error is not None:
-                return reason, f"Error checking tool: {error}"
-            if tool is None:
-                return reason, f"Tool '{ref.name}' not found in namespace '{ref.namespace}'"
-            if declared != "custom" and tool.spec.type != declared:
+            tool, unmet = await _present(ctx, Tool, ref, "ToolNotFound", "tool")
+            if tool is not None and declared != "custom" and tool.spec.type != declared:
                 return (
-                    reason,
+                    "ToolNotFound",
                     f"Tool '{ref.name}' has type '{tool.spec.type}', but agent declares it "
                     f"as '{declared}'",
                 )
-            return None
+            return unmet
 
         return check
 
