@@ -84,6 +84,8 @@ class ModelAvailability:
                     break
         except ResolutionError as exc:
             return ProbeResult(False, probe_failure(exc), endpoint.base_url)
+        except Exception as exc:  # a transport failure the client does not translate
+            return ProbeResult(False, f"Probe failed ({exc})", endpoint.base_url)
         return ProbeResult(True, "Model is available", endpoint.base_url)
 
     async def reconcile(self, model: Model, ctx: ReconcileContext) -> Observed:

@@ -195,10 +195,6 @@ class BackgroundChecks:
         self._results: dict[Ref, _Result[Any]] = {}
         self._running: dict[Ref, asyncio.Task[None]] = {}
 
-    @property
-    def timeout(self) -> float:
-        return self._timeout
-
     def latest(
         self,
         ref: Ref,
@@ -236,8 +232,9 @@ class BackgroundChecks:
             self._results[ref] = _Result(value, fingerprint, time.monotonic())
         except Exception:
             # A check maps the failures it expects to results; anything else is a bug, logged
-            # once here. The next reconcile (poll or change) tries again.
+            # here and not requeued: the object's own poll (or its next change) tries again.
             log.exception("background check crashed", object=str(ref))
+            return
         finally:
             self._running.pop(ref, None)
         self._requeue(ref)
