@@ -166,13 +166,38 @@ def test_controller_permissions_in_flexible_preset(chart: Chart) -> None:
     assert not rbac.can(account, "get", "coordination.k8s.io", "leases", RELEASE_NAMESPACE)
 
 
-def test_strict_controller_cannot_read_secrets(chart: Chart) -> None:
-    """scale-strict never resolves in the controller, so it gets no access to Agents, Secrets…"""
-    rbac = access(chart, "scale-strict")
+def test_strict_controller_without_resource_controllers_cannot_read_secrets(chart: Chart) -> None:
+    """scale-strict never resolves in the controller: without the resource controllers (which
+    probe Models with their keys) it gets no access to Agents, Secrets…"""
+    rbac = access(chart, "scale-strict", controller={"resourceControllers": {"enabled": False}})
     account = rbac.rendered.name("controller")
     for group, plural in resolver_reads():
         assert not rbac.can(account, "get", group, plural, "team-a"), plural
     assert rbac.can(account, "watch", "ark.mckinsey.com", "queries", "team-a")
+    assert not rbac.can(account, "patch", "ark.mckinsey.com", "models/status", "team-a")
+    assert not rbac.can(account, "create", "ark.mckinsey.com", "tools", "team-a")
+
+
+@pytest.mark.parametrize("preset", ["simple", "scale-flexible", "scale-strict"])
+def test_resource_controllers_read_write_status_and_keep_discovered_children(
+    chart: Chart, preset: str
+) -> None:
+    rbac = access(chart, preset)
+    account = rbac.rendered.name("controller")
+    ark = "ark.mckinsey.com"
+    for group, plural in [*resolver_reads(), (ark, "executionengines")]:
+        for verb in READ_VERBS:
+            assert rbac.can(account, verb, group, plural, "team-a"), f"{verb} {plural}"
+    for plural in ("models", "agents", "teams", "tools", "memories", "mcpservers", "a2aservers"):
+        assert rbac.can(account, "patch", ark, f"{plural}/status", "team-a"), plural
+    # MCP discovery keeps Tools, A2A discovery Agents; nothing else is created or deleted.
+    for plural in ("tools", "agents"):
+        for verb in ("create", "update", "delete"):
+            assert rbac.can(account, verb, ark, plural, "team-a"), f"{verb} {plural}"
+    for plural in ("models", "teams", "memories", "mcpservers", "a2aservers"):
+        assert not rbac.can(account, "create", ark, plural, "team-a"), plural
+        assert not rbac.can(account, "patch", ark, plural, "team-a"), plural
+    assert not rbac.can(account, "patch", "", "secrets", "team-a")
 
 
 def test_simple_controller_resolves_in_process(chart: Chart) -> None:

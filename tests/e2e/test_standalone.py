@@ -7,6 +7,7 @@ or a rollout would, and count what reached the Kubernetes API.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -141,7 +142,9 @@ async def test_reconciler_killed_with_twenty_in_flight_every_query_ends_once(sta
             )
             uids[name] = created.metadata.uid or ""
     await probe.wait_all(names, "running", "done", within=60)
-    await mesh.fake_llm.control.wait_until(lambda requests: len(requests) >= 20)
+    await mesh.fake_llm.control.wait_until(
+        lambda requests: len([r for r in requests if "long job" in str(r.body)]) >= 20
+    )
     reconciler = mesh.services["query-reconciler"]
     reconciler.kill()
     assert await reconciler.wait_exit() == -9
@@ -221,6 +224,9 @@ async def test_refusals_name_the_problem_and_leave_others_alone(start_mesh) -> N
 
 
 async def test_cancel_of_a_running_standalone_query(start_mesh) -> None:
+    def endless(requests: list[Any]) -> list[Any]:
+        return [r for r in requests if "endless story" in str(r.body)]
+
     mesh, probe = await start_mesh(preset="scale-flexible")
     assert mesh.fake_llm is not None
     await mesh.fake_llm.control.add_rule(
@@ -229,14 +235,15 @@ async def test_cancel_of_a_running_standalone_query(start_mesh) -> None:
     async with await mesh.client() as client:
         created = await client.create(ark_objects.query("endless", mesh.namespace, "endless story"))
         await probe.wait_phase("endless", "running")
-        await mesh.fake_llm.control.wait_until(lambda requests: len(requests) >= 1)
+        # Only this query's calls: the controller also probes the Model on the same fake.
+        await mesh.fake_llm.control.wait_until(lambda requests: bool(endless(requests)))
         await client.patch(Query, mesh.namespace, "endless", {"spec": {"cancel": True}})
     query = await probe.wait_phase("endless", "canceled", "done", "error")
     assert query.status is not None
     assert query.status.phase == "canceled"
     assert completed(query)[:2] == ("True", "QueryCanceled")
     await mesh.fake_llm.control.wait_until(
-        lambda requests: requests[-1].outcome == "client_disconnected"
+        lambda requests: endless(requests)[-1].outcome == "client_disconnected"
     )
     chunks = await probe.chunks(created.metadata.uid or "")
     assert chunks[-1].is_final

@@ -20,6 +20,11 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
   "scheduler" (dict
     "max_concurrent_queries" $c.scheduler.maxConcurrentQueries
     "max_concurrent_reconciles" $c.scheduler.maxConcurrentReconciles)
+  "resource_controllers" (dict
+    "enabled" $c.resourceControllers.enabled
+    "workers" $c.resourceControllers.workers
+    "probe_concurrency" $c.resourceControllers.probeConcurrency
+    "probe_timeout" $c.resourceControllers.probeTimeout)
   "kubernetes" (dict "namespace" (.Values.watchNamespace | default nil))
   "leader_election" (dict
     "enabled" $s.leaderElection

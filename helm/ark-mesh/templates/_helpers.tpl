@@ -468,6 +468,21 @@ subjects:
   verbs: ["get", "list", "watch"]
 {{- end -}}
 
+{{/* What the controller's resource controllers need beyond reading what the resolver reads:
+     ExecutionEngines (Agent availability), the status subresource of every kind whose status
+     they write, and the children discovery keeps (Tools of MCP servers, Agents of A2A servers). */}}
+{{- define "ark-mesh.resourceControllerRules" -}}
+- apiGroups: ["ark.mckinsey.com"]
+  resources: ["executionengines"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["ark.mckinsey.com"]
+  resources: ["models/status", "agents/status", "teams/status", "tools/status", "memories/status", "mcpservers/status", "a2aservers/status"]
+  verbs: ["patch"]
+- apiGroups: ["ark.mckinsey.com"]
+  resources: ["tools", "agents"]
+  verbs: ["create", "update", "delete"]
+{{- end -}}
+
 {{/* Creating Events, in both APIs the EventRecorder uses (events.k8s.io, then core);
      patch folds a repeat into the first event (series / count), as client-go does. */}}
 {{- define "ark-mesh.eventRules" -}}

@@ -12,6 +12,10 @@ each kind once (lazily, on first use, or up front via ``kinds=``) and answers
 
 A kind whose watch failed permanently (e.g. RBAC forbids it) raises that error on access
 rather than serving stale or empty answers.
+
+Controllers that react to changes (not only read) :meth:`ResourceCache.subscribe` to a kind: they
+are told the key of every object the watch delivers, so one watch per kind feeds both the
+resolver's reads and every controller's queue.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ log = get_logger(__name__)
 
 R = TypeVar("R", bound=Resource)
 
+ObjectKey = tuple[str, str]
+ChangeListener = Callable[[str, ObjectKey], None]
+"""Called with the event type (ADDED, MODIFIED, DELETED) and the (namespace, name) key, after
+the cache has applied the change, so a listener that reads the cache sees the new state."""
+
 
 class _KindCache(Generic[R]):
     def __init__(
@@ -46,6 +55,7 @@ class _KindCache(Generic[R]):
         self.objects: dict[tuple[str, str], R] = {}
         self.watch = ResumableWatch(client, ApiResource.of(kind), namespace)
         self.changed = asyncio.Condition()
+        self.listeners: list[ChangeListener] = []
         self.failure: BaseException | None = None
         self.task = asyncio.create_task(self._follow(), name=f"cache-{kind.PLURAL}")
 
@@ -53,6 +63,8 @@ class _KindCache(Generic[R]):
         try:
             async for event in self.watch:
                 self._apply(event)
+                for listener in list(self.listeners):
+                    listener(event.type, event.key)
                 async with self.changed:
                     self.changed.notify_all()
         except asyncio.CancelledError:
@@ -138,6 +150,26 @@ class ResourceCache:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def subscribe(self, kind: type[Resource], listener: ChangeListener) -> Callable[[], None]:
+        """Tell ``listener`` about every change of ``kind`` from now on (starting its watch if
+        nobody has yet); objects already cached are reported first, as ADDED, so a subscriber
+        that arrives late misses nothing. A listener must not block: it runs inside the watch.
+        Returns the function that ends the subscription."""
+        cache = self._kinds.get(kind)
+        if cache is None:
+            cache = self._kinds[kind] = _KindCache(
+                self._client, kind, self._namespace, self._sync_timeout
+            )
+        cache.listeners.append(listener)
+        for key in list(cache.objects):
+            listener("ADDED", key)
+
+        def unsubscribe() -> None:
+            if listener in cache.listeners:
+                cache.listeners.remove(listener)
+
+        return unsubscribe
 
     def _check_namespace(self, namespace: str) -> None:
         if self._namespace is not None and namespace != self._namespace:

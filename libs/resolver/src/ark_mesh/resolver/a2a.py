@@ -1,4 +1,5 @@
-"""A2A client: JSON-RPC ``message/send`` to an A2A agent (protocol 0.3), blocking.
+"""A2A client: JSON-RPC ``message/send`` to an A2A agent (protocol 0.3), blocking, and the
+agent card an A2AServer's discovery reads (:func:`fetch_agent_card`).
 
 The reply is either a Message (its text parts are the answer) or a Task (its artifacts, else its
 status message, are the answer; ``failed``/``rejected``/``canceled`` tasks are errors). The
@@ -17,9 +18,12 @@ import aiohttp
 
 from ark_mesh.resolver.errors import A2AError, A2AUnavailableError
 
-__all__ = ["A2AReply", "send_message"]
+__all__ = ["AGENT_CARD_PATHS", "A2AReply", "fetch_agent_card", "send_message"]
 
 _FAILED_STATES = frozenset({"failed", "rejected", "canceled"})
+
+AGENT_CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
+"""Where an A2A server publishes its card: the current path first, then the pre-0.3 one."""
 
 
 @dataclass(frozen=True)
@@ -122,3 +126,47 @@ async def send_message(
         detail = error.get("message") if isinstance(error, Mapping) else str(error)
         raise A2AError(f"A2A agent '{agent}' returned an error: {detail}")
     return parse_result(answer.get("result"), agent)
+
+
+async def fetch_agent_card(
+    session: aiohttp.ClientSession,
+    address: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    wait_seconds: float = 30.0,
+) -> dict[str, Any]:
+    """The agent card of the A2A server at ``address`` (a base URL).
+
+    Raises :class:`A2AUnavailableError` when the server cannot be reached or fails (5xx), and
+    :class:`A2AError` when it answers without a usable card (no card at either path, a body that
+    is not a JSON object, a card without a name).
+    """
+    base = address.rstrip("/")
+    status = 0
+    for path in AGENT_CARD_PATHS:
+        url = base + path
+        try:
+            async with session.get(
+                url, headers=dict(headers or {}), timeout=aiohttp.ClientTimeout(total=wait_seconds)
+            ) as response:
+                status = response.status
+                if status == 404:
+                    continue
+                if status >= 500:
+                    raise A2AUnavailableError(f"agent card at {url}: HTTP {status}")
+                if status >= 400:
+                    raise A2AError(f"agent card at {url}: HTTP {status}")
+                try:
+                    card = await response.json(content_type=None)
+                except ValueError as exc:
+                    raise A2AError(f"agent card at {url} is not valid JSON") from exc
+        except TimeoutError as exc:
+            raise A2AUnavailableError(
+                f"agent card at {url}: timed out after {wait_seconds:g}s"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise A2AUnavailableError(f"agent card at {url}: unreachable: {exc}") from exc
+        if not isinstance(card, dict) or not isinstance(card.get("name"), str) or not card["name"]:
+            raise A2AError(f"agent card at {url} has no name")
+        return card
+    raise A2AError(f"no agent card at {base} ({' or '.join(AGENT_CARD_PATHS)}: HTTP {status})")

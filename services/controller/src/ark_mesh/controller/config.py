@@ -19,6 +19,7 @@ __all__ = [
     "KubernetesConfig",
     "LeaderElectionSettings",
     "ReconciliationConfig",
+    "ResourceControllersConfig",
     "SchedulerConfig",
 ]
 
@@ -40,6 +41,17 @@ class SchedulerConfig(msgspec.Struct, kw_only=True, frozen=True):
 
     max_concurrent_queries: int = 0
     max_concurrent_reconciles: int = 10
+
+
+class ResourceControllersConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """Ark's resource controllers: the status of Models, Agents, Teams, Tools, Memories, MCP and
+    A2A servers. ``workers`` objects are reconciled at once; at most ``probe_concurrency`` model
+    probes and MCP/A2A discoveries are in flight, each cut off after ``probe_timeout`` seconds."""
+
+    enabled: bool = True
+    workers: int = 4
+    probe_concurrency: int = 4
+    probe_timeout: float = 30.0
 
 
 class KubernetesConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -67,6 +79,7 @@ class HealthConfig(msgspec.Struct, kw_only=True, frozen=True):
 class ControllerConfig(msgspec.Struct, kw_only=True, frozen=True):
     reconciliation: ReconciliationConfig = ReconciliationConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    resource_controllers: ResourceControllersConfig = ResourceControllersConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
     health: HealthConfig = HealthConfig()

@@ -21,6 +21,7 @@ from ark_mesh.controller.config import ControllerConfig
 from ark_mesh.controller.dispatch import InControllerDispatcher, StandaloneDispatcher
 from ark_mesh.controller.keyqueue import KeyQueue
 from ark_mesh.controller.reconcile import Reconciler, tenant_of
+from ark_mesh.controller.resource_controllers import ResourceControllers, ark_handlers
 from ark_mesh.controller.scheduler import FairScheduler
 from ark_mesh.kube import (
     ApiResource,
@@ -128,6 +129,7 @@ class ControllerService:
         self._latest: dict[Key, dict[str, Any]] = {}
         self._watch: ResumableWatch | None = None
         self.status: KubeStatus | None = None
+        self.resources: ResourceControllers | None = None
 
     async def start(self, health: HealthServer) -> None:
         cfg = self.config
@@ -138,9 +140,8 @@ class ControllerService:
         )
         self.status = status = KubeStatus(StatusWriter(client))
         identity = cfg.leader_election.identity or f"{socket.gethostname()}-{os.getpid()}"
-        events = KubeEvents(
-            EventRecorder(client, controller="ark-mesh-controller", instance=identity)
-        )
+        recorder = EventRecorder(client, controller="ark-mesh-controller", instance=identity)
+        events = KubeEvents(recorder)
         modes = cfg.reconciliation.allowed_modes
 
         standalone: StandaloneDispatcher | None = None
@@ -172,13 +173,18 @@ class ControllerService:
                 events,
                 chunks=chunks,
             )
+        if cfg.resource_controllers.enabled:
+            self.resources = self._resource_controllers(client, recorder)
         reconciler = Reconciler(cfg, KubeQueries(client), status, self._in_controller, standalone)
         health.add_check(
             "queries-watch", lambda: self._watch is not None and self._watch.synced.is_set()
         )
 
         async def lead() -> None:
-            await self._run(client, reconciler)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._run(client, reconciler))
+                if self.resources is not None:
+                    group.create_task(self.resources.run())
 
         if cfg.leader_election.enabled:
             le = cfg.leader_election
@@ -196,6 +202,24 @@ class ControllerService:
             self._tasks.append(asyncio.create_task(elector.run(lead), name="leader"))
         else:
             self._tasks.append(asyncio.create_task(lead(), name="controller"))
+
+    def _resource_controllers(
+        self, client: KubeClient, recorder: EventRecorder
+    ) -> ResourceControllers:
+        """Ark's resource controllers, reading through the resolver's cache when there is one
+        (one watch per kind for both), else through their own."""
+        if self._cache is None:
+            self._cache = ResourceCache(client, namespace=self.config.kubernetes.namespace)
+        rc = self.config.resource_controllers
+        return ResourceControllers(
+            client,
+            self._cache,
+            recorder,
+            ark_handlers(probe_timeout=rc.probe_timeout),
+            workers=rc.workers,
+            check_limit=rc.probe_concurrency,
+            check_timeout=rc.probe_timeout,
+        )
 
     async def _run(self, client: KubeClient, reconciler: Reconciler) -> None:
         self._watch = watch = ResumableWatch(client, QUERIES, self.config.kubernetes.namespace)
@@ -261,6 +285,8 @@ class ControllerService:
             await self._in_controller.close(grace)
         if self._resolver is not None:
             await self._resolver.aclose()
+        if self.resources is not None:
+            await self.resources.aclose()
         if self._cache is not None:
             await self._cache.stop()
         if self._publisher is not None:

@@ -11,7 +11,7 @@ from ark_mesh.resolver.tools.builtin import (
 )
 from ark_mesh.resolver.tools.delegate import DelegateTool
 from ark_mesh.resolver.tools.http import HTTPTool
-from ark_mesh.resolver.tools.mcp import MCPTool
+from ark_mesh.resolver.tools.mcp import MCPDiscoveryError, MCPTool, MCPToolInfo, list_mcp_tools
 from ark_mesh.resolver.tools.partial import PartialTool
 from ark_mesh.resolver.tools.registry import ToolSet, tool_from_resource, tools_for_agent
 
@@ -22,7 +22,9 @@ __all__ = [
     "Delegate",
     "DelegateTool",
     "HTTPTool",
+    "MCPDiscoveryError",
     "MCPTool",
+    "MCPToolInfo",
     "NoopTool",
     "PartialTool",
     "SelectNextSpeakerTool",
@@ -30,6 +32,7 @@ __all__ = [
     "ToolExecutor",
     "ToolResult",
     "ToolSet",
+    "list_mcp_tools",
     "tool_from_resource",
     "tools_for_agent",
 ]

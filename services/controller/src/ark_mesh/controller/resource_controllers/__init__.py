@@ -1,0 +1,61 @@
+"""Ark's resource controllers: status (and discovered children) of Models, Agents, Teams, Tools,
+Memories, MCP servers and A2A servers, on one shared reconcile skeleton.
+
+:class:`ResourceControllers` is the skeleton (:mod:`.skeleton`); each kind contributes one
+handler that computes what the status should be. :func:`ark_handlers` is the set Ark runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ark_mesh.controller.resource_controllers.a2aservers import A2AServerDiscovery
+from ark_mesh.controller.resource_controllers.agents import AgentAvailability, ExecutionEngine
+from ark_mesh.controller.resource_controllers.mcpservers import MCPServerDiscovery
+from ark_mesh.controller.resource_controllers.memories import MemoryAddress
+from ark_mesh.controller.resource_controllers.models import ModelAvailability
+from ark_mesh.controller.resource_controllers.skeleton import (
+    BackgroundChecks,
+    Event,
+    KindHandler,
+    Observed,
+    ReconcileContext,
+    Ref,
+    ResourceControllers,
+)
+from ark_mesh.controller.resource_controllers.teams import TeamAvailability
+from ark_mesh.controller.resource_controllers.tools import ToolReadiness
+from ark_mesh.resolver import OpenAIModelClient
+
+__all__ = [
+    "A2AServerDiscovery",
+    "AgentAvailability",
+    "BackgroundChecks",
+    "Event",
+    "ExecutionEngine",
+    "KindHandler",
+    "MCPServerDiscovery",
+    "MemoryAddress",
+    "ModelAvailability",
+    "Observed",
+    "ReconcileContext",
+    "Ref",
+    "ResourceControllers",
+    "TeamAvailability",
+    "ToolReadiness",
+    "ark_handlers",
+]
+
+
+def ark_handlers(*, probe_timeout: float) -> list[KindHandler[Any]]:
+    """One handler per kind Ark's controller manager reconciles (besides Queries). Model probes
+    get their own client without retries: a probe reports the provider as it is right now."""
+    return [
+        ModelAvailability(OpenAIModelClient(max_retries=0, timeout=probe_timeout)),
+        AgentAvailability(),
+        TeamAvailability(),
+        ToolReadiness(),
+        MemoryAddress(),
+        MCPServerDiscovery(),
+        A2AServerDiscovery(),
+    ]
