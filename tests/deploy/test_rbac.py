@@ -188,7 +188,16 @@ def test_resource_controllers_read_write_status_and_keep_discovered_children(
     for group, plural in [*resolver_reads(), (ark, "executionengines")]:
         for verb in READ_VERBS:
             assert rbac.can(account, verb, group, plural, "team-a"), f"{verb} {plural}"
-    for plural in ("models", "agents", "teams", "tools", "memories", "mcpservers", "a2aservers"):
+    for plural in (
+        "models",
+        "agents",
+        "teams",
+        "tools",
+        "memories",
+        "executionengines",
+        "mcpservers",
+        "a2aservers",
+    ):
         assert rbac.can(account, "patch", ark, f"{plural}/status", "team-a"), plural
     # MCP discovery keeps Tools, A2A discovery Agents; nothing else is created or deleted.
     for plural in ("tools", "agents"):

@@ -476,7 +476,7 @@ subjects:
   resources: ["executionengines"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["ark.mckinsey.com"]
-  resources: ["models/status", "agents/status", "teams/status", "tools/status", "memories/status", "mcpservers/status", "a2aservers/status"]
+  resources: ["models/status", "agents/status", "teams/status", "tools/status", "memories/status", "executionengines/status", "mcpservers/status", "a2aservers/status"]
   verbs: ["patch"]
 - apiGroups: ["ark.mckinsey.com"]
   resources: ["tools", "agents"]

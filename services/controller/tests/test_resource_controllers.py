@@ -18,6 +18,8 @@ from ark_mesh.contracts import (
     Condition,
     ConfigMapKeySelector,
     EngineRef,
+    ExecutionEngine,
+    ExecutionEngineSpec,
     HTTPToolSpec,
     MCPServer,
     MCPServerSpec,
@@ -225,6 +227,26 @@ async def test_an_agent_names_its_first_missing_dependency(
         )
     )
     await condition_of(cluster, Agent, "tooled", "Available", "True")
+
+    # The engine appears: its address resolves (phase ready) and its Agent follows.
+    await cluster.client.create(
+        ExecutionEngine(
+            metadata=ObjectMeta(name="langgraph", namespace=NS),
+            spec=ExecutionEngineSpec(
+                type="langgraph", address=ValueSource(value="http://langgraph.invalid:8000")
+            ),
+        )
+    )
+    engine = await wait_for(
+        cluster, ExecutionEngine, "langgraph", lambda e: bool(e and e.status and e.status.phase)
+    )
+    assert engine is not None
+    assert engine.status is not None
+    assert (engine.status.phase, engine.status.last_resolved_address) == (
+        "ready",
+        "http://langgraph.invalid:8000",
+    )
+    await condition_of(cluster, Agent, "engined", "Available", "True")
 
 
 async def test_status_is_written_only_when_it_changes(
@@ -479,11 +501,21 @@ async def test_kubectl_shows_the_availability_columns(
 
     kubectl = Kubectl(cluster.kube.kubeconfig_path, cache_dir=tmp_path / "kubectl-cache")
     out = (await kubectl.run("get", "models,agents,teams,tools", "-n", NS)).stdout
-    rows = {fields[0]: fields for fields in map(str.split, out.splitlines()) if fields}
-    assert rows["model.ark.mckinsey.com/default"][3] == "True", out
-    assert rows["agent.ark.mckinsey.com/assistant"][2] == "True", out
-    assert rows["team.ark.mckinsey.com/duo"][2] == "True", out
-    assert rows["tool.ark.mckinsey.com/lookup"][2] == "Ready", out
+    # One table per kind, each with its own header: read every row by its column's name.
+    cells: dict[str, dict[str, str]] = {}
+    header: list[str] = []
+    for line in out.splitlines():
+        if line.startswith("NAME "):
+            header = line.split()
+        elif line.strip():
+            row = dict(zip(header, line.split(), strict=True))
+            cells[row["NAME"]] = row
+    assert cells["model.ark.mckinsey.com/default"]["AVAILABLE"] == "True", out
+    assert cells["agent.ark.mckinsey.com/assistant"]["AVAILABLE"] == "True", out
+    assert cells["team.ark.mckinsey.com/duo"]["AVAILABLE"] == "True", out
+    # Ark's Tool CRD declares no printer columns: its readiness is read from status.
+    state = await kubectl.run("get", "tool", "lookup", "-n", NS, "-o", "jsonpath={.status.state}")
+    assert state.stdout == "Ready", out
 
 
 async def test_the_resolver_and_the_controllers_share_one_watch_per_kind(

@@ -1,5 +1,5 @@
 """Ark's resource controllers: status (and discovered children) of Models, Agents, Teams, Tools,
-Memories, MCP servers and A2A servers, on one shared reconcile skeleton.
+Memories, ExecutionEngines, MCP servers and A2A servers, on one shared reconcile skeleton.
 
 :class:`ResourceControllers` is the skeleton (:mod:`.skeleton`); each kind contributes one
 handler that computes what the status should be. :func:`ark_handlers` is the set Ark runs.
@@ -10,9 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from ark_mesh.controller.resource_controllers.a2aservers import A2AServerDiscovery
-from ark_mesh.controller.resource_controllers.agents import AgentAvailability, ExecutionEngine
+from ark_mesh.controller.resource_controllers.addresses import (
+    AddressResolution,
+    engine_address,
+    memory_address,
+)
+from ark_mesh.controller.resource_controllers.agents import AgentAvailability
 from ark_mesh.controller.resource_controllers.mcpservers import MCPServerDiscovery
-from ark_mesh.controller.resource_controllers.memories import MemoryAddress
 from ark_mesh.controller.resource_controllers.models import ModelAvailability
 from ark_mesh.controller.resource_controllers.skeleton import (
     BackgroundChecks,
@@ -29,13 +33,12 @@ from ark_mesh.resolver import OpenAIModelClient
 
 __all__ = [
     "A2AServerDiscovery",
+    "AddressResolution",
     "AgentAvailability",
     "BackgroundChecks",
     "Event",
-    "ExecutionEngine",
     "KindHandler",
     "MCPServerDiscovery",
-    "MemoryAddress",
     "ModelAvailability",
     "Observed",
     "ReconcileContext",
@@ -55,7 +58,8 @@ def ark_handlers(*, probe_timeout: float) -> list[KindHandler[Any]]:
         AgentAvailability(),
         TeamAvailability(),
         ToolReadiness(),
-        MemoryAddress(),
+        memory_address(),
+        engine_address(),
         MCPServerDiscovery(),
         A2AServerDiscovery(),
     ]

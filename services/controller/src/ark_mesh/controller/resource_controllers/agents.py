@@ -12,11 +12,9 @@ so the Agent is re-evaluated as soon as any of them changes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TypeVar
 
-import msgspec
-
-from ark_mesh.contracts import A2AServer, Agent, Model, Resource, Tool
+from ark_mesh.contracts import A2AServer, Agent, ExecutionEngine, Model, Resource, Tool
 from ark_mesh.controller.resource_controllers.skeleton import (
     Event,
     Observed,
@@ -26,7 +24,7 @@ from ark_mesh.controller.resource_controllers.skeleton import (
     condition_is_true,
 )
 
-__all__ = ["AVAILABLE", "AgentAvailability", "ExecutionEngine"]
+__all__ = ["AVAILABLE", "AgentAvailability"]
 
 AVAILABLE = "Available"
 A2A_ENGINE = "a2a"
@@ -38,20 +36,6 @@ R = TypeVar("R", bound=Resource)
 Unmet = tuple[str, str] | None
 """Why a dependency is not ready (reason, message), or ``None`` when it is."""
 DependencyCheck = Callable[[Ref, ReconcileContext], Awaitable[Unmet]]
-
-
-class ExecutionEngine(Resource):
-    """Read view of Ark's ExecutionEngine (``v1prealpha1``): only ``status.phase`` matters here.
-
-    The contracts do not model this kind; spec and status are kept as raw JSON.
-    """
-
-    VERSION: ClassVar[str] = "v1prealpha1"
-    KIND: ClassVar[str] = "ExecutionEngine"
-    PLURAL: ClassVar[str] = "executionengines"
-
-    spec: dict[str, Any] = msgspec.field(default_factory=dict)
-    status: dict[str, Any] | None = None
 
 
 async def _present(
@@ -141,7 +125,7 @@ class AgentAvailability:
         )
         if engine is None:
             return unmet
-        phase = (engine.status or {}).get("phase") or ""
+        phase = (engine.status.phase if engine.status else None) or ""
         if phase != "ready":
             return (
                 "ExecutionEngineNotReady",
