@@ -13,8 +13,11 @@ its Models name a model id of their own (``${MODEL_ID}``), so the fake model's r
 scenario (matched on that id) never answer another's requests.
 
 Placeholders in a scenario (``${NAME}``, substituted before the YAML is read): ``NAMESPACE``,
-``MODEL_URL`` (the fake model's OpenAI base URL), ``MODEL_SERVER`` (its root, for Azure), ``MODEL_ID``, ``TOOL_URL`` (the HTTP tool
-server), ``A2A_URL`` (the A2A test agent) and any value captured by an earlier ``capture``.
+``MODEL_URL`` (the fake model's OpenAI base URL), ``MODEL_SERVER`` (its root, for Azure),
+``MODEL_ID``, ``TOOL_URL`` (the HTTP tool server), ``A2A_URL`` (the A2A test agent) and any value
+captured by an earlier ``capture``. A scenario's ``model.rules`` are the fake model's script
+(``ark_mesh.testing.fake_llm.script``), each matched on the scenario's model id; ``cleanup``
+operations run however the steps end (for cluster-scoped objects such as ``ArkConfig/default``).
 """
 
 from __future__ import annotations
@@ -249,11 +252,6 @@ async def conformance_mesh(
 # --------------------------------------------------------------------------- the engine
 
 
-def load_scenario(path: Path) -> str:
-    """The raw text: placeholders are substituted per run, before the YAML is parsed."""
-    return path.read_text(encoding="utf-8")
-
-
 def _duration(value: Any, default: float) -> float:
     if value is None:
         return default
@@ -310,6 +308,11 @@ class ScenarioRun:
     @property
     def model_id(self) -> str:
         return self.bindings["MODEL_ID"]
+
+    def load(self, path: Path) -> dict[str, Any]:
+        """The scenario file, placeholders substituted in its text (so they work anywhere)."""
+        loaded: dict[str, Any] = yaml.safe_load(self.render(path.read_text(encoding="utf-8")))
+        return loaded
 
     def render(self, text: str) -> str:
         return string.Template(text).safe_substitute(self.bindings)
@@ -609,7 +612,7 @@ async def run_scenario(env: ConformanceMesh, path: Path) -> None:
         "A2A_URL": env.a2a.url,
     }
     run = ScenarioRun(env, name, namespace, bindings, path.parent.parent)
-    scenario = yaml.safe_load(run.render(load_scenario(path)))
+    scenario = run.load(path)
     rules = [dict(rule) for rule in (scenario.get("model") or {}).get("rules") or []]
     for rule in rules:
         rule["match"] = {"model": run.model_id, **(rule.get("match") or {})}
@@ -632,9 +635,11 @@ async def run_scenario(env: ConformanceMesh, path: Path) -> None:
                 except (ScenarioAssertionError, KubectlError) as exc:
                     kind = next((k for k in operation if k in OPERATIONS), "?")
                     diagnostics = await run.diagnostics()
+                    done = "\n".join(run.log[-10:])
                     raise ScenarioAssertionError(
                         f"[{env.preset}] {name} (namespace {namespace}), step '{step_name}', "
-                        f"operation {position} ({kind}): {exc}\n--- diagnostics ---\n{diagnostics}"
+                        f"operation {position} ({kind}): {exc}\n--- diagnostics ---\n"
+                        f"{diagnostics}\n--- last operations ---\n{done}"
                     ) from exc
     finally:
         for operation in scenario.get("cleanup") or []:
