@@ -2,8 +2,9 @@
 
 Each scenario (``scenarios/<name>.yaml``) is written the way Ark's own chainsaw tests are: steps
 of operations that apply manifests with the real ``kubectl``, wait for a resource to match a
-partial document (``assert``) or to stop matching (``error``), patch, delete, and check what the
-OpenAI-compatible fake model or the test's HTTP tool received. Keys and values written
+partial document (``assert``) or to stop matching (``error``), patch, delete, run ``kubectl``
+itself, capture values, and check what the OpenAI-compatible fake model or the test's HTTP tool
+received. Keys and values written
 ``(expression)`` are JMESPath evaluated on the object at that point, as in chainsaw, so
 ``(length(response.content) > `10`): true`` reads like Ark's tests do.
 
@@ -425,6 +426,19 @@ class ScenarioRun:
                 "--wait=false",
             )
 
+    async def kubectl(self, operation: Mapping[str, Any]) -> None:
+        """Run ``kubectl <args> -n <namespace>`` as a user would (chainsaw's ``script``); with
+        ``expectOutput`` its stdout must contain that text."""
+        args = [self.render(str(a)) for a in operation.get("args") or []]
+        result = await self.env.kubectl.run(*args, "-n", self.namespace)
+        self.log.append(result.stdout.strip())
+        wanted = operation.get("expectOutput")
+        if wanted is not None and self.render(str(wanted)) not in result.stdout:
+            raise ScenarioAssertionError(
+                f"kubectl {' '.join(args)}: output does not contain {wanted!r}: "
+                f"actual {_short(result.stdout, 600)}"
+            )
+
     async def expect(self, operation: Mapping[str, Any], *, negate: bool) -> None:
         """``assert`` (some candidate matches) or ``error`` (none does), polled until timeout."""
         timeout = _duration(operation.get("timeout"), DEFAULT_ASSERT_TIMEOUT)
@@ -565,6 +579,7 @@ OPERATIONS = (
     "modelRequest",
     "toolRequest",
     "capture",
+    "kubectl",
 )
 
 
@@ -590,6 +605,8 @@ async def run_operation(run: ScenarioRun, operation: Mapping[str, Any]) -> None:
         await run.model_request(body)
     elif kind == "toolRequest":
         await run.tool_request(body)
+    elif kind == "kubectl":
+        await run.kubectl(body)
     else:
         await run.capture(body)
 
