@@ -24,6 +24,7 @@ operations run however the steps end (for cluster-scoped objects such as ``ArkCo
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import secrets
@@ -570,50 +571,29 @@ def _request_view(request: RecordedRequest) -> dict[str, Any]:
     }
 
 
-OPERATIONS = (
-    "apply",
-    "assert",
-    "error",
-    "patch",
-    "delete",
-    "modelRequest",
-    "toolRequest",
-    "capture",
-    "kubectl",
-)
-
-
 async def run_operation(run: ScenarioRun, operation: Mapping[str, Any]) -> None:
-    kinds = [key for key in operation if key in OPERATIONS]
+    handlers: dict[str, Callable[[Mapping[str, Any]], Awaitable[None]]] = {
+        "apply": run.apply,
+        "assert": functools.partial(run.expect, negate=False),
+        "error": functools.partial(run.expect, negate=True),
+        "patch": run.patch,
+        "delete": run.delete,
+        "kubectl": run.kubectl,
+        "capture": run.capture,
+        "modelRequest": run.model_request,
+        "toolRequest": run.tool_request,
+    }
+    kinds = [key for key in operation if key in handlers]
     if len(kinds) != 1:
         raise ScenarioAssertionError(
-            f"an operation needs exactly one of {OPERATIONS}: {_short(operation)}"
+            f"an operation needs exactly one of {sorted(handlers)}: {_short(operation)}"
         )
-    kind = kinds[0]
-    body = operation[kind] or {}
-    if kind == "apply":
-        await run.apply(body)
-    elif kind == "assert":
-        await run.expect(body, negate=False)
-    elif kind == "error":
-        await run.expect(body, negate=True)
-    elif kind == "patch":
-        await run.patch(body)
-    elif kind == "delete":
-        await run.delete(body)
-    elif kind == "modelRequest":
-        await run.model_request(body)
-    elif kind == "toolRequest":
-        await run.tool_request(body)
-    elif kind == "kubectl":
-        await run.kubectl(body)
-    else:
-        await run.capture(body)
+    await handlers[kinds[0]](operation[kinds[0]] or {})
 
 
 def namespace_for(scenario: str) -> str:
     """A fresh DNS-label namespace per run, like chainsaw's ``chainsaw-<words>``."""
-    return f"{scenario[:48]}-{secrets.token_hex(3)}".strip("-")
+    return f"{scenario[:48]}-{secrets.token_hex(3)}"
 
 
 async def run_scenario(env: ConformanceMesh, path: Path) -> None:
@@ -650,7 +630,7 @@ async def run_scenario(env: ConformanceMesh, path: Path) -> None:
                 try:
                     await run_operation(run, operation)
                 except (ScenarioAssertionError, KubectlError) as exc:
-                    kind = next((k for k in operation if k in OPERATIONS), "?")
+                    kind = next(iter(operation), "?")
                     diagnostics = await run.diagnostics()
                     done = "\n".join(run.log[-10:])
                     raise ScenarioAssertionError(
