@@ -1,7 +1,6 @@
 """Kinds and annotation keys the resolver reads, as names local to the resolver.
 
-Every kind now lives in the contracts (``ark_mesh.contracts.KINDS``, including ``MCPServer``);
-these names stay so code written against the resolver keeps working.
+Every kind lives in the contracts (``ark_mesh.contracts.KINDS``); the resolver reads a subset.
 """
 
 from __future__ import annotations
@@ -10,8 +9,13 @@ from ark_mesh.contracts import KINDS, MCPServer, MCPServerSpec, MCPServerStatus,
 
 __all__ = ["ANNOTATIONS", "RESOLVER_KINDS", "MCPServer", "MCPServerSpec", "MCPServerStatus"]
 
-RESOLVER_KINDS: dict[str, type[Resource]] = KINDS
-"""Every kind the resolver reads, by ``kind`` name."""
+_READ = ("Query", "Agent", "Model", "Team", "Tool", "Memory", "A2AServer", "MCPServer")
+RESOLVER_KINDS: dict[str, type[Resource]] = {
+    name: KINDS[name] for name in (*_READ, "ConfigMap", "Secret")
+}
+"""Every kind the resolver reads, by ``kind`` name: what a query's resolution can reach (the
+kinds Ark serves beyond these, such as Evaluators or ArkConfig, are never read while resolving,
+so no service that resolves needs permission to read them)."""
 
 
 class ANNOTATIONS:
