@@ -36,6 +36,7 @@ from ark_mesh.resolver import (
     QueryReconciler,
     RecordingSink,
 )
+from ark_mesh.resolver.streaming import STREAMING_CONFIGMAP
 from ark_mesh.testing.fake_llm import FakeModelServer
 
 NAMESPACE = "team-a"
@@ -83,6 +84,15 @@ class World:
 
     def config_map(self, name: str, **data: str) -> None:
         self.add(ConfigMap(metadata=meta(name), data=data))
+
+    def stream_model_calls(self, enabled: bool = True) -> None:
+        """Configure the namespace for streaming the way Ark does (``ark-config-streaming``)."""
+        self.add(
+            ConfigMap(
+                metadata=meta(STREAMING_CONFIGMAP),
+                data={"enabled": "true" if enabled else "false"},
+            )
+        )
 
     def secret(self, name: str, **data: str) -> None:
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
