@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from ark_mesh.contracts import (
@@ -37,13 +38,26 @@ from ark_mesh.resolver import (
     RecordingSink,
 )
 from ark_mesh.resolver.streaming import STREAMING_CONFIGMAP
-from ark_mesh.testing.fake_llm import FakeModelServer
+from ark_mesh.testing.fake_llm import FakeModelServer, Match, Reply, Rule, ScriptedError
 
 NAMESPACE = "team-a"
 
 
 def meta(name: str, **labels: str) -> ObjectMeta:
     return ObjectMeta(name=name, namespace=NAMESPACE, labels=dict(labels) or None)
+
+
+def mock_llm_like(match: Match, reply: Reply) -> list[Rule]:
+    """Rules answering like Ark's mock-llm: plain answers carry usage and tool calls; a streamed
+    answer has no usage chunk, and a reply with tool calls cannot be streamed at all (500)."""
+    if reply.tool_calls or reply.content is None:
+        streamed = Reply(error=ScriptedError(status=500, message="cannot stream a null content"))
+    else:
+        streamed = Reply(content=reply.content, stream_usage=False)
+    return [
+        Rule(match=msgspec.structs.replace(match, stream=True), reply=streamed),
+        Rule(match=msgspec.structs.replace(match, stream=False), reply=reply),
+    ]
 
 
 @dataclass

@@ -14,9 +14,9 @@ import pytest
 from ark_mesh.contracts import AgentTool, ConfigMap, ObjectMeta, QueryTarget, ark
 from ark_mesh.resolver import OpenAIModelClient, QueryReconciler, RecordingSink
 from ark_mesh.resolver.streaming import STREAMING_CONFIGMAP, streams_model_calls
-from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedError, ScriptedToolCall
+from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedToolCall
 
-from .conftest import World
+from .conftest import World, mock_llm_like
 
 ANSWER = "one two three four five"
 
@@ -54,23 +54,6 @@ def test_streaming_decision(
     config: ConfigMap | None, annotations: dict[str, str] | None, default: bool, expected: bool
 ) -> None:
     assert streams_model_calls(config, annotations, default=default) is expected
-
-
-def mock_llm_like(match: Match, reply: Reply) -> list[Rule]:
-    """Rules answering like Ark's mock-llm: plain answers carry usage and tool calls; a streamed
-    answer has no usage chunk, and a reply with tool calls cannot be streamed at all (500)."""
-    if reply.tool_calls or reply.content is None:
-        streamed = Reply(error=ScriptedError(status=500, message="cannot stream a null content"))
-    else:
-        streamed = Reply(content=reply.content, stream_usage=False)
-    return [
-        Rule(match=Match(**{**_fields(match), "stream": True}), reply=streamed),
-        Rule(match=Match(**{**_fields(match), "stream": False}), reply=reply),
-    ]
-
-
-def _fields(match: Match) -> dict[str, object]:
-    return {name: getattr(match, name) for name in match.__struct_fields__}
 
 
 async def test_unconfigured_query_calls_the_model_plainly_and_counts_its_usage(
