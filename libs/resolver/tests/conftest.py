@@ -1,5 +1,6 @@
 """A small world for resolver tests: resources in an in-memory store, the real fake model server
-over HTTP, a recording sink, and a QueryReconciler wired to them."""
+over HTTP, a recording sink, and a QueryReconciler wired to them; and a real HTTP service for
+HTTP tools."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from aiohttp import web
 
 from ark_mesh.contracts import (
     Agent,
     AgentSpec,
     ConfigMap,
+    HTTPToolSpec,
     Model,
     ModelConfig,
     ModelSpec,
@@ -28,6 +31,8 @@ from ark_mesh.contracts import (
     QueryStatus,
     Resource,
     Secret,
+    Tool,
+    ToolSpec,
     ValueSource,
 )
 from ark_mesh.resolver import (
@@ -150,3 +155,68 @@ async def world(fake_llm: FakeModelServer) -> AsyncIterator[World]:
     async with reconciler:
         yield World(fake_llm, store, memory, reconciler)
     await models.aclose()
+
+
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "units": {"type": "string"}},
+    "required": ["city", "units"],
+}
+
+
+class ToolBackend:
+    """A real HTTP service for HTTP tools, recording what it received."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.url = ""
+
+    async def weather(self, request: web.Request) -> web.Response:
+        self.received.append(
+            {"path": request.path, "query": dict(request.query), "headers": dict(request.headers)}
+        )
+        city = request.match_info["city"]
+        return web.json_response(
+            {"city": city, "forecast": "sunny", "units": request.query.get("units")}
+        )
+
+    async def submit(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        self.received.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        return web.Response(text=f"stored {body}")
+
+    async def broken(self, request: web.Request) -> web.Response:
+        return web.Response(status=500, text="upstream exploded")
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[ToolBackend]:
+    state = ToolBackend()
+    app = web.Application()
+    app.add_routes(
+        [
+            web.get("/weather/{city}", state.weather),
+            web.post("/submit", state.submit),
+            web.get("/broken", state.broken),
+        ]
+    )
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    state.url = f"http://{host}:{port}"
+    yield state
+    await runner.cleanup()
+
+
+def http_tool(name: str, url: str, **spec: Any) -> Tool:
+    schema = spec.pop("input_schema", CITY_SCHEMA)
+    return Tool(
+        metadata=meta(name),
+        spec=ToolSpec(
+            type="http",
+            description=f"{name} tool",
+            input_schema=schema,
+            http=HTTPToolSpec(url=url, **spec),
+        ),
+    )

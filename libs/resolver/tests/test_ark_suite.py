@@ -27,10 +27,7 @@ from ark_mesh.contracts import (
 )
 from ark_mesh.testing.fake_llm import Match, Reply, ScriptedToolCall, Usage
 
-from .conftest import World, meta, mock_llm_like
-from .test_tools import ToolBackend, backend, http_tool
-
-__all__ = ["backend"]  # the HTTP tool backend fixture, shared with test_tools
+from .conftest import ToolBackend, World, http_tool, meta, mock_llm_like
 
 TOKEN_USAGE_INPUT = (
     "Please explain the concept of distributed computing in detail, including key principles, \n"
