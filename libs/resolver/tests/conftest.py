@@ -8,6 +8,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -189,24 +190,31 @@ class ToolBackend:
         return web.Response(status=500, text="upstream exploded")
 
 
-@pytest.fixture
-async def backend() -> AsyncIterator[ToolBackend]:
-    state = ToolBackend()
+@asynccontextmanager
+async def serving(routes: list[web.RouteDef]) -> AsyncIterator[str]:
+    """A real HTTP server for ``routes`` on a free local port; yields its base URL."""
     app = web.Application()
-    app.add_routes(
-        [
-            web.get("/weather/{city}", state.weather),
-            web.post("/submit", state.submit),
-            web.get("/broken", state.broken),
-        ]
-    )
+    app.add_routes(routes)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     host, port = runner.addresses[0][:2]
-    state.url = f"http://{host}:{port}"
-    yield state
-    await runner.cleanup()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[ToolBackend]:
+    state = ToolBackend()
+    routes = [
+        web.get("/weather/{city}", state.weather),
+        web.post("/submit", state.submit),
+        web.get("/broken", state.broken),
+    ]
+    async with serving(routes) as state.url:
+        yield state
 
 
 def http_tool(name: str, url: str, **spec: Any) -> Tool:
