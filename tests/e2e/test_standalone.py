@@ -118,6 +118,7 @@ async def test_a2a_agent_context_id_lands_in_status(start_mesh) -> None:
 async def test_reconciler_killed_with_twenty_in_flight_every_query_ends_once(start_mesh) -> None:
     mesh, probe = await start_mesh(
         preset="scale-flexible",
+        streaming=True,  # killed while twenty model streams are live
         bus_settings={
             "topology": {
                 "work_consumers": [
@@ -165,7 +166,7 @@ async def test_reconciler_killed_with_twenty_in_flight_every_query_ends_once(sta
 
 
 async def test_status_sync_killed_and_restarted_converges(start_mesh) -> None:
-    mesh, probe = await start_mesh(preset="scale-flexible")
+    mesh, probe = await start_mesh(preset="scale-flexible", streaming=True)
     assert mesh.fake_llm is not None
     await mesh.fake_llm.control.add_rule(
         Rule(match=Match(user="steady"), reply=Reply(content="tok " * 10, chunk_delay=0.05))
@@ -227,7 +228,7 @@ async def test_cancel_of_a_running_standalone_query(start_mesh) -> None:
     def endless(requests: list[Any]) -> list[Any]:
         return [r for r in requests if "endless story" in str(r.body)]
 
-    mesh, probe = await start_mesh(preset="scale-flexible")
+    mesh, probe = await start_mesh(preset="scale-flexible", streaming=True)
     assert mesh.fake_llm is not None
     await mesh.fake_llm.control.add_rule(
         Rule(match=Match(user="endless"), reply=Reply(content="tok " * 2000, chunk_delay=0.02))

@@ -38,6 +38,7 @@ async def test_one_millisecond_timeout_ends_in_error_timed_out_in_execution(worl
 
 
 async def test_timeout_stops_the_live_stream(world: World) -> None:
+    world.stream_model_calls()
     world.model()
     world.agent("helper")
     world.fake.add_rule(Rule(reply=Reply(content=LONG_ANSWER, chunk_delay=0.05)))
@@ -79,6 +80,7 @@ async def test_time_spent_queued_does_not_shorten_execution(world: World) -> Non
 
 
 async def test_cancel_stops_the_in_flight_stream_and_no_chunk_follows(world: World) -> None:
+    world.stream_model_calls()
     world.model()
     world.agent("helper")
     world.fake.add_rule(Rule(reply=Reply(content=LONG_ANSWER, chunk_delay=0.05)))
@@ -179,12 +181,14 @@ async def test_cancel_before_start_never_calls_the_model(world: World) -> None:
         Reply(error=ScriptedError(status=429, message="slow down", retry_after=2)),
         Reply(error=ScriptedError(status=503, message="overloaded")),
         Reply(content="a b c d e f g", drop_after=3),
+        Reply(content="a b c d e f g", drop_after=0),
     ],
-    ids=["rate-limited", "server-error", "dropped-mid-stream"],
+    ids=["rate-limited", "server-error", "dropped-mid-stream", "dropped-before-the-answer"],
 )
 async def test_transient_provider_failures_can_be_handed_back_for_a_retry(
     world: World, reply: Reply
 ) -> None:
+    world.stream_model_calls(reply.drop_after is not None and reply.drop_after > 0)
     world.model()
     world.agent("helper")
     world.fake.add_rule(Rule(reply=reply))

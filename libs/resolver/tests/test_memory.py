@@ -13,7 +13,7 @@ from ark_mesh.contracts import Memory, MemoryRef, MemorySpec, MemoryStatus, Quer
 from ark_mesh.resolver import HTTPMemoryStore, OpenAIModelClient, QueryReconciler, RecordingSink
 from ark_mesh.testing.fake_llm import Match, Reply, Rule
 
-from .conftest import World, meta
+from .conftest import World, meta, serving
 
 
 class ArkMemoryAPI:
@@ -66,21 +66,13 @@ class ArkMemoryAPI:
 @pytest.fixture
 async def memory_api() -> AsyncIterator[ArkMemoryAPI]:
     api = ArkMemoryAPI()
-    app = web.Application()
-    app.add_routes(
-        [
-            web.post("/conversations", api.create),
-            web.get("/messages", api.list_messages),
-            web.post("/messages", api.add_messages),
-        ]
-    )
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    api.url = f"http://{host}:{port}"
-    yield api
-    await runner.cleanup()
+    routes = [
+        web.post("/conversations", api.create),
+        web.get("/messages", api.list_messages),
+        web.post("/messages", api.add_messages),
+    ]
+    async with serving(routes) as api.url:
+        yield api
 
 
 def default_memory(address: str = "http://memory.invalid") -> Memory:

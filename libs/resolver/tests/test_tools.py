@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any
-
-import pytest
-from aiohttp import web
 
 from ark_mesh.contracts import (
     AgentTool,
     Header,
-    HTTPToolSpec,
     MCPServerRef,
     MCPToolSpec,
     NamedRef,
@@ -29,71 +23,7 @@ from ark_mesh.resolver.resources import MCPServerSpec
 from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedToolCall
 from ark_mesh.testing.mcp_server import MCPTestServer
 
-from .conftest import World, meta
-
-CITY_SCHEMA = {
-    "type": "object",
-    "properties": {"city": {"type": "string"}, "units": {"type": "string"}},
-    "required": ["city", "units"],
-}
-
-
-class ToolBackend:
-    """A real HTTP service for HTTP tools, recording what it received."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.url = ""
-
-    async def weather(self, request: web.Request) -> web.Response:
-        self.received.append(
-            {"path": request.path, "query": dict(request.query), "headers": dict(request.headers)}
-        )
-        city = request.match_info["city"]
-        return web.json_response(
-            {"city": city, "forecast": "sunny", "units": request.query.get("units")}
-        )
-
-    async def submit(self, request: web.Request) -> web.Response:
-        body = await request.text()
-        self.received.append({"path": request.path, "body": body, "headers": dict(request.headers)})
-        return web.Response(text=f"stored {body}")
-
-    async def broken(self, request: web.Request) -> web.Response:
-        return web.Response(status=500, text="upstream exploded")
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[ToolBackend]:
-    state = ToolBackend()
-    app = web.Application()
-    app.add_routes(
-        [
-            web.get("/weather/{city}", state.weather),
-            web.post("/submit", state.submit),
-            web.get("/broken", state.broken),
-        ]
-    )
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    state.url = f"http://{host}:{port}"
-    yield state
-    await runner.cleanup()
-
-
-def http_tool(name: str, url: str, **spec: Any) -> Tool:
-    schema = spec.pop("input_schema", CITY_SCHEMA)
-    return Tool(
-        metadata=meta(name),
-        spec=ToolSpec(
-            type="http",
-            description=f"{name} tool",
-            input_schema=schema,
-            http=HTTPToolSpec(url=url, **spec),
-        ),
-    )
+from .conftest import CITY_SCHEMA, ToolBackend, World, http_tool, meta
 
 
 async def test_tool_target_calls_the_http_tool_directly(world: World, backend: ToolBackend) -> None:

@@ -48,8 +48,20 @@ TERMINAL = ("done", "error", "canceled")
 
 
 def manifests(base_url: str) -> list[dict[str, Any]]:
-    """Per tenant namespace: a Model on the fake server and an Agent ``helper`` using it."""
-    documents: list[dict[str, Any]] = []
+    """Per tenant namespace: a Model on the fake server and an Agent ``helper`` using it.
+
+    Team A's namespace streams model calls (Ark's ``ark-config-streaming`` ConfigMap), so its
+    query streams carry tokens as they come; team B's does not, so a model call there streams
+    only when the client asks to.
+    """
+    documents: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "ark-config-streaming", "namespace": TENANT_A},
+            "data": {"enabled": "true"},
+        }
+    ]
     for namespace in (TENANT_A, TENANT_B):
         documents += [
             {

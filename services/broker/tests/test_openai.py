@@ -25,7 +25,7 @@ async def test_non_streaming_completion_has_content_real_usage_and_query_status(
             ),
         )
     )
-    async with client(running) as api:
+    async with client(running, "team-b") as api:
         completion = await api.chat.completions.create(
             model="agent/helper",
             messages=[
@@ -42,15 +42,17 @@ async def test_non_streaming_completion_has_content_real_usage_and_query_status(
     assert extra["ark"]["queryStatus"]["phase"] == "done"
     assert extra["ark"]["queryStatus"]["tokenUsage"]["totalTokens"] == 18
     # It is a broker-mode query of the tenant like any other.
-    status, query = await running.get(f"/v1/queries/{extra['ark']['query']}")
+    status, query = await running.get(f"/v1/queries/{extra['ark']['query']}", tenant="team-b")
     assert status == 200
     assert query["sessionId"] == "sess-9"
     assert query["conversationId"] == "conv-9"
     assert query["name"].startswith("openai-query-")
+    # Not asked to stream, nothing in team B's namespace says to: a plain call, as in Ark.
+    assert "stream" not in running.fake.requests_to("chat")[-1].body
 
 
 async def test_streaming_completion_yields_chunks_with_ark_metadata(running) -> None:
-    async with client(running) as api:
+    async with client(running, "team-b") as api:
         stream = await api.chat.completions.create(
             model="agent/helper",
             messages=[{"role": "user", "content": "stream these words to me"}],
@@ -63,6 +65,9 @@ async def test_streaming_completion_yields_chunks_with_ark_metadata(running) -> 
     assert final["status"]["phase"] == "done"
     assert text == final["status"]["response"]["content"]
     assert "stream these words to me" in text
+    # Asked to stream (team B's namespace alone would not): the model streams token by token.
+    assert running.fake.requests_to("chat")[-1].body["stream"] is True
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 3
     assert all((c.model_extra or {})["ark"]["query"] == final["metadata"]["uid"] for c in chunks)
 
 

@@ -116,6 +116,9 @@ async def test_cancel_stops_a_running_query(cluster, start_controller) -> None:
     cluster.fake.add_rule(
         Rule(match=Match(user="slow please"), reply=Reply(content="word " * 400, chunk_delay=0.05))
     )
+    # The namespace streams model calls (Ark's ConfigMap, read from the cluster): the cancel
+    # must close the live provider stream.
+    await cluster.client.create(ark_objects.streaming_config(NS))
     await start_controller()
     await cluster.client.create(ark_objects.query("slow", NS, "slow please"))
     await cluster.wait_phase("slow", "running")
@@ -126,6 +129,7 @@ async def test_cancel_stops_a_running_query(cluster, start_controller) -> None:
     assert query.status.phase == "canceled"
     assert completed(query)[:2] == ("True", "QueryCanceled")
     await cluster.fake.wait_until(lambda rs: rs[-1].outcome == "client_disconnected")
+    assert cluster.fake.requests_to("chat")[-1].body["stream"] is True
 
 
 async def test_ttl_counts_from_completion_then_deletes(cluster, start_controller) -> None:

@@ -220,6 +220,7 @@ class Mesh:
 
     def request(self, name: str = "q", **spec: Any) -> QueryRequest:
         deadline = spec.pop("deadline", None)
+        annotations = spec.pop("annotations", None)
         spec.setdefault("input", "Hello there")
         spec.setdefault("target", QueryTarget(type="agent", name="helper"))
         return QueryRequest(
@@ -228,6 +229,7 @@ class Mesh:
             namespace=TENANT,
             tenant=TENANT,
             spec=QuerySpec(**spec),
+            annotations=annotations,
             submitted_at=datetime.now(UTC).isoformat(),
             deadline=deadline,
         )

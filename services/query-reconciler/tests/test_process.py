@@ -21,6 +21,7 @@ import aiohttp
 import msgspec
 
 from ark_mesh.bus import WorkConsumerSettings
+from ark_mesh.contracts.ark import STREAMING_ANNOTATION
 from ark_mesh.query_reconciler import RESTART_NOTICE, HealthConfig, QueryReconcilerConfig
 from ark_mesh.testing.nats_server import free_port
 
@@ -104,7 +105,8 @@ async def test_a_replica_killed_mid_query_is_replaced_with_one_outcome(mesh: Any
             "replies": [{"content": slow, "chunk_delay": 0.1}, {"content": "second try"}],
         }
     )
-    request = mesh.request(input="tell a story")
+    # The client asked to stream (as ark-api annotates such a query): killed mid-stream.
+    request = mesh.request(input="tell a story", annotations={STREAMING_ANNOTATION: "true"})
     async with service_process(mesh, "doomed") as (process, _):
         await mesh.submit(request)
         async with asyncio.timeout(60):
@@ -158,7 +160,7 @@ async def test_a_replica_killed_on_the_last_delivery_still_ends_the_query(mesh: 
     mesh.fake.add_rule(
         {"match": {"user": "story"}, "reply": {"content": "a b c d e f g h", "chunk_delay": 0.5}}
     )
-    request = mesh.request(input="tell a story")
+    request = mesh.request(input="tell a story", annotations={STREAMING_ANNOTATION: "true"})
     async with service_process(mesh, "last-chance", config) as (process, _):
         await mesh.submit(request)
         async with asyncio.timeout(60):

@@ -85,6 +85,31 @@ async def test_stream_without_include_usage_has_no_usage_chunk(client: AsyncOpen
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Echo: hi"
 
 
+async def test_rules_can_answer_streamed_and_plain_requests_differently(
+    fake_llm: FakeModelServer, client: AsyncOpenAI
+) -> None:
+    """How providers like Ark's mock-llm behave: usage only on plain answers."""
+    fake_llm.add_rule(
+        Rule(match=Match(stream=True), reply=Reply(content="streamed", stream_usage=False))
+    )
+    fake_llm.add_rule(Rule(match=Match(stream=False), reply=Reply(content="plain")))
+    stream = await client.chat.completions.create(
+        model="fake-model",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "streamed"
+    assert all(c.usage is None for c in chunks)
+    completion = await client.chat.completions.create(
+        model="fake-model", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert completion.choices[0].message.content == "plain"
+    assert completion.usage is not None
+    assert completion.usage.total_tokens == 150
+
+
 async def test_sequence_drives_an_agent_loop_with_streamed_tool_call_deltas(
     fake_llm: FakeModelServer, client: AsyncOpenAI
 ) -> None:

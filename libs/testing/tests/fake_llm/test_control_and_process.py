@@ -160,4 +160,8 @@ def test_the_readme_script_example_is_a_valid_script(tmp_path: Path) -> None:
     (tmp_path / "example.yaml").write_text(example)
     script = load_script(tmp_path / "example.yaml")
     assert script.rules[0].name == "weather"
-    assert len(script.rules) == 5
+    assert len(script.rules) == 6
+    mock_llm_like = script.rules[-1]
+    assert mock_llm_like.match.stream is True
+    assert mock_llm_like.reply is not None
+    assert mock_llm_like.reply.stream_usage is False

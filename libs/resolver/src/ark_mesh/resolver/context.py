@@ -79,6 +79,8 @@ class QueryRun:
     usage: TokenUsage = field(default_factory=TokenUsage)
     llm_calls: int = 0
     a2a: A2AMetadata | None = None
+    streams_model_calls: bool = False
+    """Whether model calls are streamed from the provider (:mod:`ark_mesh.resolver.streaming`)."""
     silenced: bool = False
     stream_abandoned: bool = False
     _chunk_seq: int = 0

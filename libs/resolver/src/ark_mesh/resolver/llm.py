@@ -1,9 +1,14 @@
-"""One model call: stream it, forward its chunks, rebuild the assistant message, count tokens.
+"""One model call: forward its chunks, rebuild the assistant message, count tokens.
 
-Tool-call deltas arrive in fragments keyed by ``index`` (the first carries ``id`` and
-``function.name``, later ones pieces of ``function.arguments``); they are forwarded as they come
-and accumulated here into complete calls. Usage arrives in the last chunk (``include_usage``)
-and is added to the query's total, whoever made the call (member, selector, agent-as-tool).
+The call is streamed from the provider only when the query's streaming decision says so
+(:mod:`ark_mesh.resolver.streaming`); a plain call's answer arrives as a single chunk, so the
+code below reads both the same way. Tool-call deltas arrive in fragments keyed by ``index`` (the
+first carries ``id`` and ``function.name``, later ones pieces of ``function.arguments``); they
+are forwarded as they come and accumulated here into complete calls. Usage arrives in the last
+chunk (``include_usage``) or with the plain answer, and is added to the query's total, whoever
+made the call (member, selector, agent-as-tool). A streamed answer without a usage chunk (some
+providers ignore ``include_usage``) counts zero tokens, as in Ark, and the query's
+``tokenUsage`` then stays unset.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ class Completion:
 async def complete(
     run: QueryRun, scope: Scope, endpoint: ModelEndpoint, request: ChatRequest
 ) -> Completion:
-    """Make one streamed chat completion, reporting it as an ``LLMCall`` operation."""
+    """Make one chat completion, reporting it as an ``LLMCall`` operation."""
     data = {"model": endpoint.name, "modelId": endpoint.model, "provider": endpoint.provider}
     if scope.agent:
         data["agent"] = scope.agent
@@ -55,7 +60,7 @@ async def complete(
         finish_reason = None
         # The provider's request continues this trace (the LLMCall span is current here).
         traced = replace(request, headers=inject_trace_headers(request.headers))
-        async with run.models.stream(endpoint, traced) as chunks:
+        async with run.models.stream(endpoint, traced, streamed=run.streams_model_calls) as chunks:
             async for chunk in chunks:
                 await run.forward(chunk, scope.with_(model=endpoint.name))
                 if chunk.usage is not None:

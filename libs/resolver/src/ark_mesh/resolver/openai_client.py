@@ -1,6 +1,8 @@
 """The production :class:`~ark_mesh.resolver.ports.ModelClient`, built on the ``openai`` package.
 
-OpenAI-compatible providers get an ``AsyncOpenAI``, Azure OpenAI an ``AsyncAzureOpenAI``; SDK
+OpenAI-compatible providers get an ``AsyncOpenAI``, Azure OpenAI an ``AsyncAzureOpenAI``. A call
+is streamed (``stream_options.include_usage``, as Ark asks) or plain, as the caller says; a plain
+answer is handed back as one chunk holding its content, every tool call and the usage. SDK
 clients are cached per (provider, address, key, API version) because each owns a connection pool,
 while headers travel per request (they differ per agent and query). Model ``properties`` go into
 the request body untouched by the SDK's own parameter list, so any provider-specific parameter
@@ -21,7 +23,8 @@ import httpx2
 import msgspec
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
-from openai.types.chat import ChatCompletionChunk
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ark_mesh.contracts import ChunkChoice, TokenUsage
 from ark_mesh.resolver.errors import ModelRequestError, ModelUnavailableError
@@ -55,27 +58,72 @@ def _translate(exc: Exception, endpoint: ModelEndpoint) -> Exception:
     return exc
 
 
+def _usage(usage: CompletionUsage | None) -> TokenUsage | None:
+    if usage is None:
+        return None
+    details = usage.prompt_tokens_details
+    return TokenUsage(
+        prompt_tokens=usage.prompt_tokens or 0,
+        completion_tokens=usage.completion_tokens or 0,
+        total_tokens=usage.total_tokens or 0,
+        cached_tokens=(details.cached_tokens or 0) if details is not None else 0,
+    )
+
+
 def _model_chunk(chunk: ChatCompletionChunk) -> ModelChunk:
-    usage = None
-    if chunk.usage is not None:
-        details = chunk.usage.prompt_tokens_details
-        usage = TokenUsage(
-            prompt_tokens=chunk.usage.prompt_tokens,
-            completion_tokens=chunk.usage.completion_tokens,
-            total_tokens=chunk.usage.total_tokens,
-            cached_tokens=(details.cached_tokens or 0) if details is not None else 0,
-        )
     choices = msgspec.convert(
         [choice.model_dump(mode="json", exclude_none=True) for choice in chunk.choices],
         tuple[ChunkChoice, ...],
     )
     return ModelChunk(
-        id=chunk.id, created=chunk.created, model=chunk.model, choices=choices, usage=usage
+        id=chunk.id,
+        created=chunk.created,
+        model=chunk.model,
+        choices=choices,
+        usage=_usage(chunk.usage),
+    )
+
+
+def _answer_chunk(completion: ChatCompletion) -> ModelChunk:
+    """A non-streamed answer as one chunk: the delta carries the whole message.
+
+    Providers are lenient in what they send (Ark's mock-llm echoes a ``user`` message back and
+    omits ``created`` and ``index``), so only what a chunk needs is read, and the role is
+    always ``assistant``: this is the model's turn whatever the provider labelled it.
+    """
+    choices = []
+    for position, choice in enumerate(completion.choices or []):
+        message = choice.message.model_dump(mode="json", exclude_none=True, warnings=False)
+        delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+        calls = message.get("tool_calls") or []
+        if calls:
+            delta["tool_calls"] = [
+                {
+                    "index": index,
+                    "id": call.get("id"),
+                    "type": "function",
+                    "function": call.get("function") or {},
+                }
+                for index, call in enumerate(calls)
+            ]
+        choices.append(
+            {
+                "index": choice.index if choice.index is not None else position,
+                "delta": delta,
+                "finish_reason": choice.finish_reason,
+            }
+        )
+    return ModelChunk(
+        id=completion.id or "",
+        created=completion.created or 0,
+        model=completion.model or "",
+        choices=msgspec.convert(choices, tuple[ChunkChoice, ...]),
+        usage=_usage(completion.usage),
     )
 
 
 class OpenAIModelClient:
-    """Streams chat completions from OpenAI-compatible and Azure OpenAI endpoints.
+    """Chat completions, streamed or plain, from OpenAI-compatible and Azure OpenAI endpoints.
 
     ``max_retries`` is the SDK's own retry of a single call (it honours ``Retry-After``); set it
     to 0 when the caller retries whole queries instead.
@@ -112,7 +160,7 @@ class OpenAIModelClient:
 
     @asynccontextmanager
     async def stream(
-        self, endpoint: ModelEndpoint, request: ChatRequest
+        self, endpoint: ModelEndpoint, request: ChatRequest, *, streamed: bool = True
     ) -> AsyncIterator[AsyncIterator[ModelChunk]]:
         body: dict[str, Any] = dict(endpoint.properties)
         optional: dict[str, Any] = {}
@@ -126,18 +174,29 @@ class OpenAIModelClient:
         # Messages and tools are plain dicts in OpenAI's wire shape; the SDK's TypedDict
         # overloads cannot see that, so the call is made through an untyped reference.
         create: Any = self._client(endpoint).chat.completions.create
+        if streamed:
+            optional["stream"] = True
+            optional["stream_options"] = {"include_usage": True}
         try:
-            stream = await create(
+            response = await create(
                 model=endpoint.model,
                 messages=list(request.messages),
-                stream=True,
-                stream_options={"include_usage": True},
                 extra_headers=headers or None,
                 extra_body=body or None,
                 **optional,
             )
         except Exception as exc:
             raise _translate(exc, endpoint) from exc
+
+        if not streamed:
+            answer = _answer_chunk(response)
+
+            async def whole() -> AsyncIterator[ModelChunk]:
+                yield answer
+
+            yield whole()
+            return
+        stream = response
 
         async def chunks() -> AsyncIterator[ModelChunk]:
             try:

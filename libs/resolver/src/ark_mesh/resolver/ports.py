@@ -5,8 +5,8 @@ in-process adapters) and inside the query-reconciler service (with JetStream ada
 so because everything outside pure computation goes through one of these structural protocols:
 
 * :class:`ResourceStore` — read Ark resources (the kube adapter, or an in-memory store);
-* :class:`ModelClient` — stream chat completions from a model provider (the transport seam;
-  the real one wraps the ``openai`` package);
+* :class:`ModelClient` — chat completions from a model provider, streamed or not (the transport
+  seam; the real one wraps the ``openai`` package);
 * :class:`MemoryStore` / :class:`MemoryFactory` — conversation history (Ark's HTTP memory API,
   in-memory, or JetStream);
 * :class:`ResolutionSink` — where chunks, operation events and status transitions go;
@@ -99,7 +99,8 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class ModelChunk:
-    """One streamed ``chat.completion.chunk`` as the provider sent it (usage on the last)."""
+    """One ``chat.completion.chunk`` as the provider sent it (usage on the last), or a whole
+    non-streamed answer in chunk form (content, every tool call, finish reason and usage)."""
 
     id: str
     created: int
@@ -109,15 +110,18 @@ class ModelChunk:
 
 
 class ModelClient(Protocol):
-    """Streams chat completions. Errors are raised as resolver errors:
+    """Chat completions as chunks. Errors are raised as resolver errors:
     :class:`~ark_mesh.resolver.errors.ModelUnavailableError` (retryable) or
     :class:`~ark_mesh.resolver.errors.ModelRequestError` (refused).
 
-    Leaving the context manager early (cancellation) must close the provider's HTTP stream.
+    ``streamed`` says how the provider is called (see :mod:`ark_mesh.resolver.streaming` for
+    who decides): ``True`` asks it to stream, with usage in the last chunk; ``False`` makes a
+    plain call and yields its whole answer as one chunk. Callers read both the same way.
+    Leaving the context manager early (cancellation) must close the provider's HTTP response.
     """
 
     def stream(
-        self, endpoint: ModelEndpoint, request: ChatRequest
+        self, endpoint: ModelEndpoint, request: ChatRequest, *, streamed: bool = True
     ) -> AbstractAsyncContextManager[AsyncIterator[ModelChunk]]: ...
 
 

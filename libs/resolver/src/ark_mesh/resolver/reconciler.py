@@ -3,9 +3,11 @@
 One object serves every deployment: the controller calls :meth:`QueryReconciler.resolve` with an
 in-process sink, the query-reconciler service with a JetStream sink. A resolution
 
-1. reports phase ``running`` and ``QueryExecutionStart``;
-2. renders the input from the query's parameters, resolves the target (``spec.target`` or the
-   selector's first match), opens the conversation memory;
+1. reports phase ``running`` and ``QueryExecutionStart`` (and ``EvaluationSkipped`` when the
+   query asks for evaluators, which ark-mesh does not run);
+2. decides whether model calls stream (:mod:`ark_mesh.resolver.streaming`), renders the input
+   from the query's parameters, resolves the target (``spec.target`` or the selector's first
+   match), opens the conversation memory;
 3. runs the target — agent loop, team, single model call or single tool call — streaming chunks;
 4. saves the turn to memory, reports ``QueryExecutionComplete``/``Error``, the terminal status
    and finally the ``chatcmpl-final`` chunk carrying the completed query.
@@ -85,9 +87,15 @@ from ark_mesh.resolver.status import (
     running_status,
     terminal_status,
 )
+from ark_mesh.resolver.streaming import streams_model_calls_for
 from ark_mesh.resolver.targets import ResolvedTarget, resolve_target
 from ark_mesh.resolver.templates import render
 from ark_mesh.resolver.tools.registry import ToolSet, tool_from_resource
+from ark_mesh.resolver.unsupported import (
+    EVALUATION_SKIPPED,
+    skipped_evaluation,
+    skipped_evaluation_condition,
+)
 from ark_mesh.resolver.values import ValueResolver
 
 __all__ = ["DEFAULT_TIMEOUT", "QueryReconciler"]
@@ -124,6 +132,7 @@ class _Execution:
     memory_factory: MemoryFactory
     engine: Engine
     hand_back_transient: bool = False
+    streams_by_default: bool = False
     history: Sequence[ChatMessage] | None = None
     user_input: str = ""
     target: ResolvedTarget | None = None
@@ -132,6 +141,9 @@ class _Execution:
     async def execute(self) -> Outcome:
         run = self.run
         spec = run.request.spec
+        run.streams_model_calls = await streams_model_calls_for(
+            run.store, run.namespace, run.request.annotations, default=self.streams_by_default
+        )
         parameters = await run.values.parameters(spec.parameters, what="query")
         run.values = ValueResolver(run.store, run.namespace, parameters)
         self.user_input = render(input_text(spec.input), parameters, where="query input")
@@ -240,7 +252,10 @@ class QueryReconciler:
     ``models`` defaults to :class:`~ark_mesh.resolver.openai_client.OpenAIModelClient`,
     ``memory`` (a :class:`~ark_mesh.resolver.ports.MemoryFactory`) to Ark's HTTP memory API at
     the Memory's resolved address, ``http`` (for HTTP tools, A2A and memory) to a session the
-    reconciler owns. ``reconciler_id`` is stamped on every StatusUpdate.
+    reconciler owns. ``reconciler_id`` is stamped on every StatusUpdate. ``stream_model_calls``
+    is the service's default for streaming model calls when neither the namespace's
+    ``ark-config-streaming`` ConfigMap nor the query's ``streaming-enabled`` annotation decides
+    (see :mod:`ark_mesh.resolver.streaming`); ``False`` is Ark's behaviour.
     """
 
     def __init__(
@@ -254,6 +269,7 @@ class QueryReconciler:
         reconciler_id: str | None = None,
         default_timeout: timedelta = DEFAULT_TIMEOUT,
         cancel_grace: float = 10.0,
+        stream_model_calls: bool = False,
     ) -> None:
         self._store = store
         self._owned_models: OpenAIModelClient | None = None
@@ -267,6 +283,7 @@ class QueryReconciler:
         self._reconciler_id = reconciler_id
         self._default_timeout = default_timeout
         self._cancel_grace = cancel_grace
+        self._stream_model_calls = stream_model_calls
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -344,7 +361,12 @@ class QueryReconciler:
         )
         reporter = _StatusReporter(request, sink, clock, attempt, self._reconciler_id)
         execution = _Execution(
-            run, self._memory_factory, Engine(run), raise_transient, history=history
+            run,
+            self._memory_factory,
+            Engine(run),
+            raise_transient,
+            streams_by_default=self._stream_model_calls,
+            history=history,
         )
         ending: Ending | None = None
         budget = 0.0
@@ -357,6 +379,9 @@ class QueryReconciler:
         if ending is None:
             await reporter.publish("running", running_status(started_at, request.generation))
             await run.event("QueryExecutionStart", f"Executing query {request.name}")
+            skipped = skipped_evaluation(request.spec)
+            if skipped is not None:
+                await run.event(EVALUATION_SKIPPED, skipped, event_type="Warning")
             if request.spec.cancel or (cancel is not None and cancel.is_set()):
                 ending = Ending("canceled", REASONS.CANCELED, CANCELED_MESSAGE)
             else:
@@ -434,6 +459,16 @@ class QueryReconciler:
         request, conversation = run.request, execution.conversation
         target = execution.target.target if execution.target else None
         now = self._clock.now()
+        extra_conditions = memory_conditions(
+            used=conversation.store is not None,
+            unavailable=conversation.unavailable,
+            degraded=conversation.degraded,
+            now=now,
+            generation=request.generation,
+        )
+        skipped = skipped_evaluation(request.spec)
+        if skipped is not None:
+            extra_conditions.append(skipped_evaluation_condition(skipped, now, request.generation))
         status = terminal_status(
             ending,
             target=target,
@@ -441,13 +476,7 @@ class QueryReconciler:
             duration=format_duration(elapsed),
             conversation_id=conversation.conversation_id,
             a2a=run.a2a,
-            extra_conditions=memory_conditions(
-                used=conversation.store is not None,
-                unavailable=conversation.unavailable,
-                degraded=conversation.degraded,
-                now=now,
-                generation=request.generation,
-            ),
+            extra_conditions=extra_conditions,
             now=now,
             generation=request.generation,
         )

@@ -1,7 +1,10 @@
 """Which resource a query runs: ``spec.target``, or the first match of ``spec.selector``.
 
 A selector is not a fan-out: the first Agent that matches wins, then the first Team, Model and
-Tool, in that order (Ark's rule). The old list form ``spec.targets`` is read as its first entry.
+Tool, in that order (Ark's rule). The old list form ``spec.targets`` (Ark before the single
+``target``) is honoured when it names one target; with several it is refused, naming them,
+because the newest Ark has no meaning for it — running only the first and reporting ``done``
+would hide that the others never ran.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from ark_mesh.resolver.errors import InvalidSpecError, TargetNotFoundError
 from ark_mesh.resolver.ports import ResourceStore
 from ark_mesh.resolver.selectors import as_wire
 
-__all__ = ["ResolvedTarget", "resolve_target"]
+__all__ = ["ResolvedTarget", "resolve_target", "single_target"]
 
 KIND_OF: dict[str, type[Resource]] = {"agent": Agent, "team": Team, "model": Model, "tool": Tool}
 SELECTOR_ORDER = ("agent", "team", "model", "tool")
@@ -30,8 +33,32 @@ class ResolvedTarget:
         return f"{self.target.type}/{self.target.name}"
 
 
+def _label(target: QueryTarget) -> str:
+    return f"{target.type}/{target.name}"
+
+
+def single_target(spec: QuerySpec) -> QueryTarget | None:
+    """``spec.target``, or the one entry of the old ``spec.targets``; several are an error."""
+    legacy = list(spec.targets or [])
+    if spec.target is not None:
+        if legacy and legacy != [spec.target]:
+            raise InvalidSpecError(
+                f"spec.target ({_label(spec.target)}) and spec.targets "
+                f"({', '.join(_label(t) for t in legacy)}) are both set; "
+                "only one target is supported: keep spec.target"
+            )
+        return spec.target
+    if len(legacy) > 1:
+        raise InvalidSpecError(
+            f"only one target is supported: spec.targets names {len(legacy)} "
+            f"({', '.join(_label(t) for t in legacy)}); use spec.target with one of them, "
+            "or one Query per target"
+        )
+    return legacy[0] if legacy else None
+
+
 async def resolve_target(store: ResourceStore, namespace: str, spec: QuerySpec) -> ResolvedTarget:
-    target = spec.target or (spec.targets[0] if spec.targets else None)
+    target = single_target(spec)
     if target is not None:
         kind = KIND_OF.get(target.type)
         if kind is None:

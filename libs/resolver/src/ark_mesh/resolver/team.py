@@ -10,7 +10,10 @@ who spoke. Strategies:
 * ``selector`` — before each turn a selector agent chooses the next speaker through the
   ``select-next-speaker`` tool, whose ``name`` enum lists the candidates (with ``graph.edges``
   only the current member's successors; a single successor is taken without asking). An invalid
-  or missing choice ends the team with a warning message, as in Ark.
+  or missing choice ends the team with a warning message, as in Ark. Older Teams name a Model
+  instead of an agent (``selector.model``): the selector prompt then runs on that Model, and
+  besides the tool call a plain answer that is exactly a candidate's name is accepted, which is
+  what those Teams' prompts ask for ("Return only the exact name of the selected participant").
 
 Legacy strategies are migrated the way Ark's webhook does: ``round-robin`` becomes sequential
 (looping when ``maxTurns`` is set), ``graph`` becomes sequential and its edges are dropped.
@@ -21,10 +24,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ark_mesh.contracts import Agent, Team, TeamMember, TokenUsage
+from ark_mesh.contracts import (
+    Agent,
+    AgentSpec,
+    ModelRef,
+    ObjectMeta,
+    Team,
+    TeamMember,
+    TeamSelector,
+    TokenUsage,
+)
 from ark_mesh.resolver.context import QueryRun, Scope
 from ark_mesh.resolver.errors import InvalidSpecError, ResourceNotFoundError
-from ark_mesh.resolver.outcome import Outcome
+from ark_mesh.resolver.outcome import Outcome, last_assistant_text
 from ark_mesh.resolver.ports import ChatMessage
 from ark_mesh.resolver.templates import render
 from ark_mesh.resolver.tools.builtin import SelectNextSpeakerTool, TerminateTool
@@ -54,6 +66,19 @@ def max_turns_message(limit: int) -> str:
     return f"Team conversation reached maximum turns limit ({limit})"
 
 
+def selector_model(selector: TeamSelector | None) -> str | None:
+    """The Model an older Team's selector names (``selector.model``), if any.
+
+    Read with ``getattr``: the field is Ark's old ``TeamSelectorSpec.Model`` (a string), which
+    the Struct may carry as a string or a reference with a ``name``.
+    """
+    model = getattr(selector, "model", None)
+    if model is None or isinstance(model, str):
+        return model or None
+    name = getattr(model, "name", None)
+    return str(name) if name else None
+
+
 @dataclass(frozen=True)
 class _Plan:
     strategy: str
@@ -74,8 +99,11 @@ def _plan(team: Team) -> _Plan:
     elif strategy == "selector":
         for edge in (spec.graph.edges if spec.graph else None) or []:
             edges.setdefault(edge.from_, []).append(edge.to)
-        if spec.selector is None or not spec.selector.agent:
-            raise InvalidSpecError(f"team '{name}': the selector strategy needs selector.agent")
+        if spec.selector is None or not (spec.selector.agent or selector_model(spec.selector)):
+            raise InvalidSpecError(
+                f"team '{name}': the selector strategy needs selector.agent (or, in older "
+                "Teams, selector.model)"
+            )
     if (loops or strategy == "selector") and not spec.max_turns:
         needs = "the selector strategy" if strategy == "selector" else "a looping sequential team"
         raise InvalidSpecError(f"team '{name}': maxTurns is required for {needs}")
@@ -228,12 +256,8 @@ class TeamRunner:
         """Ask the selector agent; None (after noting why in ``produced``) ends the team."""
         selector = self.team.spec.selector
         assert selector is not None
-        assert selector.agent
-        agent = await self.run.store.get(Agent, self.run.namespace, selector.agent)
-        if agent is None:
-            raise ResourceNotFoundError(
-                "Agent", self.run.namespace, selector.agent, referenced_by=f"team '{self.name}'"
-            )
+        agent = await self._selector_agent(selector)
+        selector_name = agent.metadata.name
         members = {member.name: member for member in self.team.spec.members}
         roles = []
         for name in candidates:
@@ -269,6 +293,10 @@ class TeamRunner:
             tool_choice="required",
         )
         signal = outcome.signal
+        if signal is None and not selector.agent:
+            named = last_assistant_text(outcome.messages).strip()
+            if named in candidates:
+                return named
         if signal is None:
             await self._stop(
                 scope, produced, "Selector agent did not use the select-next-speaker tool"
@@ -277,9 +305,9 @@ class TeamRunner:
         if signal.kind == "terminate":
             if signal.value:
                 produced.append(
-                    {"role": "assistant", "content": signal.value, "name": selector.agent}
+                    {"role": "assistant", "content": signal.value, "name": selector_name}
                 )
-                await self.run.announce(signal.value, scope.with_(agent=selector.agent))
+                await self.run.announce(signal.value, scope.with_(agent=selector_name))
             return None
         if signal.value not in candidates:
             await self._stop(
@@ -287,3 +315,23 @@ class TeamRunner:
             )
             return None
         return signal.value
+
+    async def _selector_agent(self, selector: TeamSelector) -> Agent:
+        """The named selector Agent, or (older Teams) an agent without a prompt or tools of its
+        own on the Model ``selector.model`` names, so both run through the same agent loop."""
+        if selector.agent:
+            agent = await self.run.store.get(Agent, self.run.namespace, selector.agent)
+            if agent is None:
+                raise ResourceNotFoundError(
+                    "Agent",
+                    self.run.namespace,
+                    selector.agent,
+                    referenced_by=f"team '{self.name}'",
+                )
+            return agent
+        model = selector_model(selector)
+        assert model is not None  # _plan refuses a selector team naming neither
+        return Agent(
+            metadata=ObjectMeta(name=f"{self.name}-selector", namespace=self.run.namespace),
+            spec=AgentSpec(model_ref=ModelRef(name=model)),
+        )

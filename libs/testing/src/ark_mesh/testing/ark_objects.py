@@ -11,6 +11,7 @@ from typing import Any
 from ark_mesh.contracts import (
     Agent,
     AgentSpec,
+    ConfigMap,
     Model,
     ModelConfig,
     ModelRef,
@@ -22,8 +23,9 @@ from ark_mesh.contracts import (
     QueryTarget,
     ValueSource,
 )
+from ark_mesh.resolver.streaming import STREAMING_CONFIGMAP
 
-__all__ = ["agent", "model", "query"]
+__all__ = ["agent", "model", "query", "streaming_config"]
 
 
 def model(
@@ -80,4 +82,16 @@ def query(
             target=QueryTarget(type=target[0], name=target[1]) if target else None,  # type: ignore[arg-type]
             **spec,
         ),
+    )
+
+
+def streaming_config(namespace: str, *, enabled: bool = True) -> ConfigMap:
+    """Ark's ``ark-config-streaming`` ConfigMap: model calls in ``namespace`` stream when enabled.
+
+    Ark also needs a ``serviceRef`` to its broker here; ark-mesh's chunk stream is the bus, so
+    the key is left out.
+    """
+    return ConfigMap(
+        metadata=ObjectMeta(name=STREAMING_CONFIGMAP, namespace=namespace),
+        data={"enabled": "true" if enabled else "false"},
     )

@@ -2,7 +2,8 @@
 
 Starts every part as a real process (:class:`~ark_mesh.testing.mesh.LocalMesh`), applies a
 ``default`` Model (the built-in OpenAI-compatible fake unless ``--model-url`` names a real
-endpoint) and an ``assistant`` Agent, creates a Query the way ``kubectl apply`` would, streams
+endpoint), an ``assistant`` Agent and Ark's streaming ConfigMap (so model calls stream token by
+token), creates a Query the way ``kubectl apply`` would, streams
 its tokens from ``ark.<tenant>.query.<uid>.chunk`` and prints the final status. Then it stays up
 (unless ``--once``) and prints how to reach the emulated cluster and NATS, until Ctrl-C.
 """
@@ -81,6 +82,7 @@ async def run(args: argparse.Namespace) -> int:
         model_url=args.model_url,
         api_key=args.api_key,
         model_id=args.model,
+        streaming=True,
     ) as mesh:
         parts = [
             "Kubernetes API emulator",

@@ -80,6 +80,8 @@ class LocalMesh:
 
     ``model_url``/``api_key`` point the ``default`` Model at a real OpenAI-compatible endpoint
     instead of the fake one. ``overrides`` merge into a service's generated config.
+    ``streaming`` configures the namespace for streaming model calls the way Ark does (the
+    ``ark-config-streaming`` ConfigMap); without it model calls are plain, as in Ark.
     """
 
     preset: Preset = "scale-flexible"
@@ -88,6 +90,7 @@ class LocalMesh:
     model_url: str | None = None
     api_key: str | None = None
     model_id: str = "fake-model"
+    streaming: bool = False
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment of every service process (e.g. ``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
@@ -135,7 +138,8 @@ class LocalMesh:
         return self
 
     async def apply_defaults(self) -> None:
-        """The ``default`` Model (fake or real endpoint) and an ``assistant`` Agent."""
+        """The ``default`` Model (fake or real endpoint), an ``assistant`` Agent and, with
+        ``streaming``, the namespace's streaming ConfigMap."""
         base_url = self.model_url or (self.fake_llm.base_url if self.fake_llm else "")
         model = ark_objects.model(
             "default",
@@ -147,6 +151,8 @@ class LocalMesh:
         async with await KubeClient.from_kubeconfig(str(self.kubeconfig)) as client:
             await client.create(model)
             await client.create(ark_objects.agent("assistant", self.namespace))
+            if self.streaming:
+                await client.create(ark_objects.streaming_config(self.namespace))
 
     def service_config(self, name: str) -> dict[str, Any]:
         """The config file a service gets: the same bus block for all (they all provision)."""

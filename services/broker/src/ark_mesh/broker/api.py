@@ -55,6 +55,7 @@ from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event, parse_last_ev
 from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import StreamEntry
 from ark_mesh.contracts import Chunk, parse_duration
+from ark_mesh.contracts.ark import STREAMING_ANNOTATION
 from ark_mesh.service import HealthServer
 from ark_mesh.telemetry import bound_context, extract_context, get_logger
 
@@ -316,8 +317,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         prefix="metadata",
     )
     broker = request.app[BROKER]
+    # A client asking for SSE asks for the model's tokens as they come: annotate the query the
+    # way ark-api does, so its model calls are streamed (see ark_mesh.resolver.streaming).
+    annotations = {STREAMING_ANNOTATION: "true"} if body.stream else None
     with bound_context(tenant=tenant):
-        record, _ = await broker.accept(tenant, spec_body)
+        record, _ = await broker.accept(tenant, spec_body, annotations=annotations)
     with bound_context(tenant=tenant, query_id=record.id):
         if body.stream:
             response = await _open_sse(request)

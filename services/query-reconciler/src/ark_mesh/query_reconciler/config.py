@@ -72,8 +72,15 @@ class ModelsConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 class StreamingConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Chunk publishing: ``coalesce`` merges consecutive text deltas of a query for up to
-    ``coalesce_delay`` seconds / ``coalesce_bytes`` of text (fewer, larger chunks)."""
+    ``coalesce_delay`` seconds / ``coalesce_bytes`` of text (fewer, larger chunks).
 
+    ``stream_model_calls`` is this service's default for streaming model calls from the
+    provider, used when neither the namespace's ``ark-config-streaming`` ConfigMap nor the
+    query's ``ark.mckinsey.com/streaming-enabled`` annotation decides. ``False`` is Ark's
+    behaviour; either way the query's chunk subject carries the answer.
+    """
+
+    stream_model_calls: bool = False
     coalesce: bool = False
     coalesce_delay: float = 0.02
     coalesce_bytes: int = 4096

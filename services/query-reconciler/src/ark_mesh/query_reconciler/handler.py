@@ -173,6 +173,7 @@ class QueryWork:
             memory=memory,
             http=self._http,
             reconciler_id=self._reconciler_id,
+            stream_model_calls=self._streaming.stream_model_calls,
         )
 
     def _sink(self, request: QueryRequest, attempt: int, ledger: Ledger) -> JetStreamSink:

@@ -163,6 +163,7 @@ class ResponsesWork:
             values=ValueResolver(self._store, request.namespace),
             target_label=target.label,
             conversation_id=request.conversation_id,
+            streams_model_calls=request.stream,
         )
         endpoint = await endpoint_for(model, run.values)
         try:

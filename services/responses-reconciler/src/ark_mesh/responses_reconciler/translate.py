@@ -21,6 +21,7 @@ from ark_mesh.contracts import (
     ResponsesRequest,
     parse_duration,
 )
+from ark_mesh.contracts.ark import STREAMING_ANNOTATION
 from ark_mesh.responses_reconciler.errors import InvalidRequestError
 
 __all__ = ["Target", "as_query_request", "last_user_text", "parse_target", "timeout_of"]
@@ -93,7 +94,8 @@ def as_query_request(
 ) -> QueryRequest:
     """The Query an agent or team target runs as: the last user message is its input, and
     :func:`earlier_messages` its history. A model target passes its own ``input_text`` (its
-    messages go to the model whole)."""
+    messages go to the model whole). A streaming request is annotated the way ark-api annotates
+    a query whose client asks to stream, so the model calls stream too."""
     parameters = [
         Parameter(name=name, value=str(value)) for name, value in (request.parameters or {}).items()
     ]
@@ -111,6 +113,7 @@ def as_query_request(
             conversation_id=request.conversation_id,
             timeout=request.timeout,
         ),
+        annotations={STREAMING_ANNOTATION: "true"} if request.stream else None,
         submitted_at=request.submitted_at,
         deadline=request.deadline,
     )

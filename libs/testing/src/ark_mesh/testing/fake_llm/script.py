@@ -92,6 +92,9 @@ class Reply(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ``drop_after`` closes the connection after that many SSE chunks (0 = before any byte of a
     non-streamed answer), which is how a provider's mid-stream failure looks to a client.
     ``json`` is the document returned as content (the answer to a ``response_format`` request).
+    ``stream_usage: false`` leaves the usage chunk out of a streamed chat answer even when the
+    client asks for it (``include_usage``), as providers that report usage only on non-streamed
+    answers do (Ark's mock-llm).
     """
 
     content: str | None = None
@@ -104,6 +107,7 @@ class Reply(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     error: ScriptedError | None = None
     drop_after: int | None = None
     finish_reason: str | None = None
+    stream_usage: bool = True
 
     def __post_init__(self) -> None:
         if self.chunk_words < 1:
@@ -118,7 +122,8 @@ class Match(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ``user`` is a substring and ``user_regex`` a regular expression (``re.search``) of the last
     user message; ``system`` a substring of the system prompt; ``headers`` exact values
     (names case-insensitive); ``tool`` the name of a tool offered to the model; ``last_role``
-    the role of the last message (``tool`` right after a tool result).
+    the role of the last message (``tool`` right after a tool result); ``stream`` whether the
+    client asked for a streamed answer.
     """
 
     user: str | None = None
@@ -129,6 +134,7 @@ class Match(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     tool: str | None = None
     last_role: str | None = None
     endpoint: Endpoint | None = None
+    stream: bool | None = None
 
     def __post_init__(self) -> None:
         if self.user_regex is not None:
@@ -151,6 +157,8 @@ class Match(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         if self.tool is not None and self.tool not in request.tool_names:
             return False
         if self.last_role is not None and self.last_role != request.last_role:
+            return False
+        if self.stream is not None and self.stream != request.stream:
             return False
         lowered = {k.lower(): v for k, v in request.headers.items()}
         return all(lowered.get(name.lower()) == value for name, value in self.headers.items())
@@ -195,6 +203,7 @@ class ModelRequest:
     last_tool: str = ""
     tool_names: frozenset[str] = frozenset()
     json_schema: Mapping[str, Any] | None = None
+    stream: bool = False
 
 
 def parse_rules(data: Any) -> list[Rule]:

@@ -283,7 +283,7 @@ class FakeModelServer:
                 model=model_request.model,
                 id=completion_id,
                 created=created,
-                include_usage=bool(options.get("include_usage")),
+                include_usage=reply.stream_usage and bool(options.get("include_usage")),
             )
             return await _stream_sse(request, ((None, c) for c in chunks), reply, done=True)
 

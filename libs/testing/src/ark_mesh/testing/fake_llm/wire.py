@@ -15,7 +15,7 @@ import json
 import math
 import struct
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ark_mesh.testing.fake_llm.script import (
@@ -75,11 +75,15 @@ def parse_request(endpoint: Endpoint, body: Any, headers: Mapping[str, str]) -> 
     if not isinstance(model, str) or not model:
         raise BadRequestError("'model' is required")
     if endpoint == "chat":
-        return _parse_chat(model, body, headers)
-    if endpoint == "responses":
-        return _parse_responses(model, body, headers)
-    inputs = embedding_inputs(body)
-    return ModelRequest(endpoint, model, dict(headers), last_user=inputs[-1] if inputs else "")
+        parsed = _parse_chat(model, body, headers)
+    elif endpoint == "responses":
+        parsed = _parse_responses(model, body, headers)
+    else:
+        inputs = embedding_inputs(body)
+        parsed = ModelRequest(
+            endpoint, model, dict(headers), last_user=inputs[-1] if inputs else ""
+        )
+    return replace(parsed, stream=body.get("stream") is True)
 
 
 def _parse_chat(model: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> ModelRequest:
