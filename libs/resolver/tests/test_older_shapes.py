@@ -4,9 +4,6 @@ Never silently dropped: ``spec.targets`` with one entry runs it and with several
 naming them; ``spec.evaluators`` / ``evaluatorSelector`` resolve normally with a condition and
 an event saying they were not acted on; an agent on an unknown execution engine fails naming the
 engine; an older Team's ``selector.model`` runs the selector prompt on that Model.
-
-``evaluators``, ``evaluatorSelector`` and ``selector.model`` are declared on local subclasses of
-the Structs here: the resolver reads them with ``getattr``, whichever Struct carries them.
 """
 
 from __future__ import annotations
@@ -17,7 +14,8 @@ import msgspec
 
 from ark_mesh.contracts import (
     EngineRef,
-    QuerySpec,
+    EvaluatorRef,
+    LabelSelector,
     QueryTarget,
     Team,
     TeamMember,
@@ -27,19 +25,6 @@ from ark_mesh.contracts import (
 from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedToolCall
 
 from .conftest import World, meta, mock_llm_like
-
-
-class SpecWithEvaluators(QuerySpec, kw_only=True):
-    """A Query spec of the targets era, with Ark's evaluation fields."""
-
-    evaluators: list[dict[str, str]] | None = None
-    evaluator_selector: dict[str, Any] | None = None
-
-
-class SelectorWithModel(TeamSelector, kw_only=True):
-    """An older Team selector (``TeamSelectorSpec.Model``): a Model picks the next speaker."""
-
-    model: str | None = None
 
 
 def conditions(status: Any) -> dict[str, Any]:
@@ -106,11 +91,10 @@ async def test_evaluators_are_not_run_and_the_query_says_so(world: World) -> Non
     world.model()
     world.agent("helper")
     plain = world.request(target=QueryTarget(type="agent", name="helper"))
-    spec = SpecWithEvaluators(
-        input=plain.spec.input,
-        target=plain.spec.target,
-        evaluators=[{"name": "quality"}, {"name": "tone", "namespace": "evals"}],
-        evaluator_selector={"matchLabels": {"suite": "nightly"}},
+    spec = msgspec.structs.replace(
+        plain.spec,
+        evaluators=[EvaluatorRef(name="quality"), EvaluatorRef(name="tone", namespace="evals")],
+        evaluator_selector=LabelSelector(match_labels={"suite": "nightly"}),
     )
     status, sink = await world.resolve(msgspec.structs.replace(plain, spec=spec))
     assert status.phase == "done"
@@ -188,7 +172,7 @@ async def test_an_older_team_selector_model_picks_speakers_by_name(world: World)
     )
     world.add(
         selector_team(
-            SelectorWithModel(model="selector-model", selector_prompt="Pick from {{.Participants}}")
+            TeamSelector(model="selector-model", selector_prompt="Pick from {{.Participants}}")
         )
     )
     status, _ = await world.resolve(world.request(target=QueryTarget(type="team", name="panel")))
@@ -219,7 +203,7 @@ async def test_an_older_team_selector_model_may_also_use_the_selection_tool(worl
             ),
         )
     )
-    world.add(selector_team(SelectorWithModel(model="selector-model")))
+    world.add(selector_team(TeamSelector(model="selector-model")))
     status, _ = await world.resolve(world.request(target=QueryTarget(type="team", name="panel")))
     assert status.phase == "done"
     assert status.response is not None
@@ -229,7 +213,7 @@ async def test_an_older_team_selector_model_may_also_use_the_selection_tool(worl
 async def test_a_selector_model_answer_naming_no_candidate_ends_the_team(world: World) -> None:
     panel(world)
     world.fake.add_rule(Rule(match=Match(model="selector-llm"), reply=Reply(content="nobody")))
-    world.add(selector_team(SelectorWithModel(model="selector-model")))
+    world.add(selector_team(TeamSelector(model="selector-model")))
     status, _ = await world.resolve(world.request(target=QueryTarget(type="team", name="panel")))
     assert status.phase == "done"
     assert status.response is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncio
 
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -122,14 +124,19 @@ async def test_cancel_stops_a_running_query(cluster, start_controller) -> None:
     await start_controller()
     await cluster.client.create(ark_objects.query("slow", NS, "slow please"))
     await cluster.wait_phase("slow", "running")
-    await cluster.fake.wait_until(lambda requests: len(requests) >= 1)
+
+    # The controller's Model probes reach the same fake model: follow this query's call only.
+    def slow_calls(requests: list[Any]) -> list[Any]:
+        return [r for r in requests if "slow please" in str(r.body)]
+
+    await cluster.fake.wait_until(lambda requests: len(slow_calls(requests)) >= 1)
     await cluster.client.patch(Query, NS, "slow", {"spec": {"cancel": True}})
     query = await cluster.wait_phase("slow", "canceled", "done", "error")
     assert query.status is not None
     assert query.status.phase == "canceled"
     assert completed(query)[:2] == ("True", "QueryCanceled")
-    await cluster.fake.wait_until(lambda rs: rs[-1].outcome == "client_disconnected")
-    assert cluster.fake.requests_to("chat")[-1].body["stream"] is True
+    await cluster.fake.wait_until(lambda rs: slow_calls(rs)[-1].outcome == "client_disconnected")
+    assert slow_calls(cluster.fake.requests_to("chat"))[-1].body["stream"] is True
 
 
 async def test_ttl_counts_from_completion_then_deletes(cluster, start_controller) -> None:

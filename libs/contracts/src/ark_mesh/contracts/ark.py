@@ -23,6 +23,7 @@ __all__ = [
     "RECONCILIATION_ANNOTATION",
     "RECONCILIATION_MODES",
     "STREAMING_ANNOTATION",
+    "STREAMING_CONFIGMAP",
     "Reason",
     "ReconciliationMode",
 ]
@@ -34,6 +35,8 @@ A2A_SERVER_ADDRESS_ANNOTATION: Final = "ark.mckinsey.com/a2a-server-address"
 A2A_SERVER_NAME_ANNOTATION: Final = "ark.mckinsey.com/a2a-server-name"
 """Set by Ark's A2AServer discovery on the Agents it creates."""
 STREAMING_ANNOTATION: Final = "ark.mckinsey.com/streaming-enabled"
+STREAMING_CONFIGMAP: Final = "ark-config-streaming"
+"""The namespace ConfigMap (``enabled: "true"``) that turns streamed model calls on, as in Ark."""
 RECONCILIATION_ANNOTATION: Final = "ark.mckinsey.com/reconciliation"
 """Per-query request for a resolution mode (ark-mesh's addition; see ReconciliationMode)."""
 

@@ -29,7 +29,7 @@ from ark_mesh.resolver.ports import ResourceStore
 
 __all__ = ["STREAMING_CONFIGMAP", "streams_model_calls", "streams_model_calls_for"]
 
-STREAMING_CONFIGMAP = "ark-config-streaming"
+STREAMING_CONFIGMAP = ark.STREAMING_CONFIGMAP
 _TRUE = "true"
 
 

@@ -67,16 +67,8 @@ def max_turns_message(limit: int) -> str:
 
 
 def selector_model(selector: TeamSelector | None) -> str | None:
-    """The Model an older Team's selector names (``selector.model``), if any.
-
-    Read with ``getattr``: the field is Ark's old ``TeamSelectorSpec.Model`` (a string), which
-    the Struct may carry as a string or a reference with a ``name``.
-    """
-    model = getattr(selector, "model", None)
-    if model is None or isinstance(model, str):
-        return model or None
-    name = getattr(model, "name", None)
-    return str(name) if name else None
+    """The Model an older Team's selector names (``selector.model``), if any."""
+    return (selector.model or None) if selector is not None else None
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from ark_mesh.contracts import (
     QuerySpec,
     QueryTarget,
     ValueSource,
+    ark,
 )
-from ark_mesh.resolver.streaming import STREAMING_CONFIGMAP
 
 __all__ = ["agent", "model", "query", "streaming_config"]
 
@@ -92,6 +92,6 @@ def streaming_config(namespace: str, *, enabled: bool = True) -> ConfigMap:
     the key is left out.
     """
     return ConfigMap(
-        metadata=ObjectMeta(name=STREAMING_CONFIGMAP, namespace=namespace),
+        metadata=ObjectMeta(name=ark.STREAMING_CONFIGMAP, namespace=namespace),
         data={"enabled": "true" if enabled else "false"},
     )
