@@ -12,6 +12,7 @@ Presets mirror the Helm chart's: ``simple`` (controller only, in-controller, no 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import tempfile
 from collections.abc import Mapping
@@ -19,14 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from ark_mesh.kube import KubeClient
+from ark_mesh.controller.admission import ServingCertificate, self_signed, webhook_configurations
+from ark_mesh.kube import ApiResource, KubeClient
 from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import FakeModelProcess
 from ark_mesh.testing.k8s.process import EmulatorProcess
 from ark_mesh.testing.nats_server import NatsServer, free_port
 from ark_mesh.testing.processes import ServiceProcess
 
-__all__ = ["PRESETS", "LocalMesh", "Preset"]
+__all__ = ["PRESETS", "LocalMesh", "Preset", "register_webhooks"]
 
 Preset = Literal["simple", "scale-flexible", "scale-strict"]
 
@@ -73,6 +75,29 @@ MODULES = {
 
 CHART_CRDS = Path(__file__).resolve().parents[5] / "helm" / "ark-mesh" / "crds"
 
+_WEBHOOK_CONFIGURATIONS = {
+    kind: ApiResource("admissionregistration.k8s.io", "v1", plural, kind, namespaced=False)
+    for kind, plural in (
+        ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
+        ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
+    )
+}
+
+
+async def register_webhooks(client: KubeClient, base_url: str, ca_pem: bytes) -> None:
+    """Register the controller's admission webhooks, served at ``base_url``, in a cluster.
+
+    What the chart's webhook configurations do in a real cluster, with a ``url`` instead of a
+    Service (the emulator reaches webhooks by URL) and the CA the local mesh generated.
+    """
+    bundle = base64.b64encode(ca_pem).decode()
+    for configuration in webhook_configurations(
+        lambda path: {"url": f"{base_url}{path}", "caBundle": bundle}
+    ):
+        await client.create_object(
+            _WEBHOOK_CONFIGURATIONS[configuration["kind"]], None, configuration
+        )
+
 
 @dataclass
 class LocalMesh:
@@ -94,11 +119,15 @@ class LocalMesh:
     bus_settings: Mapping[str, Any] = field(default_factory=dict)
     """Merged into every service's ``bus`` block (they must agree: each one provisions)."""
     crd_dir: Path = CHART_CRDS
+    admission: bool = True
+    """Serve Ark's admission webhooks from the controller and register them (every preset)."""
 
     nats: NatsServer | None = field(default=None, init=False)
     kube: EmulatorProcess | None = field(default=None, init=False)
     fake_llm: FakeModelProcess | None = field(default=None, init=False)
     services: dict[str, ServiceProcess] = field(default_factory=dict, init=False)
+    webhook_port: int = field(default=0, init=False)
+    webhook_certificate: ServingCertificate | None = field(default=None, init=False)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack, init=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
 
@@ -106,6 +135,11 @@ class LocalMesh:
     def kubeconfig(self) -> Path:
         assert self.workdir is not None
         return self.workdir / "kubeconfig"
+
+    @property
+    def webhook_cert_dir(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "webhook-certs"
 
     @property
     def uses_nats(self) -> bool:
@@ -126,9 +160,23 @@ class LocalMesh:
             if self.model_url is None:
                 self.fake_llm = FakeModelProcess()
                 await self._stack.enter_async_context(self.fake_llm)
+            if self.admission:
+                self.webhook_port = free_port()
+                self.webhook_certificate = self_signed(["127.0.0.1"])
+                self.webhook_certificate.write(self.webhook_cert_dir)
+            services = PRESETS[self.preset]["services"]
+            await self.start_service("controller")  # first: it serves the admission webhooks
+            if self.webhook_certificate is not None:
+                async with await self.client() as client:
+                    await register_webhooks(
+                        client,
+                        f"https://127.0.0.1:{self.webhook_port}",
+                        self.webhook_certificate.ca_pem,
+                    )
             await self.apply_defaults()
-            for name in PRESETS[self.preset]["services"]:
-                await self.start_service(name)
+            for name in services:
+                if name != "controller":
+                    await self.start_service(name)
         except BaseException:
             await self.stop()
             raise
@@ -162,6 +210,13 @@ class LocalMesh:
                 "default_reconciliation": preset["default_reconciliation"],
                 "allowed_modes": preset["allowed_modes"],
             }
+            if self.admission:
+                config["webhook"] = {
+                    "enabled": True,
+                    "host": "127.0.0.1",
+                    "port": self.webhook_port,
+                    "cert_dir": str(self.webhook_cert_dir),
+                }
         elif name == "query-reconciler":
             config["resources"] = {"source": "kubernetes", "kubeconfig": kubeconfig}
             config["memory"] = {"backend": "jetstream"}

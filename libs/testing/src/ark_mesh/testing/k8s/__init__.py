@@ -9,8 +9,9 @@ registration with ``openAPIV3Schema`` validation and pruning, and discovery good
 ``kubectl`` and kubernetes-asyncio. Tests can inject faults and count requests and writes
 per object at the server.
 
-Not emulated: authentication/authorization, admission webhooks, CEL rules, server-side
-apply, protobuf, garbage collection of owned objects, and conversion webhooks.
+Admission webhooks registered as Mutating/ValidatingWebhookConfigurations are called over TLS
+(:mod:`ark_mesh.testing.k8s.admission`). Not emulated: authentication/authorization, CEL rules,
+server-side apply, protobuf, garbage collection of owned objects, and conversion webhooks.
 """
 
 from ark_mesh.testing.k8s.emulator import KubeEmulator, load_crd_files, write_kubeconfig
