@@ -108,21 +108,35 @@ class Admitter:
 
     async def _validate(self, admitted: AdmittedKind, uid: str, obj: Obj) -> dict[str, Any]:
         verdict = VALIDATORS[admitted.key](obj)
+        warnings = list(verdict.warnings)
         if verdict.refusal is not None:
-            return denied(uid, verdict.refusal, warnings=verdict.warnings)
+            return denied(uid, verdict.refusal, warnings=warnings)
         for reference in verdict.references:
-            refusal = await self._check(reference)
+            try:
+                refusal = await self._check(reference)
+            except _UnreadableError as exc:
+                warnings.append(str(exc))
+                continue
             if refusal is not None:
-                return denied(uid, refusal, warnings=verdict.warnings)
-        return allowed(uid, warnings=verdict.warnings)
+                return denied(uid, refusal, warnings=warnings)
+        return allowed(uid, warnings=warnings)
 
     async def _check(self, reference: rules.Reference) -> str | None:
-        """``None`` when the reference resolves, else the refusal naming it."""
+        """``None`` when the reference resolves, else the refusal naming it.
+
+        A kind the controller may not read (scale-strict grants no Secret access) cannot be
+        checked: :class:`_UnreadableError` turns that into a warning, never a refusal.
+        """
         try:
             found = await self._client.get_object(
                 _resource(reference.kind), reference.namespace, reference.name
             )
         except KubeError as exc:
+            if exc.code == 403:
+                raise _UnreadableError(
+                    f"{reference.kind.lower()} '{reference.name}' in namespace "
+                    f"'{reference.namespace}' was not checked: the controller may not read it"
+                ) from exc
             return reference.refusal(exc.message)
         if reference.key:
             data = {**(found.get("data") or {}), **(found.get("binaryData") or {})}
@@ -149,6 +163,10 @@ class Admitter:
             # Defaults must not block writes: Ark's webhook also falls back when the read fails.
             log.warning("admission default lookup failed", kind=resource.kind, error=str(exc))
             return None
+
+
+class _UnreadableError(Exception):
+    """A reference the controller's RBAC does not let it read."""
 
 
 def _with_namespace(obj: Obj, request: Obj) -> Obj:
