@@ -9,6 +9,7 @@ pass, and the defaults the mutating webhooks add are visible with ``kubectl get 
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +17,19 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 
-from ark_mesh.controller.admission import self_signed
-from ark_mesh.controller.config import WebhookConfig
+from ark_mesh.controller.admission import (
+    MUTATING_CONFIGURATION,
+    VALIDATING_CONFIGURATION,
+    self_signed,
+)
+from ark_mesh.controller.admission.bootstrap import CONFIGURATIONS, SECRETS
+from ark_mesh.controller.config import SelfSignedCertificates, WebhookConfig
 from ark_mesh.kube import KubeClient
 from ark_mesh.testing.k8s.emulator import KubeEmulator
 from ark_mesh.testing.k8s.kubectl import Kubectl, KubectlError
-from ark_mesh.testing.mesh import register_webhooks
+from ark_mesh.testing.mesh import register_webhooks, register_webhooks_with
 from ark_mesh.testing.nats_server import free_port
 
 from .conftest import ControllerFactory
@@ -30,6 +37,8 @@ from .conftest import ControllerFactory
 HERE = Path(__file__).parent
 CHART_CRDS = HERE.parents[2] / "helm" / "ark-mesh" / "crds"
 NS = "default"
+MUTATING = CONFIGURATIONS["MutatingWebhookConfiguration"]
+VALIDATING = CONFIGURATIONS["ValidatingWebhookConfiguration"]
 
 
 @pytest.fixture
@@ -632,3 +641,51 @@ async def test_updates_are_admitted_too(cluster: Cluster) -> None:
         in refused.value.result.stderr
     )
     assert (await cluster.get("agent", "editable"))["spec"]["prompt"] == "Fine."
+
+
+async def test_self_signed_bootstrap_shares_one_certificate_and_sets_the_ca_bundle(
+    kube_emulator: KubeEmulator, start_controller: ControllerFactory, tmp_path: Path
+) -> None:
+    """What the chart's default does in a cluster: the first replica creates the certificate
+    Secret, every replica serves it, and the caBundle of both configurations is its CA."""
+    assert kube_emulator.kubeconfig_path is not None
+    async with await KubeClient.from_kubeconfig(str(kube_emulator.kubeconfig_path)) as client:
+        service = {"service": {"name": "ark-mesh-webhook", "namespace": NS}}
+        await register_webhooks_with(client, lambda path: {**service, "path": path})
+        bootstrap = SelfSignedCertificates(
+            namespace=NS, service="ark-mesh-webhook", secret="ark-mesh-webhook-tls"
+        )
+        replicas = []
+        for replica in ("a", "b"):
+            cert_dir = tmp_path / replica
+            replicas.append(
+                await start_controller(
+                    webhook=WebhookConfig(
+                        enabled=True,
+                        host="127.0.0.1",
+                        port=free_port(),
+                        cert_dir=str(cert_dir),
+                        self_signed=bootstrap,
+                    )
+                )
+            )
+        served = [(tmp_path / r / "tls.crt").read_bytes() for r in ("a", "b")]
+        assert served[0] == served[1]
+        secret = await client.get_object(SECRETS, NS, "ark-mesh-webhook-tls")
+        ca = base64.b64decode(secret["data"]["ca.crt"])
+        for resource, name in (
+            (MUTATING, MUTATING_CONFIGURATION),
+            (VALIDATING, VALIDATING_CONFIGURATION),
+        ):
+            configuration = await client.get_object(resource, None, name)
+            bundles = {w["clientConfig"]["caBundle"] for w in configuration["webhooks"]}
+            assert bundles == {base64.b64encode(ca).decode()}
+        leaf = x509.load_pem_x509_certificate(served[0])
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert names.get_values_for_type(x509.DNSName) == [
+            "ark-mesh-webhook.default.svc",
+            "ark-mesh-webhook.default.svc.cluster.local",
+        ]
+        assert all(
+            replica.admission is not None and replica.admission.serving for replica in replicas
+        )

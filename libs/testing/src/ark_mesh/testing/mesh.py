@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -28,7 +28,7 @@ from ark_mesh.testing.k8s.process import EmulatorProcess
 from ark_mesh.testing.nats_server import NatsServer, free_port
 from ark_mesh.testing.processes import ServiceProcess
 
-__all__ = ["PRESETS", "LocalMesh", "Preset", "register_webhooks"]
+__all__ = ["PRESETS", "LocalMesh", "Preset", "register_webhooks", "register_webhooks_with"]
 
 Preset = Literal["simple", "scale-flexible", "scale-strict"]
 
@@ -91,9 +91,16 @@ async def register_webhooks(client: KubeClient, base_url: str, ca_pem: bytes) ->
     Service (the emulator reaches webhooks by URL) and the CA the local mesh generated.
     """
     bundle = base64.b64encode(ca_pem).decode()
-    for configuration in webhook_configurations(
-        lambda path: {"url": f"{base_url}{path}", "caBundle": bundle}
-    ):
+    await register_webhooks_with(
+        client, lambda path: {"url": f"{base_url}{path}", "caBundle": bundle}
+    )
+
+
+async def register_webhooks_with(
+    client: KubeClient, client_config: Callable[[str], Mapping[str, Any]]
+) -> None:
+    """Create both webhook configurations, each webhook's ``clientConfig`` from its path."""
+    for configuration in webhook_configurations(client_config):
         await client.create_object(
             _WEBHOOK_CONFIGURATIONS[configuration["kind"]], None, configuration
         )
