@@ -194,8 +194,10 @@ class AdmissionChain:
     ) -> Admitted:
         """A patch is admitted as the UPDATE it produces; a conflict with a write that landed
         while the webhooks ran is retried on the new object, as the real server retries."""
-        current = self._store.get(rt, namespace, name)
-        hooks = self._matching(rt, "UPDATE", subresource, namespace, current)
+        hooks: list[_Webhook] = []
+        if self._registered():
+            current = self._store.get(rt, namespace, name)
+            hooks = self._matching(rt, "UPDATE", subresource, namespace, current)
         if not hooks:
             return Admitted(
                 self._store.patch(
@@ -243,6 +245,11 @@ class AdmissionChain:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     # --- matching --------------------------------------------------------------------------
+
+    def _registered(self) -> bool:
+        return any(
+            True for storage in (MUTATING, VALIDATING) for _ in self._store.objects(storage, None)
+        )
 
     def _matching(
         self,
