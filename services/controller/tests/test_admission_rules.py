@@ -136,6 +136,12 @@ REFUSALS: list[tuple[str, Any, dict[str, Any], str]] = [
         ),
         "cannot specify both evaluators and evaluatorSelector",
     ),
+    (
+        "query",
+        rules.validate_query,
+        obj("q", {"input": "hi", "target": AGENT_TARGET, "timeout": "whenever"}),
+        'spec.timeout: Invalid value: "whenever": time: invalid duration "whenever"',
+    ),
     # --- Agent
     ("agent", rules.validate_agent, obj("a", {}), "spec.prompt: Required value"),
     (
@@ -200,6 +206,15 @@ REFUSALS: list[tuple[str, Any, dict[str, Any], str]] = [
             },
         ),
         "tool[0]: approval.onTimeout must be 'reject' or 'proceed'",
+    ),
+    (
+        "agent",
+        rules.validate_agent,
+        obj(
+            "a",
+            {"prompt": "p", "tools": [{"type": "mcp", "name": "x", "approval": {"timeout": "0s"}}]},
+        ),
+        "tool[0]: approval.timeout must be a positive duration",
     ),
     # --- Model
     (
@@ -453,6 +468,12 @@ REFUSALS: list[tuple[str, Any, dict[str, Any], str]] = [
             },
         ),
         "headers[0]: valueFrom cannot specify both secretKeyRef and configMapKeyRef",
+    ),
+    (
+        "mcpserver",
+        rules.validate_mcpserver,
+        obj("s", {"address": {"value": "http://s"}, "pollInterval": "-1m"}),
+        "failed to validate pollInterval: pollInterval cannot be negative",
     ),
     (
         "memory",

@@ -19,6 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ark_mesh.contracts.durations import parse_duration
+from ark_mesh.contracts.errors import DurationError
+
 __all__ = [
     "MIGRATION_WARNING_PREFIX",
     "Reference",
@@ -295,13 +298,32 @@ def _overrides(checks: _Checks, overrides: Any) -> None:
             _header(checks, header, f"overrides[{index}].headers[{position}]")
 
 
+def _duration(value: Any, path: str) -> float | None:
+    """Seconds of a Go duration field (``None`` when unset); refuses what Go cannot parse, as
+    decoding a ``metav1.Duration`` would."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(str(value)).total_seconds()
+    except DurationError:
+        raise RefusedError(
+            f'{path}: Invalid value: {json.dumps(value)}: time: invalid duration "{value}"'
+        ) from None
+
+
+def _poll_interval(spec: Mapping[str, Any]) -> None:
+    seconds = _duration(spec.get("pollInterval"), "spec.pollInterval")
+    if seconds is not None and seconds < 0:
+        raise RefusedError("failed to validate pollInterval: pollInterval cannot be negative")
+
+
 def _approval(approval: Any, prefix: str) -> None:
     config = _mapping(approval)
     on_timeout = config.get("onTimeout")
     if on_timeout not in (None, "", "reject", "proceed"):
         raise RefusedError(f"{prefix}approval.onTimeout must be 'reject' or 'proceed'")
-    timeout = config.get("timeout")
-    if isinstance(timeout, str) and timeout.strip().startswith(("-", "0s")):
+    timeout = _duration(config.get("timeout"), f"{prefix}approval.timeout")
+    if timeout is not None and timeout <= 0:
         raise RefusedError(f"{prefix}approval.timeout must be a positive duration")
 
 
@@ -328,6 +350,8 @@ def validate_query(checks: _Checks) -> None:
         _query_target(checks, _mapping(target), "target")
     for index, item in enumerate(_list(targets)):
         _query_target(checks, _mapping(item), f"target[{index}]")
+    for field in ("timeout", "ttl"):
+        _duration(spec.get(field), f"spec.{field}")
     _parameters(checks, spec.get("parameters"))
     _overrides(checks, spec.get("overrides"))
     evaluators = _list(spec.get("evaluators"))
@@ -457,6 +481,7 @@ def validate_model(checks: _Checks) -> None:
     kind = spec.get("type")
     if kind is not None and kind not in MODEL_TYPES:
         raise _unsupported("spec.type", kind, MODEL_TYPES)
+    _poll_interval(spec)
     _value_source(checks, spec.get("model"), "spec.model")
     if spec.get("model") is None:
         raise _required("spec.model")
@@ -673,6 +698,7 @@ def validate_mcpserver(checks: _Checks) -> None:
     )
     for index, header in enumerate(_list(spec.get("headers"))):
         _header(checks, header, f"headers[{index}]", check_refs=True)
+    _poll_interval(spec)
 
 
 @_rule
@@ -748,3 +774,4 @@ def validate_a2aserver(checks: _Checks) -> None:
             break
     if problems:
         raise RefusedError(f"validation failed: [{' '.join(problems)}]")
+    _poll_interval(spec)
