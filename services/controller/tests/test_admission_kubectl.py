@@ -20,11 +20,12 @@ import yaml
 from cryptography import x509
 
 from ark_mesh.controller.admission import (
+    CONFIGURATION_RESOURCES,
     MUTATING_CONFIGURATION,
     VALIDATING_CONFIGURATION,
     self_signed,
 )
-from ark_mesh.controller.admission.bootstrap import CONFIGURATIONS, SECRETS
+from ark_mesh.controller.admission.bootstrap import SECRETS
 from ark_mesh.controller.config import SelfSignedCertificates, WebhookConfig
 from ark_mesh.kube import KubeClient
 from ark_mesh.testing.k8s.emulator import KubeEmulator
@@ -37,8 +38,8 @@ from .conftest import ControllerFactory
 HERE = Path(__file__).parent
 CHART_CRDS = HERE.parents[2] / "helm" / "ark-mesh" / "crds"
 NS = "default"
-MUTATING = CONFIGURATIONS["MutatingWebhookConfiguration"]
-VALIDATING = CONFIGURATIONS["ValidatingWebhookConfiguration"]
+MUTATING = CONFIGURATION_RESOURCES["MutatingWebhookConfiguration"]
+VALIDATING = CONFIGURATION_RESOURCES["ValidatingWebhookConfiguration"]
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ newcomer the working system with nothing installed but this repository.
 
 Presets mirror the Helm chart's: ``simple`` (controller only, in-controller, no NATS),
 ``scale-flexible`` (NATS and every service, default standalone, in-controller allowed) and
-``scale-strict`` (standalone only).
+``scale-strict`` (standalone only). In every preset the controller serves Ark's admission
+webhooks (a certificate for 127.0.0.1 made at start) and the emulator calls them, so invalid
+objects are refused as on a cluster.
 """
 
 from __future__ import annotations
@@ -20,8 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from ark_mesh.controller.admission import ServingCertificate, self_signed, webhook_configurations
-from ark_mesh.kube import ApiResource, KubeClient
+from ark_mesh.controller.admission import (
+    CONFIGURATION_RESOURCES,
+    ServingCertificate,
+    self_signed,
+    webhook_configurations,
+)
+from ark_mesh.kube import KubeClient
 from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import FakeModelProcess
 from ark_mesh.testing.k8s.process import EmulatorProcess
@@ -75,14 +82,6 @@ MODULES = {
 
 CHART_CRDS = Path(__file__).resolve().parents[5] / "helm" / "ark-mesh" / "crds"
 
-_WEBHOOK_CONFIGURATIONS = {
-    kind: ApiResource("admissionregistration.k8s.io", "v1", plural, kind, namespaced=False)
-    for kind, plural in (
-        ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
-        ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
-    )
-}
-
 
 async def register_webhooks(client: KubeClient, base_url: str, ca_pem: bytes) -> None:
     """Register the controller's admission webhooks, served at ``base_url``, in a cluster.
@@ -102,7 +101,7 @@ async def register_webhooks_with(
     """Create both webhook configurations, each webhook's ``clientConfig`` from its path."""
     for configuration in webhook_configurations(client_config):
         await client.create_object(
-            _WEBHOOK_CONFIGURATIONS[configuration["kind"]], None, configuration
+            CONFIGURATION_RESOURCES[configuration["kind"]], None, configuration
         )
 
 

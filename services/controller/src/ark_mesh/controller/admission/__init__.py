@@ -12,6 +12,7 @@ the names registered here.)
 from ark_mesh.controller.admission.certs import ServingCertificate, self_signed
 from ark_mesh.controller.admission.registration import (
     ADMITTED_KINDS,
+    CONFIGURATION_RESOURCES,
     MUTATING_CONFIGURATION,
     VALIDATING_CONFIGURATION,
     AdmittedKind,
@@ -20,6 +21,7 @@ from ark_mesh.controller.admission.registration import (
 
 __all__ = [
     "ADMITTED_KINDS",
+    "CONFIGURATION_RESOURCES",
     "MUTATING_CONFIGURATION",
     "VALIDATING_CONFIGURATION",
     "AdmittedKind",

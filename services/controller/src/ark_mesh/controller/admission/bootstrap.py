@@ -21,6 +21,7 @@ from ark_mesh.controller.admission.certs import (
     ServingCertificate,
     self_signed,
 )
+from ark_mesh.controller.admission.registration import CONFIGURATION_RESOURCES
 from ark_mesh.kube import AlreadyExistsError, ApiResource, ConflictError, KubeClient, NotFoundError
 from ark_mesh.telemetry import get_logger
 
@@ -29,22 +30,6 @@ __all__ = ["bootstrap_certificate", "inject_ca_bundle"]
 log = get_logger("ark_mesh.controller.admission")
 
 SECRETS: Final = ApiResource("", "v1", "secrets", "Secret")
-CONFIGURATIONS: Final = {
-    "MutatingWebhookConfiguration": ApiResource(
-        "admissionregistration.k8s.io",
-        "v1",
-        "mutatingwebhookconfigurations",
-        "MutatingWebhookConfiguration",
-        namespaced=False,
-    ),
-    "ValidatingWebhookConfiguration": ApiResource(
-        "admissionregistration.k8s.io",
-        "v1",
-        "validatingwebhookconfigurations",
-        "ValidatingWebhookConfiguration",
-        namespaced=False,
-    ),
-}
 
 
 async def bootstrap_certificate(
@@ -90,7 +75,7 @@ async def inject_ca_bundle(
     """Set ``caBundle`` on every webhook of the named ``(kind, name)`` configurations."""
     bundle = base64.b64encode(ca_pem).decode()
     for kind, name in configurations:
-        resource = CONFIGURATIONS[kind]
+        resource = CONFIGURATION_RESOURCES[kind]
         for _ in range(5):
             try:
                 current = await client.get_object(resource, None, name)

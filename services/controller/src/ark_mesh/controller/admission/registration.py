@@ -13,8 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ark_mesh.kube import ApiResource
+
 __all__ = [
     "ADMITTED_KINDS",
+    "CONFIGURATION_RESOURCES",
     "GROUP",
     "MUTATING_CONFIGURATION",
     "VALIDATING_CONFIGURATION",
@@ -24,6 +27,13 @@ __all__ = [
 
 GROUP: Final = "ark.mckinsey.com"
 MUTATING_CONFIGURATION: Final = "ark-mesh-mutating-webhook-configuration"
+CONFIGURATION_RESOURCES: Final = {
+    kind: ApiResource("admissionregistration.k8s.io", "v1", plural, kind, namespaced=False)
+    for kind, plural in (
+        ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
+        ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
+    )
+}
 VALIDATING_CONFIGURATION: Final = "ark-mesh-validating-webhook-configuration"
 
 

@@ -19,7 +19,11 @@ from typing import Any, Final
 from aiohttp import web
 
 from ark_mesh.controller.admission import defaults, rules
-from ark_mesh.controller.admission.bootstrap import bootstrap_certificate, inject_ca_bundle
+from ark_mesh.controller.admission.bootstrap import (
+    SECRETS,
+    bootstrap_certificate,
+    inject_ca_bundle,
+)
 from ark_mesh.controller.admission.certs import CERT_FILE, KEY_FILE
 from ark_mesh.controller.admission.registration import ADMITTED_KINDS, GROUP, AdmittedKind
 from ark_mesh.controller.admission.review import allowed, denied, json_patch
@@ -47,7 +51,7 @@ VALIDATORS: Final[Mapping[str, Callable[[Obj], rules.Verdict]]] = {
 }
 
 _CORE: Final = {
-    "Secret": ApiResource("", "v1", "secrets", "Secret"),
+    "Secret": SECRETS,
     "ConfigMap": ApiResource("", "v1", "configmaps", "ConfigMap"),
 }
 ARK_CONFIG: Final = ApiResource(GROUP, "v1alpha1", "arkconfigs", "ArkConfig", namespaced=False)
