@@ -18,8 +18,9 @@ A denial becomes the ``Status`` kube-apiserver returns — the webhook's ``resul
 the request: <message>`` — so kubectl prints what it prints on a cluster. Webhook warnings
 become ``Warning`` headers. A webhook that cannot be reached fails the request with 500 under
 ``failurePolicy: Fail`` and is skipped under ``Ignore``. ``clientConfig.service`` cannot be
-reached from outside a cluster: the emulator treats it as unreachable. DELETE and CONNECT
-operations are not sent to webhooks.
+reached from outside a cluster: the emulator treats it as unreachable. Not emulated: DELETE and
+CONNECT operations (never sent), ``reinvocationPolicy``, ``matchConditions`` (CEL) and
+``matchPolicy: Equivalent`` across versions.
 """
 
 from __future__ import annotations
