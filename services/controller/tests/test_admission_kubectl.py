@@ -648,45 +648,52 @@ async def test_self_signed_bootstrap_shares_one_certificate_and_sets_the_ca_bund
     kube_emulator: KubeEmulator, start_controller: ControllerFactory, tmp_path: Path
 ) -> None:
     """What the chart's default does in a cluster: the first replica creates the certificate
-    Secret, every replica serves it, and the caBundle of both configurations is its CA."""
+    Secret, every replica serves it, and the caBundle of both configurations is its CA — also
+    when Helm creates the configurations after the controller started."""
     assert kube_emulator.kubeconfig_path is not None
     async with await KubeClient.from_kubeconfig(str(kube_emulator.kubeconfig_path)) as client:
-        service = {"service": {"name": "ark-mesh-webhook", "namespace": NS}}
-        await register_webhooks_with(client, lambda path: {**service, "path": path})
         bootstrap = SelfSignedCertificates(
             namespace=NS, service="ark-mesh-webhook", secret="ark-mesh-webhook-tls"
         )
         replicas = []
         for replica in ("a", "b"):
-            cert_dir = tmp_path / replica
             replicas.append(
                 await start_controller(
                     webhook=WebhookConfig(
                         enabled=True,
                         host="127.0.0.1",
                         port=free_port(),
-                        cert_dir=str(cert_dir),
+                        cert_dir=str(tmp_path / replica),
                         self_signed=bootstrap,
                     )
                 )
             )
         served = [(tmp_path / r / "tls.crt").read_bytes() for r in ("a", "b")]
         assert served[0] == served[1]
+        assert all(r.admission is not None and r.admission.serving for r in replicas)
+
+        service = {"service": {"name": "ark-mesh-webhook", "namespace": NS}}
+        await register_webhooks_with(client, lambda path: {**service, "path": path})
         secret = await client.get_object(SECRETS, NS, "ark-mesh-webhook-tls")
-        ca = base64.b64decode(secret["data"]["ca.crt"])
-        for resource, name in (
-            (MUTATING, MUTATING_CONFIGURATION),
-            (VALIDATING, VALIDATING_CONFIGURATION),
-        ):
-            configuration = await client.get_object(resource, None, name)
-            bundles = {w["clientConfig"]["caBundle"] for w in configuration["webhooks"]}
-            assert bundles == {base64.b64encode(ca).decode()}
+        bundle = base64.b64encode(base64.b64decode(secret["data"]["ca.crt"])).decode()
+        async with asyncio.timeout(10):
+            while True:
+                bundles = set()
+                for resource, name in (
+                    (MUTATING, MUTATING_CONFIGURATION),
+                    (VALIDATING, VALIDATING_CONFIGURATION),
+                ):
+                    configuration = await client.get_object(resource, None, name)
+                    bundles |= {
+                        w["clientConfig"].get("caBundle") for w in configuration["webhooks"]
+                    }
+                if bundles == {bundle}:
+                    break
+                await asyncio.sleep(0.1)
+
         leaf = x509.load_pem_x509_certificate(served[0])
         names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert names.get_values_for_type(x509.DNSName) == [
             "ark-mesh-webhook.default.svc",
             "ark-mesh-webhook.default.svc.cluster.local",
         ]
-        assert all(
-            replica.admission is not None and replica.admission.serving for replica in replicas
-        )

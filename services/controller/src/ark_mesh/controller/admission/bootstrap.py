@@ -9,6 +9,7 @@ cert-manager's cainjector does otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,10 +23,17 @@ from ark_mesh.controller.admission.certs import (
     self_signed,
 )
 from ark_mesh.controller.admission.registration import CONFIGURATION_RESOURCES
-from ark_mesh.kube import AlreadyExistsError, ApiResource, ConflictError, KubeClient, NotFoundError
+from ark_mesh.kube import (
+    AlreadyExistsError,
+    ApiResource,
+    ConflictError,
+    KubeClient,
+    KubeError,
+    NotFoundError,
+)
 from ark_mesh.telemetry import get_logger
 
-__all__ = ["bootstrap_certificate", "inject_ca_bundle"]
+__all__ = ["bootstrap_certificate", "inject_ca_bundle", "keep_ca_bundle"]
 
 log = get_logger("ark_mesh.controller.admission")
 
@@ -71,16 +79,20 @@ async def bootstrap_certificate(
 
 async def inject_ca_bundle(
     client: KubeClient, ca_pem: bytes, configurations: Sequence[tuple[str, str]]
-) -> None:
-    """Set ``caBundle`` on every webhook of the named ``(kind, name)`` configurations."""
+) -> bool:
+    """Set ``caBundle`` on every webhook of the named ``(kind, name)`` configurations.
+
+    ``True`` when all of them carry it; ``False`` when one does not exist (yet).
+    """
     bundle = base64.b64encode(ca_pem).decode()
+    complete = True
     for kind, name in configurations:
         resource = CONFIGURATION_RESOURCES[kind]
         for _ in range(5):
             try:
                 current = await client.get_object(resource, None, name)
             except NotFoundError:
-                log.warning("webhook configuration not found", kind=kind, name=name)
+                complete = False
                 break
             webhooks = current.get("webhooks") or []
             if all((w.get("clientConfig") or {}).get("caBundle") == bundle for w in webhooks):
@@ -93,3 +105,26 @@ async def inject_ca_bundle(
                 break
             except ConflictError:
                 continue
+    return complete
+
+
+async def keep_ca_bundle(
+    client: KubeClient,
+    ca_pem: bytes,
+    configurations: Sequence[tuple[str, str]],
+    *,
+    interval: float = 30.0,
+) -> None:
+    """Keep the caBundle injected for as long as the controller runs.
+
+    Helm creates webhook configurations after Deployments, so at first start they may not
+    exist yet (retried every second until they do); later, a re-apply of the chart that
+    resets them is repaired within ``interval``.
+    """
+    while True:
+        try:
+            complete = await inject_ca_bundle(client, ca_pem, configurations)
+        except KubeError as exc:
+            log.warning("webhook caBundle injection failed; retrying", error=str(exc))
+            complete = False
+        await asyncio.sleep(interval if complete else 1.0)

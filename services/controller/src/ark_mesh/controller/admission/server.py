@@ -22,7 +22,7 @@ from ark_mesh.controller.admission import defaults, rules
 from ark_mesh.controller.admission.bootstrap import (
     SECRETS,
     bootstrap_certificate,
-    inject_ca_bundle,
+    keep_ca_bundle,
 )
 from ark_mesh.controller.admission.certs import CERT_FILE, KEY_FILE
 from ark_mesh.controller.admission.registration import ADMITTED_KINDS, GROUP, AdmittedKind
@@ -200,6 +200,7 @@ class AdmissionServer:
         self._context: ssl.SSLContext | None = None
         self._loaded: tuple[float, float] = (0.0, 0.0)
         self.serving = False
+        self.tasks: list[asyncio.Task[None]] = []  # e.g. keeping the caBundle injected
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
@@ -261,6 +262,9 @@ class AdmissionServer:
 
     async def stop(self) -> None:
         self.serving = False
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -278,6 +282,7 @@ async def serve_admission(
         port=config.port,
     )
     bootstrap = config.self_signed
+    certificate = None
     if bootstrap is not None:
         certificate = await bootstrap_certificate(
             client,
@@ -286,14 +291,16 @@ async def serve_admission(
             service=bootstrap.service,
             cert_dir=cert_dir,
         )
-        await inject_ca_bundle(
-            client,
-            certificate.ca_pem,
-            [
-                ("MutatingWebhookConfiguration", bootstrap.mutating_configuration),
-                ("ValidatingWebhookConfiguration", bootstrap.validating_configuration),
-            ],
-        )
     await server.wait_for_certificate(config.certificate_wait)
     await server.start()
+    if bootstrap is not None and certificate is not None:
+        configurations = [
+            ("MutatingWebhookConfiguration", bootstrap.mutating_configuration),
+            ("ValidatingWebhookConfiguration", bootstrap.validating_configuration),
+        ]
+        server.tasks.append(
+            asyncio.create_task(
+                keep_ca_bundle(client, certificate.ca_pem, configurations), name="ca-bundle"
+            )
+        )
     return server
