@@ -229,7 +229,9 @@ def test_simple_preset_is_the_controller_alone_without_nats(chart: Chart) -> Non
     assert [w["metadata"]["name"] for w in rendered.workloads()] == ["ark-mesh-controller"]
     assert rendered.components() == {"controller"}
     assert not [o for o in rendered.objects if "nats" in yaml.safe_dump(o).lower()]
-    assert not rendered.kinds("StatefulSet", "Service", "PersistentVolumeClaim")
+    assert not rendered.kinds("StatefulSet", "PersistentVolumeClaim")
+    # the one Service is the controller's admission webhook's
+    assert [s["metadata"]["name"] for s in rendered.kinds("Service")] == ["ark-mesh-webhook"]
 
 
 @pytest.mark.parametrize("preset", SCALE_PRESETS)
@@ -251,6 +253,7 @@ def test_scale_presets_deploy_every_service_and_nats(chart: Chart, preset: str) 
         rendered.name("nats"),
         f"{rendered.name('nats')}-headless",
         rendered.name("broker"),
+        rendered.name("webhook"),
     }
 
 
@@ -533,10 +536,9 @@ def test_probes_use_the_health_port(chart: Chart, component: str) -> None:
     container = chart.render("scale-flexible").container(component)
     health = {"name": "health", "containerPort": container["ports"][0]["containerPort"]}
     assert container["ports"][0] == {**health, "protocol": "TCP"}
-    # Only the broker serves more than its health endpoints: its HTTP API.
-    assert [p["name"] for p in container["ports"][1:]] == (
-        ["http"] if component == "broker" else []
-    )
+    # Only the broker (its HTTP API) and the controller (admission webhooks) serve more.
+    extra = {"broker": ["http"], "controller": ["webhook"]}
+    assert [p["name"] for p in container["ports"][1:]] == extra.get(component, [])
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert container["startupProbe"]["httpGet"]["port"] == "health"

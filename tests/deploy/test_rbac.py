@@ -168,11 +168,17 @@ def test_controller_permissions_in_flexible_preset(chart: Chart) -> None:
 
 def test_strict_controller_without_resource_controllers_cannot_read_secrets(chart: Chart) -> None:
     """scale-strict never resolves in the controller: without the resource controllers (which
-    probe Models with their keys) it gets no access to Agents, Secrets…"""
+    probe Models with their keys) it cannot list or watch what the resolver reads and cannot read
+    Secrets or ConfigMaps at all; admission may only check that the Agents, Models… an object
+    names exist (``get``, one object at a time)."""
     rbac = access(chart, "scale-strict", controller={"resourceControllers": {"enabled": False}})
     account = rbac.rendered.name("controller")
     for group, plural in resolver_reads():
-        assert not rbac.can(account, "get", group, plural, "team-a"), plural
+        for verb in ("list", "watch"):
+            assert not rbac.can(account, verb, group, plural, "team-a"), plural
+        if group == "":
+            assert not rbac.can(account, "get", group, plural, "team-a"), plural
+    assert rbac.can(account, "get", "ark.mckinsey.com", "agents", "team-a")
     assert rbac.can(account, "watch", "ark.mckinsey.com", "queries", "team-a")
     assert not rbac.can(account, "patch", "ark.mckinsey.com", "models/status", "team-a")
     assert not rbac.can(account, "create", "ark.mckinsey.com", "tools", "team-a")
@@ -231,7 +237,14 @@ def test_leases_only_with_leader_election_and_only_in_the_release_namespace(
 
 def test_watch_namespace_grants_roles_in_that_namespace_only(chart: Chart) -> None:
     rbac = access(chart, "scale-flexible", watchNamespace="team-a")
-    assert not rbac.rendered.kinds("ClusterRole", "ClusterRoleBinding")
+    # the one cluster-wide grant: admission's ArkConfig/default and its webhook configurations
+    cluster_roles = rbac.rendered.kinds("ClusterRole")
+    assert [role["metadata"]["name"] for role in cluster_roles] == ["ark-ark-mesh-admission"]
+    assert {r for rule in cluster_roles[0]["rules"] for r in rule["resources"]} == {
+        "arkconfigs",
+        "mutatingwebhookconfigurations",
+        "validatingwebhookconfigurations",
+    }
     ark = "ark.mckinsey.com"
     controller = rbac.rendered.name("controller")
     status_sync = rbac.rendered.name("status-sync")

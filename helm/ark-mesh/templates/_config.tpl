@@ -39,6 +39,24 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
 {{- if $s.bus -}}
 {{- $_ := set $config "bus" (include "ark-mesh.busConfig" . | fromYaml) -}}
 {{- end -}}
+{{- $w := $c.webhook -}}
+{{- if $w.enabled -}}
+{{- $webhook := dict
+  "enabled" true
+  "host" "0.0.0.0"
+  "port" $w.port
+  "cert_dir" (include "ark-mesh.webhookCertDir" .) -}}
+{{- if not $w.certManager.enabled -}}
+{{- $service := include "ark-mesh.webhookService" . -}}
+{{- $_ := set $webhook "self_signed" (dict
+  "namespace" .Release.Namespace
+  "service" $service
+  "secret" (printf "%s-tls" $service)
+  "mutating_configuration" (include "ark-mesh.webhookConfigurationName" (dict "ctx" . "mutating" true))
+  "validating_configuration" (include "ark-mesh.webhookConfigurationName" (dict "ctx" . "mutating" false))) -}}
+{{- end -}}
+{{- $_ := set $config "webhook" $webhook -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
 

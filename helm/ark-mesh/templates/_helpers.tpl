@@ -335,12 +335,22 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
+            {{- range .volumes }}
+            - name: {{ .name }}
+              mountPath: {{ .mountPath }}
+              readOnly: true
+            {{- end }}
       volumes:
         - name: config
           configMap:
             name: {{ $name }}
         - name: tmp
           emptyDir: {}
+        {{- range .volumes }}
+        - name: {{ .name }}
+          secret:
+            secretName: {{ .secretName }}
+        {{- end }}
       {{- with $v.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
@@ -492,4 +502,26 @@ subjects:
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* The Service in front of the controller's admission webhooks. */}}
+{{- define "ark-mesh.webhookService" -}}
+{{- printf "%s-webhook" (include "ark-mesh.fullname" .) -}}
+{{- end -}}
+
+{{/* Where the controller reads (cert-manager) or writes (self-signed) its serving certificate. */}}
+{{- define "ark-mesh.webhookCertDir" -}}
+/tmp/k8s-webhook-server/serving-certs
+{{- end -}}
+
+{{/* A webhook configuration's (cluster-scoped) name: (dict "ctx" $ "mutating" true|false). */}}
+{{- define "ark-mesh.webhookConfigurationName" -}}
+{{- include "ark-mesh.clusterName" (dict "ctx" .ctx "component" (ternary "mutating-webhook" "validating-webhook" .mutating)) -}}
+{{- end -}}
+
+{{/* What admission reads where the objects live: the objects a verdict names must exist. */}}
+{{- define "ark-mesh.admissionReadRules" -}}
+- apiGroups: ["ark.mckinsey.com"]
+  resources: ["agents", "models", "teams", "tools", "memories", "evaluators"]
+  verbs: ["get"]
 {{- end -}}

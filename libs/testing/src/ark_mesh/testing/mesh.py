@@ -7,18 +7,27 @@ newcomer the working system with nothing installed but this repository.
 
 Presets mirror the Helm chart's: ``simple`` (controller only, in-controller, no NATS),
 ``scale-flexible`` (NATS and every service, default standalone, in-controller allowed) and
-``scale-strict`` (standalone only).
+``scale-strict`` (standalone only). In every preset the controller serves Ark's admission
+webhooks (a certificate for 127.0.0.1 made at start) and the emulator calls them, so invalid
+objects are refused as on a cluster.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
+from ark_mesh.controller.admission import (
+    CONFIGURATION_RESOURCES,
+    ServingCertificate,
+    self_signed,
+    webhook_configurations,
+)
 from ark_mesh.kube import KubeClient
 from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import FakeModelProcess
@@ -26,7 +35,7 @@ from ark_mesh.testing.k8s.process import EmulatorProcess
 from ark_mesh.testing.nats_server import NatsServer, free_port
 from ark_mesh.testing.processes import ServiceProcess
 
-__all__ = ["PRESETS", "LocalMesh", "Preset"]
+__all__ = ["PRESETS", "LocalMesh", "Preset", "register_webhooks", "register_webhooks_with"]
 
 Preset = Literal["simple", "scale-flexible", "scale-strict"]
 
@@ -74,6 +83,28 @@ MODULES = {
 CHART_CRDS = Path(__file__).resolve().parents[5] / "helm" / "ark-mesh" / "crds"
 
 
+async def register_webhooks(client: KubeClient, base_url: str, ca_pem: bytes) -> None:
+    """Register the controller's admission webhooks, served at ``base_url``, in a cluster.
+
+    What the chart's webhook configurations do in a real cluster, with a ``url`` instead of a
+    Service (the emulator reaches webhooks by URL) and the CA the local mesh generated.
+    """
+    bundle = base64.b64encode(ca_pem).decode()
+    await register_webhooks_with(
+        client, lambda path: {"url": f"{base_url}{path}", "caBundle": bundle}
+    )
+
+
+async def register_webhooks_with(
+    client: KubeClient, client_config: Callable[[str], Mapping[str, Any]]
+) -> None:
+    """Create both webhook configurations, each webhook's ``clientConfig`` from its path."""
+    for configuration in webhook_configurations(client_config):
+        await client.create_object(
+            CONFIGURATION_RESOURCES[configuration["kind"]], None, configuration
+        )
+
+
 @dataclass
 class LocalMesh:
     """``async with LocalMesh(preset="scale-flexible") as mesh:`` — see the module docstring.
@@ -97,11 +128,15 @@ class LocalMesh:
     bus_settings: Mapping[str, Any] = field(default_factory=dict)
     """Merged into every service's ``bus`` block (they must agree: each one provisions)."""
     crd_dir: Path = CHART_CRDS
+    admission: bool = True
+    """Serve Ark's admission webhooks from the controller and register them (every preset)."""
 
     nats: NatsServer | None = field(default=None, init=False)
     kube: EmulatorProcess | None = field(default=None, init=False)
     fake_llm: FakeModelProcess | None = field(default=None, init=False)
     services: dict[str, ServiceProcess] = field(default_factory=dict, init=False)
+    webhook_port: int = field(default=0, init=False)
+    webhook_certificate: ServingCertificate | None = field(default=None, init=False)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack, init=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
 
@@ -109,6 +144,11 @@ class LocalMesh:
     def kubeconfig(self) -> Path:
         assert self.workdir is not None
         return self.workdir / "kubeconfig"
+
+    @property
+    def webhook_cert_dir(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "webhook-certs"
 
     @property
     def uses_nats(self) -> bool:
@@ -129,9 +169,23 @@ class LocalMesh:
             if self.model_url is None:
                 self.fake_llm = FakeModelProcess()
                 await self._stack.enter_async_context(self.fake_llm)
+            if self.admission:
+                self.webhook_port = free_port()
+                self.webhook_certificate = self_signed(["127.0.0.1"])
+                self.webhook_certificate.write(self.webhook_cert_dir)
+            services = PRESETS[self.preset]["services"]
+            await self.start_service("controller")  # first: it serves the admission webhooks
+            if self.webhook_certificate is not None:
+                async with await self.client() as client:
+                    await register_webhooks(
+                        client,
+                        f"https://127.0.0.1:{self.webhook_port}",
+                        self.webhook_certificate.ca_pem,
+                    )
             await self.apply_defaults()
-            for name in PRESETS[self.preset]["services"]:
-                await self.start_service(name)
+            for name in services:
+                if name != "controller":
+                    await self.start_service(name)
         except BaseException:
             await self.stop()
             raise
@@ -168,6 +222,13 @@ class LocalMesh:
                 "default_reconciliation": preset["default_reconciliation"],
                 "allowed_modes": preset["allowed_modes"],
             }
+            if self.admission:
+                config["webhook"] = {
+                    "enabled": True,
+                    "host": "127.0.0.1",
+                    "port": self.webhook_port,
+                    "cert_dir": str(self.webhook_cert_dir),
+                }
         elif name == "query-reconciler":
             config["resources"] = {"source": "kubernetes", "kubeconfig": kubeconfig}
             config["memory"] = {"backend": "jetstream"}

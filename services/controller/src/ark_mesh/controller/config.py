@@ -11,6 +11,10 @@ import msgspec
 
 from ark_mesh.bus import BusConfig
 from ark_mesh.contracts.ark import ReconciliationMode
+from ark_mesh.controller.admission.registration import (
+    MUTATING_CONFIGURATION,
+    VALIDATING_CONFIGURATION,
+)
 from ark_mesh.service import ConfigError
 
 __all__ = [
@@ -21,6 +25,8 @@ __all__ = [
     "ReconciliationConfig",
     "ResourceControllersConfig",
     "SchedulerConfig",
+    "SelfSignedCertificates",
+    "WebhookConfig",
 ]
 
 
@@ -76,6 +82,34 @@ class HealthConfig(msgspec.Struct, kw_only=True, frozen=True):
     port: int = 8081
 
 
+class SelfSignedCertificates(msgspec.Struct, kw_only=True, frozen=True):
+    """The bootstrap used when cert-manager is not: the controller keeps a CA and a serving
+    certificate for ``<service>.<namespace>.svc`` in ``secret`` (created on first start) and
+    injects the CA into the ``caBundle`` of the two webhook configurations."""
+
+    namespace: str
+    service: str
+    secret: str
+    mutating_configuration: str = MUTATING_CONFIGURATION
+    validating_configuration: str = VALIDATING_CONFIGURATION
+
+
+class WebhookConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """Ark's admission webhooks (validation and defaulting), served over HTTPS.
+
+    ``cert_dir`` holds ``tls.crt``/``tls.key`` (a cert-manager Secret mount, or what the
+    ``self_signed`` bootstrap writes there); ``certificate_wait`` is how long start waits for
+    a mounted certificate to appear.
+    """
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = 9443
+    cert_dir: str = "/tmp/k8s-webhook-server/serving-certs"
+    certificate_wait: float = 60.0
+    self_signed: SelfSignedCertificates | None = None
+
+
 class ControllerConfig(msgspec.Struct, kw_only=True, frozen=True):
     reconciliation: ReconciliationConfig = ReconciliationConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
@@ -84,6 +118,7 @@ class ControllerConfig(msgspec.Struct, kw_only=True, frozen=True):
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
     health: HealthConfig = HealthConfig()
     bus: BusConfig | None = None
+    webhook: WebhookConfig = WebhookConfig()
     default_query_ttl: str = "720h"
     """Ark's webhook fallback for ``spec.ttl``, counted from completion."""
 

@@ -17,6 +17,7 @@ import msgspec
 from ark_mesh.bus import Bus, CancelChannel, Publisher, Topology
 from ark_mesh.contracts import Chunk, Query, QueryEvent, QueryStatus, subjects
 from ark_mesh.contracts.ark import FINALIZER
+from ark_mesh.controller.admission.server import AdmissionServer, serve_admission
 from ark_mesh.controller.config import ControllerConfig
 from ark_mesh.controller.dispatch import InControllerDispatcher, StandaloneDispatcher
 from ark_mesh.controller.keyqueue import KeyQueue
@@ -130,6 +131,7 @@ class ControllerService:
         self._watch: ResumableWatch | None = None
         self.status: KubeStatus | None = None
         self.resources: ResourceControllers | None = None
+        self.admission: AdmissionServer | None = None
 
     async def start(self, health: HealthServer) -> None:
         cfg = self.config
@@ -139,6 +141,11 @@ class ControllerService:
             else KubeClient.in_cluster()
         )
         self.status = status = KubeStatus(StatusWriter(client))
+        if cfg.webhook.enabled:  # every replica serves admission, leader or not
+            self.admission = admission = await serve_admission(
+                client, cfg.webhook, fallback_query_ttl=cfg.default_query_ttl
+            )
+            health.add_check("admission-webhook", lambda: admission.serving)
         identity = cfg.leader_election.identity or f"{socket.gethostname()}-{os.getpid()}"
         recorder = EventRecorder(client, controller="ark-mesh-controller", instance=identity)
         events = KubeEvents(recorder)
@@ -280,6 +287,8 @@ class ControllerService:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.admission is not None:
+            await self.admission.stop()
         self._queue.close()
         if self._in_controller is not None:
             await self._in_controller.close(grace)

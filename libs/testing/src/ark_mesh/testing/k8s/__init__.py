@@ -14,10 +14,11 @@ namespace), Services, Pods and Deployments stored, server-side tables with CRD p
 columns (JSONPath filters included). Tests can inject faults and count requests and writes
 per object at the server.
 
-Not emulated: authentication/authorization (RBAC objects are stored, never enforced), pods
-that run or Deployments that roll out, admission webhooks, CEL rules, server-side apply, protobuf
-responses and protobuf bodies of other kinds (answered 415), garbage collection of owned
-objects, and conversion webhooks.
+Admission webhooks registered as Mutating/ValidatingWebhookConfigurations are called over TLS
+(:mod:`ark_mesh.testing.k8s.admission`). Not emulated: authentication/authorization (RBAC objects
+are stored, never enforced), pods that run or Deployments that roll out, CEL rules, server-side
+apply, protobuf responses and protobuf bodies of other kinds (answered 415), garbage collection
+of owned objects, and conversion webhooks.
 """
 
 from ark_mesh.testing.k8s.emulator import KubeEmulator, load_crd_files, write_kubeconfig

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ark_mesh.testing.k8s.admission import WEBHOOK_CONFIGURATION_TYPES
 from ark_mesh.testing.k8s.resources import (
     BUILTIN_TYPES,
     CRD_RESOURCE,
@@ -30,7 +31,7 @@ class Registry:
         self._disabled = frozenset(disabled_apis)
         self._types: dict[tuple[str, str, str], ResourceType] = {}
         self._crd_types: dict[str, list[ResourceType]] = {}  # CRD name -> its served types
-        for rt in (*BUILTIN_TYPES, CRD_RESOURCE):
+        for rt in (*BUILTIN_TYPES, CRD_RESOURCE, *WEBHOOK_CONFIGURATION_TYPES):
             self._add(rt)
         self._builtin = frozenset(self._types)
 

@@ -17,6 +17,7 @@ import yaml
 from aiohttp import web
 
 from ark_mesh.testing.k8s import openapi_docs
+from ark_mesh.testing.k8s.admission import AdmissionChain
 from ark_mesh.testing.k8s.errors import ApiError, status_success
 from ark_mesh.testing.k8s.faults import FaultInjector, FaultRule
 from ark_mesh.testing.k8s.patches import (
@@ -108,6 +109,7 @@ class ApiServer:
         self._control = control
         self._watches: set[Watcher] = set()
         self._watches_changed = asyncio.Event()
+        self.admission = AdmissionChain(store)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
@@ -297,22 +299,17 @@ class ApiServer:
         if verb == "create":
             body = await _read_object(request)
             headers = self._field_validation(request, rt, body)
-            created = self.store.create(rt, namespace, body, dry_run=dry_run)
-            return _json_response(created, 201, headers)
+            created = await self.admission.create(rt, namespace, body, dry_run=dry_run)
+            return _json_response(created.obj, 201, created.warning_headers(headers))
         assert target.name is not None or verb == "deletecollection"
         if verb == "update":
             assert target.name is not None
             body = await _read_object(request)
             headers = self._field_validation(request, rt, body)
-            updated = self.store.update(
-                rt,
-                namespace,
-                target.name,
-                body,
-                subresource=target.subresource,
-                dry_run=dry_run,
+            updated = await self.admission.update(
+                rt, namespace, target.name, body, subresource=target.subresource, dry_run=dry_run
             )
-            return _json_response(updated, 200, headers)
+            return _json_response(updated.obj, 200, updated.warning_headers(headers))
         if verb == "patch":
             assert target.name is not None
             return await self._patch(request, target, dry_run)
@@ -427,7 +424,7 @@ class ApiServer:
 
         else:
             raise ApiError.unsupported_media_type(content_type, accepted)
-        patched = self.store.patch(
+        patched = await self.admission.patch(
             rt,
             target.namespace or "",
             target.name,
@@ -435,7 +432,7 @@ class ApiServer:
             subresource=target.subresource,
             dry_run=dry_run,
         )
-        return _json_response(patched)
+        return _json_response(patched.obj, 200, patched.warning_headers({}))
 
     def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
