@@ -137,6 +137,26 @@ async def test_probe_makes_model_available_and_its_agent_follows(
     assert (agent.reason, agent.message) == ("Available", "All dependencies are available")
 
 
+async def test_the_probe_is_a_plain_call_like_arks(
+    cluster: Cluster, start_controller: ControllerFactory
+) -> None:
+    """A provider that fails streamed calls (Ark's mock-llm answers a streamed tool call with a
+    500) is still available: the probe, like Ark's, does not stream."""
+    cluster.fake.add_rule(
+        Rule(
+            match=Match(model="plain-only", stream=True),
+            reply=Reply(error=ScriptedError(status=500, message="cannot stream")),
+        )
+    )
+    await cluster.client.create(
+        ark_objects.model("plain", NS, cluster.fake.base_url, model_id="plain-only")
+    )
+    await start_controller()
+    await condition_of(cluster, Model, "plain", "ModelAvailable", "True")
+    [probe, *_] = [r for r in cluster.fake.requests_to("chat") if r.body["model"] == "plain-only"]
+    assert not probe.body.get("stream")
+
+
 async def test_a_provider_refusal_shows_its_message(
     cluster: Cluster, start_controller: ControllerFactory
 ) -> None:

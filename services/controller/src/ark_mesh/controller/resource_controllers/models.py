@@ -1,8 +1,10 @@
 """Model: ``ModelAvailable`` from a real, cheap call to the provider, every ``pollInterval``.
 
-The probe is a one-message chat completion through the resolver's own model client — the very
-path a query takes, with the Model's base URL, key, headers and properties — cut off after its
-first chunk. Ark's probe lists the provider's models first and falls back to such a completion;
+The probe is a one-message, non-streamed chat completion through the resolver's own model client
+— the very path a query takes, with the Model's base URL, key, headers and properties. Not
+streamed, as Ark's probe: a provider (Ark's own mock-llm among them) may answer a streamed call
+differently, or not at all. Ark's probe lists the provider's models first and falls back to such a
+completion;
 the completion alone proves more (the key, the deployment and the model id all work) and every
 OpenAI-compatible server answers it. A provider's refusal ends up in the condition's message
 the way Ark words it: the provider's own message and the HTTP status, ``"… (401)"``.
@@ -79,7 +81,7 @@ class ModelAvailability:
         except ResolutionError as exc:
             return ProbeResult(False, str(exc))
         try:
-            async with self._client.stream(endpoint, PROBE) as chunks:
+            async with self._client.stream(endpoint, PROBE, streamed=False) as chunks:
                 async for _ in chunks:
                     break
         except ResolutionError as exc:
