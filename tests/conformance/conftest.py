@@ -15,8 +15,8 @@ scenario (matched on that id) never answer another's requests.
 
 Placeholders in a scenario (``${NAME}``, substituted before the YAML is read): ``NAMESPACE``,
 ``MODEL_URL`` (the fake model's OpenAI base URL), ``MODEL_SERVER`` (its root, for Azure),
-``MODEL_ID``, ``TOOL_URL`` (the HTTP tool server), ``A2A_URL`` (the A2A test agent) and any value
-captured by an earlier ``capture``. A scenario's ``model.rules`` are the fake model's script
+``MODEL_ID``, ``TOOL_URL`` (the HTTP tool server), ``A2A_URL`` (the A2A test agent),
+``MCP_URL`` (the MCP test server) and any value captured by an earlier ``capture``. A scenario's ``model.rules`` are the fake model's script
 (``ark_mesh.testing.fake_llm.script``), each matched on the scenario's model id; ``cleanup``
 operations run however the steps end (for cluster-scoped objects such as ``ArkConfig/default``).
 """
@@ -44,6 +44,7 @@ from jmespath.exceptions import JMESPathError
 from ark_mesh.testing.a2a_server import A2ATestServer
 from ark_mesh.testing.fake_llm import FakeModelControl, RecordedRequest
 from ark_mesh.testing.k8s.kubectl import Kubectl, KubectlError
+from ark_mesh.testing.mcp_server import MCPTestServer
 from ark_mesh.testing.mesh import LocalMesh
 
 CONFORMANCE_PRESETS = ("simple", "scale-flexible")
@@ -199,6 +200,7 @@ class ConformanceMesh:
     fake_model: FakeModelControl
     tools: ToolServer
     a2a: A2ATestServer
+    mcp: MCPTestServer
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -215,12 +217,19 @@ async def a2a_agent() -> AsyncIterator[A2ATestServer]:
         yield server
 
 
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def mcp_tools() -> AsyncIterator[MCPTestServer]:
+    async with MCPTestServer() as server:
+        yield server
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session", params=CONFORMANCE_PRESETS)
 async def conformance_mesh(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     tool_server: ToolServer,
     a2a_agent: A2ATestServer,
+    mcp_tools: MCPTestServer,
 ) -> AsyncIterator[ConformanceMesh]:
     """One mesh per preset, shared by every scenario (each in its own namespace)."""
     preset = str(request.param)
@@ -230,7 +239,9 @@ async def conformance_mesh(
     try:
         assert mesh.fake_llm is not None
         kubectl = Kubectl(mesh.kubeconfig, cache_dir=workdir / "kubectl-cache")
-        yield ConformanceMesh(preset, mesh, kubectl, mesh.fake_llm.control, tool_server, a2a_agent)
+        yield ConformanceMesh(
+            preset, mesh, kubectl, mesh.fake_llm.control, tool_server, a2a_agent, mcp_tools
+        )
     finally:
         await mesh.stop()
 
@@ -591,6 +602,7 @@ async def run_scenario(env: ConformanceMesh, path: Path) -> None:
         "MODEL_ID": f"model-{namespace}",
         "TOOL_URL": env.tools.url,
         "A2A_URL": env.a2a.url,
+        "MCP_URL": env.mcp.url,
     }
     run = ScenarioRun(env, name, namespace, bindings, path.parent.parent)
     scenario = run.load(path)
