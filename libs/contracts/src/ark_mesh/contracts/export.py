@@ -20,22 +20,7 @@ import yaml
 
 from ark_mesh.contracts.catalog import CHANNELS
 from ark_mesh.contracts.messages import MESSAGE_TYPES
-from ark_mesh.contracts.resources import (
-    A2AServer,
-    A2ATask,
-    Agent,
-    ArkConfig,
-    Evaluation,
-    Evaluator,
-    ExecutionEngine,
-    MCPServer,
-    Memory,
-    Model,
-    Query,
-    Resource,
-    Team,
-    Tool,
-)
+from ark_mesh.contracts.resources import KINDS, Resource
 
 __all__ = [
     "CRD_KINDS",
@@ -47,20 +32,8 @@ __all__ = [
     "structural_schema",
 ]
 
-CRD_KINDS: tuple[type[Resource], ...] = (
-    Query,
-    Agent,
-    Model,
-    Team,
-    Tool,
-    Memory,
-    A2AServer,
-    MCPServer,
-    Evaluator,
-    Evaluation,
-    ExecutionEngine,
-    A2ATask,
-    ArkConfig,
+CRD_KINDS: tuple[type[Resource], ...] = tuple(
+    kind for kind in KINDS.values() if kind.GROUP == Resource.GROUP
 )
 """Every kind Ark serves that ark-mesh keeps, read or not: a kind without a CRD cannot even be
 applied ("no matches for kind"), and a field missing from its CRD is pruned."""
