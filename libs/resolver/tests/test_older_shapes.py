@@ -16,6 +16,7 @@ from ark_mesh.contracts import (
     EngineRef,
     EvaluatorRef,
     LabelSelector,
+    QueryResponse,
     QueryTarget,
     Team,
     TeamMember,
@@ -40,6 +41,12 @@ async def test_a_single_entry_of_targets_is_the_target(world: World) -> None:
     assert status.phase == "done"
     assert status.response is not None
     assert status.response.target == QueryTarget(type="agent", name="helper")
+    # Clients of the targets era read the answer from status.responses[]: one entry, the same
+    # target and content, without a second copy of raw.
+    assert status.responses == [
+        QueryResponse(target=status.response.target, content=status.response.content)
+    ]
+    assert status.response.raw
 
 
 async def test_several_targets_are_refused_naming_them(world: World) -> None:

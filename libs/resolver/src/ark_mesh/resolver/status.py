@@ -22,6 +22,7 @@ __all__ = [
     "REASONS",
     "Ending",
     "condition",
+    "legacy_responses",
     "memory_conditions",
     "running_status",
     "terminal_status",
@@ -133,6 +134,16 @@ def error_raw(message: str) -> str:
     return json.dumps([{"error": "target_execution_error", "message": message}])
 
 
+def legacy_responses(response: QueryResponse | None) -> list[QueryResponse] | None:
+    """``status.responses`` as Ark's targets-era controllers wrote it: one ``{target, content}``
+    per target, and a query has exactly one. Clients and tests of that generation read the answer
+    there; the newest read ``status.response``. Only target and content are repeated, so the
+    second copy costs the answer's text once more, never ``raw``."""
+    if response is None:
+        return None
+    return [QueryResponse(target=response.target, content=response.content)]
+
+
 def terminal_status(
     ending: Ending,
     *,
@@ -161,6 +172,7 @@ def terminal_status(
             *extra_conditions,
         ],
         response=response,
+        responses=legacy_responses(response),
         conversation_id=conversation_id,
         token_usage=usage if usage.total_tokens > 0 else None,
         duration=duration,
