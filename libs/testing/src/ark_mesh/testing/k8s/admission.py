@@ -39,7 +39,7 @@ import aiohttp
 
 from ark_mesh.testing.k8s.errors import ApiError
 from ark_mesh.testing.k8s.patches import apply_json_patch
-from ark_mesh.testing.k8s.resources import ResourceType
+from ark_mesh.testing.k8s.resources import ResourceType, named_group
 from ark_mesh.testing.k8s.selectors import LabelSelector, Requirement
 
 if TYPE_CHECKING:
@@ -58,22 +58,21 @@ _ADMIN_USER: Final = {
 }
 
 
-def _configuration_type(kind: str, plural: str) -> ResourceType:
-    return ResourceType(
-        group=GROUP,
-        version="v1",
-        kind=kind,
-        plural=plural,
-        singular=kind.lower(),
-        namespaced=False,
-        storage=(GROUP, plural),
-        categories=("api-extensions",),
-    )
-
-
 WEBHOOK_CONFIGURATION_TYPES: Final = (
-    _configuration_type("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
-    _configuration_type("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
+    named_group(
+        GROUP,
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        namespaced=False,
+        categories=("api-extensions",),
+    ),
+    named_group(
+        GROUP,
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        namespaced=False,
+        categories=("api-extensions",),
+    ),
 )
 
 

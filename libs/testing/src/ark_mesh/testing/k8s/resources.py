@@ -35,6 +35,7 @@ __all__ = [
     "ResourceType",
     "StorageKey",
     "crd_to_types",
+    "named_group",
     "validate_crd",
 ]
 
@@ -224,9 +225,10 @@ RBAC_KINDS: Final = (
 )
 
 
-def _named_group(
+def named_group(
     group: str, kind: str, plural: str, *, namespaced: bool = True, **extra: Any
 ) -> ResourceType:
+    """A built-in ``v1`` kind of a named API group (RBAC, admission registration, ...)."""
     return ResourceType(
         group=group,
         version="v1",
@@ -331,7 +333,7 @@ def _builtin_types() -> tuple[ResourceType, ...]:
             status_subresource=True,
             selectable_fields=("spec.nodeName", "spec.restartPolicy", "status.phase"),
         ),
-        _named_group(
+        named_group(
             "apps",
             "Deployment",
             "deployments",
@@ -341,7 +343,7 @@ def _builtin_types() -> tuple[ResourceType, ...]:
             generation=True,
         ),
         *(
-            _named_group(RBAC_GROUP, kind, plural, namespaced=not kind.startswith("Cluster"))
+            named_group(RBAC_GROUP, kind, plural, namespaced=not kind.startswith("Cluster"))
             for kind, plural in RBAC_KINDS
         ),
     )

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from ark_mesh.contracts import ArkConfig, Memory
 from ark_mesh.controller.admission import defaults, rules
 from ark_mesh.controller.admission.bootstrap import (
     SECRETS,
@@ -54,8 +55,8 @@ _CORE: Final = {
     "Secret": SECRETS,
     "ConfigMap": ApiResource("", "v1", "configmaps", "ConfigMap"),
 }
-ARK_CONFIG: Final = ApiResource(GROUP, "v1alpha1", "arkconfigs", "ArkConfig", namespaced=False)
-MEMORIES: Final = ApiResource(GROUP, "v1alpha1", "memories", "Memory")
+ARK_CONFIG: Final = ApiResource.of(ArkConfig)
+MEMORIES: Final = ApiResource.of(Memory)
 ARK_CONFIG_NAME: Final = "default"
 
 
