@@ -171,6 +171,12 @@ async def test_unreachable_tool_and_missing_tool_resource_are_errors(world: Worl
 async def test_agent_as_tool_runs_the_other_agent_silently(world: World) -> None:
     world.model()
     world.agent("researcher", prompt="You research.")
+    world.add(
+        Tool(
+            metadata=meta("researcher"),
+            spec=ToolSpec(type="agent", agent=NamedRef(name="researcher")),
+        )
+    )
     world.agent("lead", prompt="You lead.", tools=[AgentTool(type="agent", name="researcher")])
     world.fake.add_rule(
         Rule(match=Match(system="You research."), reply=Reply(content="Facts: water is wet"))
@@ -201,6 +207,21 @@ async def test_agent_as_tool_runs_the_other_agent_silently(world: World) -> None
     assert not [c for c in sink.chunks if c.ark.agent == "researcher"]
     assert status.token_usage is not None
     assert status.token_usage.total_tokens == 450
+
+
+async def test_an_agent_tool_entry_names_a_tool_resource_not_an_agent(world: World) -> None:
+    """Ark reads ``{type: agent, name: X}`` as the Tool ``X``: an Agent called ``X`` alone is not
+    enough, and the query says which Tool is missing."""
+    world.model()
+    world.agent("researcher", prompt="You research.")
+    world.agent("lead", prompt="You lead.", tools=[AgentTool(type="agent", name="researcher")])
+    status, _ = await world.resolve(world.request(target=QueryTarget(type="agent", name="lead")))
+    assert status.phase == "error"
+    assert status.response is not None
+    assert status.response.content == (
+        "Tool 'researcher' not found in namespace 'team-a' (referenced by agent 'lead')"
+    )
+    assert world.fake.requests == []
 
 
 async def test_agent_as_tool_through_a_tool_resource(world: World) -> None:

@@ -56,6 +56,17 @@ async def test_a2a_task_mode_and_errors() -> None:
         assert task["contextId"] == "ctx-1"
         assert task["status"]["state"] == "completed"
         assert task["artifacts"][0]["parts"][0]["text"].startswith("Message 1")
+        assert server.task_ids == [task["id"]]
+    async with A2ATestServer(message_in_task=True) as server:
+        first = (await _send(server.url, "one"))["result"]
+        second = (await _send(server.url, "two"))["result"]
+        assert (first["kind"], second["kind"]) == ("message", "message")
+        assert [first["taskId"], second["taskId"]] == server.task_ids
+        assert first["taskId"] != second["taskId"]
+    async with A2ATestServer() as server:
+        plain = (await _send(server.url, "x"))["result"]
+        assert "taskId" not in plain
+        assert server.task_ids == []
     async with A2ATestServer(error="agent exploded") as server:
         answer = await _send(server.url, "x")
         assert answer["error"]["message"] == "agent exploded"

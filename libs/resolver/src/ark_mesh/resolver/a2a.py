@@ -4,7 +4,13 @@ agent card an A2AServer's discovery reads (:func:`fetch_agent_card`).
 The reply is either a Message (its text parts are the answer) or a Task (its artifacts, else its
 status message, are the answer; ``failed``/``rejected``/``canceled`` tasks are errors). The
 ``contextId`` and task id come back for ``status.response.a2a`` — status only, never an
-annotation, so resolving never rewrites the Query's metadata.
+annotation, so resolving never rewrites the Query's metadata. A Message names a task too when the
+agent answers within one (A2A 0.3 ``Message.taskId``).
+
+An agent ark-mesh runs itself answers in the same terms (:func:`own_task`): Ark executes such an
+agent as an A2A agent of its own, whose task is the query, so its answer carries the Query's UID
+as ``taskId`` and the caller's ``contextId`` (the ``a2a-context-id`` annotation), and a client
+reads ``response.a2a`` the same way whichever engine answered.
 """
 
 from __future__ import annotations
@@ -16,9 +22,17 @@ from typing import Any
 
 import aiohttp
 
+from ark_mesh.contracts import A2AMetadata
 from ark_mesh.resolver.errors import A2AError, A2AUnavailableError
 
-__all__ = ["AGENT_CARD_PATHS", "A2AReply", "fetch_agent_card", "send_message"]
+__all__ = [
+    "AGENT_CARD_PATHS",
+    "A2AReply",
+    "fetch_agent_card",
+    "own_task",
+    "parse_result",
+    "send_message",
+]
 
 _FAILED_STATES = frozenset({"failed", "rejected", "canceled"})
 
@@ -32,6 +46,28 @@ class A2AReply:
     context_id: str | None
     task_id: str | None = None
     state: str | None = None
+
+    def metadata(self) -> A2AMetadata | None:
+        """The ids for ``status.response.a2a``; ``None`` when the agent gave neither."""
+        if not (self.context_id or self.task_id):
+            return None
+        return A2AMetadata(context_id=self.context_id, task_id=self.task_id)
+
+
+def own_task(query_id: str, context_id: str | None) -> A2AMetadata:
+    """The A2A ids of an answer from an agent ark-mesh runs itself (not over A2A).
+
+    Ark runs such an agent as its own A2A agent, with the query as the task: the answer is stamped
+    with the Query's UID as ``taskId`` and with the ``contextId`` the caller gave, if any. Ark's
+    ``agent-tool-delegation-native`` test reads ``response.a2a.taskId`` after a native run. No
+    ``A2ATask`` exists for this id (Ark creates one only for a Task an engine returns).
+    """
+    return A2AMetadata(context_id=context_id or None, task_id=query_id)
+
+
+def _id(value: Any) -> str | None:
+    """An id of the reply: a non-empty string, else absent."""
+    return value if isinstance(value, str) and value else None
 
 
 def _text(parts: Any) -> str:
@@ -62,11 +98,15 @@ def parse_result(result: Any, agent: str) -> A2AReply:
         )
         return A2AReply(
             text=text or status_text,
-            context_id=result.get("contextId"),
-            task_id=result.get("id"),
+            context_id=_id(result.get("contextId")),
+            task_id=_id(result.get("id")),
             state=state,
         )
-    return A2AReply(text=_text(result.get("parts")), context_id=result.get("contextId"))
+    return A2AReply(
+        text=_text(result.get("parts")),
+        context_id=_id(result.get("contextId")),
+        task_id=_id(result.get("taskId")),
+    )
 
 
 async def send_message(

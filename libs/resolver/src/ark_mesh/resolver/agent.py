@@ -9,17 +9,23 @@ cancellation bound it, as in Ark. A tool error propagates and fails the query.
 
 An agent whose ``executionEngine`` is ``a2a`` (created from an A2AServer) is instead a proxy: the
 user input goes to the A2A server with ``message/send``, its ``contextId``/task id are kept for
-``status.response.a2a``, and its text is the agent's answer.
+``status.response.a2a``, and its text is the agent's answer. An agent run by the loop answers as
+Ark's own A2A agent does: the query is its task (:func:`~ark_mesh.resolver.a2a.own_task`).
+
+Only an agent that speaks for the query records these ids: the target, or a team member. An agent
+called as a tool or a team's selector runs silently (``Scope.stream`` false); its answer is not
+the query's, so neither are its ids. The last speaker's ids are the ones kept, as the status
+describes the final message.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ark_mesh.contracts import A2AMetadata, A2AServer, Agent, Model
+from ark_mesh.contracts import A2AServer, Agent, Model
 from ark_mesh.contracts.durations import parse_duration
 from ark_mesh.contracts.errors import DurationError
-from ark_mesh.resolver.a2a import send_message
+from ark_mesh.resolver.a2a import own_task, send_message
 from ark_mesh.resolver.context import QueryRun, Scope
 from ark_mesh.resolver.errors import ConfigurationError, InvalidSpecError, ResourceNotFoundError
 from ark_mesh.resolver.llm import complete
@@ -78,7 +84,12 @@ class AgentRunner:
                     f"agent '{self.name}': execution engine '{engine.name}' is not supported "
                     f"(only the built-in engine and '{A2A_ENGINE}' are)"
                 )
-            return await self._loop(scope, user_input, history, tools, tool_choice)
+            outcome = await self._loop(scope, user_input, history, tools, tool_choice)
+            if scope.stream:
+                self.run.a2a = own_task(
+                    self.run.query_id, self.run.annotation(ANNOTATIONS.A2A_CONTEXT_ID)
+                )
+            return outcome
 
     # ------------------------------------------------------------------ built-in loop
 
@@ -216,8 +227,8 @@ class AgentRunner:
             headers=headers,
             wait_seconds=timeout,
         )
-        if reply.context_id or reply.task_id:
-            self.run.a2a = A2AMetadata(context_id=reply.context_id, task_id=reply.task_id)
+        if scope.stream:
+            self.run.a2a = reply.metadata()
         await self.run.announce(
             reply.text,
             scope,

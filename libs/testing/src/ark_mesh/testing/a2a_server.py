@@ -5,8 +5,11 @@ It speaks the part of A2A (protocol 0.3) the resolver uses: JSON-RPC 2.0 ``messa
 By default it is a *message counter*, like the agent of Ark's ``a2a-message-context`` test: it
 counts messages per ``contextId`` (echoing the caller's, or minting one), so a test can prove a
 conversation continued ("Message 2 ...") or started afresh ("Message 1 ..."). ``mode="task"``
-answers with a Task (with an artifact) instead of a Message; ``error`` answers with a JSON-RPC
-error; ``delay`` holds the answer back (timeouts, cancellation).
+answers with a Task (with an artifact) instead of a Message; ``message_in_task`` makes a Message
+reply name the task it belongs to (A2A 0.3 ``Message.taskId``, one fresh task per request, as an
+agent that opens a task for each request and answers within it); ``error`` answers with a JSON-RPC
+error; ``delay`` holds the answer back (timeouts, cancellation). ``task_ids`` lists the task ids
+handed out, in order, so a test can tell which one reached the caller's status.
 """
 
 from __future__ import annotations
@@ -50,11 +53,13 @@ class A2ATestServer:
     description: str = "Counts the messages of each conversation"
     mode: Literal["message", "task"] = "message"
     task_state: str = "completed"
+    message_in_task: bool = False
     reply: Callable[[str, str, int], str] = _counting_reply
     error: str | None = None
     delay: float = 0.0
     received: list[ReceivedA2ARequest] = field(default_factory=list, init=False)
     contexts: dict[str, int] = field(default_factory=dict, init=False)
+    task_ids: list[str] = field(default_factory=list, init=False)
     _runner: web.AppRunner | None = field(default=None, init=False)
     _url: str | None = field(default=None, init=False)
 
@@ -151,9 +156,13 @@ class A2ATestServer:
             "parts": [{"kind": "text", "text": answer}],
             "contextId": context_id,
         }
-        if self.mode == "message":
+        if self.mode == "message" and not self.message_in_task:
             return web.json_response({"jsonrpc": "2.0", "id": rpc_id, "result": reply_message})
         task_id = str(uuid.uuid4())
+        self.task_ids.append(task_id)
+        if self.mode == "message":
+            reply_message["taskId"] = task_id
+            return web.json_response({"jsonrpc": "2.0", "id": rpc_id, "result": reply_message})
         task = {
             "kind": "task",
             "id": task_id,

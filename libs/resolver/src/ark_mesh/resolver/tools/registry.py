@@ -1,8 +1,10 @@
 """Building an agent's tools from its spec, and calling them as the model asks.
 
-``spec.tools`` entries name built-ins, agents or teams directly, or a Tool resource (for a
-partial tool, ``partial.name`` is the resource and the entry's ``name`` is what the model sees).
-A Tool resource becomes an HTTP, MCP, agent, team or built-in executor by its ``spec.type``.
+``spec.tools`` entries name a built-in, or else a Tool resource, whatever their ``type`` (for a
+partial tool, ``partial.name`` is the resource and the entry's ``name`` is what the model sees):
+as in Ark, ``{type: agent, name: X}`` is the Tool ``X`` of type ``agent``, which names the Agent
+to delegate to, not an Agent called ``X``. A Tool resource becomes an HTTP, MCP, agent, team or
+built-in executor by its ``spec.type``.
 Tools gated behind human approval are refused with a clear error rather than run unguarded:
 ark-mesh does not implement the approval round trip.
 """
@@ -155,14 +157,6 @@ async def _agent_tool(
         )
     if entry.type in ("built-in", "builtin"):
         return builtin_tool(entry.name)
-    if entry.type in ("agent", "team") and entry.partial is None:
-        return DelegateTool(
-            name=entry.name,
-            description=entry.description,
-            kind=entry.type,
-            target=entry.name,
-            delegate=delegate,
-        )
     resource_name = entry.partial.name if entry.partial and entry.partial.name else entry.name
     tool = await run.store.get(Tool, run.namespace, resource_name)
     if tool is None:
