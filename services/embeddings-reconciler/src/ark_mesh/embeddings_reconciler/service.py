@@ -16,8 +16,14 @@ from ark_mesh.contracts import EmbeddingsRequest
 from ark_mesh.embeddings_reconciler.config import SERVICE_NAME, EmbeddingsReconcilerConfig
 from ark_mesh.embeddings_reconciler.handler import EmbeddingsWork
 from ark_mesh.embeddings_reconciler.provider import OpenAIEmbeddings
-from ark_mesh.query_reconciler import ResourceSource, open_resources
-from ark_mesh.service import ReadinessCheck, WorkHandlers, WorkQueueService
+from ark_mesh.service import (
+    ReadinessCheck,
+    ResourceSource,
+    WorkHandlers,
+    WorkIdentity,
+    WorkQueueService,
+    open_resources,
+)
 from ark_mesh.telemetry import MessagingTelemetry
 
 __all__ = ["EmbeddingsReconcilerService"]
@@ -54,4 +60,8 @@ class EmbeddingsReconcilerService(WorkQueueService[EmbeddingsRequest]):
         embedder = OpenAIEmbeddings(timeout=self.config.timeout)
         stack.push_async_callback(embedder.aclose)
         work = EmbeddingsWork(publisher, resources.store, embedder, max_batch=self.config.max_batch)
-        return WorkHandlers(work.handle, work.on_dead_letter)
+        return WorkHandlers(work.handle, identify=_identify, end=work.end_dead_letter)
+
+
+def _identify(request: EmbeddingsRequest) -> WorkIdentity:
+    return WorkIdentity(request.tenant, request.request_id, "request id")

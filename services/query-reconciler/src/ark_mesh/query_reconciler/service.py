@@ -18,9 +18,16 @@ from ark_mesh.bus import Bus, Publisher
 from ark_mesh.contracts import QueryRequest
 from ark_mesh.query_reconciler.config import SERVICE_NAME, QueryReconcilerConfig
 from ark_mesh.query_reconciler.handler import QueryWork
-from ark_mesh.query_reconciler.resources import ResourceSource, open_resources
+from ark_mesh.query_reconciler.recovery import recover_request
 from ark_mesh.resolver import OpenAIModelClient
-from ark_mesh.service import ReadinessCheck, WorkHandlers, WorkQueueService
+from ark_mesh.service import (
+    ReadinessCheck,
+    ResourceSource,
+    WorkHandlers,
+    WorkIdentity,
+    WorkQueueService,
+    open_resources,
+)
 from ark_mesh.telemetry import MessagingTelemetry
 
 __all__ = ["QueryReconcilerService"]
@@ -76,4 +83,10 @@ class QueryReconcilerService(WorkQueueService[QueryRequest]):
             streaming=config.streaming,
             tracer=self.telemetry.tracer,
         )
-        return WorkHandlers(work.handle, work.on_dead_letter)
+        return WorkHandlers(
+            work.handle, identify=_identify, end=work.end_dead_letter, recover=recover_request
+        )
+
+
+def _identify(request: QueryRequest) -> WorkIdentity:
+    return WorkIdentity(request.tenant, request.query_id, "query id")

@@ -2,7 +2,7 @@
 
 :class:`~ark_mesh.service.WorkQueueService` does the bus side (connect, provision, bind the
 shared durable ``responses`` consumer, drain on SIGTERM); this adds the resource source (cluster
-cache or manifests, exactly as the query-reconciler; readiness ``resources``), the model client
+cache or manifests, as every reconciler; readiness ``resources``), the model client
 and the HTTP session the resolver uses.
 """
 
@@ -16,11 +16,17 @@ import aiohttp
 
 from ark_mesh.bus import Bus, Publisher
 from ark_mesh.contracts import ResponsesRequest
-from ark_mesh.query_reconciler import ResourceSource, open_resources
 from ark_mesh.resolver import OpenAIModelClient
 from ark_mesh.responses_reconciler.config import SERVICE_NAME, ResponsesReconcilerConfig
 from ark_mesh.responses_reconciler.handler import ResponsesWork
-from ark_mesh.service import ReadinessCheck, WorkHandlers, WorkQueueService
+from ark_mesh.service import (
+    ReadinessCheck,
+    ResourceSource,
+    WorkHandlers,
+    WorkIdentity,
+    WorkQueueService,
+    open_resources,
+)
 from ark_mesh.telemetry import MessagingTelemetry
 
 __all__ = ["ResponsesReconcilerService"]
@@ -68,4 +74,9 @@ class ResponsesReconcilerService(WorkQueueService[ResponsesRequest]):
             http=http,
             reconciler_id=config.identity(),
         )
-        return WorkHandlers(work.handle, work.on_dead_letter)
+        # No ``recover``: a body the worker could not decode names no request id to answer on.
+        return WorkHandlers(work.handle, identify=_identify, end=work.end_dead_letter)
+
+
+def _identify(request: ResponsesRequest) -> WorkIdentity:
+    return WorkIdentity(request.tenant, request.request_id, "request id")
