@@ -76,13 +76,7 @@ class Probe(WorkQueueService[EmbeddingsRequest]):
             recover=self._recover,
         )
 
-    async def serve(
-        self,
-        bus: Bus,
-        publisher: Publisher,
-        health: HealthServer,
-        stack: contextlib.AsyncExitStack,
-    ) -> None:
+    async def serve(self, health: HealthServer, stack: contextlib.AsyncExitStack) -> None:
         stack.callback(self._closed, "serve")
 
     def _closed(self, what: str) -> None:

@@ -14,6 +14,7 @@ import socket
 import msgspec
 
 from ark_mesh.kube import KubeClient
+from ark_mesh.resolver import OpenAIModelClient
 
 __all__ = ["HEALTH_PORT", "HealthConfig", "KubernetesConfig", "ModelsConfig", "instance_id"]
 
@@ -55,6 +56,10 @@ class ModelsConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     max_retries: int = 0
     timeout: float = 600.0
+
+    def client(self) -> OpenAIModelClient:
+        """The resolver's model client with these settings; the caller closes it (``aclose``)."""
+        return OpenAIModelClient(max_retries=self.max_retries, timeout=self.timeout)
 
 
 def instance_id(service: str, configured: str | None = None) -> str:

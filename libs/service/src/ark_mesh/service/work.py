@@ -39,7 +39,9 @@ from ark_mesh.bus import (
 )
 from ark_mesh.contracts import DeadLetter, SubjectError, subjects
 from ark_mesh.contracts.subjects import WorkKind
+from ark_mesh.resolver import ResourceStore
 from ark_mesh.service.health import HealthServer, ReadinessCheck
+from ark_mesh.service.resources import ResourcesConfig, ResourceSource, open_resources
 from ark_mesh.telemetry import MessagingTelemetry, get_logger
 
 __all__ = [
@@ -110,7 +112,9 @@ class WorkQueueService(Generic[M]):
     """Base of a service consuming one durable consumer; implements :class:`ark_mesh.service.Service`.
 
     Subclasses set ``name`` and ``message_type`` and implement :meth:`setup` (open what the
-    handler needs, registering closers on ``stack``). A reconciler sets ``kind`` and pulls the
+    handler needs, registering closers on ``stack``). Given ``resources``, the skeleton opens the
+    resolver's resource store before :meth:`setup` (readiness ``resources``: synced or loaded)
+    and :attr:`store` hands it out. A reconciler sets ``kind`` and pulls the
     shared durable of that work kind; another service overrides :meth:`binding` (and
     :meth:`topology`, to add its own consumer). They may add readiness checks with
     :meth:`checks`, log fields with :meth:`describe`, and open what serves the outside with
@@ -127,12 +131,15 @@ class WorkQueueService(Generic[M]):
         *,
         provision: bool = True,
         tenant: str | None = None,
+        resources: ResourcesConfig | None = None,
         telemetry: MessagingTelemetry | None = None,
     ) -> None:
         self.bus_config = bus_config
         self.provision = provision
         self.tenant = tenant
+        self.resources_config = resources
         self.telemetry = telemetry or MessagingTelemetry.from_globals()
+        self.resources: ResourceSource | None = None
         self.bus: Bus | None = None
         self.publisher: Publisher | None = None
         self.worker: Worker[M] | None = None
@@ -147,13 +154,7 @@ class WorkQueueService(Generic[M]):
     ) -> WorkHandlers[M]:
         raise NotImplementedError
 
-    async def serve(
-        self,
-        bus: Bus,
-        publisher: Publisher,
-        health: HealthServer,
-        stack: contextlib.AsyncExitStack,
-    ) -> None:
+    async def serve(self, health: HealthServer, stack: contextlib.AsyncExitStack) -> None:
         """Open what serves the outside once the worker runs; ``stack`` closes first at stop."""
 
     def topology(self) -> TopologyConfig:
@@ -169,6 +170,14 @@ class WorkQueueService(Generic[M]):
     def checks(self) -> Mapping[str, ReadinessCheck]:
         return {}
 
+    @property
+    def store(self) -> ResourceStore:
+        """The opened resource store; there is one from :meth:`setup` on when ``resources``
+        was given."""
+        if self.resources is None:
+            raise RuntimeError(f"{self.name} has no resource store (no resources, or not started)")
+        return self.resources.store
+
     def describe(self) -> Mapping[str, Any]:
         return {}
 
@@ -177,6 +186,10 @@ class WorkQueueService(Generic[M]):
     async def start(self, health: HealthServer) -> None:
         health.add_check("nats", lambda: self.bus is not None and self.bus.ready)
         health.add_check("consumer", lambda: self.worker is not None and self.worker.running)
+        if self.resources_config is not None:
+            health.add_check(
+                "resources", lambda: self.resources is not None and self.resources.ready()
+            )
         for check_name, check in self.checks().items():
             health.add_check(check_name, check)
         try:
@@ -196,6 +209,9 @@ class WorkQueueService(Generic[M]):
         binding = self.binding(topology)
         self.publisher = publisher = await Publisher.create(bus, telemetry=self.telemetry)
         stack.push_async_callback(publisher.close)
+        if self.resources_config is not None:
+            self.resources = resources = await open_resources(self.resources_config)
+            stack.push_async_callback(resources.close)
         self._handlers = handlers = await self.setup(bus, publisher, stack)
         self.worker = Worker.for_type(
             bus,
@@ -208,15 +224,17 @@ class WorkQueueService(Generic[M]):
             telemetry=self.telemetry,
         )
         await self.worker.start()
-        await self.serve(bus, publisher, health, self._front)
+        await self.serve(health, self._front)
         stream, durable = (
             (binding.stream, binding.durable) if isinstance(binding, WorkBinding) else binding
         )
+        described = self.resources.description if self.resources is not None else None
         log.info(
             f"{self.name} ready",
             stream=stream,
             consumer=durable,
             tenant=self.tenant,
+            **({"resources": described} if described else {}),
             **self.describe(),
         )
 

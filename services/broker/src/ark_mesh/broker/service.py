@@ -54,6 +54,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         self.read_model: ReadModel | None = None
         self.in_flight: InFlight | None = None
         self.broker: QueryBroker | None = None
+        self._api: tuple[QueryBroker, EmbeddingsBroker] | None = None
         self.port: int = config.http.port
 
     @property
@@ -91,7 +92,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         if config.kubernetes is not None:
             self.kube = kube = await config.kubernetes.connect()
             stack.push_async_callback(kube.close)
-        self.broker = QueryBroker(
+        self.broker = queries = QueryBroker(
             config,
             publisher=publisher,
             reader=StreamReader(bus),
@@ -100,20 +101,16 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             cancels=CancelChannel(bus),
             kube=self.kube,
         )
+        self._api = queries, EmbeddingsBroker(publisher=publisher, reader=StreamReader(bus))
         return WorkHandlers(self._apply)
 
-    async def serve(
-        self,
-        bus: Bus,
-        publisher: Publisher,
-        health: HealthServer,
-        stack: contextlib.AsyncExitStack,
-    ) -> None:
+    async def serve(self, health: HealthServer, stack: contextlib.AsyncExitStack) -> None:
         config = self.config
-        assert self.broker is not None  # built by setup
+        assert self._api is not None  # setup built it
+        queries, embeddings = self._api
         app = build_app(
-            self.broker,
-            EmbeddingsBroker(publisher=publisher, reader=StreamReader(bus)),
+            queries,
+            embeddings,
             TenantResolver(config.auth),
             health,
             heartbeat=config.streaming.heartbeat_seconds,

@@ -19,14 +19,10 @@ from ark_mesh.contracts import QueryRequest
 from ark_mesh.query_reconciler.config import SERVICE_NAME, QueryReconcilerConfig
 from ark_mesh.query_reconciler.handler import QueryWork
 from ark_mesh.query_reconciler.recovery import recover_request
-from ark_mesh.resolver import OpenAIModelClient
 from ark_mesh.service import (
-    ReadinessCheck,
-    ResourceSource,
     WorkHandlers,
     WorkIdentity,
     WorkQueueService,
-    open_resources,
 )
 from ark_mesh.telemetry import MessagingTelemetry
 
@@ -44,38 +40,30 @@ class QueryReconcilerService(WorkQueueService[QueryRequest]):
         self, config: QueryReconcilerConfig, *, telemetry: MessagingTelemetry | None = None
     ) -> None:
         super().__init__(
-            config.bus, provision=config.provision, tenant=config.tenant, telemetry=telemetry
+            config.bus,
+            provision=config.provision,
+            tenant=config.tenant,
+            resources=config.resources,
+            telemetry=telemetry,
         )
         self.config = config
-        self.resources: ResourceSource | None = None
         self.work: QueryWork | None = None
 
-    def checks(self) -> Mapping[str, ReadinessCheck]:
-        return {"resources": lambda: self.resources is not None and self.resources.ready()}
-
     def describe(self) -> Mapping[str, Any]:
-        return {
-            "resources": self.resources.description if self.resources else None,
-            "memory": self.config.memory.backend,
-            "reconciler": self.config.identity(),
-        }
+        return {"memory": self.config.memory.backend, "reconciler": self.config.identity()}
 
     async def setup(
         self, bus: Bus, publisher: Publisher, stack: contextlib.AsyncExitStack
     ) -> WorkHandlers[QueryRequest]:
         config = self.config
-        self.resources = resources = await open_resources(config.resources)
-        stack.push_async_callback(resources.close)
-        models = OpenAIModelClient(
-            max_retries=config.models.max_retries, timeout=config.models.timeout
-        )
+        models = config.models.client()
         stack.push_async_callback(models.aclose)
         http = aiohttp.ClientSession()
         stack.push_async_callback(http.close)
         self.work = work = QueryWork(
             bus,
             publisher,
-            resources.store,
+            self.store,
             models=models,
             http=http,
             reconciler_id=config.identity(),

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from ark_mesh.bus import BusError
-from ark_mesh.kube import KubeError
-from ark_mesh.resolver import ManifestError
 from ark_mesh.responses_reconciler.config import SERVICE_NAME, ResponsesReconcilerConfig
 from ark_mesh.responses_reconciler.service import ResponsesReconcilerService
-from ark_mesh.service import ResourceSourceError, service_main
+from ark_mesh.service import service_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +16,6 @@ def main(argv: list[str] | None = None) -> int:
         description="Answer ResponsesRequests from JetStream with chunks and one result.",
         config_type=ResponsesReconcilerConfig,
         build=ResponsesReconcilerService,
-        start_errors=(BusError, KubeError, ResourceSourceError, ManifestError),
     )
 
 
