@@ -9,6 +9,7 @@ Services are thin (wiring and lifecycle); this package is that wiring, written o
 * :func:`service_main` — the ``python -m`` entry point (config, telemetry, exit codes);
 * :class:`WorkQueueService` — the skeleton of every long-running service: bindings + handler +
   lifecycle, with the tenant identity check and dead-letter ending written once;
+  :class:`ReconcilerService` wires it from a reconciler's config;
 * :class:`HealthConfig`, :class:`KubernetesConfig`, :class:`ResourcesConfig`,
   :class:`ModelsConfig`, :func:`instance_id` — the config sections every service shares
   (:mod:`.settings`, :mod:`.resources`), and :func:`open_resources` to open the resolver's
@@ -35,6 +36,8 @@ from ark_mesh.service.settings import (
     instance_id,
 )
 from ark_mesh.service.work import (
+    ReconcilerService,
+    ReconcilerSettings,
     WorkHandlers,
     WorkIdentity,
     WorkQueueService,
@@ -51,6 +54,8 @@ __all__ = [
     "KubernetesConfig",
     "ModelsConfig",
     "ReadinessCheck",
+    "ReconcilerService",
+    "ReconcilerSettings",
     "ResourceSource",
     "ResourceSourceError",
     "ResourcesConfig",

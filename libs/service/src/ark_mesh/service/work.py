@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ark_mesh.bus import (
     Bus,
@@ -45,6 +45,8 @@ from ark_mesh.service.resources import ResourcesConfig, ResourceSource, open_res
 from ark_mesh.telemetry import MessagingTelemetry, get_logger
 
 __all__ = [
+    "ReconcilerService",
+    "ReconcilerSettings",
     "WorkHandlers",
     "WorkIdentity",
     "WorkQueueService",
@@ -291,3 +293,38 @@ class WorkQueueService(Generic[M]):
                 log.error("dead-lettered work cannot be ended", reason=str(exc))
                 return
         await handlers.end(message, notice)
+
+
+class ReconcilerSettings(Protocol):
+    """The sections every reconciler's config has, read by :class:`ReconcilerService`."""
+
+    @property
+    def bus(self) -> BusConfig: ...
+
+    @property
+    def provision(self) -> bool: ...
+
+    @property
+    def tenant(self) -> str | None: ...
+
+    @property
+    def resources(self) -> ResourcesConfig: ...
+
+
+C = TypeVar("C", bound=ReconcilerSettings)
+
+
+class ReconcilerService(WorkQueueService[M], Generic[M, C]):
+    """A work reconciler: the skeleton wired from its config's ``bus``, ``provision``,
+    ``tenant`` and ``resources`` sections, so a reconciler only adds its handler (:meth:`setup`).
+    """
+
+    def __init__(self, config: C, *, telemetry: MessagingTelemetry | None = None) -> None:
+        super().__init__(
+            config.bus,
+            provision=config.provision,
+            tenant=config.tenant,
+            resources=config.resources,
+            telemetry=telemetry,
+        )
+        self.config = config

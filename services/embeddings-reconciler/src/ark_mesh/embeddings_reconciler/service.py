@@ -17,33 +17,20 @@ from ark_mesh.embeddings_reconciler.config import SERVICE_NAME, EmbeddingsReconc
 from ark_mesh.embeddings_reconciler.handler import EmbeddingsWork
 from ark_mesh.embeddings_reconciler.provider import OpenAIEmbeddings
 from ark_mesh.service import (
+    ReconcilerService,
     WorkHandlers,
     WorkIdentity,
-    WorkQueueService,
 )
-from ark_mesh.telemetry import MessagingTelemetry
 
 __all__ = ["EmbeddingsReconcilerService"]
 
 
-class EmbeddingsReconcilerService(WorkQueueService[EmbeddingsRequest]):
+class EmbeddingsReconcilerService(ReconcilerService[EmbeddingsRequest, EmbeddingsReconcilerConfig]):
     """Implements :class:`ark_mesh.service.Service`; run it with :func:`ark_mesh.service.run_service`."""
 
     name = SERVICE_NAME
     kind = "embeddings"
     message_type = EmbeddingsRequest
-
-    def __init__(
-        self, config: EmbeddingsReconcilerConfig, *, telemetry: MessagingTelemetry | None = None
-    ) -> None:
-        super().__init__(
-            config.bus,
-            provision=config.provision,
-            tenant=config.tenant,
-            resources=config.resources,
-            telemetry=telemetry,
-        )
-        self.config = config
 
     def describe(self) -> Mapping[str, Any]:
         return {"max_batch": self.config.max_batch}

@@ -20,34 +20,22 @@ from ark_mesh.query_reconciler.config import SERVICE_NAME, QueryReconcilerConfig
 from ark_mesh.query_reconciler.handler import QueryWork
 from ark_mesh.query_reconciler.recovery import recover_request
 from ark_mesh.service import (
+    ReconcilerService,
     WorkHandlers,
     WorkIdentity,
-    WorkQueueService,
 )
-from ark_mesh.telemetry import MessagingTelemetry
 
 __all__ = ["QueryReconcilerService"]
 
 
-class QueryReconcilerService(WorkQueueService[QueryRequest]):
+class QueryReconcilerService(ReconcilerService[QueryRequest, QueryReconcilerConfig]):
     """Implements :class:`ark_mesh.service.Service`; run it with :func:`ark_mesh.service.run_service`."""
 
     name = SERVICE_NAME
     kind = "query"
     message_type = QueryRequest
 
-    def __init__(
-        self, config: QueryReconcilerConfig, *, telemetry: MessagingTelemetry | None = None
-    ) -> None:
-        super().__init__(
-            config.bus,
-            provision=config.provision,
-            tenant=config.tenant,
-            resources=config.resources,
-            telemetry=telemetry,
-        )
-        self.config = config
-        self.work: QueryWork | None = None
+    work: QueryWork | None = None
 
     def describe(self) -> Mapping[str, Any]:
         return {"memory": self.config.memory.backend, "reconciler": self.config.identity()}

@@ -17,34 +17,22 @@ from ark_mesh.contracts import ResponsesRequest
 from ark_mesh.responses_reconciler.config import SERVICE_NAME, ResponsesReconcilerConfig
 from ark_mesh.responses_reconciler.handler import ResponsesWork
 from ark_mesh.service import (
+    ReconcilerService,
     WorkHandlers,
     WorkIdentity,
-    WorkQueueService,
 )
-from ark_mesh.telemetry import MessagingTelemetry
 
 __all__ = ["ResponsesReconcilerService"]
 
 
-class ResponsesReconcilerService(WorkQueueService[ResponsesRequest]):
+class ResponsesReconcilerService(ReconcilerService[ResponsesRequest, ResponsesReconcilerConfig]):
     """Implements :class:`ark_mesh.service.Service`; run it with :func:`ark_mesh.service.run_service`."""
 
     name = SERVICE_NAME
     kind = "responses"
     message_type = ResponsesRequest
 
-    def __init__(
-        self, config: ResponsesReconcilerConfig, *, telemetry: MessagingTelemetry | None = None
-    ) -> None:
-        super().__init__(
-            config.bus,
-            provision=config.provision,
-            tenant=config.tenant,
-            resources=config.resources,
-            telemetry=telemetry,
-        )
-        self.config = config
-        self.work: ResponsesWork | None = None
+    work: ResponsesWork | None = None
 
     async def setup(
         self, bus: Bus, publisher: Publisher, stack: contextlib.AsyncExitStack
