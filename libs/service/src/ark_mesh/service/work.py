@@ -4,8 +4,8 @@ Every service that pulls from JetStream — the query-, responses- and embedding
 their ``ARK_WORK`` kind, status-sync and the broker on their own durable of ``ARK_STATUS`` —
 does the same things in the same order, so they are written once here. Start: connect with the
 tenants' keys, provision or verify the topology, bind a durable consumer, create the publisher,
-open the resolver's resource store (reconcilers), let the service build its handler, start the worker, then let the service open what serves the
-outside (the broker's HTTP port). Readiness: NATS connected, consumer bound, plus the service's
+open the resolver's resource store (reconcilers), let the service build its handler, start the
+worker, then let the service open what serves the outside (the broker's HTTP port). Readiness: NATS connected, consumer bound, plus the service's
 own checks (registered before anything starts, so a probe never passes while starting). Stop:
 first what serves the outside closes, then the worker stops pulling and drains within the grace
 period, then everything closes in reverse order of opening.
