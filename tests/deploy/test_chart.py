@@ -395,7 +395,7 @@ def test_broker_auth_follows_the_preset(chart: Chart, tmp_path: Path) -> None:
     flexible = decode(chart.render("scale-flexible"), "broker", tmp_path)
     assert flexible.auth.mode == "none"
     assert flexible.auth.tokens == ()
-    assert flexible.kubernetes.enabled is False, "mirrors are opt-in (they need RBAC)"
+    assert flexible.kubernetes is None, "mirrors are opt-in (they need RBAC)"
 
     strict = decode(chart.render("scale-strict"), "broker", tmp_path).validate()
     assert strict.auth.mode == "token", (
@@ -432,7 +432,7 @@ def test_broker_values_reach_its_config(chart: Chart, tmp_path: Path) -> None:
     assert config.limits.max_body_bytes == 2048
     assert config.limits.completion_wait_seconds == 30
     assert config.streaming.heartbeat_seconds == 5
-    assert config.kubernetes.enabled is True
+    assert config.kubernetes is not None, "queryMirrors renders a kubernetes section"
     assert config.kubernetes.kubeconfig is None, "in-cluster credentials"
     assert config.grace_period == 40
     assert config.provision is False

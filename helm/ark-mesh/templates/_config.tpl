@@ -157,9 +157,12 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "max_body_bytes" $b.limits.maxBodyBytes
     "completion_wait_seconds" $b.limits.completionWaitSeconds)
   "streaming" (dict "heartbeat_seconds" $b.streaming.heartbeatSeconds)
-  "kubernetes" (dict "enabled" $b.queryMirrors)
   "grace_period" $b.gracePeriod
 -}}
+{{- /* A kubernetes section (in-cluster credentials) is what turns Query mirrors on. */ -}}
+{{- if $b.queryMirrors -}}
+{{- $_ := set $config "kubernetes" (dict) -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
 

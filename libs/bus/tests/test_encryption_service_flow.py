@@ -41,13 +41,8 @@ from ark_mesh.contracts import (
     decoder_for,
     subjects,
 )
-from ark_mesh.query_reconciler import (
-    HealthConfig,
-    QueryReconcilerConfig,
-    QueryReconcilerService,
-    ResourcesConfig,
-)
-from ark_mesh.service import HealthServer
+from ark_mesh.query_reconciler import QueryReconcilerConfig, QueryReconcilerService
+from ark_mesh.service import HealthConfig, HealthServer, ResourcesConfig
 from ark_mesh.testing.fake_llm import FakeModelServer
 from ark_mesh.testing.nats_server import NatsServer
 
@@ -100,7 +95,7 @@ def _config(url: str, manifests: Path) -> QueryReconcilerConfig:
                 required_tenants=(TENANT,),
             ),
         ),
-        reconciler_id="encrypted-replica",
+        instance="encrypted-replica",
         resources=ResourcesConfig(
             source="manifests", manifests=str(manifests), default_namespace=TENANT
         ),

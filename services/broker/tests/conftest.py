@@ -23,7 +23,6 @@ from ark_mesh.broker import (
     AuthConfig,
     BrokerConfig,
     BrokerService,
-    HealthConfig,
     HttpConfig,
     LimitsConfig,
     StreamingConfig,
@@ -31,13 +30,8 @@ from ark_mesh.broker import (
     hash_token,
 )
 from ark_mesh.bus import BusConfig, ConnectionSettings, WorkerSettings
-from ark_mesh.query_reconciler import HealthConfig as ReconcilerHealth
-from ark_mesh.query_reconciler import (
-    QueryReconcilerConfig,
-    QueryReconcilerService,
-    ResourcesConfig,
-)
-from ark_mesh.service import HealthServer
+from ark_mesh.query_reconciler import QueryReconcilerConfig, QueryReconcilerService
+from ark_mesh.service import HealthConfig, HealthServer, ResourcesConfig
 from ark_mesh.testing.fake_llm import FakeModelServer
 from ark_mesh.testing.nats_server import NatsServer
 
@@ -138,11 +132,11 @@ class World:
         (directory / "resources.yaml").write_text(yaml.safe_dump_all(manifests(self.fake.base_url)))
         config = QueryReconcilerConfig(
             bus=self.bus(),
-            reconciler_id="test-replica",
+            instance="test-replica",
             resources=ResourcesConfig(
                 source="manifests", manifests=str(directory), default_namespace=TENANT_A
             ),
-            health=ReconcilerHealth(host="127.0.0.1", port=0),
+            health=HealthConfig(host="127.0.0.1", port=0),
         )
         service = QueryReconcilerService(config)
         await service.start(await self._health())

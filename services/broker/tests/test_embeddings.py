@@ -15,13 +15,8 @@ import yaml
 from ark_mesh.broker import LimitsConfig
 from ark_mesh.bus import Bus, StreamReader
 from ark_mesh.contracts import EmbeddingsResult, decoder_for, subjects
-from ark_mesh.embeddings_reconciler import (
-    EmbeddingsReconcilerConfig,
-    EmbeddingsReconcilerService,
-    HealthConfig,
-    ResourcesConfig,
-)
-from ark_mesh.service import HealthServer
+from ark_mesh.embeddings_reconciler import EmbeddingsReconcilerConfig, EmbeddingsReconcilerService
+from ark_mesh.service import HealthConfig, HealthServer, ResourcesConfig
 from ark_mesh.testing.fake_llm.wire import embedding_vector
 
 TEXTS = ["the quick brown fox", "jumps over", "the lazy dog"]

@@ -9,15 +9,10 @@ from dataclasses import dataclass
 import pytest
 
 from ark_mesh.contracts import Query
-from ark_mesh.controller.config import (
-    ControllerConfig,
-    HealthConfig,
-    KubernetesConfig,
-    SchedulerConfig,
-)
+from ark_mesh.controller.config import ControllerConfig, SchedulerConfig
 from ark_mesh.controller.service import ControllerService
 from ark_mesh.kube import KubeClient, NotFoundError
-from ark_mesh.service import HealthServer
+from ark_mesh.service import HealthConfig, HealthServer, KubernetesConfig
 from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import FakeModelServer
 from ark_mesh.testing.k8s.emulator import KubeEmulator

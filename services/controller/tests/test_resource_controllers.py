@@ -558,14 +558,13 @@ async def test_the_resolver_and_the_controllers_share_one_watch_per_kind(
 async def test_only_the_leader_runs_the_resource_controllers(
     cluster: Cluster, start_controller: ControllerFactory
 ) -> None:
-    def elected(identity: str) -> LeaderElectionSettings:
-        return LeaderElectionSettings(
-            enabled=True, identity=identity, lease_duration=30, renew_deadline=20, retry_period=0.1
-        )
+    elected = LeaderElectionSettings(
+        enabled=True, lease_duration=30, renew_deadline=20, retry_period=0.1
+    )
 
-    leader = await start_controller(leader_election=elected("first"))
+    leader = await start_controller(leader_election=elected, instance="first")
     await condition_of(cluster, Agent, "assistant", "Available", "True")
-    follower = await start_controller(leader_election=elected("second"))
+    follower = await start_controller(leader_election=elected, instance="second")
     await cluster.client.create(agent_on("newcomer", "default"))
     await condition_of(cluster, Agent, "newcomer", "Available", "True")
     assert leader.resources is not None

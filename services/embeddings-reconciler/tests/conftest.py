@@ -30,13 +30,8 @@ from ark_mesh.bus import (
     WorkerSettings,
 )
 from ark_mesh.contracts import EmbeddingsRequest, EmbeddingsResult, decoder_for, subjects
-from ark_mesh.embeddings_reconciler import (
-    EmbeddingsReconcilerConfig,
-    EmbeddingsReconcilerService,
-    HealthConfig,
-    ResourcesConfig,
-)
-from ark_mesh.service import HealthServer
+from ark_mesh.embeddings_reconciler import EmbeddingsReconcilerConfig, EmbeddingsReconcilerService
+from ark_mesh.service import HealthConfig, HealthServer, ResourcesConfig
 from ark_mesh.testing.fake_llm import FakeModelServer
 from ark_mesh.testing.nats_server import NatsServer
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from ark_mesh.embeddings_reconciler import HealthConfig
+from ark_mesh.service import HealthConfig
 from ark_mesh.testing.fake_llm.wire import embedding_vector
 from ark_mesh.testing.nats_server import free_port
 

@@ -42,14 +42,8 @@ from ark_mesh.contracts import (
     decoder_for,
     subjects,
 )
-from ark_mesh.query_reconciler import (
-    HealthConfig,
-    MemoryConfig,
-    QueryReconcilerConfig,
-    QueryReconcilerService,
-    ResourcesConfig,
-)
-from ark_mesh.service import HealthServer
+from ark_mesh.query_reconciler import MemoryConfig, QueryReconcilerConfig, QueryReconcilerService
+from ark_mesh.service import HealthConfig, HealthServer, ResourcesConfig
 from ark_mesh.telemetry import MessagingTelemetry
 from ark_mesh.testing.fake_llm import FakeModelServer
 from ark_mesh.testing.nats_server import NatsServer
@@ -180,7 +174,7 @@ class Mesh:
                     service="query-reconciler",
                 ),
             ),
-            reconciler_id="test-replica",
+            instance="test-replica",
             resources=ResourcesConfig(
                 source="manifests",
                 manifests=str(self.write_manifests()),

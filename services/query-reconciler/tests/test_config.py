@@ -25,7 +25,7 @@ def test_file_and_environment_overrides(tmp_path: Path) -> None:
         environ={
             "ARK_MESH__BUS__CONNECTION__SERVERS": "[nats://nats-b:4222]",
             "ARK_MESH__HEALTH__PORT": "9090",
-            "ARK_MESH__RECONCILER_ID": "replica-7",
+            "ARK_MESH__INSTANCE": "replica-7",
         },
     )
     assert config.bus.connection.servers == ("nats://nats-b:4222",)

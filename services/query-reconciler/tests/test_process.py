@@ -22,7 +22,8 @@ import msgspec
 
 from ark_mesh.bus import WorkConsumerSettings
 from ark_mesh.contracts.ark import STREAMING_ANNOTATION
-from ark_mesh.query_reconciler import RESTART_NOTICE, HealthConfig, QueryReconcilerConfig
+from ark_mesh.query_reconciler import RESTART_NOTICE, QueryReconcilerConfig
+from ark_mesh.service import HealthConfig
 from ark_mesh.testing.nats_server import free_port
 
 
@@ -35,7 +36,7 @@ async def service_process(
     config = msgspec.structs.replace(
         config or mesh.config(),
         health=HealthConfig(host="127.0.0.1", port=port),
-        reconciler_id=f"process-{name}",
+        instance=f"process-{name}",
     )
     path = mesh.write_config(config, f"{name}.yaml")
     log: Path = mesh.root / f"{name}.log"

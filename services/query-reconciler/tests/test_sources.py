@@ -19,7 +19,7 @@ from ark_mesh.contracts import (
     subjects,
 )
 from ark_mesh.kube import ApiResource, KubeClient
-from ark_mesh.query_reconciler import ResourcesConfig, ResourceSourceError, open_resources
+from ark_mesh.service import ResourcesConfig, ResourceSourceError, open_resources
 from ark_mesh.testing.k8s import KubeEmulator
 
 

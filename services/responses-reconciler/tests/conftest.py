@@ -30,9 +30,8 @@ from ark_mesh.bus import (
     WorkerSettings,
 )
 from ark_mesh.contracts import Chunk, ResponsesRequest, ResponsesResult, decoder_for, subjects
-from ark_mesh.query_reconciler import HealthConfig, ResourcesConfig
 from ark_mesh.responses_reconciler import ResponsesReconcilerConfig, ResponsesReconcilerService
-from ark_mesh.service import HealthServer
+from ark_mesh.service import HealthConfig, HealthServer, ResourcesConfig
 from ark_mesh.testing.fake_llm import FakeModelServer
 from ark_mesh.testing.nats_server import NatsServer
 
@@ -99,7 +98,7 @@ class World:
                     service="responses-reconciler",
                 ),
             ),
-            reconciler_id="test-replica",
+            instance="test-replica",
             resources=ResourcesConfig(
                 source="manifests", manifests=str(directory), default_namespace=TENANT
             ),

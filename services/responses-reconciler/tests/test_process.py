@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from ark_mesh.query_reconciler import HealthConfig
+from ark_mesh.service import HealthConfig
 from ark_mesh.testing.nats_server import free_port
 
 

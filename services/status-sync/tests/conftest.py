@@ -40,13 +40,8 @@ from ark_mesh.contracts import (
     subjects,
 )
 from ark_mesh.kube import KubeClient
-from ark_mesh.service import HealthServer
-from ark_mesh.status_sync import (
-    HealthConfig,
-    KubernetesConfig,
-    StatusSyncConfig,
-    StatusSyncService,
-)
+from ark_mesh.service import HealthConfig, HealthServer, KubernetesConfig
+from ark_mesh.status_sync import StatusSyncConfig, StatusSyncService
 from ark_mesh.testing.k8s import KubeEmulator, ObjectTracker
 from ark_mesh.testing.nats_server import NatsServer
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from ark_mesh.status_sync import HealthConfig
+from ark_mesh.service import HealthConfig
 from ark_mesh.testing.nats_server import free_port
 
 

@@ -51,6 +51,14 @@ from ark_mesh.bus.errors import (
     TopologyMissingError,
     TransientError,
 )
+from ark_mesh.bus.kv import (
+    KeyNotFoundError,
+    KeyValue,
+    KeyWatcher,
+    KeyWrongLastSequenceError,
+    NatsError,
+    NatsTimeoutError,
+)
 from ark_mesh.bus.lifecycle import shutdown_signal
 from ark_mesh.bus.publisher import PubAck, Publisher, PublisherSettings
 from ark_mesh.bus.reader import StreamEntry, StreamReader
@@ -80,8 +88,14 @@ __all__ = [
     "EncryptionSettings",
     "Handler",
     "HandlerError",
+    "KeyNotFoundError",
+    "KeyValue",
     "KeyValueSettings",
+    "KeyWatcher",
+    "KeyWrongLastSequenceError",
     "MessageContext",
+    "NatsError",
+    "NatsTimeoutError",
     "PayloadCipher",
     "PermanentError",
     "ProvisionReport",

@@ -16,9 +16,10 @@ from ark_mesh.contracts.codec import (
     decode_any,
     decoder_for,
     encode,
+    lenient_decoder_for,
     schema_of,
 )
-from ark_mesh.contracts.durations import format_duration, parse_duration
+from ark_mesh.contracts.durations import format_duration, parse_duration, rfc3339
 from ark_mesh.contracts.errors import ContractError, DecodeError, DurationError, SubjectError
 from ark_mesh.contracts.messages import (
     MESSAGE_TYPES,
@@ -318,8 +319,10 @@ __all__ = [
     "decoder_for",
     "encode",
     "format_duration",
+    "lenient_decoder_for",
     "ordering",
     "parse_duration",
+    "rfc3339",
     "schema_of",
     "subjects",
 ]

@@ -7,6 +7,7 @@ reused, since building one costs far more than decoding a chunk. Every failure s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -23,6 +24,7 @@ __all__ = [
     "decode_any",
     "decoder_for",
     "encode",
+    "lenient_decoder_for",
     "schema_of",
 ]
 
@@ -71,6 +73,24 @@ def decoder_for(type_: type[T]) -> Decoder[T]:
     if decoder is None:
         decoder = _decoders[type_] = Decoder(type_)
     return decoder
+
+
+def lenient_decoder_for(type_: type[T]) -> Callable[[bytes], T | None]:
+    """A decoder for ``type_`` that yields ``None`` for a foreign or corrupt record.
+
+    For readers that look records up by subject (the newest status of a query, its last chunk):
+    one bad record on a subject must not make a query impossible to finish or to order, so it
+    counts as no record at all.
+    """
+    decoder = decoder_for(type_)
+
+    def decode_or_none(data: bytes) -> T | None:
+        try:
+            return decoder.decode(data)
+        except DecodeError:
+            return None
+
+    return decode_or_none
 
 
 def decode(data: bytes | bytearray | memoryview | str, type_: type[T]) -> T:

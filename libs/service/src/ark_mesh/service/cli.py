@@ -13,8 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from ark_mesh.bus import BusError
+from ark_mesh.kube import KubeError
+from ark_mesh.resolver import ManifestError
 from ark_mesh.service.config import load_config
-from ark_mesh.service.errors import ConfigError
+from ark_mesh.service.errors import ConfigError, ResourceSourceError
 from ark_mesh.service.health import HealthServer
 from ark_mesh.service.lifecycle import Service, run_service
 from ark_mesh.telemetry import configure_telemetry, get_logger, shutdown_providers
@@ -24,6 +27,16 @@ __all__ = ["EXIT_BAD_CONFIG", "EXIT_OK", "EXIT_START_FAILED", "service_main"]
 EXIT_OK = 0
 EXIT_START_FAILED = 1
 EXIT_BAD_CONFIG = 2
+
+START_ERRORS: tuple[type[BaseException], ...] = (
+    BusError,
+    KubeError,
+    ResourceSourceError,
+    ManifestError,
+    OSError,
+)
+"""What "could not start" means for every service: NATS or the API server unreachable or
+refusing, the resource source unusable, a port taken."""
 
 
 class _Health(Protocol):
@@ -55,7 +68,7 @@ def service_main(
     """Parse ``--config``, set up telemetry, build and run the service; return the exit code.
 
     ``build`` may raise :class:`ConfigError` for rules the Struct cannot express (exit 2);
-    ``start_errors`` are the failures that mean "could not start" (exit 1).
+    :data:`START_ERRORS` and a service's own ``start_errors`` mean "could not start" (exit 1).
     """
     parser = argparse.ArgumentParser(
         prog=f"python -m {name.replace('-', '_')}", description=description
@@ -74,7 +87,7 @@ def service_main(
         print(f"{name}: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     health = HealthServer(config.health.host, config.health.port)
-    failures: tuple[type[BaseException], ...] = (*start_errors, OSError)
+    failures = (*START_ERRORS, *start_errors)
     try:
         asyncio.run(run_service(service, health=health, grace=grace(config)))
     except failures as exc:

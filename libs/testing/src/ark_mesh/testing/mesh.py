@@ -236,7 +236,7 @@ class LocalMesh:
             config["kubernetes"] = {"kubeconfig": kubeconfig}
         elif name == "broker":
             config["http"] = {"host": "127.0.0.1", "port": free_port()}
-            config["kubernetes"] = {"enabled": True, "kubeconfig": kubeconfig}
+            config["kubernetes"] = {"kubeconfig": kubeconfig}
             config["auth"] = {"mode": "none", "default_tenant": self.namespace}
         elif name == "responses-reconciler":
             config["resources"] = {"source": "kubernetes", "kubeconfig": kubeconfig}

@@ -6,8 +6,6 @@ import sys
 
 from ark_mesh.broker.config import SERVICE_NAME, BrokerConfig
 from ark_mesh.broker.service import BrokerService
-from ark_mesh.bus import BusError
-from ark_mesh.kube import KubeError
 from ark_mesh.service import service_main
 
 
@@ -18,7 +16,6 @@ def main(argv: list[str] | None = None) -> int:
         description="Broker HTTP API: broker-mode queries, SSE with resume, OpenAI-compatible.",
         config_type=BrokerConfig,
         build=BrokerService,
-        start_errors=(BusError, KubeError),
     )
 
 

@@ -13,15 +13,13 @@ import msgspec
 
 from ark_mesh.bus import BusConfig, ConsumerSettings, TopologyConfig, WorkerSettings
 from ark_mesh.contracts import SubjectError, subjects
-from ark_mesh.service import ConfigError
+from ark_mesh.service import ConfigError, HealthConfig, KubernetesConfig
 
 __all__ = [
     "SERVICE_NAME",
     "AuthConfig",
     "BrokerConfig",
-    "HealthConfig",
     "HttpConfig",
-    "KubernetesConfig",
     "LimitsConfig",
     "StreamingConfig",
     "TenantToken",
@@ -71,20 +69,6 @@ class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
 
 
-class HealthConfig(msgspec.Struct, frozen=True, kw_only=True):
-    host: str = "0.0.0.0"
-    port: int = 8080
-
-
-class KubernetesConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Only needed for ``createResource: true`` (the Query mirror). ``enabled: false`` refuses
-    such requests; ``kubeconfig`` null means in-cluster credentials."""
-
-    enabled: bool = False
-    kubeconfig: str | None = None
-    context: str | None = None
-
-
 def _default_bus() -> BusConfig:
     return BusConfig(worker=WorkerSettings(service=SERVICE_NAME))
 
@@ -95,6 +79,8 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True):
     ``durable`` is the broker's *own* consumer on ``ARK_STATUS`` (it keeps the ``ark-queries``
     read model; status-sync has its own). It is added to ``bus.topology.consumers`` when the
     topology does not list it. ``provision`` creates or updates the topology at start.
+    ``kubernetes`` is only needed for ``createResource: true`` (the Query mirror): absent, such
+    requests are refused; an empty section means in-cluster credentials.
     """
 
     bus: BusConfig = msgspec.field(default_factory=_default_bus)
@@ -105,7 +91,7 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True):
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()
     streaming: StreamingConfig = StreamingConfig()
-    kubernetes: KubernetesConfig = KubernetesConfig()
+    kubernetes: KubernetesConfig | None = None
     grace_period: float = 25.0
 
     def validate(self) -> BrokerConfig:

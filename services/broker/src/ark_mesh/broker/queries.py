@@ -207,7 +207,7 @@ class QueryBroker:
         if self.kube is None:
             raise ConflictError(
                 "createResource is not available: this broker has no Kubernetes access "
-                "(kubernetes.enabled is false)",
+                "(its configuration has no kubernetes section)",
                 field="createResource",
             )
         mirror = Query(

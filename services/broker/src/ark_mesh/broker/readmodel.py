@@ -23,11 +23,16 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 import msgspec
-import nats.errors
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
 
-from ark_mesh.bus import DecryptionError, PayloadCipher
+from ark_mesh.bus import (
+    DecryptionError,
+    KeyNotFoundError,
+    KeyValue,
+    KeyWatcher,
+    KeyWrongLastSequenceError,
+    NatsTimeoutError,
+    PayloadCipher,
+)
 from ark_mesh.contracts import (
     TERMINAL_PHASES,
     QuerySpec,
@@ -267,12 +272,12 @@ class InFlight:
         self._task = asyncio.create_task(self._follow(watcher), name="broker-in-flight")
         await self._synced.wait()
 
-    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
+    async def _follow(self, watcher: KeyWatcher) -> None:
         try:
             while True:
                 try:
                     entry = await watcher.updates(timeout=60.0)  # type: ignore[no-untyped-call]
-                except nats.errors.TimeoutError:
+                except NatsTimeoutError:
                     continue
                 if entry is None:
                     self._synced.set()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ark_mesh.bus import BusError
 from ark_mesh.controller.config import ControllerConfig
 from ark_mesh.controller.service import ControllerService
-from ark_mesh.kube import KubeError
 from ark_mesh.service import service_main
 
 SERVICE_NAME = "controller"
@@ -20,7 +18,6 @@ def main(argv: list[str] | None = None) -> int:
         description="Watch Query resources; resolve them in-process or dispatch them to JetStream.",
         config_type=ControllerConfig,
         build=ControllerService,
-        start_errors=(BusError, KubeError),
         grace=lambda config: 25.0,
     )
 

@@ -15,12 +15,10 @@ from ark_mesh.controller.admission.registration import (
     MUTATING_CONFIGURATION,
     VALIDATING_CONFIGURATION,
 )
-from ark_mesh.service import ConfigError
+from ark_mesh.service import ConfigError, HealthConfig, KubernetesConfig
 
 __all__ = [
     "ControllerConfig",
-    "HealthConfig",
-    "KubernetesConfig",
     "LeaderElectionSettings",
     "ReconciliationConfig",
     "ResourceControllersConfig",
@@ -60,26 +58,15 @@ class ResourceControllersConfig(msgspec.Struct, kw_only=True, frozen=True):
     probe_timeout: float = 30.0
 
 
-class KubernetesConfig(msgspec.Struct, kw_only=True, frozen=True):
-    """``kubeconfig`` unset means in-cluster; ``namespace`` unset watches every namespace."""
-
-    kubeconfig: str | None = None
-    namespace: str | None = None
-
-
 class LeaderElectionSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """The lease replicas compete for; the holder is named by ``ControllerConfig.instance``."""
+
     enabled: bool = False
     lease_name: str = "ark-mesh-controller"
     lease_namespace: str = "default"
-    identity: str | None = None
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
-
-
-class HealthConfig(msgspec.Struct, kw_only=True, frozen=True):
-    host: str = "0.0.0.0"
-    port: int = 8081
 
 
 class SelfSignedCertificates(msgspec.Struct, kw_only=True, frozen=True):
@@ -111,12 +98,20 @@ class WebhookConfig(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class ControllerConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything the controller reads at start.
+
+    ``kubernetes.namespace`` unset watches every namespace. ``instance`` names this replica: the
+    holder of the leader lease and the reporting instance of its Events (default: service, host
+    name and process id).
+    """
+
     reconciliation: ReconciliationConfig = ReconciliationConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     resource_controllers: ResourceControllersConfig = ResourceControllersConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
     health: HealthConfig = HealthConfig()
+    instance: str | None = None
     bus: BusConfig | None = None
     webhook: WebhookConfig = WebhookConfig()
     default_query_ttl: str = "720h"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from typing import Any
 
 import msgspec
@@ -38,7 +36,7 @@ from ark_mesh.kube import (
     TerminalPhaseError,
 )
 from ark_mesh.resolver import QueryReconciler
-from ark_mesh.service import HealthServer
+from ark_mesh.service import HealthServer, instance_id
 from ark_mesh.telemetry import get_logger
 
 __all__ = ["ControllerService"]
@@ -135,18 +133,14 @@ class ControllerService:
 
     async def start(self, health: HealthServer) -> None:
         cfg = self.config
-        self._client = client = (
-            await KubeClient.from_kubeconfig(cfg.kubernetes.kubeconfig)
-            if cfg.kubernetes.kubeconfig
-            else KubeClient.in_cluster()
-        )
+        self._client = client = await cfg.kubernetes.connect()
         self.status = status = KubeStatus(StatusWriter(client))
         if cfg.webhook.enabled:  # every replica serves admission, leader or not
             self.admission = admission = await serve_admission(
                 client, cfg.webhook, fallback_query_ttl=cfg.default_query_ttl
             )
             health.add_check("admission-webhook", lambda: admission.serving)
-        identity = cfg.leader_election.identity or f"{socket.gethostname()}-{os.getpid()}"
+        identity = instance_id(self.name, cfg.instance)
         recorder = EventRecorder(client, controller="ark-mesh-controller", instance=identity)
         events = KubeEvents(recorder)
         modes = cfg.reconciliation.allowed_modes

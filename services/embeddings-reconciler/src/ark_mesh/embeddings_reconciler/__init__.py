@@ -12,12 +12,7 @@ Errors are drawn in :mod:`ark_mesh.embeddings_reconciler.errors`.
 """
 
 from ark_mesh.embeddings_reconciler.batching import Embedder, batches, embed_all
-from ark_mesh.embeddings_reconciler.config import (
-    SERVICE_NAME,
-    EmbeddingsReconcilerConfig,
-    HealthConfig,
-    ResourcesConfig,
-)
+from ark_mesh.embeddings_reconciler.config import SERVICE_NAME, EmbeddingsReconcilerConfig
 from ark_mesh.embeddings_reconciler.errors import InvalidEmbeddingsRequestError
 from ark_mesh.embeddings_reconciler.handler import EmbeddingsWork, result_msg_id
 from ark_mesh.embeddings_reconciler.provider import (
@@ -35,10 +30,8 @@ __all__ = [
     "EmbeddingsReconcilerConfig",
     "EmbeddingsReconcilerService",
     "EmbeddingsWork",
-    "HealthConfig",
     "InvalidEmbeddingsRequestError",
     "OpenAIEmbeddings",
-    "ResourcesConfig",
     "batches",
     "embed_all",
     "result_msg_id",

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ark_mesh.bus import BusError
 from ark_mesh.embeddings_reconciler.config import SERVICE_NAME, EmbeddingsReconcilerConfig
 from ark_mesh.embeddings_reconciler.service import EmbeddingsReconcilerService
-from ark_mesh.kube import KubeError
-from ark_mesh.query_reconciler import QueryReconcilerError
-from ark_mesh.resolver import ManifestError
 from ark_mesh.service import service_main
 
 
@@ -20,8 +16,6 @@ def main(argv: list[str] | None = None) -> int:
         description="Answer EmbeddingsRequests from JetStream with vectors from a Model.",
         config_type=EmbeddingsReconcilerConfig,
         build=EmbeddingsReconcilerService,
-        # QueryReconcilerError: the shared resource source (ResourceSourceError) cannot open.
-        start_errors=(BusError, KubeError, QueryReconcilerError, ManifestError),
     )
 
 

@@ -2,8 +2,9 @@
 
 Loaded with :func:`ark_mesh.service.load_config`, so any field can be overridden with
 ``ARK_MESH__<SECTION>__<FIELD>`` (e.g. ``ARK_MESH__MAX_BATCH=64``). The ``resources`` and
-``health`` sections are the query-reconciler's own Structs: both services read Models (and the
-Secrets their keys live in) from the same place, so one Helm value block configures both.
+``health`` sections are the shared Structs of :mod:`ark_mesh.service`: every reconciler reads
+Models (and the Secrets their keys live in) from the same place, so one Helm value block
+configures them all.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Annotated
 import msgspec
 
 from ark_mesh.bus import BusConfig, WorkerSettings
-from ark_mesh.query_reconciler import HealthConfig, ResourcesConfig
+from ark_mesh.service import HealthConfig, ResourcesConfig
 
-__all__ = ["SERVICE_NAME", "EmbeddingsReconcilerConfig", "HealthConfig", "ResourcesConfig"]
+__all__ = ["SERVICE_NAME", "EmbeddingsReconcilerConfig"]
 
 SERVICE_NAME = "embeddings-reconciler"
 

@@ -1,19 +1,19 @@
 """One delivery of an ``EmbeddingsRequest``: resolve the Model, embed, answer once.
 
-For each delivery :class:`EmbeddingsWork`
+For each delivery — once the service skeleton (:class:`~ark_mesh.service.WorkQueueService`) has
+refused work whose ids cannot name subjects or that names another tenant than the subject it
+arrived on — :class:`EmbeddingsWork`
 
-1. refuses work whose ids cannot name subjects or that names another tenant than the subject
-   it arrived on (the bus dead-letters it; no result is published into another tenant);
-2. checks the request and resolves the Model in the request's namespace with the resolver's
+1. checks the request and resolves the Model in the request's namespace with the resolver's
    :func:`~ark_mesh.resolver.models.endpoint_for` (provider, base URL, API key from Secrets,
    headers, Azure API version) — exactly as a query would reach the same Model;
-3. embeds the input in batches of ``max_batch`` and publishes one ``completed``
+2. embeds the input in batches of ``max_batch`` and publishes one ``completed``
    :class:`~ark_mesh.contracts.EmbeddingsResult` on ``ark.<tenant>.query.<request_id>.result``.
 
 A permanent failure (unknown Model, unusable Model, provider 4xx, invalid request) is answered
 with a ``failed`` result naming the problem and acked — retrying cannot help. A transient one
 (429, 5xx, connection) becomes the bus's :class:`~ark_mesh.bus.TransientError`, honouring the
-provider's ``Retry-After``; once MaxDeliver is used up, :meth:`EmbeddingsWork.on_dead_letter`
+provider's ``Retry-After``; once MaxDeliver is used up, :meth:`EmbeddingsWork.end_dead_letter`
 still answers ``failed``, so a caller waiting on the result subject always hears back.
 
 Every result of a request carries the ``Nats-Msg-Id`` ``<request_id>:result``: a redelivery
@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from ark_mesh.bus import (
     DeadLetterNotice,
     MessageContext,
-    PermanentError,
     Publisher,
     TransientError,
 )
@@ -37,7 +36,7 @@ from ark_mesh.contracts import (
     EmbeddingsResult,
     EmbeddingsUsage,
     Model,
-    SubjectError,
+    rfc3339,
     subjects,
 )
 from ark_mesh.embeddings_reconciler.batching import Embedder, embed_all
@@ -63,7 +62,7 @@ def result_msg_id(request_id: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    return rfc3339(datetime.now(UTC))
 
 
 class EmbeddingsWork:
@@ -83,7 +82,6 @@ class EmbeddingsWork:
         self._max_batch = max_batch
 
     async def handle(self, request: EmbeddingsRequest, context: MessageContext) -> None:
-        _check_identity(request, context.tenant or "")
         with bound_context(
             request_id=request.request_id,
             model=request.model,
@@ -136,22 +134,8 @@ class EmbeddingsWork:
             msg_id=result_msg_id(result.request_id),
         )
 
-    async def on_dead_letter(self, notice: DeadLetterNotice) -> None:
-        request = notice.message if isinstance(notice.message, EmbeddingsRequest) else None
-        if request is None:
-            # Without a decodable body there is no request id, so no subject to answer on.
-            log.error(
-                "dead-lettered embeddings work names no request; nobody can be answered",
-                subject=notice.letter.subject,
-                dlq=notice.dlq_subject,
-                reason=notice.letter.reason,
-            )
-            return
-        try:
-            _check_identity(request, _subject_tenant(notice.letter.subject))
-        except PermanentError as exc:
-            log.error("dead-lettered embeddings work cannot be answered", reason=str(exc))
-            return
+    async def end_dead_letter(self, request: EmbeddingsRequest, notice: DeadLetterNotice) -> None:
+        """Answer a request whose work was dead-lettered (the skeleton decoded and checked it)."""
         message = f"The embeddings request could not be processed: {notice.letter.reason}"
         log.warning(
             "answering a dead-lettered embeddings request",
@@ -186,26 +170,4 @@ def _check_request(request: EmbeddingsRequest) -> None:
     if request.dimensions is not None and request.dimensions < 1:
         raise InvalidEmbeddingsRequestError(
             f"EmbeddingsRequest.dimensions must be positive, got {request.dimensions}"
-        )
-
-
-def _subject_tenant(subject: str) -> str:
-    try:
-        return subjects.parse(subject).tenant
-    except SubjectError:
-        return ""  # matches no tenant: the work cannot be attributed, so nothing is answered
-
-
-def _check_identity(request: EmbeddingsRequest, subject_tenant: str) -> None:
-    """Refuse work whose ids cannot name subjects, or that names another tenant than the
-    subject it arrived on: answering would publish into another tenant's subjects."""
-    try:
-        subjects.validate_token(request.tenant, "tenant")
-        subjects.validate_token(request.request_id, "request id")
-    except SubjectError as exc:
-        raise PermanentError(f"unusable EmbeddingsRequest: {exc}") from exc
-    if request.tenant != subject_tenant:
-        raise PermanentError(
-            f"EmbeddingsRequest for tenant {request.tenant!r} arrived on tenant "
-            f"{subject_tenant!r}'s work subject; refusing to answer into another tenant's subjects"
         )

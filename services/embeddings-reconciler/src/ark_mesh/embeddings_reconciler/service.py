@@ -16,42 +16,33 @@ from ark_mesh.contracts import EmbeddingsRequest
 from ark_mesh.embeddings_reconciler.config import SERVICE_NAME, EmbeddingsReconcilerConfig
 from ark_mesh.embeddings_reconciler.handler import EmbeddingsWork
 from ark_mesh.embeddings_reconciler.provider import OpenAIEmbeddings
-from ark_mesh.query_reconciler import ResourceSource, open_resources
-from ark_mesh.service import ReadinessCheck, WorkHandlers, WorkQueueService
-from ark_mesh.telemetry import MessagingTelemetry
+from ark_mesh.service import (
+    ReconcilerService,
+    WorkHandlers,
+    WorkIdentity,
+)
 
 __all__ = ["EmbeddingsReconcilerService"]
 
 
-class EmbeddingsReconcilerService(WorkQueueService[EmbeddingsRequest]):
+class EmbeddingsReconcilerService(ReconcilerService[EmbeddingsRequest, EmbeddingsReconcilerConfig]):
     """Implements :class:`ark_mesh.service.Service`; run it with :func:`ark_mesh.service.run_service`."""
 
     name = SERVICE_NAME
     kind = "embeddings"
     message_type = EmbeddingsRequest
 
-    def __init__(
-        self, config: EmbeddingsReconcilerConfig, *, telemetry: MessagingTelemetry | None = None
-    ) -> None:
-        super().__init__(
-            config.bus, provision=config.provision, tenant=config.tenant, telemetry=telemetry
-        )
-        self.config = config
-        self.resources: ResourceSource | None = None
-
-    def checks(self) -> Mapping[str, ReadinessCheck]:
-        return {"resources": lambda: self.resources is not None and self.resources.ready()}
-
     def describe(self) -> Mapping[str, Any]:
-        resources = self.resources.description if self.resources else None
-        return {"resources": resources, "max_batch": self.config.max_batch}
+        return {"max_batch": self.config.max_batch}
 
     async def setup(
         self, bus: Bus, publisher: Publisher, stack: contextlib.AsyncExitStack
     ) -> WorkHandlers[EmbeddingsRequest]:
-        self.resources = resources = await open_resources(self.config.resources)
-        stack.push_async_callback(resources.close)
         embedder = OpenAIEmbeddings(timeout=self.config.timeout)
         stack.push_async_callback(embedder.aclose)
-        work = EmbeddingsWork(publisher, resources.store, embedder, max_batch=self.config.max_batch)
-        return WorkHandlers(work.handle, work.on_dead_letter)
+        work = EmbeddingsWork(publisher, self.store, embedder, max_batch=self.config.max_batch)
+        return WorkHandlers(work.handle, identify=_identify, end=work.end_dead_letter)
+
+
+def _identify(request: EmbeddingsRequest) -> WorkIdentity:
+    return WorkIdentity(request.tenant, request.request_id, "request id")

@@ -9,23 +9,19 @@ Run it with ``python -m ark_mesh.query_reconciler --config FILE``. The pieces:
 * :class:`JetStreamMemory` — conversation memory on ``ARK_MEMORY`` (:mod:`.memory`);
 * :class:`LedgerReader` — what a query's subjects already hold (:mod:`.ledger`).
 
-Errors are drawn in :mod:`ark_mesh.query_reconciler.errors`.
+The service raises no errors of its own: a resource source that cannot open is
+:class:`ark_mesh.service.ResourceSourceError`; resolver, bus and kube failures are theirs.
 """
 
 from ark_mesh.query_reconciler.config import (
-    HealthConfig,
     MemoryConfig,
-    ModelsConfig,
     QueryReconcilerConfig,
-    ResourcesConfig,
     StreamingConfig,
 )
-from ark_mesh.query_reconciler.errors import QueryReconcilerError, ResourceSourceError
 from ark_mesh.query_reconciler.handler import RESTART_NOTICE, QueryWork
 from ark_mesh.query_reconciler.ledger import Ledger, LedgerReader
 from ark_mesh.query_reconciler.memory import JetStreamMemory, JetStreamMemoryStore
 from ark_mesh.query_reconciler.recovery import recover_request
-from ark_mesh.query_reconciler.resources import ResourceSource, open_resources
 from ark_mesh.query_reconciler.service import QueryReconcilerService
 from ark_mesh.query_reconciler.sink import (
     JetStreamSink,
@@ -35,24 +31,17 @@ from ark_mesh.query_reconciler.sink import (
 
 __all__ = [
     "RESTART_NOTICE",
-    "HealthConfig",
     "JetStreamMemory",
     "JetStreamMemoryStore",
     "JetStreamSink",
     "Ledger",
     "LedgerReader",
     "MemoryConfig",
-    "ModelsConfig",
     "QueryReconcilerConfig",
-    "QueryReconcilerError",
     "QueryReconcilerService",
     "QueryWork",
-    "ResourceSource",
-    "ResourceSourceError",
-    "ResourcesConfig",
     "StreamingConfig",
     "final_chunk_msg_id",
-    "open_resources",
     "recover_request",
     "terminal_msg_id",
 ]

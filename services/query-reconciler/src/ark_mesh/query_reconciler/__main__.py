@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ark_mesh.bus import BusError
-from ark_mesh.kube import KubeError
 from ark_mesh.query_reconciler.config import SERVICE_NAME, QueryReconcilerConfig
-from ark_mesh.query_reconciler.errors import QueryReconcilerError
 from ark_mesh.query_reconciler.service import QueryReconcilerService
-from ark_mesh.resolver import ManifestError
 from ark_mesh.service import service_main
 
 
@@ -20,7 +16,6 @@ def main(argv: list[str] | None = None) -> int:
         description="Resolve QueryRequests from JetStream and publish chunks, events and status.",
         config_type=QueryReconcilerConfig,
         build=QueryReconcilerService,
-        start_errors=(BusError, KubeError, QueryReconcilerError, ManifestError),
     )
 
 

@@ -8,44 +8,20 @@ settings embedded under ``bus``.
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Literal
 
 import msgspec
 
 from ark_mesh.bus import BusConfig, WorkerSettings
+from ark_mesh.service import HealthConfig, ModelsConfig, ResourcesConfig, instance_id
 
 __all__ = [
-    "HealthConfig",
     "MemoryConfig",
-    "ModelsConfig",
     "QueryReconcilerConfig",
-    "ResourcesConfig",
     "StreamingConfig",
 ]
 
 SERVICE_NAME = "query-reconciler"
-
-
-class ResourcesConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Where Agents, Models, Teams, Tools, Memories, ConfigMaps and Secrets are read from.
-
-    ``kubernetes``: a watch-backed cache of the cluster (``kubeconfig`` path, else the pod's
-    in-cluster credentials); ``namespace`` limits it to one namespace (least-privilege RBAC),
-    ``preload`` lists the kinds listed and watched before the service reports ready (others are
-    watched on first use). ``manifests``: a file or directory of YAML manifests, for broker-only
-    installs without a cluster; objects without a namespace land in ``default_namespace``.
-    """
-
-    source: Literal["kubernetes", "manifests"] = "kubernetes"
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str | None = None
-    preload: tuple[str, ...] = ("Agent", "Model", "Team", "Tool", "Memory")
-    sync_timeout: float = 30.0
-    manifests: str | None = None
-    default_namespace: str = "default"
 
 
 class MemoryConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,14 +36,6 @@ class MemoryConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     backend: Literal["http", "jetstream"] = "http"
     read_timeout: float = 10.0
-
-
-class ModelsConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """The model client. ``max_retries`` defaults to 0: a failed call fails the attempt and the
-    whole query is redelivered with backoff instead (the SDK's own retry would hold the slot)."""
-
-    max_retries: int = 0
-    timeout: float = 600.0
 
 
 class StreamingConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,12 +54,6 @@ class StreamingConfig(msgspec.Struct, frozen=True, kw_only=True):
     coalesce_bytes: int = 4096
 
 
-class HealthConfig(msgspec.Struct, frozen=True, kw_only=True):
-    # Probes come from the kubelet over the pod IP, not from localhost.
-    host: str = "0.0.0.0"
-    port: int = 8080
-
-
 def _default_bus() -> BusConfig:
     return BusConfig(worker=WorkerSettings(service=SERVICE_NAME))
 
@@ -103,13 +65,14 @@ class QueryReconcilerConfig(msgspec.Struct, frozen=True, kw_only=True):
     slots and retry delays). ``provision`` creates or updates the topology at start
     (idempotent; turn it off when an operator owns the streams — the consumer must then exist).
     ``tenant`` binds the replica to a dedicated tenant's work stream (``None``: the shared pool).
-    ``reconciler_id`` is stamped on every StatusUpdate (default: host name and process id).
+    ``instance`` names the replica; it is stamped on every StatusUpdate as ``reconcilerId``
+    (default: service, host name and process id).
     """
 
     bus: BusConfig = msgspec.field(default_factory=_default_bus)
     provision: bool = True
     tenant: str | None = None
-    reconciler_id: str | None = None
+    instance: str | None = None
     resources: ResourcesConfig = ResourcesConfig()
     memory: MemoryConfig = MemoryConfig()
     models: ModelsConfig = ModelsConfig()
@@ -118,4 +81,4 @@ class QueryReconcilerConfig(msgspec.Struct, frozen=True, kw_only=True):
     grace_period: float = 25.0
 
     def identity(self) -> str:
-        return self.reconciler_id or f"{SERVICE_NAME}-{socket.gethostname()}-{os.getpid()}"
+        return instance_id(SERVICE_NAME, self.instance)

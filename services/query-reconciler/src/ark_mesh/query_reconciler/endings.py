@@ -23,6 +23,7 @@ from ark_mesh.contracts import (
     QueryStatus,
     StatusUpdate,
     TokenUsage,
+    rfc3339,
 )
 from ark_mesh.resolver.context import FINAL_CHUNK_ID
 from ark_mesh.resolver.status import (
@@ -41,10 +42,6 @@ __all__ = [
     "final_chunk",
     "rfc3339",
 ]
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def canceled_ending() -> Ending:

@@ -20,10 +20,12 @@ For each delivery the :class:`QueryWork` handler
    :class:`~ark_mesh.bus.TransientError`, honouring a provider's ``Retry-After``: the worker
    redelivers with backoff. Permanent failures end the query in ``error`` inside the resolver.
 
-:meth:`QueryWork.on_dead_letter` ends the query of a work message the bus gave up on (MaxDeliver
+:meth:`QueryWork.end_dead_letter` ends the query of a work message the bus gave up on (MaxDeliver
 used up by transient failures or by replicas that died, or an undecodable body whose query can
-be recovered): a terminal ``error`` status naming the reason and a final chunk, so every
-reader's stream still ends.
+be recovered with :func:`~ark_mesh.query_reconciler.recovery.recover_request`): a terminal
+``error`` status naming the reason and a final chunk, so every reader's stream still ends. The
+tenant check of each delivery and dead letter is the service skeleton's
+(:class:`~ark_mesh.service.WorkQueueService`).
 """
 
 from __future__ import annotations
@@ -37,11 +39,10 @@ from ark_mesh.bus import (
     CancelChannel,
     DeadLetterNotice,
     MessageContext,
-    PermanentError,
     Publisher,
     TransientError,
 )
-from ark_mesh.contracts import QueryRequest, SubjectError, subjects
+from ark_mesh.contracts import QueryRequest
 from ark_mesh.query_reconciler.config import MemoryConfig, StreamingConfig
 from ark_mesh.query_reconciler.endings import (
     canceled_ending,
@@ -52,7 +53,6 @@ from ark_mesh.query_reconciler.endings import (
 )
 from ark_mesh.query_reconciler.ledger import Ledger, LedgerReader
 from ark_mesh.query_reconciler.memory import JetStreamMemory
-from ark_mesh.query_reconciler.recovery import recover_request
 from ark_mesh.query_reconciler.sink import JetStreamSink
 from ark_mesh.resolver import (
     MemoryFactory,
@@ -117,10 +117,9 @@ class QueryWork:
                 "resolve query", attributes=_span_attributes(request, context.delivery)
             ),
         ):
-            await self._handle(request, context.delivery, context.tenant or "")
+            await self._handle(request, context.delivery)
 
-    async def _handle(self, request: QueryRequest, delivery: int, subject_tenant: str) -> None:
-        _check_identity(request, subject_tenant)
+    async def _handle(self, request: QueryRequest, delivery: int) -> None:
         ledger = await self._ledger.read(request.tenant, request.query_id, request.generation)
         if ledger.superseded:
             log.info(
@@ -216,23 +215,8 @@ class QueryWork:
 
     # -- dead letters ---------------------------------------------------------------------------
 
-    async def on_dead_letter(self, notice: DeadLetterNotice) -> None:
-        request = notice.message if isinstance(notice.message, QueryRequest) else None
-        if request is None:
-            request = recover_request(notice.letter)
-        if request is None:
-            log.error(
-                "dead-lettered work names no recoverable query; its stream cannot be ended",
-                subject=notice.letter.subject,
-                dlq=notice.dlq_subject,
-                reason=notice.letter.reason,
-            )
-            return
-        try:
-            _check_identity(request, _subject_tenant(notice.letter.subject))
-        except PermanentError as exc:
-            log.error("dead-lettered work cannot be ended", reason=str(exc))
-            return
+    async def end_dead_letter(self, request: QueryRequest, notice: DeadLetterNotice) -> None:
+        """End a query whose work was dead-lettered (the skeleton recovered and checked it)."""
         with bound_context(query_id=request.query_id, query=request.name):
             ledger = await self._ledger.read(request.tenant, request.query_id, request.generation)
             if ledger.superseded:
@@ -248,28 +232,6 @@ class QueryWork:
                 await self._end(request, sink, error_ending(message), attempt)
             finally:
                 await sink.close()
-
-
-def _subject_tenant(subject: str) -> str:
-    try:
-        return subjects.parse(subject).tenant
-    except SubjectError:
-        return ""  # matches no tenant: the work cannot be attributed, so nothing is reported
-
-
-def _check_identity(request: QueryRequest, subject_tenant: str) -> None:
-    """Refuse work whose ids cannot name subjects, or that names another tenant than the
-    subject it arrived on: publishing into another tenant's subjects would break isolation."""
-    try:
-        subjects.validate_token(request.tenant, "tenant")
-        subjects.validate_token(request.query_id, "query id")
-    except SubjectError as exc:
-        raise PermanentError(f"unusable QueryRequest: {exc}") from exc
-    if request.tenant != subject_tenant:
-        raise PermanentError(
-            f"QueryRequest for tenant {request.tenant!r} arrived on tenant {subject_tenant!r}'s "
-            "work subject; refusing to report into another tenant's subjects"
-        )
 
 
 def _span_attributes(request: QueryRequest, delivery: int) -> dict[str, str | int]:

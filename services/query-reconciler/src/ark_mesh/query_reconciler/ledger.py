@@ -17,12 +17,11 @@ The common path (a first delivery) costs two lookups by subject and no consumer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from ark_mesh.bus import Bus, StreamEntry, StreamReader
-from ark_mesh.contracts import Chunk, DecodeError, StatusUpdate, decoder_for, subjects
+from ark_mesh.contracts import Chunk, StatusUpdate, lenient_decoder_for, subjects
 from ark_mesh.telemetry import get_logger
 
 __all__ = ["Ledger", "LedgerReader"]
@@ -32,22 +31,8 @@ log = get_logger(__name__)
 M = TypeVar("M")
 
 
-def _lenient(message_type: type[M]) -> Callable[[bytes], M | None]:
-    """A decoder that yields ``None`` for a foreign or corrupt record instead of raising:
-    one bad record must not make a query impossible to finish."""
-    decode = decoder_for(message_type)
-
-    def decoder(data: bytes) -> M | None:
-        try:
-            return decode(data)
-        except DecodeError:
-            return None
-
-    return decoder
-
-
-_status_or_none = _lenient(StatusUpdate)
-_chunk_or_none = _lenient(Chunk)
+_status_or_none = lenient_decoder_for(StatusUpdate)
+_chunk_or_none = lenient_decoder_for(Chunk)
 
 
 def _chunk_generation(chunk: Chunk) -> int | None:

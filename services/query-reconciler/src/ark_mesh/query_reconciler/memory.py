@@ -19,9 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-import nats.errors
-
-from ark_mesh.bus import Bus, BusError, Publisher, StreamReader
+from ark_mesh.bus import Bus, BusError, NatsError, Publisher, StreamReader
 from ark_mesh.contracts import (
     ConversationMessages,
     Memory,
@@ -77,7 +75,7 @@ class JetStreamMemoryStore:
             ):
                 messages.extend(entry.message.messages)
                 pending = entry.pending
-        except (BusError, nats.errors.Error, TimeoutError) as exc:
+        except (BusError, NatsError, TimeoutError) as exc:
             raise MemoryBackendError(f"cannot read conversation {conversation_id}: {exc}") from exc
         if pending:
             # The reader stops silently on an idle timeout; a partial history must not pass
@@ -103,7 +101,7 @@ class JetStreamMemoryStore:
                 record,
                 msg_id=f"{self._save_prefix}:{next(self._saves)}",
             )
-        except (BusError, nats.errors.Error) as exc:
+        except (BusError, NatsError) as exc:
             raise MemoryBackendError(
                 f"cannot save to conversation {conversation_id}: {exc}"
             ) from exc

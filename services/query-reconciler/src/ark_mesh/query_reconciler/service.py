@@ -18,57 +18,40 @@ from ark_mesh.bus import Bus, Publisher
 from ark_mesh.contracts import QueryRequest
 from ark_mesh.query_reconciler.config import SERVICE_NAME, QueryReconcilerConfig
 from ark_mesh.query_reconciler.handler import QueryWork
-from ark_mesh.query_reconciler.resources import ResourceSource, open_resources
-from ark_mesh.resolver import OpenAIModelClient
-from ark_mesh.service import ReadinessCheck, WorkHandlers, WorkQueueService
-from ark_mesh.telemetry import MessagingTelemetry
+from ark_mesh.query_reconciler.recovery import recover_request
+from ark_mesh.service import (
+    ReconcilerService,
+    WorkHandlers,
+    WorkIdentity,
+)
 
 __all__ = ["QueryReconcilerService"]
 
 
-class QueryReconcilerService(WorkQueueService[QueryRequest]):
+class QueryReconcilerService(ReconcilerService[QueryRequest, QueryReconcilerConfig]):
     """Implements :class:`ark_mesh.service.Service`; run it with :func:`ark_mesh.service.run_service`."""
 
     name = SERVICE_NAME
     kind = "query"
     message_type = QueryRequest
 
-    def __init__(
-        self, config: QueryReconcilerConfig, *, telemetry: MessagingTelemetry | None = None
-    ) -> None:
-        super().__init__(
-            config.bus, provision=config.provision, tenant=config.tenant, telemetry=telemetry
-        )
-        self.config = config
-        self.resources: ResourceSource | None = None
-        self.work: QueryWork | None = None
-
-    def checks(self) -> Mapping[str, ReadinessCheck]:
-        return {"resources": lambda: self.resources is not None and self.resources.ready()}
+    work: QueryWork | None = None
 
     def describe(self) -> Mapping[str, Any]:
-        return {
-            "resources": self.resources.description if self.resources else None,
-            "memory": self.config.memory.backend,
-            "reconciler": self.config.identity(),
-        }
+        return {"memory": self.config.memory.backend, "reconciler": self.config.identity()}
 
     async def setup(
         self, bus: Bus, publisher: Publisher, stack: contextlib.AsyncExitStack
     ) -> WorkHandlers[QueryRequest]:
         config = self.config
-        self.resources = resources = await open_resources(config.resources)
-        stack.push_async_callback(resources.close)
-        models = OpenAIModelClient(
-            max_retries=config.models.max_retries, timeout=config.models.timeout
-        )
+        models = config.models.client()
         stack.push_async_callback(models.aclose)
         http = aiohttp.ClientSession()
         stack.push_async_callback(http.close)
         self.work = work = QueryWork(
             bus,
             publisher,
-            resources.store,
+            self.store,
             models=models,
             http=http,
             reconciler_id=config.identity(),
@@ -76,4 +59,10 @@ class QueryReconcilerService(WorkQueueService[QueryRequest]):
             streaming=config.streaming,
             tracer=self.telemetry.tracer,
         )
-        return WorkHandlers(work.handle, work.on_dead_letter)
+        return WorkHandlers(
+            work.handle, identify=_identify, end=work.end_dead_letter, recover=recover_request
+        )
+
+
+def _identify(request: QueryRequest) -> WorkIdentity:
+    return WorkIdentity(request.tenant, request.query_id, "query id")

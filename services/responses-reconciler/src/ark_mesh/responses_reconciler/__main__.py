@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from ark_mesh.bus import BusError
-from ark_mesh.kube import KubeError
-from ark_mesh.query_reconciler import QueryReconcilerError
-from ark_mesh.resolver import ManifestError
 from ark_mesh.responses_reconciler.config import SERVICE_NAME, ResponsesReconcilerConfig
 from ark_mesh.responses_reconciler.service import ResponsesReconcilerService
 from ark_mesh.service import service_main
@@ -20,8 +16,6 @@ def main(argv: list[str] | None = None) -> int:
         description="Answer ResponsesRequests from JetStream with chunks and one result.",
         config_type=ResponsesReconcilerConfig,
         build=ResponsesReconcilerService,
-        # QueryReconcilerError: the resource source is opened with the query-reconciler's helper.
-        start_errors=(BusError, KubeError, QueryReconcilerError, ManifestError),
     )
 
 

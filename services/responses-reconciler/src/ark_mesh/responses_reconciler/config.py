@@ -1,20 +1,17 @@
 """The responses-reconciler's configuration: one typed file (Helm renders it), env overrides on top.
 
 Loaded with :func:`ark_mesh.service.load_config` (``ARK_MESH__<SECTION>__<FIELD>`` overrides).
-The ``resources``, ``models`` and ``health`` sections are the query-reconciler's own types,
-imported rather than redefined, so both services read resources and call models the same way and
-one Helm values block can feed both.
+The ``resources``, ``models`` and ``health`` sections are the shared types of
+:mod:`ark_mesh.service`, so every reconciler reads resources and calls models the same way and
+one Helm values block can feed them all.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-
 import msgspec
 
 from ark_mesh.bus import BusConfig, WorkerSettings
-from ark_mesh.query_reconciler import HealthConfig, ModelsConfig, ResourcesConfig
+from ark_mesh.service import HealthConfig, ModelsConfig, ResourcesConfig, instance_id
 
 __all__ = ["SERVICE_NAME", "ResponsesReconcilerConfig"]
 
@@ -30,18 +27,19 @@ class ResponsesReconcilerConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     ``bus`` is the bus's :class:`~ark_mesh.bus.BusConfig`; ``provision`` creates or updates the
     topology at start (idempotent); ``tenant`` binds the replica to a dedicated tenant's work
-    stream (``None``: the shared pool); ``reconciler_id`` is stamped on the resolver's status
-    updates of agent and team targets (default: host name and process id).
+    stream (``None``: the shared pool); ``instance`` names the replica and is stamped as
+    ``reconcilerId`` on the resolver's status updates of agent and team targets (default:
+    service, host name and process id).
     """
 
     bus: BusConfig = msgspec.field(default_factory=_default_bus)
     provision: bool = True
     tenant: str | None = None
-    reconciler_id: str | None = None
+    instance: str | None = None
     resources: ResourcesConfig = ResourcesConfig()
     models: ModelsConfig = ModelsConfig()
     health: HealthConfig = HealthConfig()
     grace_period: float = 25.0
 
     def identity(self) -> str:
-        return self.reconciler_id or f"{SERVICE_NAME}-{socket.gethostname()}-{os.getpid()}"
+        return instance_id(SERVICE_NAME, self.instance)

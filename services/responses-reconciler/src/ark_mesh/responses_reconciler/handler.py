@@ -10,9 +10,9 @@
 
 A transient model failure (429/5xx, dropped connection) is raised as the bus's
 :class:`~ark_mesh.bus.TransientError` so the worker redelivers with backoff; anything permanent
-ends the request with a ``failed`` result naming the problem. :meth:`ResponsesWork.on_dead_letter`
+ends the request with a ``failed`` result naming the problem. :meth:`ResponsesWork.end_dead_letter`
 answers a request the bus gave up on (MaxDeliver used up) with a ``failed`` result, so no caller
-waits forever.
+waits forever; the tenant check of each delivery and dead letter is the service skeleton's.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-import msgspec
 
-from ark_mesh.bus import DeadLetterNotice, MessageContext, PermanentError, Publisher, TransientError
+from ark_mesh.bus import DeadLetterNotice, MessageContext, Publisher, TransientError
 from ark_mesh.contracts import (
     ArkChunkMetadata,
     Chunk,
@@ -36,9 +35,8 @@ from ark_mesh.contracts import (
     QueryTarget,
     ResponsesRequest,
     ResponsesResult,
-    SubjectError,
     TokenUsage,
-    subjects,
+    rfc3339,
 )
 from ark_mesh.resolver import (
     DEFAULT_TIMEOUT,
@@ -53,7 +51,6 @@ from ark_mesh.resolver import (
     ValueResolver,
     endpoint_for,
 )
-from ark_mesh.resolver.clock import rfc3339
 from ark_mesh.resolver.context import FINAL_CHUNK_ID, QueryRun, Scope
 from ark_mesh.resolver.llm import complete
 from ark_mesh.responses_reconciler.errors import (
@@ -98,7 +95,6 @@ class ResponsesWork:
         self._clock = SystemClock()
 
     async def handle(self, request: ResponsesRequest, context: MessageContext) -> None:
-        _check_identity(request, context.tenant or "")
         with bound_context(request_id=request.request_id, target=request.target):
             sink = ResponsesSink(
                 self._publisher, request.tenant, request.request_id, stream=request.stream
@@ -190,23 +186,8 @@ class ResponsesWork:
         await _end_stream(sink, request, result)
         return result
 
-    async def on_dead_letter(self, notice: DeadLetterNotice) -> None:
-        request = notice.message if isinstance(notice.message, ResponsesRequest) else None
-        if request is None:
-            try:
-                request = msgspec.json.decode(notice.letter.data, type=ResponsesRequest)
-            except msgspec.DecodeError:
-                log.error(
-                    "dead-lettered responses work names no request; nobody can be answered",
-                    subject=notice.letter.subject,
-                    reason=notice.letter.reason,
-                )
-                return
-        try:
-            _check_identity(request, _subject_tenant(notice.letter.subject))
-        except PermanentError as exc:
-            log.error("dead-lettered responses work cannot be answered", reason=str(exc))
-            return
+    async def end_dead_letter(self, request: ResponsesRequest, notice: DeadLetterNotice) -> None:
+        """Answer a request whose work was dead-lettered (the skeleton decoded and checked it)."""
         message = f"The request could not be processed: {notice.letter.reason}"
         log.warning("answering a dead-lettered request", request_id=request.request_id)
         sink = ResponsesSink(
@@ -314,25 +295,3 @@ def _target_or_model(raw: str) -> Target:
 def _query_target(raw: str) -> QueryTarget:
     target = _target_or_model(raw)
     return QueryTarget(type=target.type, name=target.name)
-
-
-def _subject_tenant(subject: str) -> str:
-    try:
-        return subjects.parse(subject).tenant
-    except SubjectError:
-        return ""
-
-
-def _check_identity(request: ResponsesRequest, subject_tenant: str) -> None:
-    """Refuse work whose ids cannot name subjects, or that names another tenant than the
-    subject it arrived on: answering it would publish into another tenant's subjects."""
-    try:
-        subjects.validate_token(request.tenant, "tenant")
-        subjects.validate_token(request.request_id, "request id")
-    except SubjectError as exc:
-        raise PermanentError(f"unusable ResponsesRequest: {exc}") from exc
-    if request.tenant != subject_tenant:
-        raise PermanentError(
-            f"ResponsesRequest for tenant {request.tenant!r} arrived on tenant "
-            f"{subject_tenant!r}'s work subject; refusing to answer into another tenant's subjects"
-        )

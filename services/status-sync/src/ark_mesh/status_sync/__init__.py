@@ -15,12 +15,7 @@ the :mod:`ark_mesh.kube.errors` tree, mapped to the bus's transient/permanent ou
 
 from ark_mesh.contracts.ordering import PHASE_RANK, Verdict, decide, order_key, rank
 from ark_mesh.status_sync.applier import Applied, NewestLookup, StatusApplier
-from ark_mesh.status_sync.config import (
-    EventsConfig,
-    HealthConfig,
-    KubernetesConfig,
-    StatusSyncConfig,
-)
+from ark_mesh.status_sync.config import EventsConfig, StatusSyncConfig
 from ark_mesh.status_sync.newest import NewestPublished
 from ark_mesh.status_sync.service import StatusSyncService
 from ark_mesh.status_sync.transitions import Transition, transition
@@ -29,8 +24,6 @@ __all__ = [
     "PHASE_RANK",
     "Applied",
     "EventsConfig",
-    "HealthConfig",
-    "KubernetesConfig",
     "NewestLookup",
     "NewestPublished",
     "StatusApplier",

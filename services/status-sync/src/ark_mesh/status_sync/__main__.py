@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from ark_mesh.bus import BusError
-from ark_mesh.kube import KubeError
 from ark_mesh.service import service_main
 from ark_mesh.status_sync.config import SERVICE_NAME, StatusSyncConfig
 from ark_mesh.status_sync.service import StatusSyncService
@@ -18,7 +16,6 @@ def main(argv: list[str] | None = None) -> int:
         description="Apply StatusUpdates from JetStream to the status of Query resources.",
         config_type=StatusSyncConfig,
         build=StatusSyncService,
-        start_errors=(BusError, KubeError),
     )
 
 

@@ -6,23 +6,14 @@ Loaded with :func:`ark_mesh.service.load_config`; override any field with
 
 from __future__ import annotations
 
-import os
-import socket
-
 import msgspec
 
 from ark_mesh.bus import BusConfig, WorkerSettings
+from ark_mesh.service import HealthConfig, KubernetesConfig, instance_id
 
-__all__ = ["EventsConfig", "HealthConfig", "KubernetesConfig", "StatusSyncConfig"]
+__all__ = ["EventsConfig", "StatusSyncConfig"]
 
 SERVICE_NAME = "status-sync"
-
-
-class KubernetesConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """``kubeconfig`` path (and optional ``context``); without one, in-cluster credentials."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
 
 
 class EventsConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,12 +21,6 @@ class EventsConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     enabled: bool = True
     controller: str = "ark-mesh/status-sync"
-
-
-class HealthConfig(msgspec.Struct, frozen=True, kw_only=True):
-    # Probes come from the kubelet over the pod IP, not from localhost.
-    host: str = "0.0.0.0"
-    port: int = 8080
 
 
 def _default_bus() -> BusConfig:
@@ -50,7 +35,7 @@ class StatusSyncConfig(msgspec.Struct, frozen=True, kw_only=True):
     ``provision`` creates or updates the topology at start (idempotent). ``check_newest`` looks
     up the newest update published for the query before writing, so an update a newer one
     already follows is skipped (order within one phase rank, fewer writes when catching up).
-    ``instance`` names this replica in Events (default: host name and process id).
+    ``instance`` names this replica in Events (default: service, host name and process id).
     """
 
     bus: BusConfig = msgspec.field(default_factory=_default_bus)
@@ -64,4 +49,4 @@ class StatusSyncConfig(msgspec.Struct, frozen=True, kw_only=True):
     instance: str | None = None
 
     def identity(self) -> str:
-        return self.instance or f"{SERVICE_NAME}-{socket.gethostname()}-{os.getpid()}"
+        return instance_id(SERVICE_NAME, self.instance)

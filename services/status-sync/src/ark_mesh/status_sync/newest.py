@@ -7,18 +7,11 @@ cannot be compared, and must not block the update at hand.
 from __future__ import annotations
 
 from ark_mesh.bus import Bus, StreamReader
-from ark_mesh.contracts import DecodeError, StatusUpdate, SubjectError, decoder_for, subjects
+from ark_mesh.contracts import StatusUpdate, SubjectError, lenient_decoder_for, subjects
 
 __all__ = ["NewestPublished"]
 
-_decode = decoder_for(StatusUpdate)
-
-
-def _status_or_none(data: bytes) -> StatusUpdate | None:
-    try:
-        return _decode(data)
-    except DecodeError:
-        return None
+_status_or_none = lenient_decoder_for(StatusUpdate)
 
 
 class NewestPublished:

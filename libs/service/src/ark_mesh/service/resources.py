@@ -1,7 +1,8 @@
-"""Where the resolver reads Agents, Models, Teams…: a Kubernetes watch cache, or manifests.
+"""Where a service reads Agents, Models, Teams…: a Kubernetes watch cache, or manifests.
 
-Both satisfy the resolver's ``ResourceStore`` port; the service only needs to open one, ask
-whether it is ready, and close it.
+Every reconciler that runs the resolver needs the same thing — a
+:class:`~ark_mesh.resolver.ResourceStore` it can ask whether it is ready and close — and reads
+it from the same ``resources`` config section, so one Helm values block feeds them all.
 """
 
 from __future__ import annotations
@@ -9,17 +10,46 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+import msgspec
 
 from ark_mesh.contracts import Resource
 from ark_mesh.kube import KubeClient, ResourceCache
-from ark_mesh.query_reconciler.config import ResourcesConfig
-from ark_mesh.query_reconciler.errors import ResourceSourceError
 from ark_mesh.resolver import RESOLVER_KINDS, InMemoryResourceStore, ResourceStore
+from ark_mesh.service.errors import ResourceSourceError
+from ark_mesh.service.settings import KubernetesConfig
 from ark_mesh.telemetry import get_logger
 
-__all__ = ["ResourceSource", "open_resources"]
+__all__ = ["ResourceSource", "ResourcesConfig", "open_resources"]
 
 log = get_logger(__name__)
+
+
+class ResourcesConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Where Agents, Models, Teams, Tools, Memories, ConfigMaps and Secrets are read from.
+
+    ``kubernetes``: a watch-backed cache of the cluster (``kubeconfig`` path, else the pod's
+    in-cluster credentials); ``namespace`` limits it to one namespace (least-privilege RBAC),
+    ``preload`` lists the kinds listed and watched before the service reports ready (others are
+    watched on first use). ``manifests``: a file or directory of YAML manifests, for broker-only
+    installs without a cluster; objects without a namespace land in ``default_namespace``.
+    """
+
+    source: Literal["kubernetes", "manifests"] = "kubernetes"
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    preload: tuple[str, ...] = ("Agent", "Model", "Team", "Tool", "Memory")
+    sync_timeout: float = 30.0
+    manifests: str | None = None
+    default_namespace: str = "default"
+
+    def kubernetes(self) -> KubernetesConfig:
+        """The cluster connection these settings name (flat keys, kept for the chart's shape)."""
+        return KubernetesConfig(
+            kubeconfig=self.kubeconfig, context=self.context, namespace=self.namespace
+        )
 
 
 @dataclass
@@ -75,12 +105,8 @@ async def open_resources(config: ResourcesConfig) -> ResourceSource:
         # Reading files blocks; at start-up nothing else runs yet, but keep the loop free.
         return await asyncio.to_thread(_load_manifests, config)
     kinds = _kinds(config.preload)
-    if config.kubeconfig:
-        client = await KubeClient.from_kubeconfig(config.kubeconfig, context=config.context)
-        where = f"cluster from {config.kubeconfig}"
-    else:
-        client = KubeClient.in_cluster()
-        where = "in-cluster API server"
+    kubernetes = config.kubernetes()
+    client = await kubernetes.connect()
     cache = ResourceCache(
         client, namespace=config.namespace, kinds=kinds, sync_timeout=config.sync_timeout
     )
@@ -91,5 +117,9 @@ async def open_resources(config: ResourcesConfig) -> ResourceSource:
         await client.close()
         raise
     return ResourceSource(
-        store=cache, description=where, _cache=cache, _client=client, _preloaded=kinds
+        store=cache,
+        description=kubernetes.describe(),
+        _cache=cache,
+        _client=client,
+        _preloaded=kinds,
     )
