@@ -46,8 +46,8 @@ class PathSpec:
 
 
 PATHS = {
-    "simple-1": PathSpec("simple-1", "simple", {"scheduler": {"max_concurrent_reconciles": 1}}),
-    "simple": PathSpec("simple", "simple", {"scheduler": {"max_concurrent_reconciles": 10}}),
+    "simple-1": PathSpec("simple-1", "simple", {"scheduler": {"maxConcurrentReconciles": 1}}),
+    "simple": PathSpec("simple", "simple", {"scheduler": {"maxConcurrentReconciles": 10}}),
     "standalone": PathSpec("standalone", "scale-strict", {}),
 }
 

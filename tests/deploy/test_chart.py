@@ -89,7 +89,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "fakeModel": {"enabled": True},
         },
     ),
-    # Every kind of bus key (camelCase in values, snake_case in the files), incl. lists of maps.
+    # Every kind of bus key (camelCase in values and in the files), incl. lists of maps.
     "bus-fields": (
         "scale-strict",
         {
@@ -122,8 +122,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 def unknown_keys(data: Any, struct: Any, path: str = "") -> list[str]:
     """Keys of ``data`` that ``struct`` does not declare, recursively.
 
-    msgspec ignores unknown fields, so a misspelt key in a rendered config would be silently
-    dropped by the service; this is how the tests notice.
+    The services refuse a config file with an unknown key when they start; this finds every such
+    key of a render at once, with its path, without starting anything.
     """
     if not isinstance(data, dict):
         return []
@@ -133,6 +133,13 @@ def unknown_keys(data: Any, struct: Any, path: str = "") -> list[str]:
         where = f"{path}.{key}" if path else key
         if key not in fields:
             found.append(where)
+            continue
+        if typing.get_origin(fields[key]) is dict and isinstance(value, dict):
+            # A mapping keyed by names the user chose (tenants): check each value, not the keys.
+            (_, value_type) = typing.get_args(fields[key])
+            for name, item in value.items():
+                for option in _struct_options(value_type):
+                    found += unknown_keys(item, option, f"{where}.{name}")
             continue
         for option in _struct_options(fields[key]):
             if isinstance(value, list):

@@ -121,8 +121,8 @@ async def test_reconciler_killed_with_twenty_in_flight_every_query_ends_once(sta
         streaming=True,  # killed while twenty model streams are live
         bus_settings={
             "topology": {
-                "work_consumers": [
-                    {"kind": "query", "durable": "query-reconciler", "ack_wait": 3.0},
+                "workConsumers": [
+                    {"kind": "query", "durable": "query-reconciler", "ackWait": 3.0},
                     {"kind": "responses", "durable": "responses-reconciler"},
                     {"kind": "embeddings", "durable": "embeddings-reconciler"},
                 ]

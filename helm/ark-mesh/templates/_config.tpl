@@ -1,5 +1,5 @@
 {{/*
-The services' config files, snake_case as their msgspec Structs expect:
+The services' config files, camelCase as their msgspec Structs expect (ark_mesh.contracts.config):
   controller             ark_mesh.controller.config.ControllerConfig
   query-reconciler       ark_mesh.query_reconciler.config.QueryReconcilerConfig
   responses-reconciler   ark_mesh.responses_reconciler.config.ResponsesReconcilerConfig
@@ -15,26 +15,26 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
 {{- $le := $c.leaderElection -}}
 {{- $config := dict
   "reconciliation" (dict
-    "default_reconciliation" $s.defaultReconciliation
-    "allowed_modes" $s.allowedModes)
+    "defaultReconciliation" $s.defaultReconciliation
+    "allowedModes" $s.allowedModes)
   "scheduler" (dict
-    "max_concurrent_queries" $c.scheduler.maxConcurrentQueries
-    "max_concurrent_reconciles" $c.scheduler.maxConcurrentReconciles)
-  "resource_controllers" (dict
+    "maxConcurrentQueries" $c.scheduler.maxConcurrentQueries
+    "maxConcurrentReconciles" $c.scheduler.maxConcurrentReconciles)
+  "resourceControllers" (dict
     "enabled" $c.resourceControllers.enabled
     "workers" $c.resourceControllers.workers
-    "probe_concurrency" $c.resourceControllers.probeConcurrency
-    "probe_timeout" $c.resourceControllers.probeTimeout)
+    "probeConcurrency" $c.resourceControllers.probeConcurrency
+    "probeTimeout" $c.resourceControllers.probeTimeout)
   "kubernetes" (dict "namespace" (.Values.watchNamespace | default nil))
-  "leader_election" (dict
+  "leaderElection" (dict
     "enabled" $s.leaderElection
-    "lease_name" (printf "%s-controller" (include "ark-mesh.fullname" .))
-    "lease_namespace" .Release.Namespace
-    "lease_duration" $le.leaseDuration
-    "renew_deadline" $le.renewDeadline
-    "retry_period" $le.retryPeriod)
+    "leaseName" (printf "%s-controller" (include "ark-mesh.fullname" .))
+    "leaseNamespace" .Release.Namespace
+    "leaseDuration" $le.leaseDuration
+    "renewDeadline" $le.renewDeadline
+    "retryPeriod" $le.retryPeriod)
   "health" (dict "host" "0.0.0.0" "port" $c.healthPort)
-  "default_query_ttl" .Values.defaultQueryTtl
+  "defaultQueryTtl" .Values.defaultQueryTtl
 -}}
 {{- if $s.bus -}}
 {{- $_ := set $config "bus" (include "ark-mesh.busConfig" . | fromYaml) -}}
@@ -45,15 +45,15 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
   "enabled" true
   "host" "0.0.0.0"
   "port" $w.port
-  "cert_dir" (include "ark-mesh.webhookCertDir" .) -}}
+  "certDir" (include "ark-mesh.webhookCertDir" .) -}}
 {{- if not $w.certManager.enabled -}}
 {{- $service := include "ark-mesh.webhookService" . -}}
-{{- $_ := set $webhook "self_signed" (dict
+{{- $_ := set $webhook "selfSigned" (dict
   "namespace" .Release.Namespace
   "service" $service
   "secret" (printf "%s-tls" $service)
-  "mutating_configuration" (include "ark-mesh.webhookConfigurationName" (dict "ctx" . "mutating" true))
-  "validating_configuration" (include "ark-mesh.webhookConfigurationName" (dict "ctx" . "mutating" false))) -}}
+  "mutatingConfiguration" (include "ark-mesh.webhookConfigurationName" (dict "ctx" . "mutating" true))
+  "validatingConfiguration" (include "ark-mesh.webhookConfigurationName" (dict "ctx" . "mutating" false))) -}}
 {{- end -}}
 {{- $_ := set $config "webhook" $webhook -}}
 {{- end -}}
@@ -70,15 +70,15 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "source" "kubernetes"
     "namespace" (.Values.watchNamespace | default nil)
     "preload" $q.resourceCache.preload
-    "sync_timeout" $q.resourceCache.syncTimeout)
-  "memory" (dict "backend" $q.memory.backend "read_timeout" $q.memory.readTimeout)
-  "models" (dict "max_retries" $q.models.maxRetries "timeout" $q.models.timeout)
+    "syncTimeout" $q.resourceCache.syncTimeout)
+  "memory" (dict "backend" $q.memory.backend "readTimeout" $q.memory.readTimeout)
+  "models" (dict "maxRetries" $q.models.maxRetries "timeout" $q.models.timeout)
   "streaming" (dict
     "coalesce" $q.streaming.coalesce
-    "coalesce_delay" $q.streaming.coalesceDelay
-    "coalesce_bytes" $q.streaming.coalesceBytes)
+    "coalesceDelay" $q.streaming.coalesceDelay
+    "coalesceBytes" $q.streaming.coalesceBytes)
   "health" (dict "host" "0.0.0.0" "port" $q.healthPort)
-  "grace_period" $q.gracePeriod
+  "gracePeriod" $q.gracePeriod
 -}}
 {{- toYaml $config -}}
 {{- end -}}
@@ -93,10 +93,10 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "source" "kubernetes"
     "namespace" (.Values.watchNamespace | default nil)
     "preload" $r.resourceCache.preload
-    "sync_timeout" $r.resourceCache.syncTimeout)
-  "models" (dict "max_retries" $r.models.maxRetries "timeout" $r.models.timeout)
+    "syncTimeout" $r.resourceCache.syncTimeout)
+  "models" (dict "maxRetries" $r.models.maxRetries "timeout" $r.models.timeout)
   "health" (dict "host" "0.0.0.0" "port" $r.healthPort)
-  "grace_period" $r.gracePeriod
+  "gracePeriod" $r.gracePeriod
 -}}
 {{- toYaml $config -}}
 {{- end -}}
@@ -111,11 +111,11 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "source" "kubernetes"
     "namespace" (.Values.watchNamespace | default nil)
     "preload" $e.resourceCache.preload
-    "sync_timeout" $e.resourceCache.syncTimeout)
-  "max_batch" $e.maxBatch
+    "syncTimeout" $e.resourceCache.syncTimeout)
+  "maxBatch" $e.maxBatch
   "timeout" $e.timeout
   "health" (dict "host" "0.0.0.0" "port" $e.healthPort)
-  "grace_period" $e.gracePeriod
+  "gracePeriod" $e.gracePeriod
 -}}
 {{- toYaml $config -}}
 {{- end -}}
@@ -126,10 +126,10 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
   "bus" (include "ark-mesh.busConfig" . | fromYaml)
   "provision" $st.provision
   "durable" "status-sync"
-  "check_newest" $st.checkNewest
+  "checkNewest" $st.checkNewest
   "events" (dict "enabled" $st.events "controller" "ark-mesh/status-sync")
   "health" (dict "host" "0.0.0.0" "port" $st.healthPort)
-  "grace_period" $st.gracePeriod
+  "gracePeriod" $st.gracePeriod
 -}}
 {{- toYaml $config -}}
 {{- end -}}
@@ -149,15 +149,15 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
   "health" (dict "host" "0.0.0.0" "port" $b.healthPort)
   "auth" (dict
     "mode" $s.brokerAuth
-    "default_tenant" $b.auth.defaultTenant
+    "defaultTenant" $b.auth.defaultTenant
     "tokens" $tokens)
   "limits" (dict
-    "max_in_flight_per_tenant" $b.limits.maxInFlightPerTenant
-    "retry_after_seconds" $b.limits.retryAfterSeconds
-    "max_body_bytes" $b.limits.maxBodyBytes
-    "completion_wait_seconds" $b.limits.completionWaitSeconds)
-  "streaming" (dict "heartbeat_seconds" $b.streaming.heartbeatSeconds)
-  "grace_period" $b.gracePeriod
+    "maxInFlightPerTenant" $b.limits.maxInFlightPerTenant
+    "retryAfterSeconds" $b.limits.retryAfterSeconds
+    "maxBodyBytes" $b.limits.maxBodyBytes
+    "completionWaitSeconds" $b.limits.completionWaitSeconds)
+  "streaming" (dict "heartbeatSeconds" $b.streaming.heartbeatSeconds)
+  "gracePeriod" $b.gracePeriod
 -}}
 {{- /* A kubernetes section (in-cluster credentials) is what turns Query mirrors on. */ -}}
 {{- if $b.queryMirrors -}}

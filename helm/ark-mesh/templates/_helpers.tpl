@@ -150,32 +150,6 @@ inController: {{ has "inController" $allowed }}
 leaderElection: {{ $leader }}
 {{- end -}}
 
-{{/* A map with camelCase keys, recursively, as YAML with snake_case keys (the services'
-     config files follow Python's naming; Helm users expect camelCase values). */}}
-{{- define "ark-mesh.snakeKeys" -}}
-{{- $out := dict -}}
-{{- range $key, $value := . -}}
-{{- $_ := set $out (snakecase $key) (include "ark-mesh.snakeValue" $value | fromYaml).v -}}
-{{- end -}}
-{{- toYaml $out -}}
-{{- end -}}
-
-{{/* One value for ark-mesh.snakeKeys, wrapped as {v: …} so scalars and lists survive
-     the round trip through fromYaml. */}}
-{{- define "ark-mesh.snakeValue" -}}
-{{- if kindIs "map" . -}}
-{{- dict "v" (include "ark-mesh.snakeKeys" . | fromYaml) | toYaml -}}
-{{- else if kindIs "slice" . -}}
-{{- $items := list -}}
-{{- range . -}}
-{{- $items = append $items (include "ark-mesh.snakeValue" . | fromYaml).v -}}
-{{- end -}}
-{{- dict "v" $items | toYaml -}}
-{{- else -}}
-{{- dict "v" . | toYaml -}}
-{{- end -}}
-{{- end -}}
-
 {{/* The bus block every service gets, identical for all of them. */}}
 {{- define "ark-mesh.busConfig" -}}
 {{- $s := include "ark-mesh.settings" . | fromYaml -}}
@@ -183,7 +157,7 @@ leaderElection: {{ $leader }}
 {{- $connection := get $bus "connection" | default dict -}}
 {{- $_ := set $connection "servers" $s.natsServers -}}
 {{- $_ := set $bus "connection" $connection -}}
-{{- include "ark-mesh.snakeKeys" $bus -}}
+{{- toYaml $bus -}}
 {{- end -}}
 
 {{/* Environment of every ark-mesh container: (dict "ctx" $ "component" "controller"

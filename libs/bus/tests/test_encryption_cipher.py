@@ -172,7 +172,7 @@ def test_keys_load_from_files_and_environment(tmp_path: Path) -> None:
                         "keys": [{"id": "a1", "file": str(key_file)}, {"id": "a2", "env": "A2"}]
                     }
                 },
-                "required_tenants": ["team-a"],
+                "requiredTenants": ["team-a"],
             }
         },
         BusConfig,

@@ -178,8 +178,8 @@ async def test_switching_to_dedicated_tenants_over_an_old_shared_stream_is_a_con
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"dedicated_tenants": ("vip",)}, "needs shared_tenants"),
-        ({"shared_tenants": ("a",)}, "only meaningful with dedicated_tenants"),
+        ({"dedicated_tenants": ("vip",)}, "needs sharedTenants"),
+        ({"shared_tenants": ("a",)}, "only meaningful with dedicatedTenants"),
         ({"dedicated_tenants": ("a",), "shared_tenants": ("a",)}, "both dedicated and shared"),
         ({"dedicated_tenants": ("a.b",), "shared_tenants": ()}, "contains '.'"),
         ({"dedicated_tenants": ("a", "a"), "shared_tenants": ()}, "twice"),
@@ -200,7 +200,7 @@ def test_unknown_binding_lists_what_exists(kit: type) -> None:
 def test_config_decodes_from_plain_values() -> None:
     from ark_mesh.bus import BusConfig
 
-    config = msgspec.convert({"topology": {"chunks": {"max_age": 5}}}, BusConfig)
+    config = msgspec.convert({"topology": {"chunks": {"maxAge": 5}}}, BusConfig)
     assert config.topology.chunks.max_age == 5
     with pytest.raises(msgspec.ValidationError, match="storage"):
         msgspec.convert({"topology": {"work": {"storage": "tape"}}}, BusConfig)

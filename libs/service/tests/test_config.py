@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.service import ConfigError, load_config
 
 
@@ -70,3 +71,20 @@ def test_non_mapping_file_is_rejected(tmp_path: Path) -> None:
     path.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(Config, path, environ={})
+
+
+class Strict(ConfigSection, frozen=True, kw_only=True):
+    health_port: int = 8080
+    tenants: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+def test_a_config_file_has_camel_case_keys_and_unknown_ones_are_refused(tmp_path: Path) -> None:
+    """A misspelt or snake_case key would otherwise be ignored and its default used unseen."""
+    path = tmp_path / "config.yaml"
+    path.write_text("healthPort: 9000\ntenants: {team-a: 1}\n")
+    config = load_config(Strict, path, environ={})
+    assert config.health_port == 9000
+    assert config.tenants == {"team-a": 1}, "names chosen by the user are kept as written"
+    path.write_text("health_port: 9000\n")
+    with pytest.raises(ConfigError, match="health_port"):
+        load_config(Strict, path, environ={})

@@ -83,7 +83,7 @@ async def test_the_process_answers_becomes_ready_and_exits_cleanly_on_sigterm(
 
 async def test_a_bad_configuration_is_refused_naming_the_field(world: Any) -> None:
     path = world.root / "bad.yaml"
-    path.write_text("max_batch: 0\n")
+    path.write_text("maxBatch: 0\n")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -96,4 +96,4 @@ async def test_a_bad_configuration_is_refused_naming_the_field(world: Any) -> No
     async with asyncio.timeout(60):
         _, stderr = await process.communicate()
     assert process.returncode == 2
-    assert "max_batch" in stderr.decode()
+    assert "maxBatch" in stderr.decode()

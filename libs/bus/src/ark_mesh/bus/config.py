@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from ark_mesh.contracts import subjects
+from ark_mesh.contracts.config import ConfigSection
 
 __all__ = [
     "BusConfig",
@@ -35,7 +36,7 @@ _HOUR = 3600.0
 _DAY = 24 * _HOUR
 
 
-class ConnectionSettings(msgspec.Struct, frozen=True, kw_only=True):
+class ConnectionSettings(ConfigSection, frozen=True, kw_only=True):
     """How to reach NATS.
 
     ``connect_attempts`` bounds the *initial* connection (exponential backoff from
@@ -58,7 +59,7 @@ class ConnectionSettings(msgspec.Struct, frozen=True, kw_only=True):
     drain_timeout: float = 10.0
 
 
-class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
+class StreamSettings(ConfigSection, frozen=True, kw_only=True):
     """Per-stream knobs. ``max_age`` 0 means "keep until limits"; ``-1`` means unlimited.
 
     ``compression`` and ``allow_msg_ttl`` need a newer server than 2.9 (2.10 / 2.11); asking for
@@ -76,7 +77,7 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     allow_msg_ttl: bool | None = None
 
 
-class KeyValueSettings(msgspec.Struct, frozen=True, kw_only=True):
+class KeyValueSettings(ConfigSection, frozen=True, kw_only=True):
     storage: StorageKind = "file"
     replicas: int = 1
     ttl: float = 0.0
@@ -84,7 +85,7 @@ class KeyValueSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_value_size: int = -1
 
 
-class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
+class ConsumerSettings(ConfigSection, frozen=True, kw_only=True):
     """A durable pull consumer on one of the limits streams (e.g. status-sync on ARK_STATUS)."""
 
     stream: str
@@ -96,7 +97,7 @@ class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_waiting: int = 512
 
 
-class WorkConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
+class WorkConsumerSettings(ConfigSection, frozen=True, kw_only=True):
     """The durable consumer shared by all replicas of one reconciler kind.
 
     ``max_ack_pending`` is the global cap on messages in flight for this kind across every
@@ -130,7 +131,7 @@ def _default_consumers() -> tuple[ConsumerSettings, ...]:
     )
 
 
-class TopologyConfig(msgspec.Struct, frozen=True, kw_only=True):
+class TopologyConfig(ConfigSection, frozen=True, kw_only=True):
     """Streams, consumers and KV buckets of the mesh (ARCHITECTURE §4).
 
     ``dedicated_tenants`` get their own work stream each. Because nats-server 2.9 neither lets
@@ -155,7 +156,7 @@ class TopologyConfig(msgspec.Struct, frozen=True, kw_only=True):
     shared_tenants: tuple[str, ...] | None = None
 
 
-class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
+class WorkerSettings(ConfigSection, frozen=True, kw_only=True):
     """Behaviour of one worker replica.
 
     ``slots`` is how many handlers this replica runs at once; it never asks the server for more
@@ -187,7 +188,7 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
         return self if self.service else msgspec.structs.replace(self, service=name)
 
 
-class EncryptionKeySettings(msgspec.Struct, frozen=True, kw_only=True):
+class EncryptionKeySettings(ConfigSection, frozen=True, kw_only=True):
     """Where one key comes from: exactly one of ``file`` (a path) or ``env`` (a variable name),
     holding 32 random bytes in base64 (``head -c32 /dev/urandom | base64``).
 
@@ -201,7 +202,7 @@ class EncryptionKeySettings(msgspec.Struct, frozen=True, kw_only=True):
     env: str | None = None
 
 
-class TenantEncryptionSettings(msgspec.Struct, frozen=True, kw_only=True):
+class TenantEncryptionSettings(ConfigSection, frozen=True, kw_only=True):
     """The keys of one tenant. Every key decrypts; ``primary`` (default: the last listed)
     encrypts. Rotation: add the new key with ``primary`` still naming the old one, roll every
     reader out, then make the new key primary; drop the old key once nothing stored under it
@@ -211,7 +212,7 @@ class TenantEncryptionSettings(msgspec.Struct, frozen=True, kw_only=True):
     primary: str | None = None
 
 
-class EncryptionSettings(msgspec.Struct, frozen=True, kw_only=True):
+class EncryptionSettings(ConfigSection, frozen=True, kw_only=True):
     """Per-tenant encryption of payload bodies (see :mod:`ark_mesh.bus.encryption`).
 
     Tenants under ``tenants`` have their bodies encrypted; others are left alone, unless listed
@@ -223,7 +224,7 @@ class EncryptionSettings(msgspec.Struct, frozen=True, kw_only=True):
     required_tenants: tuple[str, ...] = ()
 
 
-class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
+class BusConfig(ConfigSection, frozen=True, kw_only=True):
     """Everything a service needs to configure its bus use, as one block of its config file.
 
     ``encryption`` takes effect through ``Bus.connect(config.connection,

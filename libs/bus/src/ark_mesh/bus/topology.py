@@ -20,7 +20,7 @@ shared stream must then stop capturing that tenant, and nats-server 2.9 makes th
   filter subject that must be a subset of one of the stream's subjects.
 
 So once any tenant is dedicated, the shared tenants are listed explicitly
-(``shared_tenants``) and the shared work is split **per kind** — ``ARK_WORK_QUERY`` over
+(``sharedTenants``) and the shared work is split **per kind** — ``ARK_WORK_QUERY`` over
 ``ark.<t>.work.query`` for each shared ``t``, and so on — each with one unfiltered consumer.
 A publish for a tenant that is in neither list fails loudly (no stream answers) instead of
 being queued where no reconciler looks. Moving from the unsharded to the sharded layout is
@@ -222,9 +222,9 @@ class Topology:
                 subjects.validate_token(tenant, "tenant")
             except SubjectError as error:
                 raise TopologyConfigError(f"topology tenant list: {error}") from None
-        _no_duplicates(config.dedicated_tenants, "dedicated_tenants")
+        _no_duplicates(config.dedicated_tenants, "dedicatedTenants")
         if config.shared_tenants is not None:
-            _no_duplicates(config.shared_tenants, "shared_tenants")
+            _no_duplicates(config.shared_tenants, "sharedTenants")
             both = set(config.dedicated_tenants) & set(config.shared_tenants)
             if both:
                 raise TopologyConfigError(
@@ -232,17 +232,17 @@ class Topology:
                 )
         if config.dedicated_tenants and config.shared_tenants is None:
             raise TopologyConfigError(
-                "dedicated_tenants needs shared_tenants: nats-server 2.9 streams cannot overlap "
+                "dedicatedTenants needs sharedTenants: nats-server 2.9 streams cannot overlap "
                 "and a subject cannot exclude tenants, so the shared work streams must list the "
                 "tenants they serve (an empty list is allowed)"
             )
         if config.shared_tenants is not None and not config.dedicated_tenants:
             raise TopologyConfigError(
-                "shared_tenants is only meaningful with dedicated_tenants; without dedicated "
+                "sharedTenants is only meaningful with dedicatedTenants; without dedicated "
                 "tenants the shared work stream serves every tenant (ark.*.work.>)"
             )
         kinds = [consumer.kind for consumer in config.work_consumers]
-        _no_duplicates(tuple(kinds), "work_consumers kinds")
+        _no_duplicates(tuple(kinds), "workConsumers kinds")
         for name, settings in self._stream_settings().items():
             if settings.replicas < 1:
                 raise TopologyConfigError(f"{name}.replicas must be at least 1")

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import msgspec
-
 from ark_mesh.contracts import Resource
+from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.kube import KubeClient, ResourceCache
 from ark_mesh.resolver import RESOLVER_KINDS, InMemoryResourceStore, ResourceStore
 from ark_mesh.service.errors import ResourceSourceError
@@ -26,7 +25,7 @@ __all__ = ["ResourceSource", "ResourcesConfig", "open_resources"]
 log = get_logger(__name__)
 
 
-class ResourcesConfig(msgspec.Struct, frozen=True, kw_only=True):
+class ResourcesConfig(ConfigSection, frozen=True, kw_only=True):
     """Where Agents, Models, Teams, Tools, Memories, ConfigMaps and Secrets are read from.
 
     ``kubernetes``: a watch-backed cache of the cluster (``kubeconfig`` path, else the pod's

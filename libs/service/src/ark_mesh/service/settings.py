@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import socket
 
-import msgspec
-
+from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.kube import KubeClient
 from ark_mesh.resolver import OpenAIModelClient
 
@@ -22,7 +21,7 @@ HEALTH_PORT = 8080
 """The one default port of ``/healthz`` and ``/readyz`` (the chart's ``healthPort`` values)."""
 
 
-class HealthConfig(msgspec.Struct, frozen=True, kw_only=True):
+class HealthConfig(ConfigSection, frozen=True, kw_only=True):
     """Where the probe server listens."""
 
     # Probes come from the kubelet over the pod IP, not from localhost.
@@ -30,7 +29,7 @@ class HealthConfig(msgspec.Struct, frozen=True, kw_only=True):
     port: int = HEALTH_PORT
 
 
-class KubernetesConfig(msgspec.Struct, frozen=True, kw_only=True):
+class KubernetesConfig(ConfigSection, frozen=True, kw_only=True):
     """How to reach the API server: ``kubeconfig`` (and optional ``context``), else the pod's
     in-cluster credentials. ``namespace`` limits what the service watches (least-privilege RBAC);
     unset means every namespace. Services that watch nothing ignore it."""
@@ -50,7 +49,7 @@ class KubernetesConfig(msgspec.Struct, frozen=True, kw_only=True):
         return f"cluster from {self.kubeconfig}" if self.kubeconfig else "in-cluster API server"
 
 
-class ModelsConfig(msgspec.Struct, frozen=True, kw_only=True):
+class ModelsConfig(ConfigSection, frozen=True, kw_only=True):
     """The model client. ``max_retries`` defaults to 0: a failed call fails the attempt and the
     whole query is redelivered with backoff instead (the SDK's own retry would hold the slot)."""
 

@@ -219,15 +219,15 @@ class LocalMesh:
         if name == "controller":
             config["kubernetes"] = {"kubeconfig": kubeconfig}
             config["reconciliation"] = {
-                "default_reconciliation": preset["default_reconciliation"],
-                "allowed_modes": preset["allowed_modes"],
+                "defaultReconciliation": preset["default_reconciliation"],
+                "allowedModes": preset["allowed_modes"],
             }
             if self.admission:
                 config["webhook"] = {
                     "enabled": True,
                     "host": "127.0.0.1",
                     "port": self.webhook_port,
-                    "cert_dir": str(self.webhook_cert_dir),
+                    "certDir": str(self.webhook_cert_dir),
                 }
         elif name == "query-reconciler":
             config["resources"] = {"source": "kubernetes", "kubeconfig": kubeconfig}
@@ -237,7 +237,7 @@ class LocalMesh:
         elif name == "broker":
             config["http"] = {"host": "127.0.0.1", "port": free_port()}
             config["kubernetes"] = {"kubeconfig": kubeconfig}
-            config["auth"] = {"mode": "none", "default_tenant": self.namespace}
+            config["auth"] = {"mode": "none", "defaultTenant": self.namespace}
         elif name == "responses-reconciler":
             config["resources"] = {"source": "kubernetes", "kubeconfig": kubeconfig}
         elif name == "embeddings-reconciler":

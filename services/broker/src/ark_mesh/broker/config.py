@@ -13,6 +13,7 @@ import msgspec
 
 from ark_mesh.bus import BusConfig, ConsumerSettings, TopologyConfig, WorkerSettings
 from ark_mesh.contracts import SubjectError, subjects
+from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.service import ConfigError, HealthConfig, KubernetesConfig
 
 __all__ = [
@@ -30,14 +31,14 @@ STATUS_FILTER = f"{subjects.ROOT}.*.query.*.status"
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class TenantToken(msgspec.Struct, frozen=True, kw_only=True):
+class TenantToken(ConfigSection, frozen=True, kw_only=True):
     """A bearer token of ``tenant``, stored as the hex SHA-256 of the token (never the token)."""
 
     tenant: str
     sha256: str
 
 
-class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
+class AuthConfig(ConfigSection, frozen=True, kw_only=True):
     """``none``: the tenant is ``?namespace=`` or ``default_tenant`` (trusted networks only).
     ``token``: ``Authorization: Bearer <token>`` must match one of ``tokens``."""
 
@@ -46,7 +47,7 @@ class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
     tokens: tuple[TenantToken, ...] = ()
 
 
-class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
+class LimitsConfig(ConfigSection, frozen=True, kw_only=True):
     """Admission: at most ``max_in_flight_per_tenant`` accepted, not yet terminal queries per
     tenant (429 with ``Retry-After: retry_after_seconds`` beyond); bodies up to
     ``max_body_bytes``; a non-streaming OpenAI call waits ``completion_wait_seconds`` at most
@@ -58,13 +59,13 @@ class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
     completion_wait_seconds: float = 300.0
 
 
-class StreamingConfig(msgspec.Struct, frozen=True, kw_only=True):
+class StreamingConfig(ConfigSection, frozen=True, kw_only=True):
     """SSE: a ``: heartbeat`` comment after ``heartbeat_seconds`` without a chunk."""
 
     heartbeat_seconds: float = 15.0
 
 
-class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
+class HttpConfig(ConfigSection, frozen=True, kw_only=True):
     host: str = "0.0.0.0"
     port: int = 8000
 
@@ -73,7 +74,7 @@ def _default_bus() -> BusConfig:
     return BusConfig(worker=WorkerSettings(service=SERVICE_NAME))
 
 
-class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True):
+class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
     """Everything the broker reads at start.
 
     ``durable`` is the broker's *own* consumer on ``ARK_STATUS`` (it keeps the ``ark-queries``

@@ -7,10 +7,9 @@ fields; nothing in the code knows preset names.
 
 from __future__ import annotations
 
-import msgspec
-
 from ark_mesh.bus import BusConfig
 from ark_mesh.contracts.ark import ReconciliationMode
+from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.controller.admission.registration import (
     MUTATING_CONFIGURATION,
     VALIDATING_CONFIGURATION,
@@ -28,7 +27,7 @@ __all__ = [
 ]
 
 
-class ReconciliationConfig(msgspec.Struct, kw_only=True, frozen=True):
+class ReconciliationConfig(ConfigSection, frozen=True, kw_only=True):
     """``default_reconciliation`` for Direct queries and the modes a query may ask for.
 
     These are the system configuration's ``defaultReconciliation`` and ``allowedModes``
@@ -39,7 +38,7 @@ class ReconciliationConfig(msgspec.Struct, kw_only=True, frozen=True):
     allowed_modes: tuple[ReconciliationMode, ...] = ("inController",)
 
 
-class SchedulerConfig(msgspec.Struct, kw_only=True, frozen=True):
+class SchedulerConfig(ConfigSection, frozen=True, kw_only=True):
     """``max_concurrent_queries`` caps in-controller resolutions (0 = unbounded, Ark's default);
     ``max_concurrent_reconciles`` is how many Query keys reconcile at once (Ark #2609)."""
 
@@ -47,7 +46,7 @@ class SchedulerConfig(msgspec.Struct, kw_only=True, frozen=True):
     max_concurrent_reconciles: int = 10
 
 
-class ResourceControllersConfig(msgspec.Struct, kw_only=True, frozen=True):
+class ResourceControllersConfig(ConfigSection, frozen=True, kw_only=True):
     """Ark's resource controllers: the status of Models, Agents, Teams, Tools, Memories, MCP and
     A2A servers. ``workers`` objects are reconciled at once; at most ``probe_concurrency`` model
     probes and MCP/A2A discoveries are in flight, each cut off after ``probe_timeout`` seconds."""
@@ -58,7 +57,7 @@ class ResourceControllersConfig(msgspec.Struct, kw_only=True, frozen=True):
     probe_timeout: float = 30.0
 
 
-class LeaderElectionSettings(msgspec.Struct, kw_only=True, frozen=True):
+class LeaderElectionSettings(ConfigSection, frozen=True, kw_only=True):
     """The lease replicas compete for; the holder is named by ``ControllerConfig.instance``."""
 
     enabled: bool = False
@@ -69,7 +68,7 @@ class LeaderElectionSettings(msgspec.Struct, kw_only=True, frozen=True):
     retry_period: float = 2.0
 
 
-class SelfSignedCertificates(msgspec.Struct, kw_only=True, frozen=True):
+class SelfSignedCertificates(ConfigSection, frozen=True, kw_only=True):
     """The bootstrap used when cert-manager is not: the controller keeps a CA and a serving
     certificate for ``<service>.<namespace>.svc`` in ``secret`` (created on first start) and
     injects the CA into the ``caBundle`` of the two webhook configurations."""
@@ -81,7 +80,7 @@ class SelfSignedCertificates(msgspec.Struct, kw_only=True, frozen=True):
     validating_configuration: str = VALIDATING_CONFIGURATION
 
 
-class WebhookConfig(msgspec.Struct, kw_only=True, frozen=True):
+class WebhookConfig(ConfigSection, frozen=True, kw_only=True):
     """Ark's admission webhooks (validation and defaulting), served over HTTPS.
 
     ``cert_dir`` holds ``tls.crt``/``tls.key`` (a cert-manager Secret mount, or what the
@@ -97,7 +96,7 @@ class WebhookConfig(msgspec.Struct, kw_only=True, frozen=True):
     self_signed: SelfSignedCertificates | None = None
 
 
-class ControllerConfig(msgspec.Struct, kw_only=True, frozen=True):
+class ControllerConfig(ConfigSection, frozen=True, kw_only=True):
     """Everything the controller reads at start.
 
     ``kubernetes.namespace`` unset watches every namespace. ``instance`` names this replica: the

@@ -14,6 +14,7 @@ from typing import Annotated
 import msgspec
 
 from ark_mesh.bus import BusConfig, WorkerSettings
+from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.service import HealthConfig, ResourcesConfig
 
 __all__ = ["SERVICE_NAME", "EmbeddingsReconcilerConfig"]
@@ -30,7 +31,7 @@ def _default_resources() -> ResourcesConfig:
     return ResourcesConfig(preload=("Model",))
 
 
-class EmbeddingsReconcilerConfig(msgspec.Struct, frozen=True, kw_only=True):
+class EmbeddingsReconcilerConfig(ConfigSection, frozen=True, kw_only=True):
     """Everything the service reads at start.
 
     ``bus`` is the bus's :class:`~ark_mesh.bus.BusConfig`. ``provision`` creates or updates the

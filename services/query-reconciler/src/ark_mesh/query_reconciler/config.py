@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from ark_mesh.bus import BusConfig, WorkerSettings
+from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.service import HealthConfig, ModelsConfig, ResourcesConfig, instance_id
 
 __all__ = [
@@ -24,7 +25,7 @@ __all__ = [
 SERVICE_NAME = "query-reconciler"
 
 
-class MemoryConfig(msgspec.Struct, frozen=True, kw_only=True):
+class MemoryConfig(ConfigSection, frozen=True, kw_only=True):
     """Conversation memory backend.
 
     ``http``: Ark's memory API at each Memory resource's address (Ark's behaviour).
@@ -38,7 +39,7 @@ class MemoryConfig(msgspec.Struct, frozen=True, kw_only=True):
     read_timeout: float = 10.0
 
 
-class StreamingConfig(msgspec.Struct, frozen=True, kw_only=True):
+class StreamingConfig(ConfigSection, frozen=True, kw_only=True):
     """Chunk publishing: ``coalesce`` merges consecutive text deltas of a query for up to
     ``coalesce_delay`` seconds / ``coalesce_bytes`` of text (fewer, larger chunks).
 
@@ -58,7 +59,7 @@ def _default_bus() -> BusConfig:
     return BusConfig(worker=WorkerSettings(service=SERVICE_NAME))
 
 
-class QueryReconcilerConfig(msgspec.Struct, frozen=True, kw_only=True):
+class QueryReconcilerConfig(ConfigSection, frozen=True, kw_only=True):
     """Everything the service reads at start.
 
     ``bus`` is the bus's own :class:`~ark_mesh.bus.BusConfig` (connection, topology, worker

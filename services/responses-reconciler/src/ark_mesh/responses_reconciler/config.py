@@ -11,6 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from ark_mesh.bus import BusConfig, WorkerSettings
+from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.service import HealthConfig, ModelsConfig, ResourcesConfig, instance_id
 
 __all__ = ["SERVICE_NAME", "ResponsesReconcilerConfig"]
@@ -22,7 +23,7 @@ def _default_bus() -> BusConfig:
     return BusConfig(worker=WorkerSettings(service=SERVICE_NAME))
 
 
-class ResponsesReconcilerConfig(msgspec.Struct, frozen=True, kw_only=True):
+class ResponsesReconcilerConfig(ConfigSection, frozen=True, kw_only=True):
     """Everything the service reads at start.
 
     ``bus`` is the bus's :class:`~ark_mesh.bus.BusConfig`; ``provision`` creates or updates the

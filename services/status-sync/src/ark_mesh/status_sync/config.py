@@ -9,6 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from ark_mesh.bus import BusConfig, WorkerSettings
+from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.service import HealthConfig, KubernetesConfig, instance_id
 
 __all__ = ["EventsConfig", "StatusSyncConfig"]
@@ -16,7 +17,7 @@ __all__ = ["EventsConfig", "StatusSyncConfig"]
 SERVICE_NAME = "status-sync"
 
 
-class EventsConfig(msgspec.Struct, frozen=True, kw_only=True):
+class EventsConfig(ConfigSection, frozen=True, kw_only=True):
     """Kubernetes Events for phase transitions, reported as ``controller``."""
 
     enabled: bool = True
@@ -27,7 +28,7 @@ def _default_bus() -> BusConfig:
     return BusConfig(worker=WorkerSettings(service=SERVICE_NAME))
 
 
-class StatusSyncConfig(msgspec.Struct, frozen=True, kw_only=True):
+class StatusSyncConfig(ConfigSection, frozen=True, kw_only=True):
     """Everything the service reads at start.
 
     ``durable`` names the consumer in ``bus.topology.consumers`` to pull from (the default
