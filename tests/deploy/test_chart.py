@@ -28,8 +28,8 @@ from ark_mesh.responses_reconciler.config import ResponsesReconcilerConfig
 from ark_mesh.service import load_config
 from ark_mesh.status_sync.config import StatusSyncConfig
 from ark_mesh.testing.k8s.openapi import prune, validate
-from ark_mesh.testing.mesh import MODULES
-from ark_mesh.testing.mesh import PRESETS as LOCAL_MESH_PRESETS
+from ark_mesh.devmesh import MODULES
+from ark_mesh.devmesh import PRESETS as LOCAL_MESH_PRESETS
 
 from .conftest import (
     BROKER_TOKENS,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ark_mesh.testing.mesh import MODULES
+from ark_mesh.devmesh import MODULES
 
 from .conftest import REPO
 
