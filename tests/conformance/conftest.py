@@ -41,11 +41,11 @@ import yaml
 from aiohttp import web
 from jmespath.exceptions import JMESPathError
 
+from ark_mesh.devmesh import LocalMesh
 from ark_mesh.testing.a2a_server import A2ATestServer
 from ark_mesh.testing.fake_llm import FakeModelControl, RecordedRequest
 from ark_mesh.testing.k8s.kubectl import Kubectl, KubectlError
 from ark_mesh.testing.mcp_server import MCPTestServer
-from ark_mesh.devmesh import LocalMesh
 
 CONFORMANCE_PRESETS = ("simple", "scale-flexible")
 DEFAULT_ASSERT_TIMEOUT = 20.0

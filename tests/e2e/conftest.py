@@ -11,8 +11,8 @@ import pytest
 
 from ark_mesh.bus import Bus, ConnectionSettings, StreamReader
 from ark_mesh.contracts import Chunk, Query, StatusUpdate, decoder_for, subjects
-from ark_mesh.kube import CORE_EVENTS
 from ark_mesh.devmesh import LocalMesh
+from ark_mesh.kube import CORE_EVENTS
 
 TERMINAL = ("done", "error", "canceled")
 

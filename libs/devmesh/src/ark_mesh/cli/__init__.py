@@ -195,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     module, _, function = str(args.target).partition(":")
     try:
         handler: Handler = getattr(importlib.import_module(f"ark_mesh.cli.{module}"), function)
+        from ark_mesh.telemetry import configure_logging
+
+        # Only warnings, on stderr: stdout is the command's output (tokens, tail lines, JSON).
+        configure_logging("ark-mesh", log_format="console", level="warning")
         return int(asyncio.run(handler(args)))
     except CliError as exc:
         print(f"ark-mesh: {exc}", file=sys.stderr)

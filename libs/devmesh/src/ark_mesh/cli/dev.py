@@ -45,10 +45,7 @@ async def run(args: argparse.Namespace) -> int:
     output.say(f"ark-mesh dev: preset {preset}; configs and logs in {workdir}")
     # Said before the mesh's code loads (seconds of imports), so the terminal is never silent.
     from ark_mesh.devmesh.mesh import LocalMesh
-    from ark_mesh.telemetry import configure_logging
 
-    # The services log to their own files in the run folder; this process only narrates.
-    configure_logging("ark-mesh-dev", log_format="console", level="warning")
     began = time.monotonic()
 
     def ready(part: str, seconds: float) -> None:
