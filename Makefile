@@ -68,3 +68,4 @@ schemas:
 	$(UV) run python -m ark_mesh.contracts.export --schemas proto-schemas --crds helm/ark-mesh/crds
 	rm -f libs/devmesh/src/ark_mesh/devmesh/crds/*.yaml
 	cp helm/ark-mesh/crds/*.yaml libs/devmesh/src/ark_mesh/devmesh/crds/
+	cp helm/ark-mesh/presets.yaml libs/devmesh/src/ark_mesh/devmesh/presets.yaml

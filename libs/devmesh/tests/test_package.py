@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from ark_mesh.cli.errors import Exit
 from ark_mesh.cli.output import Ending
-from ark_mesh.devmesh import CRDS
+from ark_mesh.devmesh import CRDS, MODULES, PRESETS
 
 from .conftest import cli
 
@@ -25,6 +26,16 @@ def test_the_packaged_crds_are_the_charts() -> None:
     assert sorted(packaged) == sorted(chart), "run `make schemas`"
     for name, text in chart.items():
         assert packaged[name] == text, f"{name} differs from the chart's: run `make schemas`"
+
+
+def test_the_packaged_presets_are_the_charts() -> None:
+    """One table for both: the chart reads helm/ark-mesh/presets.yaml, the dev mesh its copy."""
+    chart = (REPO / "helm" / "ark-mesh" / "presets.yaml").read_text()
+    packaged = (resources.files("ark_mesh.devmesh") / "presets.yaml").read_text()
+    assert packaged == chart, "run `make schemas` to copy helm/ark-mesh/presets.yaml"
+    assert set(PRESETS) == {"simple", "scale-flexible", "scale-strict"}
+    assert PRESETS["simple"]["services"] == ("controller",)
+    assert PRESETS["scale-strict"]["services"] == tuple(MODULES)
 
 
 def test_the_mesh_and_the_cli_run_without_importing_pytest() -> None:

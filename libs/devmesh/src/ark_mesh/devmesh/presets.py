@@ -1,15 +1,19 @@
-"""The presets' table: what each preset name means, for the local mesh and the Helm chart.
+"""The presets: what each preset name means, for the local mesh and the Helm chart alike.
 
-The chart (``helm/ark-mesh/templates/_helpers.tpl``) states the same three presets in Go
-templates; ``tests/deploy/test_chart.py`` renders the chart per preset and asserts it deploys
-exactly these services with these reconciliation modes, so the two cannot drift apart.
+One table, ``helm/ark-mesh/presets.yaml``: the chart's ``_helpers.tpl`` reads it with
+``.Files.Get`` and this module loads the copy packaged next to it (``make schemas`` refreshes
+the copy; ``tests/test_package.py`` fails when the two differ). A preset with ``bus`` runs
+every service on NATS; without, the controller alone.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Final, Literal, TypedDict
 
-__all__ = ["MODULES", "PRESETS", "Preset", "PresetSpec"]
+import yaml
+
+__all__ = ["EVERY_SERVICE", "MODULES", "PRESETS", "Preset", "PresetSpec"]
 
 Preset = Literal["simple", "scale-flexible", "scale-strict"]
 
@@ -17,35 +21,9 @@ Preset = Literal["simple", "scale-flexible", "scale-strict"]
 class PresetSpec(TypedDict):
     default_reconciliation: str
     allowed_modes: list[str]
+    bus: bool
     services: tuple[str, ...]
 
-
-_EVERY_SERVICE: Final = (
-    "controller",
-    "query-reconciler",
-    "status-sync",
-    "broker",
-    "responses-reconciler",
-    "embeddings-reconciler",
-)
-
-PRESETS: Final[dict[str, PresetSpec]] = {
-    "simple": {
-        "default_reconciliation": "inController",
-        "allowed_modes": ["inController"],
-        "services": ("controller",),
-    },
-    "scale-flexible": {
-        "default_reconciliation": "standalone",
-        "allowed_modes": ["inController", "standalone"],
-        "services": _EVERY_SERVICE,
-    },
-    "scale-strict": {
-        "default_reconciliation": "standalone",
-        "allowed_modes": ["standalone", "broker"],
-        "services": _EVERY_SERVICE,
-    },
-}
 
 MODULES: Final[dict[str, str]] = {
     "controller": "ark_mesh.controller",
@@ -56,3 +34,21 @@ MODULES: Final[dict[str, str]] = {
     "embeddings-reconciler": "ark_mesh.embeddings_reconciler",
 }
 """The module each service runs as (``python -m <module> --config <file>``), as in the chart."""
+
+EVERY_SERVICE: Final = tuple(MODULES)
+
+
+def _load() -> dict[str, PresetSpec]:
+    table = yaml.safe_load((resources.files("ark_mesh.devmesh") / "presets.yaml").read_text())
+    return {
+        name: {
+            "default_reconciliation": str(entry["defaultReconciliation"]),
+            "allowed_modes": [str(mode) for mode in entry["allowedModes"]],
+            "bus": bool(entry["bus"]),
+            "services": EVERY_SERVICE if entry["bus"] else ("controller",),
+        }
+        for name, entry in table.items()
+    }
+
+
+PRESETS: Final[dict[str, PresetSpec]] = _load()
