@@ -96,7 +96,9 @@ def _command(
     return parser
 
 
-def _mesh_options(parser: argparse.ArgumentParser, *, http: bool = True) -> None:
+def _mesh_options(
+    parser: argparse.ArgumentParser, *, http: bool = True, namespace: bool = True
+) -> None:
     group = parser.add_argument_group("where the mesh is (default: the running `ark-mesh dev`)")
     if http:
         group.add_argument("--broker-url", help="broker API base URL [$ARK_MESH_BROKER_URL]")
@@ -104,7 +106,8 @@ def _mesh_options(parser: argparse.ArgumentParser, *, http: bool = True) -> None
     if http:
         group.add_argument("--kubeconfig", help="kubeconfig of the cluster [$KUBECONFIG]")
         group.add_argument("--token", help="bearer token if the broker wants one [$ARK_MESH_TOKEN]")
-    group.add_argument("-n", "--namespace", help="namespace (= tenant) [default: the mesh's]")
+    if namespace:
+        group.add_argument("-n", "--namespace", help="namespace (= tenant) [default: the mesh's]")
     if http:
         group.add_argument(
             "--via",
@@ -125,7 +128,12 @@ def parser() -> argparse.ArgumentParser:
     dev = _command(
         commands, "dev", "dev:run", "start the whole mesh here (what `make run` does)", DEV
     )
-    dev.add_argument("--preset", choices=sorted(PRESETS), default="scale-flexible")
+    dev.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="scale-flexible",
+        help="which services run, as in the chart (helm/ark-mesh/presets.yaml; default %(default)s)",
+    )
     dev.add_argument(
         "--input",
         default="Hello, Ark! Which mesh am I talking to?",
@@ -181,7 +189,8 @@ def parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("pattern", help="subject pattern, e.g. 'ark.default.>'")
     tail.add_argument("--count", type=int, help="exit after this many messages")
-    _mesh_options(tail, http=False)
+    _mesh_options(tail, http=False, namespace=False)
+    tail.set_defaults(namespace=None)
 
     dlq = _command(commands, "dlq", "bus:dlq", "list the dead letters with their reasons", DLQ)
     dlq.add_argument("--kind", default="*", help="only this kind (work.<kind>; default: all)")
