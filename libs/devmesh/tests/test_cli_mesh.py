@@ -69,6 +69,17 @@ def test_a_query_that_ends_in_error_exits_1_and_says_why(dev: Dev) -> None:
     assert "agent 'nobody' which does not exist" in result.stdout
 
 
+@pytest.mark.parametrize("via", ["broker", "kube"])
+def test_a_query_that_times_out_exits_4(dev: Dev, via: str) -> None:
+    """A 1ms spec.timeout has always passed before a resolver picks the query up."""
+    result = cli(
+        dev.home, "query", "--via", via, "--agent", "assistant", "--query-timeout", "1ms", "slow"
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "phase: error" in result.stdout
+    assert "reason: TimedOutInQueue" in result.stdout
+
+
 def test_get_and_list_show_a_query_and_an_unknown_one_exits_6(dev: Dev) -> None:
     sent = cli(dev.home, "query", "--agent", "assistant", "--name", "listed", "hello")
     assert sent.returncode == 0, sent.stdout + sent.stderr

@@ -127,8 +127,10 @@ async def follow_kube(
                     if status and status.get("phase") in TERMINAL:
                         break
                     await asyncio.sleep(0.1)
-        if tokens is not None and status and status.get("phase") in TERMINAL:
+        if tokens is not None and streamed.is_set() and status and status.get("phase") in TERMINAL:
             # The final chunk is published before the terminal status; let the reader reach it.
+            # Nothing streamed yet (a query that never reached the model): the answer, if any,
+            # is printed from the status instead, so there is nothing to wait for.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(tokens), 5.0)
     finally:
