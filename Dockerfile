@@ -5,9 +5,11 @@
 #   python -m ark_mesh.query_reconciler --config /etc/ark-mesh/config.yaml
 #   python -m ark_mesh.status_sync      --config /etc/ark-mesh/config.yaml
 #
-# Stages: `builder` installs the uv workspace from the lock file; `runtime` (the default, last
-# stage) is what the Helm chart runs; `dev` adds the restart wrapper the Tilt loop needs and
-# lets the app user write the sources that live_update syncs in.
+# Stages: `builder` installs the uv workspace from the lock file, the services and what they use
+# only (the root project's dependencies; no dev group: no pytest, no K8s API emulator, no fake
+# model); `runtime` (the default, last stage) is what the Helm chart runs; `dev` adds the
+# local-mesh group (the fake model the chart's `fakeModel` runs, the `ark-mesh` CLI), the
+# restart wrapper the Tilt loop needs, and lets the app user write the synced sources.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
@@ -43,6 +45,7 @@ COPY libs/kube/pyproject.toml libs/kube/
 COPY libs/resolver/pyproject.toml libs/resolver/
 COPY libs/service/pyproject.toml libs/service/
 COPY libs/testing/pyproject.toml libs/testing/
+COPY libs/devmesh/pyproject.toml libs/devmesh/
 COPY services/controller/pyproject.toml services/controller/
 COPY services/query-reconciler/pyproject.toml services/query-reconciler/
 COPY services/responses-reconciler/pyproject.toml services/responses-reconciler/
@@ -58,8 +61,12 @@ COPY services/ services/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev
 
+FROM builder AS dev-builder
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --group local-mesh
+
 FROM base AS dev
-COPY --from=builder --chown=10001:10001 /app /app
+COPY --from=dev-builder --chown=10001:10001 /app /app
 COPY --chmod=0755 tilt/dev-restart.sh /usr/local/bin/ark-mesh-dev-restart
 USER 10001:10001
 CMD ["python", "-m", "ark_mesh.controller", "--help"]

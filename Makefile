@@ -3,7 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 UV ?= uv
-LIB_PACKAGES := ark_mesh.contracts ark_mesh.telemetry ark_mesh.bus ark_mesh.kube ark_mesh.resolver ark_mesh.testing ark_mesh.service
+LIB_PACKAGES := ark_mesh.contracts ark_mesh.telemetry ark_mesh.bus ark_mesh.kube ark_mesh.resolver ark_mesh.testing ark_mesh.service \
+	ark_mesh.devmesh ark_mesh.cli
 SERVICE_PACKAGES := ark_mesh.controller ark_mesh.query_reconciler ark_mesh.responses_reconciler \
 	ark_mesh.embeddings_reconciler ark_mesh.status_sync ark_mesh.broker
 PYTEST_ARGS ?=
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run      start the whole mesh locally (NATS, K8s API emulator, fake model, services), run a query"
 	@echo "make test     install what is missing, then lint, type-check and run every test"
-	@echo "make schemas  regenerate proto-schemas/ and the CRDs in helm/ark-mesh/crds/"
+	@echo "make schemas  regenerate proto-schemas/ and the CRDs (helm/ark-mesh/crds/, the dev mesh's copy)"
 	@echo "make format   apply ruff's formatting and import order"
 
 # Everything a fresh machine lacks: uv, nats-server and kubectl (tests run the real ones), npm (the
@@ -32,8 +33,11 @@ tools:
 		else echo "missing:$$missing (install them with apt-get; tests that need them will fail)"; fi; \
 	fi
 
+# --compile-bytecode: the services import thousands of modules at start; compiled once here, so
+# `make run` does not compile them again in every process (and every run where
+# PYTHONDONTWRITEBYTECODE is set). uv compiles only what changed on later syncs.
 sync:
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 lint:
 	$(UV) run ruff check .
@@ -52,13 +56,16 @@ pytest:
 
 test: bootstrap lint typecheck pytest
 
-# RUN_ARGS="--preset simple --once" etc.; see `uv run python -m ark_mesh.testing.demo --help`.
+# RUN_ARGS="--preset simple --once" etc.; see `uv run ark-mesh dev --help`.
 RUN_ARGS ?=
 run: bootstrap
-	$(UV) run python -m ark_mesh.testing.demo $(RUN_ARGS)
+	$(UV) run --frozen ark-mesh dev $(RUN_ARGS)
 
 chart-test:
 	$(UV) run pytest tests/deploy -q
 
 schemas:
 	$(UV) run python -m ark_mesh.contracts.export --schemas proto-schemas --crds helm/ark-mesh/crds
+	rm -f libs/devmesh/src/ark_mesh/devmesh/crds/*.yaml
+	cp helm/ark-mesh/crds/*.yaml libs/devmesh/src/ark_mesh/devmesh/crds/
+	cp helm/ark-mesh/presets.yaml libs/devmesh/src/ark_mesh/devmesh/presets.yaml

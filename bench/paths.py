@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from ark_mesh.contracts import Query
+from ark_mesh.devmesh import LocalMesh, Preset
 from ark_mesh.telemetry import configure_logging
 from ark_mesh.testing import ark_objects
-from ark_mesh.testing.mesh import LocalMesh, Preset
 
 ARK_BASELINE = (
     "Ark (one controller, mock LLM): 2.85 q/s with one reconcile worker, ~12 q/s with ten"

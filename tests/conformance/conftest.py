@@ -8,7 +8,7 @@ received. Keys and values written
 ``(expression)`` are JMESPath evaluated on the object at that point, as in chainsaw, so
 ``(length(response.content) > `10`): true`` reads like Ark's tests do.
 
-One :class:`~ark_mesh.testing.mesh.LocalMesh` per preset serves every scenario (starting one per
+One :class:`~ark_mesh.devmesh.LocalMesh` per preset serves every scenario (starting one per
 scenario would cost most of the suite's time); each scenario runs in a namespace of its own, and
 its Models name a model id of their own (``${MODEL_ID}``), so the fake model's rules of one
 scenario (matched on that id) never answer another's requests.
@@ -41,11 +41,11 @@ import yaml
 from aiohttp import web
 from jmespath.exceptions import JMESPathError
 
+from ark_mesh.devmesh import LocalMesh
 from ark_mesh.testing.a2a_server import A2ATestServer
 from ark_mesh.testing.fake_llm import FakeModelControl, RecordedRequest
 from ark_mesh.testing.k8s.kubectl import Kubectl, KubectlError
 from ark_mesh.testing.mcp_server import MCPTestServer
-from ark_mesh.testing.mesh import LocalMesh
 
 CONFORMANCE_PRESETS = ("simple", "scale-flexible")
 DEFAULT_ASSERT_TIMEOUT = 20.0

@@ -22,14 +22,14 @@ import yaml
 from ark_mesh.broker.config import BrokerConfig
 from ark_mesh.bus import BusConfig, Topology
 from ark_mesh.controller.config import ControllerConfig
+from ark_mesh.devmesh import MODULES
+from ark_mesh.devmesh import PRESETS as LOCAL_MESH_PRESETS
 from ark_mesh.embeddings_reconciler.config import EmbeddingsReconcilerConfig
 from ark_mesh.query_reconciler.config import QueryReconcilerConfig
 from ark_mesh.responses_reconciler.config import ResponsesReconcilerConfig
 from ark_mesh.service import load_config
 from ark_mesh.status_sync.config import StatusSyncConfig
 from ark_mesh.testing.k8s.openapi import prune, validate
-from ark_mesh.testing.mesh import MODULES
-from ark_mesh.testing.mesh import PRESETS as LOCAL_MESH_PRESETS
 
 from .conftest import (
     BROKER_TOKENS,

@@ -9,14 +9,17 @@ excluded). They do not prove that the image builds.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shlex
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from ark_mesh.testing.mesh import MODULES
+from ark_mesh.devmesh import MODULES
 
 from .conftest import REPO
 
@@ -150,6 +153,42 @@ def test_dependencies_come_from_the_lock_file_without_dev_tools() -> None:
         assert "--frozen" in command, command
         assert "--no-dev" in command, command
     assert not [r for r in runs if re.search(r"\bpip install\b", r)], "no unlocked installs"
+
+
+def installed_by(stage: str, tmp_path: Path) -> set[str]:
+    """The distributions the last ``uv sync`` of ``stage`` installs, from that exact command run
+    with ``--dry-run`` against an empty environment (no Docker needed: same lock, same flags)."""
+    runs = [i.arguments for i in stage_of(stage) if i.keyword == "RUN" and "uv sync" in i.arguments]
+    assert runs, f"{stage} has no uv sync"
+    words = shlex.split(runs[-1])
+    command = words[words.index("uv") :]
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
+    result = subprocess.run(
+        [*command, "--dry-run"], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    names = re.findall(r"^ \+ ([A-Za-z0-9._-]+)==", result.stderr + result.stdout, re.MULTILINE)
+    assert names, result.stderr
+    return {name.lower().replace("_", "-") for name in names}
+
+
+def test_the_runtime_image_installs_the_services_and_no_test_code(tmp_path: Path) -> None:
+    """What the chart runs: every service, and no pytest, K8s API emulator or fake model (they
+    live in ark-mesh-testing) and no dev mesh or CLI."""
+    installed = installed_by("builder", tmp_path)
+    services = {f"ark-mesh-{p.name}" for p in (REPO / "services").iterdir() if p.is_dir()}
+    assert len(services) >= 6
+    assert services <= installed, services - installed
+    assert not {n for n in installed if n.startswith("pytest")}, "pytest in the runtime image"
+    assert "ark-mesh-testing" not in installed
+    assert "ark-mesh-devmesh" not in installed
+
+
+def test_the_dev_image_adds_the_fake_model_without_pytest(tmp_path: Path) -> None:
+    """Tilt's image runs the chart's fake model (ark-mesh-testing) but still no test runner."""
+    installed = installed_by("dev-builder", tmp_path)
+    assert {"ark-mesh-testing", "ark-mesh-devmesh"} <= installed
+    assert not {n for n in installed if n.startswith("pytest")}, "pytest in the dev image"
 
 
 def test_every_workspace_member_is_in_the_dependency_layer() -> None:

@@ -28,7 +28,7 @@ import pytest
 import pytest_asyncio
 
 from ark_mesh.contracts import MESSAGE_TYPES, subjects
-from ark_mesh.testing.mesh import MODULES, LocalMesh
+from ark_mesh.devmesh import MODULES, LocalMesh
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = {name: ROOT / "docs" / name for name in ("architecture.md", "subjects.md", "operations.md")}

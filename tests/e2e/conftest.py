@@ -1,4 +1,4 @@
-"""End-to-end helpers: every part is a real process (see :mod:`ark_mesh.testing.mesh`)."""
+"""End-to-end helpers: every part is a real process (see :mod:`ark_mesh.devmesh`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from ark_mesh.bus import Bus, ConnectionSettings, StreamReader
 from ark_mesh.contracts import Chunk, Query, StatusUpdate, decoder_for, subjects
+from ark_mesh.devmesh import LocalMesh
 from ark_mesh.kube import CORE_EVENTS
-from ark_mesh.testing.mesh import LocalMesh
 
 TERMINAL = ("done", "error", "canceled")
 

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from ark_mesh.contracts import Query
+from ark_mesh.devmesh import LocalMesh
 from ark_mesh.testing import ark_objects
-from ark_mesh.testing.mesh import LocalMesh
 
 pytestmark = pytest.mark.slow
 

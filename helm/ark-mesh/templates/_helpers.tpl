@@ -58,11 +58,8 @@ combinations no preset can honour. Templates read it with
 Every check fails the render with a message that names the value to change.
 */}}
 {{- define "ark-mesh.settings" -}}
-{{- $presets := dict
-  "simple" (dict "defaultReconciliation" "inController" "allowedModes" (list "inController") "bus" false)
-  "scale-flexible" (dict "defaultReconciliation" "standalone" "allowedModes" (list "inController" "standalone") "bus" true)
-  "scale-strict" (dict "defaultReconciliation" "standalone" "allowedModes" (list "standalone" "broker") "bus" true)
--}}
+{{- /* presets.yaml is the one table of presets, shared with the local mesh (ark-mesh dev). */ -}}
+{{- $presets := .Files.Get "presets.yaml" | fromYaml -}}
 {{- $v := .Values -}}
 {{- $name := toString $v.preset -}}
 {{- if not (hasKey $presets $name) -}}

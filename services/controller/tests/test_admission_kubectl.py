@@ -31,10 +31,10 @@ from ark_mesh.controller.config import (
     SelfSignedCertificates,
     WebhookConfig,
 )
+from ark_mesh.devmesh import register_webhooks, register_webhooks_with
 from ark_mesh.kube import KubeClient
 from ark_mesh.testing.k8s.emulator import KubeEmulator
 from ark_mesh.testing.k8s.kubectl import Kubectl, KubectlError
-from ark_mesh.testing.mesh import register_webhooks, register_webhooks_with
 from ark_mesh.testing.nats_server import free_port
 
 from .conftest import ControllerFactory
