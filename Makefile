@@ -62,3 +62,4 @@ chart-test:
 
 schemas:
 	$(UV) run python -m ark_mesh.contracts.export --schemas proto-schemas --crds helm/ark-mesh/crds
+	$(UV) run python -m ark_mesh.broker.export proto-schemas/openapi.json

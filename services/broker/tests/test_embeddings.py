@@ -222,7 +222,13 @@ async def test_without_a_known_token_it_is_401(embedding: Any) -> None:
         f"{embedding.url}/openai/v1/embeddings", json={"model": "embedder", "input": "x"}
     ) as response:
         assert response.status == 401
-        assert (await response.json())["error"]["code"] == "UNAUTHORIZED"
+        error = (await response.json())["error"]
+    # OpenAI's error object, as everywhere under /openai/v1, naming the header.
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "unauthorized",
+        "Authorization",
+    )
     assert embedding.fake.requests_to("embeddings") == []
 
 

@@ -129,6 +129,12 @@ class QueryCreateRequest(_Strict, frozen=True):
         )
 
 
+class StreamOptions(msgspec.Struct, kw_only=True):
+    """OpenAI's ``stream_options``: ``include_usage`` asks for one closing usage chunk."""
+
+    include_usage: bool = False
+
+
 class ChatCompletionRequest(msgspec.Struct, kw_only=True):
     """``POST /openai/v1/chat/completions``. Unknown OpenAI parameters are accepted (clients
     send many) and, like ``temperature``/``max_tokens`` in Ark, not forwarded to the Query."""
@@ -136,9 +142,13 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True):
     model: NonEmpty
     messages: Annotated[list[dict[str, Any]], msgspec.Meta(min_length=1)]
     stream: bool = False
+    stream_options: StreamOptions | None = None
     metadata: dict[str, Any] | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
 
     def target(self) -> dict[str, str]:
         kind, _, name = self.model.partition("/")
@@ -239,17 +249,31 @@ def _field(message: str) -> str | None:
 
 
 def decode_body(data: bytes, type_: type[T]) -> T:
-    """Decode ``data`` as ``type_``: 400 for malformed JSON, 422 naming the field otherwise."""
+    """Decode ``data`` as ``type_``: 400 for malformed JSON, 422 naming the field otherwise.
+
+    Malformed covers more than syntax: bytes that are not UTF-8 inside strings and nesting deeper
+    than the decoder recurses are the client's mistake too, so they are 400s, never 500s.
+    """
     if not data.strip():
         raise BadRequestError("the request body is empty; expected a JSON object", field="body")
     try:
         return msgspec.json.decode(data, type=type_)
     except msgspec.ValidationError as exc:
         message = str(exc)
-        raise BadRequestError(message, field=_field(message)) from None
+        raise BadRequestError(message, field=_field(message) or "body") from None
     except msgspec.DecodeError as exc:
         raise BadRequestError(
             f"the request body is not valid JSON: {exc}", field="body", status=400
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(
+            f"the request body is not valid UTF-8: {exc.reason} at byte {exc.start}",
+            field="body",
+            status=400,
+        ) from None
+    except RecursionError:
+        raise BadRequestError(
+            "the request body is nested too deeply to decode", field="body", status=400
         ) from None
 
 
@@ -264,3 +288,5 @@ def convert_body(values: dict[str, Any], type_: type[T], *, prefix: str) -> T:
         message = str(exc)
         field = _field(message)
         raise BadRequestError(message, field=f"{prefix}.{field}" if field else prefix) from None
+    except RecursionError:
+        raise BadRequestError(f"{prefix} is nested too deeply", field=prefix) from None

@@ -256,6 +256,13 @@ class QueryBroker:
             until=lambda entry: entry.message.is_final,
         )
 
+    async def ended_by(self, tenant: str, query_id: str, after: int) -> bool:
+        """Whether the query's chunk stream holds nothing after sequence ``after`` that a
+        reader could still wait for: its final chunk (or, for a query that streamed nothing,
+        its last chunk) is at or before ``after``. Only meaningful for a terminal query."""
+        last = await self.reader.last(subjects.query_chunk(tenant, query_id), decoder=_chunk)
+        return last is None or last.seq <= after
+
     async def events(self, tenant: str, query_id: str) -> list[StreamEntry[QueryEvent]]:
         return [
             entry
