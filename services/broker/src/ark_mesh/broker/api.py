@@ -45,6 +45,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ark_mesh.broker.bodies import (
+    QUERY_CREATE_BODY,
     ChatCompletionRequest,
     EmbeddingsCreateRequest,
     QueryCreateRequest,
@@ -336,14 +337,19 @@ async def get_query(request: web.Request) -> web.Response:
 
 
 def _resume_after(request: web.Request) -> int | None:
-    """``Last-Event-ID`` (what a reconnecting EventSource sends), else ``?after=``; the error
-    names the one that was sent."""
-    header = request.headers.get("Last-Event-ID")
-    name, value = ("Last-Event-ID", header) if header else ("after", request.query.get("after"))
-    try:
-        return parse_last_event_id(value, name=name)
-    except ValueError as exc:
-        raise BadRequestError(str(exc), field=name, status=400) from None
+    """``Last-Event-ID`` (what a reconnecting EventSource sends), else ``?after=``. Both are
+    checked whenever sent, so a malformed one is never silently ignored; the error names it."""
+    values: list[int | None] = []
+    for name, value, allow_empty in (
+        ("Last-Event-ID", request.headers.get("Last-Event-ID"), True),
+        ("after", request.query.get("after"), False),
+    ):
+        try:
+            values.append(parse_last_event_id(value, name=name, allow_empty=allow_empty))
+        except ValueError as exc:
+            raise BadRequestError(str(exc), field=name, status=400) from None
+    header, after = values
+    return header if header is not None else after
 
 
 async def stream_query(request: web.Request) -> web.StreamResponse:
@@ -541,13 +547,15 @@ _ID = Param(
 _LAST_EVENT_ID = Param(
     "Last-Event-ID",
     "header",
-    "Resume after this stream sequence (the `id:` of the last event received).",
-    {"type": "string", "pattern": "^[0-9]{1,19}$"},
+    "Resume after this stream sequence (the `id:` of the last event received; at most "
+    "2^63-1). Empty: from the start.",
+    {"type": "string", "pattern": "^([0-9]{1,19})?$"},
 )
 _AFTER = Param(
     "after",
     "query",
-    "Like `Last-Event-ID`, for clients that cannot set headers; the header wins.",
+    "Like `Last-Event-ID`, for clients that cannot set headers; the header wins when both "
+    "are sent.",
     {"type": "string", "pattern": "^[0-9]{1,19}$"},
 )
 _IDEMPOTENCY_KEY = Param(
@@ -565,7 +573,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "createQuery",
         "Accept a query (broker mode: no Query resource unless createResource)",
         "queries",
-        body=QueryCreateRequest,
+        body=QUERY_CREATE_BODY,
         params=(_IDEMPOTENCY_KEY,),
         replies=(
             Reply(

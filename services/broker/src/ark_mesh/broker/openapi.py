@@ -120,20 +120,37 @@ def _error_replies(operation: Operation) -> list[Reply]:
     return replies
 
 
+def _sse_event(data: dict[str, Any]) -> dict[str, Any]:
+    """One server-sent event (OpenAPI 3.1 reads a ``text/event-stream`` schema as one event;
+    3.2 calls it ``itemSchema``): ``id`` the stream sequence where resumable, ``data`` a JSON
+    document of the reply's type, or ``[DONE]`` at the end. Comments (``: connected``,
+    ``: heartbeat``) are not events."""
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string", "enum": ["message"]},
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "data": {
+                "anyOf": [
+                    {"const": "[DONE]"},
+                    {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": data,
+                    },
+                ]
+            },
+        },
+    }
+
+
 def _content(reply: Reply, refs: Mapping[Any, dict[str, Any]]) -> dict[str, Any] | None:
     content: dict[str, Any] = {}
     if reply.body is not None:
         content["application/json"] = {"schema": refs[reply.body]}
     if reply.sse is not None:
-        content["text/event-stream"] = {
-            "schema": {
-                "type": "string",
-                "description": "Server-sent events: `id: <sequence>` (resumable streams), "
-                "`data: <json>` per item, comments (`: connected`, `: heartbeat`), and "
-                "`data: [DONE]` at the end. Each JSON `data` is `x-sse-data`.",
-            },
-            "x-sse-data": refs[reply.sse],
-        }
+        content["text/event-stream"] = {"schema": _sse_event(refs[reply.sse])}
     return content or None
 
 

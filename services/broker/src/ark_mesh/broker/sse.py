@@ -39,15 +39,18 @@ nats-server refuses a start sequence past the signed range, so a larger number i
 mistake (a 400), not a consumer that never starts."""
 
 
-def parse_last_event_id(value: str | None, *, name: str = "Last-Event-ID") -> int | None:
-    """The sequence to resume after, or ``None``; a value that is not a sequence is an error
-    (resuming from the start instead would silently replay everything). ``name`` is what the
-    client sent it as (the header, or the ``after`` parameter), for the message."""
-    if value is None or not value.strip():
+def parse_last_event_id(
+    value: str | None, *, name: str = "Last-Event-ID", allow_empty: bool = True
+) -> int | None:
+    """The sequence to resume after, or ``None`` (no value, or an empty one where
+    ``allow_empty``: an EventSource that has seen no event sends none). Anything else that is
+    not a sequence is an error, resuming from the start instead would silently replay
+    everything; ``name`` is what the client sent it as (the header, or the ``after``
+    parameter), for the message."""
+    if value is None or (allow_empty and value == ""):
         return None
-    text = value.strip()
-    if not (text.isascii() and text.isdigit()):
+    if not (value.isascii() and value.isdigit()):
         raise ValueError(f"{name} {value!r} is not a stream sequence (a whole number)")
-    if len(text) > 19 or int(text) > MAX_SEQUENCE:
+    if len(value) > 19 or int(value) > MAX_SEQUENCE:
         raise ValueError(f"{name} {value!r} is larger than any stream sequence ({MAX_SEQUENCE})")
-    return int(text)
+    return int(value)
