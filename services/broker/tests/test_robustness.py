@@ -16,6 +16,7 @@ import msgspec
 import openai
 import pytest
 
+from ark_mesh.broker import StreamingConfig
 from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedError, Usage
 
 TARGET = {"type": "agent", "name": "helper"}
@@ -205,6 +206,23 @@ async def test_an_unknown_target_is_openais_model_not_found_and_runs_once(runnin
     )
     assert "agent 'nobody'" in body["message"]
     _, listed = await running.get("/v1/queries")
+    assert len(listed["items"]) == 1
+
+
+async def test_a_streamed_call_to_an_unknown_target_is_model_not_found_too(world: Any) -> None:
+    # The failure arrives before the first heartbeat is due (generous here, so a slow machine
+    # cannot turn this into a 200 stream): no byte of a stream has been sent yet.
+    await world.start_reconciler()
+    await world.start_broker(world.broker_config(streaming=StreamingConfig(heartbeat_seconds=60.0)))
+    async with client(world, max_retries=2) as api:
+        with pytest.raises(openai.NotFoundError) as raised:
+            await api.chat.completions.create(
+                model="team/nobody", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+    body = raised.value.body
+    assert isinstance(body, dict)
+    assert (body["code"], body["param"]) == ("model_not_found", "model")
+    _, listed = await world.get("/v1/queries")
     assert len(listed["items"]) == 1
 
 

@@ -273,14 +273,16 @@ async def _pump(
     entries: AsyncIterator[StreamEntry[Chunk]],
     render: Callable[[StreamEntry[Chunk]], bytes | None],
     heartbeat: float,
+    *,
+    pending: asyncio.Future[StreamEntry[Chunk]] | None = None,
 ) -> None:
     """Write every entry ``render`` keeps (``None``: skipped); a heartbeat comment whenever
-    none came for ``heartbeat`` seconds.
+    none came for ``heartbeat`` seconds. ``pending`` is a read of ``entries`` already started
+    (by :func:`_first_entry`).
 
     The pending read is kept across heartbeats (never restarted), so nothing is skipped.
     """
     iterator = aiter(entries)
-    pending: asyncio.Future[StreamEntry[Chunk]] | None = None
     try:
         while True:
             if pending is None:
@@ -306,6 +308,25 @@ async def _pump(
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
+
+
+async def _first_entry(
+    entries: AsyncIterator[StreamEntry[Chunk]], within: float
+) -> tuple[asyncio.Future[StreamEntry[Chunk]], StreamEntry[Chunk] | None]:
+    """Start reading ``entries`` and wait up to ``within`` seconds for the first one (before
+    any byte of the answer is sent); the read, and the entry if it came."""
+    first = asyncio.ensure_future(anext(entries))
+    done, _ = await asyncio.wait({first}, timeout=within)
+    if not done or first.exception() is not None:
+        return first, None
+    return first, first.result()
+
+
+async def _close(entries: AsyncIterator[StreamEntry[Chunk]]) -> None:
+    aclose = getattr(entries, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
 
 
 # --------------------------------------------------------------------------- /v1/queries
@@ -450,13 +471,19 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 shaped = shaper.chunk(entry.data)
                 return event(shaped) if shaped is not None else None
 
+            # A query whose target does not exist ends at once with only its final chunk: if
+            # that comes before the first heartbeat is due, it is answered like the
+            # non-streaming call (404 model_not_found) instead of a 200 stream of a failure.
+            entries = aiter(broker.chunks(tenant, record.id, after=None))
+            first, entry = await _first_entry(entries, request.app[HEARTBEAT])
+            completed = entry.message.ark.completed_query if entry is not None else None
+            if completed is not None and completed.status is not None:
+                missing = unknown_target(completed.status, model=body.model)
+                if missing is not None:
+                    await _close(entries)
+                    return _json(missing, 404)
             response = await _open_sse(request)
-            await _pump(
-                response,
-                broker.chunks(tenant, record.id, after=None),
-                render,
-                request.app[HEARTBEAT],
-            )
+            await _pump(response, entries, render, request.app[HEARTBEAT], pending=first)
             usage = shaper.usage_chunk()
             if usage is not None:
                 await response.write(event(usage))
