@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run      start the whole mesh locally (NATS, K8s API emulator, fake model, services), run a query"
 	@echo "make test     install what is missing, then lint, type-check and run every test"
-	@echo "make schemas  regenerate proto-schemas/ and the CRDs in helm/ark-mesh/crds/"
+	@echo "make schemas  regenerate proto-schemas/ (with the broker's openapi.json) and the CRDs in helm/ark-mesh/crds/"
 	@echo "make format   apply ruff's formatting and import order"
 
 # Everything a fresh machine lacks: uv, nats-server and kubectl (tests run the real ones), npm (the
