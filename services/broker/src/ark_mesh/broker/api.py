@@ -132,7 +132,10 @@ def build_app(
     app[COMPLETION_WAIT] = completion_wait
     app[DOCUMENT] = _encoder.encode(openapi_document(OPERATIONS))
     for operation in OPERATIONS:
-        app.router.add_route(operation.method, operation.path, operation.handler)
+        if operation.method == "GET":
+            app.router.add_get(operation.path, operation.handler)  # and HEAD, as before
+        else:
+            app.router.add_route(operation.method, operation.path, operation.handler)
     return app
 
 
