@@ -61,15 +61,44 @@ async def test_an_id_that_cannot_be_a_key_is_not_found(running: Any, bad_id: str
         assert (error["code"], error["field"]) == ("NOT_FOUND", "id")
 
 
-async def test_a_token_that_is_not_utf8_is_unauthorized_naming_the_header(running: Any) -> None:
-    address = urlsplit(running.url)
-    status, _, body = await _raw(
+async def test_header_bytes_that_are_not_utf8_are_never_a_500(running: Any) -> None:
+    host = urlsplit(running.url).netloc.encode()
+    token = b"Authorization: Bearer token-of-team-a\r\n"
+    body = msgspec.json.encode({"input": "hi", "target": TARGET})
+
+    def request(head: bytes, extra: bytes = b"") -> bytes:
+        return head + b"Host: %s\r\nConnection: close\r\n" % host + extra + b"\r\n"
+
+    # A token that is not UTF-8 is just an unknown token.
+    status, _, answer = await _raw(
         running,
-        b"GET /v1/queries HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer caf\xe9\xff\r\n"
-        b"Connection: close\r\n\r\n" % address.netloc.encode(),
+        request(b"GET /v1/queries HTTP/1.1\r\n", b"Authorization: Bearer caf\xe9\xff\r\n"),
     )
     assert status == 401
-    assert msgspec.json.decode(body)["error"]["field"] == "Authorization"
+    assert msgspec.json.decode(answer)["error"]["field"] == "Authorization"
+    # An Idempotency-Key that is not UTF-8 is a key like any other.
+    status, _, answer = await _raw(
+        running,
+        request(
+            b"POST /v1/queries HTTP/1.1\r\n",
+            token + b"Idempotency-Key: caf\xe9\r\nContent-Length: %d\r\n" % len(body),
+        )
+        + body,
+    )
+    assert status == 202, answer
+    # A Last-Event-ID that is not UTF-8 is refused, the message quoting it escaped.
+    query_id = msgspec.json.decode(answer)["id"]
+    status, _, answer = await _raw(
+        running,
+        request(
+            b"GET /v1/queries/%s/stream HTTP/1.1\r\n" % query_id.encode(),
+            token + b"Last-Event-ID: \xff1\r\n",
+        ),
+    )
+    assert status == 400
+    error = msgspec.json.decode(answer)["error"]
+    assert error["field"] == "Last-Event-ID"
+    assert "udcff" in error["message"]
 
 
 @pytest.mark.parametrize(

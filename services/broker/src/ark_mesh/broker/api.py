@@ -157,7 +157,11 @@ def _json(
 def _error(
     request: web.Request, status: int, code: str, message: str, field: str | None
 ) -> web.Response:
-    """An error in the route's dialect: OpenAI's error object under ``/openai/``, else Ark's."""
+    """An error in the route's dialect: OpenAI's error object under ``/openai/``, else Ark's.
+
+    The message may quote what the client sent, which can hold bytes that were not UTF-8
+    (decoded as surrogate escapes): they are written as escapes, or encoding would fail."""
+    message = message.encode("utf-8", "backslashreplace").decode()
     if request.path.startswith(_OPENAI_PREFIX):
         return _json(
             openai_error(

@@ -95,7 +95,12 @@ class QueryBroker:
         annotations: dict[str, str] | None = None,
     ) -> tuple[QueryRecord, bool]:
         """Accept a query; returns the record and whether it is new (``False``: a retry)."""
-        digest = hashlib.sha256(idempotency_key.encode()).hexdigest() if idempotency_key else None
+        # A header that was not UTF-8 arrives with surrogate escapes: still a key like any other.
+        digest = (
+            hashlib.sha256(idempotency_key.encode("utf-8", "surrogateescape")).hexdigest()
+            if idempotency_key
+            else None
+        )
         if digest is not None:
             earlier = await self.read_model.claim(tenant, digest)
             if earlier is not None:
