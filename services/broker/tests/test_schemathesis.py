@@ -4,8 +4,10 @@ The broker (token auth), a query-reconciler and the fake model run in this proce
 ports over a real nats-server (the ``running`` fixture); schemathesis runs as its CLI in a
 subprocess, so the broker keeps serving on this event loop while it is probed. It generates
 valid and invalid requests from the document (parameters, bodies, headers) with a fixed seed
-and a small budget per operation, and checks every answer: never a 5xx, status codes, content
-types, headers and bodies as the document says, invalid data refused.
+and a small budget per operation, follows the document's links (an accepted query's id into
+get, stream, events and cancel: the stateful phase), and checks every answer: never a 5xx,
+status codes, content types, headers and bodies (SSE events too) as the document says, invalid
+data refused.
 
 Once with a tenant's token (requests get past authentication and reach every handler, queries
 really run) and once without (every route must answer its documented 401, in its dialect).
@@ -52,7 +54,7 @@ async def _schemathesis(url: str, report: Path, headers: dict[str, str]) -> tupl
         "--seed",
         str(SEED),
         "--phases",
-        "examples,coverage,fuzzing",
+        "examples,coverage,fuzzing,stateful",
         "--workers",
         "1",
         "--generation-database",

@@ -597,6 +597,11 @@ _IDEMPOTENCY_KEY = Param(
     "header",
     "A retried POST with the same key returns the query the first one accepted.",
 )
+_BY_ID = {"id": "$response.body#/id"}
+_QUERY_LINKS = {
+    operation_id: _BY_ID
+    for operation_id in ("getQuery", "streamQuery", "listQueryEvents", "cancelQuery")
+}
 _OPENAI_TIMEOUT = Reply(504, "The query did not finish in time", OpenAIError)
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -619,6 +624,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     "Idempotent-Replayed": "`true` when an earlier request with the same "
                     "Idempotency-Key accepted it.",
                 },
+                links=_QUERY_LINKS,
             ),
             Reply(409, "The name is taken, or the Idempotency-Key is in use", ErrorEnvelope),
             Reply(

@@ -59,13 +59,15 @@ class Param:
 class Reply:
     """One documented answer. ``body`` is the JSON body's type; ``sse`` the type of each
     ``data:`` line of a ``text/event-stream`` answer (both: the request chooses); ``headers``
-    the response headers it sets."""
+    the response headers it sets; ``links`` the operations its answer leads to (OpenAPI links:
+    operation id → parameter → runtime expression), which clients and stateful testing follow."""
 
     status: int
     description: str
     body: Any = None
     sse: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    links: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,14 @@ def openapi_document(operations: Iterable[Operation]) -> dict[str, Any]:
                 answer["headers"] = {
                     name: {"description": text, "schema": {"type": "string"}}
                     for name, text in reply.headers.items()
+                }
+            if reply.links:
+                answer["links"] = {
+                    operation_id[0].upper() + operation_id[1:]: {
+                        "operationId": operation_id,
+                        "parameters": dict(parameters),
+                    }
+                    for operation_id, parameters in reply.links.items()
                 }
             responses[str(reply.status)] = answer
         entry["responses"] = responses
