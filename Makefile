@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run      start the whole mesh locally (NATS, K8s API emulator, fake model, services), run a query"
 	@echo "make test     install what is missing, then lint, type-check and run every test"
-	@echo "make schemas  regenerate proto-schemas/ and the CRDs (helm/ark-mesh/crds/, the dev mesh's copy)"
+	@echo "make schemas  regenerate proto-schemas/ (with the broker's openapi.json) and the CRDs (helm/ark-mesh/crds/, the dev mesh's copy)"
 	@echo "make format   apply ruff's formatting and import order"
 
 # Everything a fresh machine lacks: uv, nats-server and kubectl (tests run the real ones), npm (the
@@ -66,6 +66,7 @@ chart-test:
 
 schemas:
 	$(UV) run python -m ark_mesh.contracts.export --schemas proto-schemas --crds helm/ark-mesh/crds
+	$(UV) run python -m ark_mesh.broker.export proto-schemas/openapi.json
 	rm -f libs/devmesh/src/ark_mesh/devmesh/crds/*.yaml
 	cp helm/ark-mesh/crds/*.yaml libs/devmesh/src/ark_mesh/devmesh/crds/
 	cp helm/ark-mesh/presets.yaml libs/devmesh/src/ark_mesh/devmesh/presets.yaml

@@ -46,3 +46,14 @@ def test_format_like_go(value: timedelta, text: str) -> None:
 def test_invalid_duration_names_the_input(text: str) -> None:
     with pytest.raises(DurationError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["2562048h", "9999999999999999h", "9" * 400 + "s", "-2562048h"])
+def test_longer_than_gos_int64_nanoseconds_is_invalid(text: str) -> None:
+    # Go refuses these; accepting them would overflow timedelta or the deadline made from it.
+    with pytest.raises(DurationError, match="2562047h"):
+        parse_duration(text)
+
+
+def test_the_longest_go_duration_parses() -> None:
+    assert parse_duration("2562047h") == timedelta(hours=2562047)

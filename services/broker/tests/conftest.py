@@ -30,6 +30,7 @@ from ark_mesh.broker import (
     hash_token,
 )
 from ark_mesh.bus import BusConfig, ConnectionSettings, WorkerSettings
+from ark_mesh.embeddings_reconciler import EmbeddingsReconcilerConfig, EmbeddingsReconcilerService
 from ark_mesh.query_reconciler import QueryReconcilerConfig, QueryReconcilerService
 from ark_mesh.service import HealthConfig, HealthServer, ResourcesConfig
 from ark_mesh.testing.fake_llm import FakeModelServer
@@ -94,6 +95,7 @@ class World:
     http: aiohttp.ClientSession
     brokers: list[BrokerService] = field(default_factory=list)
     reconcilers: list[QueryReconcilerService] = field(default_factory=list)
+    embedders: list[EmbeddingsReconcilerService] = field(default_factory=list)
     healths: list[HealthServer] = field(default_factory=list)
 
     def bus(self) -> BusConfig:
@@ -141,6 +143,25 @@ class World:
         service = QueryReconcilerService(config)
         await service.start(await self._health())
         self.reconcilers.append(service)
+        return service
+
+    async def start_embeddings_reconciler(
+        self, models: list[dict[str, Any]]
+    ) -> EmbeddingsReconcilerService:
+        """An embeddings-reconciler whose Models are ``models`` (manifests)."""
+        directory = self.root / "embedding-models"
+        directory.mkdir(exist_ok=True)
+        (directory / "models.yaml").write_text(yaml.safe_dump_all(models))
+        config = EmbeddingsReconcilerConfig(
+            bus=self.bus(),
+            resources=ResourcesConfig(
+                source="manifests", manifests=str(directory), default_namespace=TENANT_A
+            ),
+            health=HealthConfig(host="127.0.0.1", port=0),
+        )
+        service = EmbeddingsReconcilerService(config)
+        await service.start(await self._health())
+        self.embedders.append(service)
         return service
 
     async def start_broker(self, config: BrokerConfig | None = None) -> BrokerService:
@@ -229,6 +250,8 @@ class World:
             await broker.stop(5.0)
         for reconciler in reversed(self.reconcilers):
             await reconciler.stop(5.0)
+        for embedder in reversed(self.embedders):
+            await embedder.stop(5.0)
         for health in self.healths:
             await health.stop()
 

@@ -52,6 +52,7 @@ from ark_mesh.bus.errors import (
     TransientError,
 )
 from ark_mesh.bus.kv import (
+    InvalidKeyError,
     KeyNotFoundError,
     KeyValue,
     KeyWatcher,
@@ -88,6 +89,7 @@ __all__ = [
     "EncryptionSettings",
     "Handler",
     "HandlerError",
+    "InvalidKeyError",
     "KeyNotFoundError",
     "KeyValue",
     "KeyValueSettings",

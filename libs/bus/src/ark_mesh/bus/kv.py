@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import InvalidKeyError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 __all__ = [
+    "InvalidKeyError",
     "KeyNotFoundError",
     "KeyValue",
     "KeyWatcher",

@@ -24,6 +24,9 @@ _UNIT_SECONDS = {
     "m": 60.0,
     "h": 3600.0,
 }
+_MAX_SECONDS = (2**63 - 1) / 1e9
+"""Go's ``time.Duration`` is int64 nanoseconds (about 2562047h): a longer duration does not
+parse in Go, and here would overflow ``timedelta`` or the deadline computed from it."""
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -51,6 +54,8 @@ def parse_duration(text: str) -> timedelta:
         pos = match.end()
     if pos == 0:
         raise DurationError(f"invalid duration {text!r}")
+    if not seconds <= _MAX_SECONDS:  # also catches inf from an absurdly long number
+        raise DurationError(f"invalid duration {text!r}: longer than Go's maximum (2562047h)")
     return timedelta(seconds=sign * seconds)
 
 

@@ -12,8 +12,18 @@ GET     /v1/queries/{id}/events                      its operation events ``{ite
 POST    /v1/queries/{id}/cancel                      ask the running reconciler to stop → 202
 POST    /openai/v1/chat/completions                  OpenAI-compatible, ``model: agent/<name>``
 POST    /openai/v1/embeddings                        OpenAI-compatible, ``model: [model/]<name>``
+GET     /openapi.json                                this API as an OpenAPI 3.1 document
 GET     /healthz, /readyz                            probes (also on the health port)
 ======  ===========================================  ==============================================
+
+Each route is one :class:`~ark_mesh.broker.openapi.Operation` in :data:`OPERATIONS`:
+:func:`build_app` registers the handlers from it and :mod:`.openapi` documents it, so a route
+cannot be served undocumented. A new route is one more declaration there.
+
+No client mistake is a 5xx: malformed ids, headers, encodings, numbers and bodies are 4xx
+naming what was wrong (``field`` in Ark's envelope, ``param`` in OpenAI's under
+``/openai/v1``); NATS trouble is a 503 with ``Retry-After``; anything else unexpected is a 500
+in the same envelope (and a bug).
 
 Every request runs in an OpenTelemetry SERVER span continued from the caller's
 ``traceparent``; the bus publisher injects that span into the work message, so one trace runs
@@ -34,6 +44,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ark_mesh.broker.bodies import (
+    QUERY_CREATE_BODY,
     ChatCompletionRequest,
     EmbeddingsCreateRequest,
     QueryCreateRequest,
@@ -43,23 +54,44 @@ from ark_mesh.broker.bodies import (
 from ark_mesh.broker.embeddings import EmbeddingsBroker
 from ark_mesh.broker.errors import ApiError, BadRequestError, GatewayTimeoutError
 from ark_mesh.broker.openai_compat import (
+    ChunkShaper,
     chat_completion,
     completion_error,
     embeddings_list,
     openai_chunk,
     openai_error,
+    unknown_target,
 )
+from ark_mesh.broker.openapi import RETRY_AFTER, Operation, Param, Reply, openapi_document
 from ark_mesh.broker.queries import QueryBroker
 from ark_mesh.broker.readmodel import QueryRecord
+from ark_mesh.broker.responses import (
+    CancelAccepted,
+    ChatCompletion,
+    ChatCompletionChunk,
+    CompletionFailure,
+    EmbeddingsList,
+    ErrorBody,
+    ErrorEnvelope,
+    EventData,
+    EventItem,
+    EventList,
+    Health,
+    OpenAIError,
+    QueryAccepted,
+    QueryList,
+    QueryView,
+    Readiness,
+)
 from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event, parse_last_event_id
 from ark_mesh.broker.tenancy import TenantResolver
-from ark_mesh.bus import StreamEntry
+from ark_mesh.bus import BusError, NatsError, StreamEntry
 from ark_mesh.contracts import Chunk, parse_duration
 from ark_mesh.contracts.ark import STREAMING_ANNOTATION
 from ark_mesh.service import HealthServer
 from ark_mesh.telemetry import bound_context, extract_context, get_logger
 
-__all__ = ["build_app"]
+__all__ = ["OPERATIONS", "build_app"]
 
 _log = get_logger(__name__)
 _tracer = trace.get_tracer("ark_mesh.broker")
@@ -72,6 +104,10 @@ TENANTS: web.AppKey[TenantResolver] = web.AppKey("tenants", TenantResolver)
 HEALTH: web.AppKey[HealthServer] = web.AppKey("health", HealthServer)
 HEARTBEAT: web.AppKey[float] = web.AppKey("heartbeat", float)
 COMPLETION_WAIT: web.AppKey[float] = web.AppKey("completion_wait", float)
+DOCUMENT: web.AppKey[bytes] = web.AppKey("openapi", bytes)
+
+_OPENAI_PREFIX = "/openai/"
+_encoder = msgspec.json.Encoder()
 
 
 def build_app(
@@ -93,44 +129,88 @@ def build_app(
     app[HEALTH] = health
     app[HEARTBEAT] = heartbeat
     app[COMPLETION_WAIT] = completion_wait
-    app.router.add_post("/v1/queries", create_query)
-    app.router.add_get("/v1/queries", list_queries)
-    app.router.add_get("/v1/queries/{id}", get_query)
-    app.router.add_get("/v1/queries/{id}/stream", stream_query)
-    app.router.add_get("/v1/queries/{id}/events", query_events)
-    app.router.add_post("/v1/queries/{id}/cancel", cancel_query)
-    app.router.add_post("/openai/v1/chat/completions", chat_completions)
-    app.router.add_post("/openai/v1/embeddings", create_embeddings)
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz)
+    app[DOCUMENT] = _encoder.encode(openapi_document(OPERATIONS))
+    for operation in OPERATIONS:
+        if operation.method == "GET":
+            app.router.add_get(operation.path, operation.handler)  # and HEAD, as before
+        else:
+            app.router.add_route(operation.method, operation.path, operation.handler)
     return app
 
 
 # --------------------------------------------------------------------------- middleware
 
 
-def _envelope(status: int, code: str, message: str, field: str | None) -> web.Response:
-    error: dict[str, Any] = {"code": code, "message": message, "requestId": str(uuid.uuid4())}
-    if field is not None:
-        error["field"] = field
-    return web.json_response({"error": error}, status=status)
+def _json(
+    body: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON answer encoded from its response Struct (the type the document promises)."""
+    return web.Response(
+        body=_encoder.encode(body),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+    )
+
+
+def _error(
+    request: web.Request, status: int, code: str, message: str, field: str | None
+) -> web.Response:
+    """An error in the route's dialect: OpenAI's error object under ``/openai/``, else Ark's.
+
+    The message may quote what the client sent, which can hold bytes that were not UTF-8
+    (decoded as surrogate escapes): they are written as escapes, or encoding would fail."""
+    message = message.encode("utf-8", "backslashreplace").decode()
+    if request.path.startswith(_OPENAI_PREFIX):
+        return _json(
+            openai_error(
+                message,
+                error_type="invalid_request_error" if status < 500 else "server_error",
+                code=code.lower(),
+                param=field,
+            ),
+            status,
+        )
+    body = ErrorBody(code=code, message=message, request_id=str(uuid.uuid4()), field=field)
+    return _json(ErrorEnvelope(error=body), status)
+
+
+_HTTP_CODES = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    429: "TOO_MANY_REQUESTS",
+}
 
 
 @web.middleware
 async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response = await handler(request)
     except ApiError as exc:
-        response = _envelope(exc.http_status, exc.code, exc.message, exc.field)
+        response = _error(request, exc.http_status, exc.code, exc.message, exc.field)
         response.headers.update(exc.headers)
-        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
-            exc.status, "BAD_REQUEST"
+        code = _HTTP_CODES.get(exc.status, "BAD_REQUEST")
+        response = _error(request, exc.status, code, exc.reason, None)
+    except (BusError, NatsError) as exc:
+        response = _error(request, 503, "UNAVAILABLE", f"NATS is unavailable: {exc}", None)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as exc:
+        _log.exception("unexpected failure", path=request.path, method=request.method)
+        response = _error(
+            request, 500, "INTERNAL_ERROR", f"internal error: {type(exc).__name__}", None
         )
-        return _envelope(exc.status, code, exc.reason, None)
+    if (
+        response.status in (429, 503)
+        and "Retry-After" not in response.headers
+        and not response.prepared
+    ):
+        response.headers["Retry-After"] = str(request.app[BROKER].config.limits.retry_after_seconds)
+    return response
 
 
 @web.middleware
@@ -161,13 +241,30 @@ def _tenant(request: web.Request) -> str:
     return request.app[TENANTS].tenant(request.headers, request.query)
 
 
-def _accepted(record: QueryRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "name": record.name,
-        "namespace": record.namespace,
-        "status": msgspec.to_builtins(record.status),
-    }
+async def _body(request: web.Request) -> bytes:
+    """The request body, decompressed as its ``Content-Encoding`` says; a body that does not
+    decompress is a 400 naming the header (aiohttp would let the zlib error become a 500)."""
+    try:
+        return await request.read()
+    except web.HTTPException:
+        raise  # 413: larger than client_max_size
+    except Exception as exc:  # zlib/brotli errors, a broken chunked encoding …
+        # aiohttp drops the connection after an unreadable body; saying so keeps a client from
+        # reusing it for its next request (which would then fail as "server disconnected").
+        raise BadRequestError(
+            f"the request body could not be read as its Content-Encoding "
+            f"{request.headers.get('Content-Encoding', 'identity')!r} says: "
+            f"{type(exc).__name__}: {exc}",
+            field="Content-Encoding",
+            status=400,
+            headers={"Connection": "close"},
+        ) from None
+
+
+def _accepted(record: QueryRecord) -> QueryAccepted:
+    return QueryAccepted(
+        id=record.id, name=record.name, namespace=record.namespace, status=record.status
+    )
 
 
 async def _open_sse(request: web.Request) -> web.StreamResponse:
@@ -180,15 +277,18 @@ async def _open_sse(request: web.Request) -> web.StreamResponse:
 async def _pump(
     response: web.StreamResponse,
     entries: AsyncIterator[StreamEntry[Chunk]],
-    render: Callable[[StreamEntry[Chunk]], bytes],
+    render: Callable[[StreamEntry[Chunk]], bytes | None],
     heartbeat: float,
+    *,
+    pending: asyncio.Future[StreamEntry[Chunk]] | None = None,
 ) -> None:
-    """Write every entry; a heartbeat comment whenever none came for ``heartbeat`` seconds.
+    """Write every entry ``render`` keeps (``None``: skipped); a heartbeat comment whenever
+    none came for ``heartbeat`` seconds. ``pending`` is a read of ``entries`` already started
+    (by :func:`_first_entry`).
 
     The pending read is kept across heartbeats (never restarted), so nothing is skipped.
     """
     iterator = aiter(entries)
-    pending: asyncio.Future[StreamEntry[Chunk]] | None = None
     try:
         while True:
             if pending is None:
@@ -202,7 +302,9 @@ async def _pump(
             except StopAsyncIteration:
                 return
             pending = None
-            await response.write(render(entry))
+            rendered = render(entry)
+            if rendered is not None:
+                await response.write(rendered)
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
@@ -214,12 +316,31 @@ async def _pump(
                 await aclose()
 
 
+async def _first_entry(
+    entries: AsyncIterator[StreamEntry[Chunk]], within: float
+) -> tuple[asyncio.Future[StreamEntry[Chunk]], StreamEntry[Chunk] | None]:
+    """Start reading ``entries`` and wait up to ``within`` seconds for the first one (before
+    any byte of the answer is sent); the read, and the entry if it came."""
+    first = asyncio.ensure_future(anext(entries))
+    done, _ = await asyncio.wait({first}, timeout=within)
+    if not done or first.exception() is not None:
+        return first, None
+    return first, first.result()
+
+
+async def _close(entries: AsyncIterator[StreamEntry[Chunk]]) -> None:
+    aclose = getattr(entries, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+
+
 # --------------------------------------------------------------------------- /v1/queries
 
 
 async def create_query(request: web.Request) -> web.Response:
     tenant = _tenant(request)
-    body = decode_body(await request.read(), QueryCreateRequest)
+    body = decode_body(await _body(request), QueryCreateRequest)
     with bound_context(tenant=tenant):
         record, created = await request.app[BROKER].accept(
             tenant, body, idempotency_key=request.headers.get("Idempotency-Key") or None
@@ -227,42 +348,57 @@ async def create_query(request: web.Request) -> web.Response:
     headers = {"Location": f"/v1/queries/{record.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return web.json_response(_accepted(record), status=202, headers=headers)
+    return _json(_accepted(record), 202, headers)
 
 
 async def list_queries(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     records = await request.app[BROKER].list_queries(tenant)
-    return web.json_response(
-        {"items": [record.view() for record in records], "count": len(records)}
-    )
+    return _json(QueryList(items=[record.view() for record in records], count=len(records)))
 
 
 async def get_query(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     record = await request.app[BROKER].get(tenant, request.match_info["id"])
-    return web.json_response(record.view())
+    return _json(record.view())
+
+
+def _resume_after(request: web.Request) -> int | None:
+    """``Last-Event-ID`` (what a reconnecting EventSource sends), else ``?after=``. Both are
+    checked whenever sent, so a malformed one is never silently ignored; the error names it."""
+    values: list[int | None] = []
+    for name, value, allow_empty in (
+        ("Last-Event-ID", request.headers.get("Last-Event-ID"), True),
+        ("after", request.query.get("after"), False),
+    ):
+        try:
+            values.append(parse_last_event_id(value, name=name, allow_empty=allow_empty))
+        except ValueError as exc:
+            raise BadRequestError(str(exc), field=name, status=400) from None
+    header, after = values
+    return header if header is not None else after
 
 
 async def stream_query(request: web.Request) -> web.StreamResponse:
     tenant = _tenant(request)
     query_id = request.match_info["id"]
-    try:
-        after = parse_last_event_id(
-            request.headers.get("Last-Event-ID") or request.query.get("after")
-        )
-    except ValueError as exc:
-        raise BadRequestError(str(exc), field="Last-Event-ID", status=400) from None
+    after = _resume_after(request)
     broker = request.app[BROKER]
-    await broker.get(tenant, query_id)
+    record = await broker.get(tenant, query_id)
     with bound_context(tenant=tenant, query_id=query_id):
-        response = await _open_sse(request)
-        await _pump(
-            response,
-            broker.chunks(tenant, query_id, after=after),
-            lambda entry: event(openai_chunk(entry.data), id=entry.seq),
-            request.app[HEARTBEAT],
+        # A finished query's stream ends at its final chunk: resuming at or past it has nothing
+        # left to send, and a reader started there would wait for a chunk that never comes.
+        finished = (
+            record.terminal and after is not None and await broker.ended_by(tenant, query_id, after)
         )
+        response = await _open_sse(request)
+        if not finished:
+            await _pump(
+                response,
+                broker.chunks(tenant, query_id, after=after),
+                lambda entry: event(openai_chunk(entry.data), id=entry.seq),
+                request.app[HEARTBEAT],
+            )
         await response.write(DONE)
         await response.write_eof()
     return response
@@ -275,16 +411,20 @@ async def query_events(request: web.Request) -> web.Response:
     await broker.get(tenant, query_id)
     entries = await broker.events(tenant, query_id)
     items = [
-        {
-            "sequenceNumber": entry.seq,
-            "timestamp": entry.message.timestamp,
-            "data": msgspec.to_builtins(entry.message),
-        }
+        EventItem(
+            sequence_number=entry.seq,
+            timestamp=entry.message.timestamp,
+            data=EventData(
+                timestamp=entry.message.timestamp,
+                event_type=entry.message.event_type,
+                reason=entry.message.reason,
+                message=entry.message.message,
+                data=dict(entry.message.data),
+            ),
+        )
         for entry in entries
     ]
-    for item in items:
-        item["data"].pop("schema", None)
-    return web.json_response({"items": items, "total": len(items), "hasMore": False})
+    return _json(EventList(items=items, total=len(items), has_more=False))
 
 
 async def cancel_query(request: web.Request) -> web.Response:
@@ -292,8 +432,15 @@ async def cancel_query(request: web.Request) -> web.Response:
     query_id = request.match_info["id"]
     with bound_context(tenant=tenant, query_id=query_id):
         record = await request.app[BROKER].cancel(tenant, query_id, requested_by="broker")
-    return web.json_response(
-        {**_accepted(record), "cancelRequested": not record.terminal}, status=202
+    return _json(
+        CancelAccepted(
+            id=record.id,
+            name=record.name,
+            namespace=record.namespace,
+            status=record.status,
+            cancel_requested=not record.terminal,
+        ),
+        202,
     )
 
 
@@ -302,7 +449,7 @@ async def cancel_query(request: web.Request) -> web.Response:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     tenant = _tenant(request)
-    body = decode_body(await request.read(), ChatCompletionRequest)
+    body = decode_body(await _body(request), ChatCompletionRequest)
     timeout = body.meta("timeout")
     spec_body = convert_body(
         {
@@ -324,13 +471,28 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         record, _ = await broker.accept(tenant, spec_body, annotations=annotations)
     with bound_context(tenant=tenant, query_id=record.id):
         if body.stream:
+            shaper = ChunkShaper(include_usage=body.include_usage())
+
+            def render(entry: StreamEntry[Chunk]) -> bytes | None:
+                shaped = shaper.chunk(entry.data)
+                return event(shaped) if shaped is not None else None
+
+            # A query whose target does not exist ends at once with only its final chunk: if
+            # that comes before the first heartbeat is due, it is answered like the
+            # non-streaming call (404 model_not_found) instead of a 200 stream of a failure.
+            entries = aiter(broker.chunks(tenant, record.id, after=None))
+            first, entry = await _first_entry(entries, request.app[HEARTBEAT])
+            completed = entry.message.ark.completed_query if entry is not None else None
+            if completed is not None and completed.status is not None:
+                missing = unknown_target(completed.status, model=body.model)
+                if missing is not None:
+                    await _close(entries)
+                    return _json(missing, 404)
             response = await _open_sse(request)
-            await _pump(
-                response,
-                broker.chunks(tenant, record.id, after=None),
-                lambda entry: event(openai_chunk(entry.data)),
-                request.app[HEARTBEAT],
-            )
+            await _pump(response, entries, render, request.app[HEARTBEAT], pending=first)
+            usage = shaper.usage_chunk()
+            if usage is not None:
+                await response.write(event(usage))
             await response.write(DONE)
             await response.write_eof()
             return response
@@ -340,12 +502,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         try:
             final = await broker.wait_terminal(tenant, record.id, within=within)
         except TimeoutError:
-            raise ApiError(
-                f"query {record.name} did not finish within {within:g}s", status=504
+            raise GatewayTimeoutError(
+                f"query {record.name} did not finish within {within:g}s"
             ) from None
         if final.phase != "done":
-            return web.json_response(completion_error(final.status), status=500)
-        return web.json_response(
+            missing = unknown_target(final.status, model=body.model)
+            if missing is not None:
+                return _json(missing, 404)
+            # The mesh already retried what was transient: a client retry would only run the
+            # same failing query again, so tell OpenAI's SDKs not to (they honour the header).
+            return _json(completion_error(final.status), 500, {"x-should-retry": "false"})
+        return _json(
             chat_completion(
                 query_id=record.id, name=record.name, model=body.model, status=final.status
             )
@@ -353,60 +520,247 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def create_embeddings(request: web.Request) -> web.Response:
-    """Embeddings through the embeddings-reconciler. The tenant is resolved first, so 401s are
-    the broker's envelope exactly as on every route; everything after answers in OpenAI's
-    error shape (``param`` names the field), which OpenAI clients turn into their errors."""
+    """Embeddings through the embeddings-reconciler; errors in OpenAI's shape (``param`` names
+    the field), which OpenAI clients turn into their errors."""
     tenant = _tenant(request)
-    try:
-        body = decode_body(await request.read(), EmbeddingsCreateRequest)
-        model, texts = body.model_name(), body.texts()
-        within = request.app[COMPLETION_WAIT]
-        with bound_context(tenant=tenant):
-            try:
-                result = await request.app[EMBEDDINGS].embed(
-                    tenant, model=model, texts=texts, dimensions=body.dimensions, within=within
-                )
-            except TimeoutError:
-                raise GatewayTimeoutError(
-                    f"no embeddings result for model {model!r} within {within:g}s"
-                ) from None
-    except ApiError as exc:
-        error_type = "invalid_request_error" if exc.http_status < 500 else "server_error"
-        return web.json_response(
-            openai_error(
-                exc.message, error_type=error_type, code=exc.code.lower(), param=exc.field
-            ),
-            status=exc.http_status,
-            headers=exc.headers,
-        )
+    body = decode_body(await _body(request), EmbeddingsCreateRequest)
+    model, texts = body.model_name(), body.texts()
+    within = request.app[COMPLETION_WAIT]
+    with bound_context(tenant=tenant):
+        try:
+            result = await request.app[EMBEDDINGS].embed(
+                tenant, model=model, texts=texts, dimensions=body.dimensions, within=within
+            )
+        except TimeoutError:
+            raise GatewayTimeoutError(
+                f"no embeddings result for model {model!r} within {within:g}s"
+            ) from None
     if result.status == "failed":
         # The result does not classify its failure; the permanent ones (unknown or unusable
         # Model, provider 4xx, invalid input) are the caller's to fix, so 400.
-        return web.json_response(
+        return _json(
             openai_error(
                 result.error or f"embeddings with model {model!r} failed",
                 error_type="invalid_request_error",
                 code="embeddings_failed",
                 param="model",
             ),
-            status=400,
+            400,
         )
-    return web.json_response(
-        embeddings_list(result, model=body.model, encoding_format=body.encoding_format)
-    )
+    return _json(embeddings_list(result, model=body.model, encoding_format=body.encoding_format))
 
 
-# --------------------------------------------------------------------------- probes
+# --------------------------------------------------------------------------- probes and document
 
 
 async def _healthz(_: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return _json(Health(status="ok"))
 
 
 async def _readyz(request: web.Request) -> web.Response:
     results = await request.app[HEALTH].readiness()
     ready = all(value == "ok" for value in results.values())
-    return web.json_response(
-        {"status": "ok" if ready else "not ready", "checks": results},
-        status=200 if ready else 503,
+    return _json(
+        Readiness(status="ok" if ready else "not ready", checks=dict(results)),
+        200 if ready else 503,
     )
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[DOCUMENT], content_type="application/json")
+
+
+# --------------------------------------------------------------------------- the routes
+
+_ID = Param(
+    "id",
+    "path",
+    "The query's id (the uid in `Location`; any other value is simply not found).",
+)
+_LAST_EVENT_ID = Param(
+    "Last-Event-ID",
+    "header",
+    "Resume after this stream sequence (the `id:` of the last event received; at most "
+    "2^63-1). Empty: from the start.",
+    {"type": "string", "pattern": "^([0-9]{1,19})?$"},
+)
+_AFTER = Param(
+    "after",
+    "query",
+    "Like `Last-Event-ID`, for clients that cannot set headers; the header wins when both "
+    "are sent.",
+    {"type": "string", "pattern": "^[0-9]{1,19}$"},
+)
+_IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    "header",
+    "A retried POST with the same key returns the query the first one accepted.",
+)
+_BY_ID = {"id": "$response.body#/id"}
+_QUERY_LINKS = {
+    operation_id: _BY_ID
+    for operation_id in ("getQuery", "streamQuery", "listQueryEvents", "cancelQuery")
+}
+_OPENAI_TIMEOUT = Reply(504, "The query did not finish in time", OpenAIError)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "POST",
+        "/v1/queries",
+        create_query,
+        "createQuery",
+        "Accept a query (broker mode: no Query resource unless createResource)",
+        "queries",
+        body=QUERY_CREATE_BODY,
+        params=(_IDEMPOTENCY_KEY,),
+        replies=(
+            Reply(
+                202,
+                "Accepted; follow `Location`",
+                QueryAccepted,
+                headers={
+                    "Location": "The query's URL.",
+                    "Idempotent-Replayed": "`true` when an earlier request with the same "
+                    "Idempotency-Key accepted it.",
+                },
+                links=_QUERY_LINKS,
+            ),
+            Reply(409, "The name is taken, or the Idempotency-Key is in use", ErrorEnvelope),
+            Reply(
+                429,
+                "The tenant has too many queries in flight",
+                ErrorEnvelope,
+                headers=RETRY_AFTER,
+            ),
+        ),
+    ),
+    Operation(
+        "GET",
+        "/v1/queries",
+        list_queries,
+        "listQueries",
+        "The tenant's broker-mode queries",
+        "queries",
+        replies=(Reply(200, "The queries, oldest first", QueryList),),
+    ),
+    Operation(
+        "GET",
+        "/v1/queries/{id}",
+        get_query,
+        "getQuery",
+        "One query and its latest status",
+        "queries",
+        params=(_ID,),
+        replies=(Reply(200, "The query", QueryView),),
+    ),
+    Operation(
+        "GET",
+        "/v1/queries/{id}/stream",
+        stream_query,
+        "streamQuery",
+        "The query's chunks as server-sent events, live, to `[DONE]`",
+        "queries",
+        params=(_ID, _LAST_EVENT_ID, _AFTER),
+        replies=(Reply(200, "Chunks with `id:` = stream sequence", sse=ChatCompletionChunk),),
+    ),
+    Operation(
+        "GET",
+        "/v1/queries/{id}/events",
+        query_events,
+        "listQueryEvents",
+        "The query's operation events so far",
+        "queries",
+        params=(_ID,),
+        replies=(Reply(200, "The events, in order", EventList),),
+    ),
+    Operation(
+        "POST",
+        "/v1/queries/{id}/cancel",
+        cancel_query,
+        "cancelQuery",
+        "Ask the running reconciler to stop the query",
+        "queries",
+        params=(_ID,),
+        replies=(Reply(202, "Cancel requested (or the query had ended)", CancelAccepted),),
+    ),
+    Operation(
+        "POST",
+        "/openai/v1/chat/completions",
+        chat_completions,
+        "createChatCompletion",
+        "OpenAI chat completions; `model` is `agent/<name>`, `team/…`, `model/…` or `tool/…`",
+        "openai",
+        body=ChatCompletionRequest,
+        dialect="openai",
+        replies=(
+            Reply(
+                200,
+                "The completion; with `stream: true` server-sent chunks and `[DONE]`",
+                ChatCompletion,
+                sse=ChatCompletionChunk,
+            ),
+            Reply(404, "The target named by `model` does not exist", OpenAIError),
+            Reply(
+                429,
+                "The tenant has too many queries in flight",
+                OpenAIError,
+                headers=RETRY_AFTER,
+            ),
+            Reply(
+                500,
+                "The query ran and ended in `error`/`canceled` (Ark's `detail`, with "
+                "`x-should-retry: false`), or an unexpected failure",
+                CompletionFailure,
+                headers={"x-should-retry": "`false`: retrying would run the query again."},
+            ),
+            _OPENAI_TIMEOUT,
+        ),
+    ),
+    Operation(
+        "POST",
+        "/openai/v1/embeddings",
+        create_embeddings,
+        "createEmbeddings",
+        "OpenAI embeddings from an embeddings Model of the tenant's namespace",
+        "openai",
+        body=EmbeddingsCreateRequest,
+        dialect="openai",
+        replies=(
+            Reply(200, "The vectors, in input order", EmbeddingsList),
+            _OPENAI_TIMEOUT,
+        ),
+    ),
+    Operation(
+        "GET",
+        "/openapi.json",
+        _openapi,
+        "getOpenApi",
+        "This document",
+        "meta",
+        tenant=False,
+        replies=(Reply(200, "The OpenAPI 3.1 document", dict[str, Any]),),
+    ),
+    Operation(
+        "GET",
+        "/healthz",
+        _healthz,
+        "healthz",
+        "Liveness",
+        "probes",
+        tenant=False,
+        replies=(Reply(200, "Alive", Health),),
+    ),
+    Operation(
+        "GET",
+        "/readyz",
+        _readyz,
+        "readyz",
+        "Readiness: NATS connected, status consumer bound, read model loaded",
+        "probes",
+        tenant=False,
+        replies=(
+            Reply(200, "Ready", Readiness),
+            Reply(503, "Not ready; `checks` says what is missing", Readiness, headers=RETRY_AFTER),
+        ),
+    ),
+)

@@ -20,6 +20,7 @@ from ark_mesh.contracts import (
 )
 
 __all__ = [
+    "QUERY_CREATE_BODY",
     "ChatCompletionRequest",
     "EmbeddingsCreateRequest",
     "QueryCreateRequest",
@@ -32,6 +33,8 @@ T = TypeVar("T")
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_PATTERN = _DNS_SUBDOMAIN.pattern
+_DURATION_PATTERN = r"^[+-]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)$"
 _AT = re.compile(r"at `\$(?P<path>[^`]*)`")
 _NAMED = re.compile(r"(?:missing required field|unknown field) `(?P<name>[^`]+)`")
 
@@ -84,7 +87,10 @@ class QueryCreateRequest(_Strict, frozen=True):
     """``POST /v1/queries``, modelled on Ark's QueryCreateRequest (``input`` a user message)."""
 
     input: NonEmpty
-    name: str | None = None
+    name: (
+        Annotated[str, msgspec.Meta(extra_json_schema={"pattern": _DNS_PATTERN, "maxLength": 253})]
+        | None
+    ) = None
     type: Literal["user"] | None = None
     target: TargetBody | None = None
     selector: SelectorBody | None = None
@@ -92,7 +98,9 @@ class QueryCreateRequest(_Strict, frozen=True):
     memory: MemoryBody | None = None
     session_id: NonEmpty | None = None
     conversation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
-    timeout: str | None = None
+    timeout: (
+        Annotated[str, msgspec.Meta(extra_json_schema={"pattern": _DURATION_PATTERN})] | None
+    ) = None
     create_resource: bool = False
 
     def __post_init__(self) -> None:
@@ -129,16 +137,45 @@ class QueryCreateRequest(_Strict, frozen=True):
         )
 
 
+_TEXT = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "minItems": 1}]}
+
+
+class StreamOptions(msgspec.Struct, kw_only=True):
+    """OpenAI's ``stream_options``: ``include_usage`` asks for one closing usage chunk."""
+
+    include_usage: bool = False
+
+
 class ChatCompletionRequest(msgspec.Struct, kw_only=True):
     """``POST /openai/v1/chat/completions``. Unknown OpenAI parameters are accepted (clients
     send many) and, like ``temperature``/``max_tokens`` in Ark, not forwarded to the Query."""
 
-    model: NonEmpty
-    messages: Annotated[list[dict[str, Any]], msgspec.Meta(min_length=1)]
+    model: Annotated[
+        str,
+        msgspec.Meta(min_length=1, extra_json_schema={"pattern": "^(agent|team|model|tool)/.+$"}),
+    ]
+    messages: Annotated[
+        list[dict[str, Any]],
+        msgspec.Meta(
+            min_length=1,
+            # user_input(): the last user message with text is the query's input.
+            extra_json_schema={
+                "contains": {
+                    "type": "object",
+                    "required": ["role", "content"],
+                    "properties": {"role": {"const": "user"}, "content": _TEXT},
+                }
+            },
+        ),
+    ]
     stream: bool = False
+    stream_options: StreamOptions | None = None
     metadata: dict[str, Any] | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
 
     def target(self) -> dict[str, str]:
         kind, _, name = self.model.partition("/")
@@ -180,8 +217,24 @@ class EmbeddingsCreateRequest(msgspec.Struct, kw_only=True):
     refused, since the Model's provider may tokenise differently than the caller assumed.
     Unknown OpenAI parameters are accepted, as clients send them, and not forwarded."""
 
-    model: NonEmpty
-    input: str | list[str]
+    model: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            extra_json_schema={"pattern": f"^(model/)?{_DNS_PATTERN[1:]}", "maxLength": 259},
+        ),
+    ]
+    input: Annotated[
+        str | list[str],
+        msgspec.Meta(
+            extra_json_schema={
+                "anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                ]
+            }
+        ),
+    ]
     dimensions: Annotated[int, msgspec.Meta(ge=1)] | None = None
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
@@ -239,17 +292,31 @@ def _field(message: str) -> str | None:
 
 
 def decode_body(data: bytes, type_: type[T]) -> T:
-    """Decode ``data`` as ``type_``: 400 for malformed JSON, 422 naming the field otherwise."""
+    """Decode ``data`` as ``type_``: 400 for malformed JSON, 422 naming the field otherwise.
+
+    Malformed covers more than syntax: bytes that are not UTF-8 inside strings and nesting deeper
+    than the decoder recurses are the client's mistake too, so they are 400s, never 500s.
+    """
     if not data.strip():
         raise BadRequestError("the request body is empty; expected a JSON object", field="body")
     try:
         return msgspec.json.decode(data, type=type_)
     except msgspec.ValidationError as exc:
         message = str(exc)
-        raise BadRequestError(message, field=_field(message)) from None
+        raise BadRequestError(message, field=_field(message) or "body") from None
     except msgspec.DecodeError as exc:
         raise BadRequestError(
             f"the request body is not valid JSON: {exc}", field="body", status=400
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(
+            f"the request body is not valid UTF-8: {exc.reason} at byte {exc.start}",
+            field="body",
+            status=400,
+        ) from None
+    except RecursionError:
+        raise BadRequestError(
+            "the request body is nested too deeply to decode", field="body", status=400
         ) from None
 
 
@@ -264,3 +331,27 @@ def convert_body(values: dict[str, Any], type_: type[T], *, prefix: str) -> T:
         message = str(exc)
         field = _field(message)
         raise BadRequestError(message, field=f"{prefix}.{field}" if field else prefix) from None
+    except RecursionError:
+        raise BadRequestError(f"{prefix} is nested too deeply", field=prefix) from None
+
+
+# The bodies as the OpenAPI document describes them: what the Struct says, plus the rules its
+# validation checks in code (so generated clients and schemathesis send what is accepted).
+QUERY_CREATE_BODY = Annotated[
+    QueryCreateRequest,
+    msgspec.Meta(
+        extra_json_schema={
+            "description": "Exactly one of `target` and `selector`.",
+            "anyOf": [
+                {
+                    "required": ["target"],
+                    "properties": {"target": {"type": "object"}, "selector": {"type": "null"}},
+                },
+                {
+                    "required": ["selector"],
+                    "properties": {"selector": {"type": "object"}, "target": {"type": "null"}},
+                },
+            ],
+        }
+    ),
+]

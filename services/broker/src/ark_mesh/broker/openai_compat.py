@@ -2,9 +2,9 @@
 query's chunks and status, embeddings lists from an ``EmbeddingsResult``, and OpenAI's error
 object.
 
-Streaming answers forward the query's chunks as they are stored — they already are OpenAI
-``chat.completion.chunk`` objects with Ark's ``ark`` object — so clients see exactly what the
-chunk stream holds, including the final chunk with ``ark.completedQuery``. The non-streaming
+Streaming answers forward the query's chunks — they already are OpenAI
+``chat.completion.chunk`` objects with Ark's ``ark`` object, including the final chunk with
+``ark.completedQuery`` — with usage as OpenAI sends it (:class:`ChunkShaper`). The non-streaming
 answer is a ``chat.completion`` whose ``usage`` is the query's real token usage (Ark's API
 counts words instead) and whose ``ark.queryStatus`` is the full Query status.
 """
@@ -12,92 +12,180 @@ counts words instead) and whose ``ark.queryStatus`` is the full Query status.
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import time
 from typing import Any, Literal
 
 import msgspec
 
+from ark_mesh.broker.responses import (
+    ChatCompletion,
+    ChatCompletionChoice,
+    ChatCompletionMessage,
+    ChatCompletionUsage,
+    CompletionArk,
+    CompletionFailure,
+    CompletionFailureDetail,
+    Embedding,
+    EmbeddingsList,
+    EmbeddingsUsage,
+    OpenAIError,
+    OpenAIErrorBody,
+)
 from ark_mesh.contracts import EmbeddingsResult, QueryStatus
 
 __all__ = [
+    "ChunkShaper",
     "chat_completion",
     "completion_error",
     "embeddings_list",
     "openai_chunk",
     "openai_error",
+    "unknown_target",
 ]
+
+# What the resolver writes when a query's target does not exist (resolver.targets). The query
+# ran and failed, but the mistake is the caller's: answered 404 ``model_not_found`` like OpenAI.
+_UNKNOWN_TARGET = re.compile(
+    r"target references (agent|team|model|tool) '[^']*' which does not exist in namespace"
+)
 
 
 def openai_chunk(data: bytes) -> bytes:
-    """A stored chunk as an OpenAI client expects it: the bus-only ``schema`` tag removed."""
+    """A stored chunk as Ark's stream serves it: the bus-only ``schema`` tag removed."""
     chunk: dict[str, Any] = msgspec.json.decode(data)
     chunk.pop("schema", None)
     return msgspec.json.encode(chunk)
 
 
-def chat_completion(*, query_id: str, name: str, model: str, status: QueryStatus) -> dict[str, Any]:
+class ChunkShaper:
+    """Turns a query's stored chunks into the stream an OpenAI client expects.
+
+    The chunks are OpenAI ``chat.completion.chunk`` objects with Ark's ``ark`` object; the
+    model's own usage chunks (``choices: []``, one per model call) are in the stream too. OpenAI
+    sends usage only when asked (``stream_options.include_usage``), then as exactly one last
+    chunk with ``choices: []`` and the whole request's usage, ``usage: null`` on every other
+    chunk. So: usage-only chunks are dropped, and with ``include_usage`` one chunk with the
+    query's total usage (``completedQuery.status.tokenUsage``) follows the final one.
+    The loop in OpenAI's docs (``chunk.choices[0]``) then never meets an empty ``choices``.
+    """
+
+    def __init__(self, *, include_usage: bool) -> None:
+        self.include_usage = include_usage
+        self._final: dict[str, Any] | None = None
+
+    def chunk(self, data: bytes) -> bytes | None:
+        """The chunk as sent to the client, or ``None`` when it is not sent."""
+        chunk: dict[str, Any] = msgspec.json.decode(data)
+        chunk.pop("schema", None)
+        final = bool((chunk.get("ark") or {}).get("completedQuery"))
+        if not chunk.get("choices") and chunk.get("usage") and not chunk.get("error") and not final:
+            return None  # a model call's usage: only the query's total is sent, when asked
+        chunk["usage"] = None
+        if final:
+            self._final = chunk
+        return msgspec.json.encode(chunk)
+
+    def usage_chunk(self) -> bytes | None:
+        """The closing usage chunk, when asked for and the stream reached its final chunk."""
+        if not self.include_usage or self._final is None:
+            return None
+        completed = self._final["ark"]["completedQuery"]
+        usage = (completed.get("status") or {}).get("tokenUsage") or {}
+        return msgspec.json.encode(
+            {
+                "id": self._final.get("id"),
+                "object": "chat.completion.chunk",
+                "created": self._final.get("created"),
+                "model": self._final.get("model"),
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": usage.get("promptTokens", 0),
+                    "completion_tokens": usage.get("completionTokens", 0),
+                    "total_tokens": usage.get("totalTokens", 0),
+                },
+                "ark": {"query": self._final["ark"].get("query")},
+            }
+        )
+
+
+def chat_completion(*, query_id: str, name: str, model: str, status: QueryStatus) -> ChatCompletion:
     content = status.response.content if status.response is not None else ""
     usage = status.token_usage
-    return {
-        "id": name,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
-            }
+    return ChatCompletion(
+        id=name,
+        created=int(time.time()),
+        model=model,
+        choices=[
+            ChatCompletionChoice(
+                index=0,
+                message=ChatCompletionMessage(role="assistant", content=content or ""),
+                finish_reason="stop",
+            )
         ],
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens if usage else 0,
-            "completion_tokens": usage.completion_tokens if usage else 0,
-            "total_tokens": usage.total_tokens if usage else 0,
-        },
-        "ark": {"query": query_id, "queryStatus": msgspec.to_builtins(status)},
-    }
+        usage=ChatCompletionUsage(
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            total_tokens=usage.total_tokens if usage else 0,
+        ),
+        ark=CompletionArk(query=query_id, query_status=status),
+    )
 
 
-def completion_error(status: QueryStatus) -> dict[str, Any]:
-    """Ark's answer when the query ended in ``error`` or ``canceled``: ``{detail: {…}}``."""
+def _failure_message(status: QueryStatus) -> str:
     message = status.error or (status.response.content if status.response is not None else "")
-    return {
-        "detail": {
-            "message": message or f"query ended in phase {status.phase!r}",
-            "errors": [],
-            "phase": status.phase,
-        },
-        "error": {"message": message or f"query ended in phase {status.phase!r}"},
-    }
+    return message or f"query ended in phase {status.phase!r}"
+
+
+def unknown_target(status: QueryStatus, *, model: str) -> OpenAIError | None:
+    """OpenAI's ``model_not_found`` when the query failed because its target does not exist."""
+    message = _failure_message(status)
+    if _UNKNOWN_TARGET.search(message) is None:
+        return None
+    return openai_error(
+        f"The model {model!r} does not exist: {message}",
+        error_type="invalid_request_error",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def completion_error(status: QueryStatus) -> CompletionFailure:
+    """Ark's answer when the query ended in ``error`` or ``canceled``: ``{detail: {…}}``."""
+    message = _failure_message(status)
+    return CompletionFailure(
+        detail=CompletionFailureDetail(message=message, errors=[], phase=status.phase),
+        error=OpenAIErrorBody(message=message, type="server_error", code=f"query_{status.phase}"),
+    )
 
 
 def embeddings_list(
     result: EmbeddingsResult, *, model: str, encoding_format: Literal["float", "base64"]
-) -> dict[str, Any]:
+) -> EmbeddingsList:
     """OpenAI's ``list`` of ``embedding`` objects, in input order. ``base64`` packs each vector
     as little-endian float32 — what the ``openai`` client asks for unless told otherwise."""
-    data: list[dict[str, Any]] = []
+    data: list[Embedding] = []
     for index, vector in enumerate(result.embeddings or []):
         encoded: list[float] | str = vector
         if encoding_format == "base64":
             encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-        data.append({"object": "embedding", "index": index, "embedding": encoded})
+        data.append(Embedding(index=index, embedding=encoded))
     usage = result.usage
-    return {
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens if usage else 0,
-            "total_tokens": usage.total_tokens if usage else 0,
-        },
-    }
+    return EmbeddingsList(
+        data=data,
+        model=model,
+        usage=EmbeddingsUsage(
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            total_tokens=usage.total_tokens if usage else 0,
+        ),
+    )
 
 
 def openai_error(
     message: str, *, error_type: str, code: str | None = None, param: str | None = None
-) -> dict[str, Any]:
+) -> OpenAIError:
     """OpenAI's error object; ``param`` names the offending request field, as OpenAI does."""
-    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    return OpenAIError(
+        error=OpenAIErrorBody(message=message, type=error_type, param=param, code=code)
+    )

@@ -95,7 +95,12 @@ class QueryBroker:
         annotations: dict[str, str] | None = None,
     ) -> tuple[QueryRecord, bool]:
         """Accept a query; returns the record and whether it is new (``False``: a retry)."""
-        digest = hashlib.sha256(idempotency_key.encode()).hexdigest() if idempotency_key else None
+        # A header that was not UTF-8 arrives with surrogate escapes: still a key like any other.
+        digest = (
+            hashlib.sha256(idempotency_key.encode("utf-8", "surrogateescape")).hexdigest()
+            if idempotency_key
+            else None
+        )
         if digest is not None:
             earlier = await self.read_model.claim(tenant, digest)
             if earlier is not None:
@@ -255,6 +260,13 @@ class QueryBroker:
             start_seq=after + 1 if after is not None else None,
             until=lambda entry: entry.message.is_final,
         )
+
+    async def ended_by(self, tenant: str, query_id: str, after: int) -> bool:
+        """Whether the query's chunk stream holds nothing after sequence ``after`` that a
+        reader could still wait for: its final chunk (or, for a query that streamed nothing,
+        its last chunk) is at or before ``after``. Only meaningful for a terminal query."""
+        last = await self.reader.last(subjects.query_chunk(tenant, query_id), decoder=_chunk)
+        return last is None or last.seq <= after
 
     async def events(self, tenant: str, query_id: str) -> list[StreamEntry[QueryEvent]]:
         return [

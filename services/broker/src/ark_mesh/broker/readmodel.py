@@ -19,17 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 
 import msgspec
 
+from ark_mesh.broker.errors import UnavailableError
+from ark_mesh.broker.responses import QueryView
 from ark_mesh.bus import (
     DecryptionError,
+    InvalidKeyError,
     KeyNotFoundError,
     KeyValue,
     KeyWatcher,
     KeyWrongLastSequenceError,
+    NatsError,
     NatsTimeoutError,
     PayloadCipher,
 )
@@ -70,23 +74,26 @@ class QueryRecord(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=Tr
     def terminal(self) -> bool:
         return (self.status.phase or "") in TERMINAL_PHASES
 
-    def view(self) -> dict[str, object]:
+    def view(self) -> QueryView:
         """Flattened like ark-api's QueryResponse, plus ``id`` (the uid every stream uses)."""
-        spec = msgspec.to_builtins(self.spec)
-        return {
-            "id": self.id,
-            "name": self.name,
-            "namespace": self.namespace,
-            **{k: spec[k] for k in ("type", "input", "target", "selector") if k in spec},
-            **{
-                k: spec[k]
-                for k in ("memory", "sessionId", "conversationId", "timeout", "parameters")
-                if k in spec
-            },
-            "status": msgspec.to_builtins(self.status),
-            "creationTimestamp": self.creation_timestamp,
-            "createResource": self.create_resource,
-        }
+        spec = self.spec
+        return QueryView(
+            id=self.id,
+            name=self.name,
+            namespace=self.namespace,
+            type=spec.type,
+            input=msgspec.to_builtins(spec.input),
+            target=spec.target,
+            selector=spec.selector,
+            memory=spec.memory,
+            session_id=spec.session_id,
+            conversation_id=spec.conversation_id,
+            timeout=spec.timeout,
+            parameters=spec.parameters,
+            status=self.status,
+            creation_timestamp=self.creation_timestamp,
+            create_resource=self.create_resource,
+        )
 
 
 _encoder = msgspec.json.Encoder()
@@ -133,31 +140,53 @@ def record_key(tenant: str, query_id: str) -> str:
     return f"{tenant}.{query_id}"
 
 
+@contextlib.contextmanager
+def _unavailable(action: str) -> Iterator[None]:
+    """NATS failing under a KV call (disconnected, timed out, JetStream unavailable) is the
+    mesh's trouble, not the caller's: a 503 the client may retry (``Retry-After`` is added by
+    the API), never a bare 500. Outcomes the callers handle (no such key, lost a
+    compare-and-set, a key NATS refuses) pass through unchanged."""
+    try:
+        yield
+    except (KeyNotFoundError, KeyWrongLastSequenceError, InvalidKeyError):
+        raise
+    except (NatsError, TimeoutError) as exc:
+        raise UnavailableError(
+            f"the query read model is unavailable ({action}): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 class ReadModel:
-    """Reads and compare-and-set writes of :class:`QueryRecord` in the KV bucket."""
+    """Reads and compare-and-set writes of :class:`QueryRecord` in the KV bucket.
+
+    Every KV call goes through :func:`_unavailable`, so a NATS outage answers 503."""
 
     def __init__(self, kv: KeyValue, codec: RecordCodec | None = None) -> None:
         self.kv = kv
         self.codec = codec or RecordCodec()
 
     async def create(self, record: QueryRecord) -> None:
-        await self.kv.create(record_key(record.tenant, record.id), self.codec.encode(record))
+        with _unavailable("create"):
+            await self.kv.create(record_key(record.tenant, record.id), self.codec.encode(record))
 
     async def get(self, tenant: str, query_id: str) -> QueryRecord | None:
+        """The record, or ``None`` — also for an id that cannot be a key at all (a dot, a
+        space, a wildcard …): no query has such an id, so it is simply not found."""
         try:
             key = record_key(tenant, query_id)
         except ValueError:
             return None
         try:
-            entry = await self.kv.get(key)
-        except KeyNotFoundError:
+            with _unavailable("get"):
+                entry = await self.kv.get(key)
+        except (KeyNotFoundError, InvalidKeyError):
             return None
         if not entry.value:
             return None
         return self.codec.decode(key, entry.value)
 
     async def delete(self, tenant: str, query_id: str) -> None:
-        with contextlib.suppress(KeyNotFoundError):
+        with contextlib.suppress(KeyNotFoundError), _unavailable("delete"):
             await self.kv.purge(record_key(tenant, query_id))
 
     async def records(self, tenant: str, ids: Iterable[str]) -> list[QueryRecord]:
@@ -174,8 +203,9 @@ class ReadModel:
         key = record_key(update.tenant, update.query_id)
         while True:
             try:
-                entry = await self.kv.get(key)
-            except KeyNotFoundError:
+                with _unavailable("get"):
+                    entry = await self.kv.get(key)
+            except (KeyNotFoundError, InvalidKeyError):
                 return False  # a Direct query (status-sync's business), or a purged record
             if not entry.value or entry.revision is None:
                 return False
@@ -189,7 +219,8 @@ class ReadModel:
             record.status = update.status
             record.updated_at = update.timestamp
             try:
-                await self.kv.update(key, self.codec.encode(record), last=entry.revision)
+                with _unavailable("update"):
+                    await self.kv.update(key, self.codec.encode(record), last=entry.revision)
             except KeyWrongLastSequenceError:
                 continue
             return True
@@ -204,21 +235,24 @@ class ReadModel:
         the call that did (``""`` while that call is still accepting)."""
         key = self._idempotency_key(tenant, digest)
         try:
-            await self.kv.create(key, b"")
+            with _unavailable("claim"):
+                await self.kv.create(key, b"")
             return None
         except KeyWrongLastSequenceError:
             pass
         try:
-            entry = await self.kv.get(key)
+            with _unavailable("get"):
+                entry = await self.kv.get(key)
         except KeyNotFoundError:
             return ""
         return (entry.value or b"").decode()
 
     async def settle(self, tenant: str, digest: str, query_id: str) -> None:
-        await self.kv.put(self._idempotency_key(tenant, digest), query_id.encode())
+        with _unavailable("settle"):
+            await self.kv.put(self._idempotency_key(tenant, digest), query_id.encode())
 
     async def release(self, tenant: str, digest: str) -> None:
-        with contextlib.suppress(KeyNotFoundError):
+        with contextlib.suppress(KeyNotFoundError), _unavailable("release"):
             await self.kv.purge(self._idempotency_key(tenant, digest))
 
 

@@ -56,6 +56,8 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         self.broker: QueryBroker | None = None
         self._api: tuple[QueryBroker, EmbeddingsBroker] | None = None
         self.port: int = config.http.port
+        self.app: web.Application | None = None
+        """The HTTP application once serving (its routes are what ``/openapi.json`` documents)."""
 
     @property
     def url(self) -> str:
@@ -108,7 +110,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         config = self.config
         assert self._api is not None  # setup built it
         queries, embeddings = self._api
-        app = build_app(
+        self.app = app = build_app(
             queries,
             embeddings,
             TenantResolver(config.auth),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["DONE", "SSE_HEADERS", "comment", "event", "parse_last_event_id"]
+__all__ = ["DONE", "MAX_SEQUENCE", "SSE_HEADERS", "comment", "event", "parse_last_event_id"]
 
 SSE_HEADERS: Mapping[str, str] = {
     "Content-Type": "text/event-stream",
@@ -33,12 +33,24 @@ def comment(text: str) -> bytes:
     return f": {text}\n\n".encode()
 
 
-def parse_last_event_id(value: str | None) -> int | None:
-    """The sequence to resume after, or ``None``; a value that is not a sequence is an error
-    (resuming from the start instead would silently replay everything)."""
-    if value is None or not value.strip():
+MAX_SEQUENCE = 2**63 - 1
+"""The largest stream sequence a resume may name: JetStream sequences are unsigned 64-bit, and
+nats-server refuses a start sequence past the signed range, so a larger number is the client's
+mistake (a 400), not a consumer that never starts."""
+
+
+def parse_last_event_id(
+    value: str | None, *, name: str = "Last-Event-ID", allow_empty: bool = True
+) -> int | None:
+    """The sequence to resume after, or ``None`` (no value, or an empty one where
+    ``allow_empty``: an EventSource that has seen no event sends none). Anything else that is
+    not a sequence is an error, resuming from the start instead would silently replay
+    everything; ``name`` is what the client sent it as (the header, or the ``after``
+    parameter), for the message."""
+    if value is None or (allow_empty and value == ""):
         return None
-    text = value.strip()
-    if not text.isdigit():
-        raise ValueError(f"Last-Event-ID {value!r} is not a stream sequence (a whole number)")
-    return int(text)
+    if not (value.isascii() and value.isdigit()):
+        raise ValueError(f"{name} {value!r} is not a stream sequence (a whole number)")
+    if len(value) > 19 or int(value) > MAX_SEQUENCE:
+        raise ValueError(f"{name} {value!r} is larger than any stream sequence ({MAX_SEQUENCE})")
+    return int(value)

@@ -56,7 +56,9 @@ class TenantResolver:
             raise UnauthorizedError(
                 "missing bearer token: send 'Authorization: Bearer <token>'", field="Authorization"
             )
-        digest = hashlib.sha256(token.strip().encode()).digest()
+        # Header values arrive decoded as UTF-8 with surrogate escapes: bytes that are not UTF-8
+        # (a Latin-1 token) must hash like any other unknown token, not raise.
+        digest = hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).digest()
         found: str | None = None
         for expected, tenant in self._hashes:
             # No early exit: every hash is compared, whatever matched.
