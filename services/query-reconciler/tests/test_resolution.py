@@ -7,15 +7,38 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ark_mesh.contracts import MSG_ID_HEADER, StatusUpdate, subjects
+from ark_mesh.contracts import MSG_ID_HEADER, QueryRequest, StatusUpdate, subjects
+from ark_mesh.contracts.endings import Ending, RunFacts, final_chunk, rfc3339, terminal_status
 from ark_mesh.query_reconciler import (
     JetStreamSink,
     StreamingConfig,
     final_chunk_msg_id,
     terminal_msg_id,
 )
-from ark_mesh.query_reconciler.endings import ending_update, error_ending, final_chunk
-from ark_mesh.resolver.status import running_status
+from ark_mesh.resolver import running_status
+
+
+def terminal_update(
+    request: QueryRequest, ending: Ending, *, seq: int, reconciler: str
+) -> StatusUpdate:
+    """A terminal StatusUpdate as a replica publishes it, built from the shared endings."""
+    now = datetime.now(UTC)
+    status = terminal_status(
+        ending, RunFacts.before_start(request.spec), now=now, generation=request.generation
+    )
+    return StatusUpdate(
+        query_id=request.query_id,
+        name=request.name,
+        namespace=request.namespace,
+        tenant=request.tenant,
+        generation=request.generation,
+        attempt=1,
+        seq=seq,
+        phase=ending.phase,
+        status=status,
+        timestamp=rfc3339(now),
+        reconciler=reconciler,
+    )
 
 
 def completed_reason(update: StatusUpdate) -> str:
@@ -127,9 +150,7 @@ async def test_a_missing_final_chunk_is_published_from_the_terminal_status(mesh:
     )
     await dead.chunk(mesh.text_chunk(request, "Par", 1))
     await dead.chunk(mesh.text_chunk(request, "tial", 2))
-    terminal = ending_update(
-        request, error_ending("model exploded"), attempt=1, seq=2, reconciler="dead"
-    )
+    terminal = terminal_update(request, Ending.error("model exploded"), seq=2, reconciler="dead")
     await dead.status(terminal)
     await mesh.publisher.flush()
 
@@ -155,11 +176,11 @@ async def test_racing_replicas_store_one_terminal_status_and_one_final_chunk(mes
     request = mesh.request()
     for replica in ("a", "b"):
         sink = JetStreamSink(mesh.publisher, request, attempt=1)
-        update = ending_update(
-            request, error_ending(f"ended by {replica}"), attempt=1, seq=1, reconciler=replica
+        update = terminal_update(
+            request, Ending.error(f"ended by {replica}"), seq=1, reconciler=replica
         )
         await sink.status(update)
-        await sink.chunk(final_chunk(request, update.status, seq=1))
+        await sink.chunk(final_chunk(request, update.status, seq=1, now=datetime.now(UTC)))
     outcome = await mesh.recorded(request)
 
     assert [update.reconciler for update in outcome.terminal] == ["a"]

@@ -11,6 +11,7 @@ status. The controller runs it with in-process adapters (:class:`InMemoryResourc
 """
 
 from ark_mesh.resolver.clock import SystemClock
+from ark_mesh.resolver.context import SYSTEM_CHUNK_ID, QueryRun, RunReporter, Scope
 from ark_mesh.resolver.errors import (
     A2AError,
     A2AUnavailableError,
@@ -28,6 +29,7 @@ from ark_mesh.resolver.errors import (
     ToolExecutionError,
     TransientResolutionError,
 )
+from ark_mesh.resolver.llm import Completion
 from ark_mesh.resolver.memory import InMemoryMemoryStore
 from ark_mesh.resolver.memory_http import HTTPMemoryStore
 from ark_mesh.resolver.models import endpoint_for
@@ -47,17 +49,20 @@ from ark_mesh.resolver.ports import (
 from ark_mesh.resolver.reconciler import DEFAULT_TIMEOUT, QueryReconciler
 from ark_mesh.resolver.resources import RESOLVER_KINDS, MCPServer
 from ark_mesh.resolver.sink import RecordingSink
+from ark_mesh.resolver.status import memory_conditions, running_status, waiting_status
 from ark_mesh.resolver.store import InMemoryResourceStore, ManifestError
 from ark_mesh.resolver.values import ValueResolver
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "RESOLVER_KINDS",
+    "SYSTEM_CHUNK_ID",
     "A2AError",
     "A2AUnavailableError",
     "ChatMessage",
     "ChatRequest",
     "Clock",
+    "Completion",
     "ConfigurationError",
     "HTTPMemoryStore",
     "InMemoryMemoryStore",
@@ -77,11 +82,14 @@ __all__ = [
     "ParameterError",
     "PermanentResolutionError",
     "QueryReconciler",
+    "QueryRun",
     "RecordingSink",
     "ResolutionError",
     "ResolutionSink",
     "ResourceNotFoundError",
     "ResourceStore",
+    "RunReporter",
+    "Scope",
     "SystemClock",
     "TargetNotFoundError",
     "TemplateError",
@@ -89,4 +97,7 @@ __all__ = [
     "TransientResolutionError",
     "ValueResolver",
     "endpoint_for",
+    "memory_conditions",
+    "running_status",
+    "waiting_status",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from ark_mesh.contracts.endings import rfc3339
+
 __all__ = ["SystemClock", "rfc3339"]
 
 
@@ -16,8 +18,3 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
-
-
-def rfc3339(moment: datetime) -> str:
-    """``2025-01-02T03:04:05.123456Z``: the form Go's RFC3339Nano readers accept."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -40,31 +40,31 @@ from ark_mesh.contracts import (
     Agent,
     Memory,
     Model,
-    QueryPhase,
     QueryRequest,
     QueryStatus,
-    StatusUpdate,
     Team,
     Tool,
     ark,
 )
-from ark_mesh.contracts.durations import format_duration, parse_duration
+from ark_mesh.contracts.durations import parse_duration
+from ark_mesh.contracts.endings import Ending, RunFacts, target_label
 from ark_mesh.contracts.errors import DurationError
-from ark_mesh.resolver.clock import SystemClock, rfc3339
-from ark_mesh.resolver.context import QueryRun, Scope
+from ark_mesh.resolver.clock import SystemClock
+from ark_mesh.resolver.context import QueryRun, RunReporter, Scope
 from ark_mesh.resolver.engine import Engine
 from ark_mesh.resolver.errors import (
     InvalidSpecError,
     ResolutionError,
+    ResourceNotFoundError,
     ToolExecutionError,
     TransientResolutionError,
 )
-from ark_mesh.resolver.llm import complete
+from ark_mesh.resolver.llm import Completion, complete
 from ark_mesh.resolver.memory import Conversation, open_conversation
 from ark_mesh.resolver.memory_http import HTTPMemoryStore
 from ark_mesh.resolver.models import endpoint_for
 from ark_mesh.resolver.openai_client import OpenAIModelClient
-from ark_mesh.resolver.outcome import Outcome, last_assistant_text
+from ark_mesh.resolver.outcome import Outcome
 from ark_mesh.resolver.overrides import override_headers
 from ark_mesh.resolver.ports import (
     ChatMessage,
@@ -76,17 +76,7 @@ from ark_mesh.resolver.ports import (
     ResolutionSink,
     ResourceStore,
 )
-from ark_mesh.resolver.status import (
-    CANCELED_MESSAGE,
-    QUEUE_TIMEOUT_MESSAGE,
-    REASONS,
-    TIMEOUT_MESSAGE,
-    Ending,
-    error_raw,
-    memory_conditions,
-    running_status,
-    terminal_status,
-)
+from ark_mesh.resolver.status import memory_conditions, running_status
 from ark_mesh.resolver.streaming import streams_model_calls_for
 from ark_mesh.resolver.targets import ResolvedTarget, resolve_target
 from ark_mesh.resolver.templates import render
@@ -103,7 +93,6 @@ __all__ = ["DEFAULT_TIMEOUT", "QueryReconciler"]
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = ark.DEFAULT_QUERY_TIMEOUT
-_INPUT_IN_EVENTS = 48
 
 
 def input_text(raw: Any) -> str:
@@ -148,7 +137,7 @@ class _Execution:
         run.values = ValueResolver(run.store, run.namespace, parameters)
         self.user_input = render(input_text(spec.input), parameters, where="query input")
         self.target = await resolve_target(run.store, run.namespace, spec)
-        run.target_label = self.target.label
+        run.report.target_label = self.target.label
         self.conversation = await open_conversation(run, self.memory_factory)
         if self.history is not None:
             # The caller sent the conversation (chat-completions style): it replaces what
@@ -216,34 +205,6 @@ class _Execution:
         if result.error is not None:
             raise ToolExecutionError(executor.name, result.error)
         return Outcome([{"role": "assistant", "content": result.content}])
-
-
-@dataclass
-class _StatusReporter:
-    request: QueryRequest
-    sink: ResolutionSink
-    clock: Clock
-    attempt: int
-    reconciler: str | None
-    seq: int = 0
-
-    async def publish(self, phase: QueryPhase, status: QueryStatus) -> None:
-        self.seq += 1
-        await self.sink.status(
-            StatusUpdate(
-                query_id=self.request.query_id,
-                name=self.request.name,
-                namespace=self.request.namespace,
-                tenant=self.request.tenant,
-                generation=self.request.generation,
-                attempt=self.attempt,
-                seq=self.seq,
-                phase=phase,
-                status=status,
-                timestamp=rfc3339(self.clock.now()),
-                reconciler=self.reconciler,
-            )
-        )
 
 
 class QueryReconciler:
@@ -350,16 +311,16 @@ class QueryReconciler:
         """
         clock = self._clock
         started_at, started = clock.now(), clock.monotonic()
+        report = RunReporter(request, sink, clock, attempt, self._reconciler_id)
         run = QueryRun(
             request=request,
-            sink=sink,
+            report=report,
             store=self._store,
             models=self._models,
             http=self._session(),
             clock=clock,
             values=ValueResolver(self._store, request.namespace),
         )
-        reporter = _StatusReporter(request, sink, clock, attempt, self._reconciler_id)
         execution = _Execution(
             run,
             self._memory_factory,
@@ -373,21 +334,61 @@ class QueryReconciler:
         try:
             budget = self._budget(request)
             if self._started_too_late(request, started_at):
-                ending = _error_ending(QUEUE_TIMEOUT_MESSAGE, REASONS.TIMED_OUT_IN_QUEUE)
+                ending = Ending.timed_out_in_queue()
         except InvalidSpecError as exc:
-            ending = _error_ending(str(exc))
+            ending = Ending.error(str(exc))
         if ending is None:
-            await reporter.publish("running", running_status(started_at, request.generation))
-            await run.event("QueryExecutionStart", f"Executing query {request.name}")
+            await report.status("running", running_status(started_at, request.generation))
+            await report.event("QueryExecutionStart", f"Executing query {request.name}")
             skipped = skipped_evaluation(request.spec)
             if skipped is not None:
-                await run.event(EVALUATION_SKIPPED, skipped, event_type="Warning")
+                await report.event(EVALUATION_SKIPPED, skipped, event_type="Warning")
             if request.spec.cancel or (cancel is not None and cancel.is_set()):
-                ending = Ending("canceled", REASONS.CANCELED, CANCELED_MESSAGE)
+                ending = Ending.canceled()
             else:
                 ending = await self._supervise(execution, budget, cancel, raise_transient)
         elapsed = timedelta(seconds=clock.monotonic() - started)
-        return await self._finish(run, execution, reporter, ending, elapsed)
+        return await run.report.ending(ending, self._facts(execution, elapsed))
+
+    async def call_model(
+        self,
+        request: QueryRequest,
+        sink: ResolutionSink,
+        messages: Sequence[ChatMessage],
+        *,
+        stream: bool,
+        attempt: int = 1,
+    ) -> Completion:
+        """One completion of the Model ``request.spec.target`` names over ``messages``, whole.
+
+        For callers that own the conversation (an OpenAI-style chat request on a model): no
+        agent, memory or tools, and no ending reported — the caller decides how the request
+        ended and reports it (:meth:`RunReporter.ending`). Chunks reach ``sink`` numbered from 1
+        when ``stream`` is set; the ``LLMCall`` operation events and span are reported as in a
+        query. A missing Model raises :class:`~ark_mesh.resolver.errors.ResourceNotFoundError`.
+        """
+        target = request.spec.target
+        if target is None or target.type != "model":
+            raise InvalidSpecError("call_model needs a request whose target is a model")
+        model = await self._store.get(Model, request.namespace, target.name)
+        if model is None:
+            raise ResourceNotFoundError("Model", request.namespace, target.name)
+        report = RunReporter(request, sink, self._clock, attempt, self._reconciler_id)
+        report.target_label = target_label(target)
+        report.conversation_id = request.spec.conversation_id
+        run = QueryRun(
+            request=request,
+            report=report,
+            store=self._store,
+            models=self._models,
+            http=self._session(),
+            clock=self._clock,
+            values=ValueResolver(self._store, request.namespace),
+            streams_model_calls=stream,
+        )
+        endpoint = await endpoint_for(model, run.values)
+        chat = ChatRequest(messages=list(messages))
+        return await complete(run, Scope(model=target.name), endpoint, chat)
 
     async def _supervise(
         self,
@@ -406,37 +407,26 @@ class QueryReconciler:
                 waiting, timeout=max(budget, 0.0), return_when=asyncio.FIRST_COMPLETED
             )
         except asyncio.CancelledError:
-            run.silenced = True
+            run.report.silenced = True
             work.cancel()
             raise
         finally:
             if stopper is not None:
                 stopper.cancel()
         if work not in done:
-            run.silenced = True
+            run.report.silenced = True
             work.cancel()
             await asyncio.wait({work}, timeout=self._cancel_grace)
             if not work.done():
                 log.warning("query %s: work did not stop within the grace period", run.query_id)
             if stopper is not None and stopper in done:
-                return Ending("canceled", REASONS.CANCELED, CANCELED_MESSAGE)
-            return Ending(
-                "error",
-                REASONS.TIMED_OUT_IN_EXECUTION,
-                TIMEOUT_MESSAGE,
-                content=TIMEOUT_MESSAGE,
-                raw=error_raw(TIMEOUT_MESSAGE),
-            )
+                return Ending.canceled()
+            return Ending.timed_out_in_execution()
         failure = work.exception()
         if failure is None:
-            messages = work.result().messages
-            content = last_assistant_text(messages)
-            raw = json.dumps(messages or [{"role": "assistant", "content": content}])
-            return Ending(
-                "done", REASONS.SUCCEEDED, "Query completed successfully", content=content, raw=raw
-            )
+            return Ending.done(work.result().messages)
         if isinstance(failure, TransientResolutionError) and raise_transient:
-            await run.event(
+            await run.report.event(
                 "QueryExecutionError",
                 f"Query {run.request.name} failed transiently: {failure}",
                 {"error": str(failure), "transient": "true"},
@@ -444,22 +434,17 @@ class QueryReconciler:
             )
             raise failure
         if isinstance(failure, ResolutionError):
-            return _error_ending(str(failure))
+            return Ending.error(str(failure))
         log.error("query %s: unexpected failure", run.query_id, exc_info=failure)
-        return _error_ending(f"internal error: {type(failure).__name__}: {failure}")
+        return Ending.error(f"internal error: {type(failure).__name__}: {failure}")
 
-    async def _finish(
-        self,
-        run: QueryRun,
-        execution: _Execution,
-        reporter: _StatusReporter,
-        ending: Ending,
-        elapsed: timedelta,
-    ) -> QueryStatus:
-        request, conversation = run.request, execution.conversation
-        target = execution.target.target if execution.target else None
+    def _facts(self, execution: _Execution, elapsed: timedelta) -> RunFacts:
+        """What the run measured, for the ending; what it never learned comes from the spec,
+        exactly as for an ending decided before any run (:meth:`RunFacts.before_start`)."""
+        run, conversation = execution.run, execution.conversation
+        request = run.request
         now = self._clock.now()
-        extra_conditions = memory_conditions(
+        conditions = memory_conditions(
             used=conversation.store is not None,
             unavailable=conversation.unavailable,
             degraded=conversation.degraded,
@@ -468,43 +453,14 @@ class QueryReconciler:
         )
         skipped = skipped_evaluation(request.spec)
         if skipped is not None:
-            extra_conditions.append(skipped_evaluation_condition(skipped, now, request.generation))
-        status = terminal_status(
-            ending,
-            target=target,
+            conditions.append(skipped_evaluation_condition(skipped, now, request.generation))
+        unstarted = RunFacts.before_start(request.spec)
+        return RunFacts(
+            target=execution.target.target if execution.target else unstarted.target,
             usage=run.usage,
-            duration=format_duration(elapsed),
-            conversation_id=conversation.conversation_id,
+            elapsed=elapsed,
+            conversation_id=conversation.conversation_id or unstarted.conversation_id,
             a2a=run.a2a,
-            extra_conditions=extra_conditions,
-            now=now,
-            generation=request.generation,
+            conditions=tuple(conditions),
+            input=execution.user_input,
         )
-        data: dict[str, str] = {"input": execution.user_input[:_INPUT_IN_EVENTS]}
-        if target is not None:
-            data["targetType"] = target.type
-            data[target.type] = target.name
-        if ending.phase == "done":
-            data.update(
-                promptTokens=str(run.usage.prompt_tokens),
-                completionTokens=str(run.usage.completion_tokens),
-                totalTokens=str(run.usage.total_tokens),
-                durationMs=str(int(elapsed.total_seconds() * 1000)),
-            )
-            await run.event("QueryExecutionComplete", f"Query {request.name} completed", data)
-        elif ending.phase == "canceled":
-            await run.event("QueryExecutionCanceled", f"Query {request.name} was canceled", data)
-        else:
-            await run.event(
-                "QueryExecutionError",
-                f"Query {request.name} failed: {ending.message}",
-                {**data, "error": ending.message},
-                event_type="Warning",
-            )
-        await reporter.publish(ending.phase, status)
-        await run.final_chunk(request.as_query(status))
-        return status
-
-
-def _error_ending(message: str, reason: str = REASONS.ERRORED) -> Ending:
-    return Ending("error", reason, message, content=message, raw=error_raw(message))

@@ -138,7 +138,9 @@ class TeamRunner:
             "memberCount": str(len(self.team.spec.members)),
         }
         before = self.run.usage
-        async with self.run.operation("TeamExecution", f"Executing team {self.name}", data) as op:
+        async with self.run.report.operation(
+            "TeamExecution", f"Executing team {self.name}", data
+        ) as op:
             if self.plan.strategy == "selector":
                 outcome = await self._selector(scope, user_input, history)
             else:
@@ -161,8 +163,10 @@ class TeamRunner:
     ) -> Outcome:
         common = {"teamName": self.name, "strategy": self.plan.strategy, "turn": str(turn)}
         async with (
-            self.run.operation("TeamTurn", f"Executing turn {turn} for team {self.name}", common),
-            self.run.operation(
+            self.run.report.operation(
+                "TeamTurn", f"Executing turn {turn} for team {self.name}", common
+            ),
+            self.run.report.operation(
                 "TeamMember",
                 f"Executing member {member.name} in team {self.name}",
                 {**common, "memberName": member.name, "memberType": member.type},
@@ -175,7 +179,7 @@ class TeamRunner:
 
     async def _stop(self, scope: Scope, produced: list[ChatMessage], text: str) -> None:
         produced.append({"role": "system", "content": text})
-        await self.run.system_message(text, scope)
+        await self.run.report.system_message(text, scope)
 
     async def _sequential(
         self, scope: Scope, user_input: str, history: list[ChatMessage]
@@ -299,7 +303,7 @@ class TeamRunner:
                 produced.append(
                     {"role": "assistant", "content": signal.value, "name": selector_name}
                 )
-                await self.run.announce(signal.value, scope.with_(agent=selector_name))
+                await self.run.report.announce(signal.value, scope.with_(agent=selector_name))
             return None
         if signal.value not in candidates:
             await self._stop(

@@ -42,14 +42,8 @@ from ark_mesh.bus import (
     TransientError,
 )
 from ark_mesh.contracts import QueryRequest, SubjectError, subjects
+from ark_mesh.contracts.endings import Ending, RunFacts, final_chunk
 from ark_mesh.query_reconciler.config import MemoryConfig, StreamingConfig
-from ark_mesh.query_reconciler.endings import (
-    canceled_ending,
-    ending_event,
-    ending_update,
-    error_ending,
-    final_chunk,
-)
 from ark_mesh.query_reconciler.ledger import Ledger, LedgerReader
 from ark_mesh.query_reconciler.memory import JetStreamMemory
 from ark_mesh.query_reconciler.recovery import recover_request
@@ -60,9 +54,10 @@ from ark_mesh.resolver import (
     ModelUnavailableError,
     QueryReconciler,
     ResourceStore,
+    RunReporter,
+    SystemClock,
     TransientResolutionError,
 )
-from ark_mesh.resolver.status import Ending
 from ark_mesh.telemetry import bound_context, get_logger
 
 __all__ = ["RESTART_NOTICE", "QueryWork"]
@@ -100,6 +95,7 @@ class QueryWork:
         self._memory = memory or MemoryConfig()
         self._streaming = streaming or StreamingConfig()
         self._tracer = tracer or trace.get_tracer(__name__)
+        self._clock = SystemClock()
         self._ledger = LedgerReader(bus)
         self._cancels = CancelChannel(bus)
 
@@ -139,7 +135,7 @@ class QueryWork:
                 if cancel.is_set():
                     reason = cancel.request.reason if cancel.request is not None else None
                     log.info("canceled before it started", reason=reason)
-                    await self._end(request, sink, canceled_ending(), attempt)
+                    await self._end(request, sink, Ending.canceled(), attempt)
                     return
                 if ledger.started:
                     request = msgspec.structs.replace(request, deadline=None)
@@ -190,13 +186,10 @@ class QueryWork:
     async def _end(
         self, request: QueryRequest, sink: JetStreamSink, ending: Ending, attempt: int
     ) -> None:
-        """Report ``ending`` as the resolver would: event, terminal status, final chunk."""
-        await sink.event(ending_event(request, ending))
-        update = ending_update(
-            request, ending, attempt=attempt, seq=1, reconciler=self._reconciler_id
-        )
-        await sink.status(update)
-        await sink.chunk(final_chunk(request, update.status, seq=1))
+        """Report ``ending`` through the resolver's own reporter, so it is the resolver's
+        ending in every byte: event, terminal status, final chunk; nothing ran."""
+        report = RunReporter(request, sink, self._clock, attempt, self._reconciler_id)
+        await report.ending(ending, RunFacts.before_start(request.spec))
 
     async def _complete_stream(self, request: QueryRequest, ledger: Ledger) -> None:
         """The query already has its terminal status: at most publish the missing final chunk."""
@@ -210,7 +203,8 @@ class QueryWork:
         )
         sink = self._sink(request, ledger.terminal.attempt, ledger)
         try:
-            await sink.chunk(final_chunk(request, ledger.terminal.status, seq=1))
+            status = ledger.terminal.status
+            await sink.chunk(final_chunk(request, status, seq=1, now=self._clock.now()))
         finally:
             await sink.close()
 
@@ -245,7 +239,7 @@ class QueryWork:
             log.warning("ending a dead-lettered query", cause=notice.cause.value, reason=message)
             sink = self._sink(request, attempt, ledger)
             try:
-                await self._end(request, sink, error_ending(message), attempt)
+                await self._end(request, sink, Ending.error(message), attempt)
             finally:
                 await sink.close()
 

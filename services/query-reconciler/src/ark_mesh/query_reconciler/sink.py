@@ -41,7 +41,7 @@ from ark_mesh.contracts import (
     subjects,
 )
 from ark_mesh.query_reconciler.config import StreamingConfig
-from ark_mesh.resolver.context import SYSTEM_CHUNK_ID
+from ark_mesh.resolver import SYSTEM_CHUNK_ID
 
 __all__ = [
     "JetStreamSink",
