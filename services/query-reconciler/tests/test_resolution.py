@@ -10,8 +10,8 @@ from typing import Any
 from ark_mesh.contracts import MSG_ID_HEADER, QueryRequest, StatusUpdate, subjects
 from ark_mesh.contracts.endings import Ending, RunFacts, final_chunk, rfc3339, terminal_status
 from ark_mesh.query_reconciler import (
+    ChunkStreamConfig,
     JetStreamSink,
-    StreamingConfig,
     final_chunk_msg_id,
     terminal_msg_id,
 )
@@ -99,7 +99,7 @@ async def test_headers_of_the_published_messages(mesh: Any) -> None:
 async def test_coalesced_chunks_keep_the_text_and_increasing_seq(mesh: Any) -> None:
     words = " ".join(["word"] * 40)
     mesh.fake.add_rule({"match": {"user": "long"}, "reply": {"content": words}})
-    await mesh.start(mesh.config(streaming=StreamingConfig(coalesce=True, coalesce_delay=0.05)))
+    await mesh.start(mesh.config(streaming=ChunkStreamConfig(coalesce=True, coalesce_delay=0.05)))
     request = mesh.request(input="a long answer please")
     await mesh.submit(request)
 

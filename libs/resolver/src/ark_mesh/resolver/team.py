@@ -22,7 +22,7 @@ Legacy strategies are migrated the way Ark's webhook does: ``round-robin`` becom
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ark_mesh.contracts import (
     Agent,
@@ -42,10 +42,36 @@ from ark_mesh.resolver.templates import render
 from ark_mesh.resolver.tools.builtin import SelectNextSpeakerTool, TerminateTool
 from ark_mesh.resolver.tools.registry import ToolSet
 
-if TYPE_CHECKING:
-    from ark_mesh.resolver.engine import Engine
+__all__ = ["DEFAULT_SELECTOR_PROMPT", "Members", "TeamRunner", "max_turns_message"]
 
-__all__ = ["DEFAULT_SELECTOR_PROMPT", "TeamRunner", "max_turns_message"]
+
+class Members(Protocol):
+    """What a team asks of whoever runs it: run a member (agent or nested team) and run a
+    selector agent with its own tools. :class:`~ark_mesh.resolver.members.MemberRunner`
+    provides it; naming the protocol here keeps this module from importing that one, which
+    imports this one to run teams."""
+
+    async def run_member(
+        self,
+        scope: Scope,
+        member: TeamMember,
+        user_input: str,
+        history: list[ChatMessage],
+        *,
+        referenced_by: str,
+    ) -> Outcome: ...
+
+    async def run_agent(
+        self,
+        scope: Scope,
+        agent: Agent,
+        user_input: str,
+        history: list[ChatMessage],
+        *,
+        tools: ToolSet | None = None,
+        tool_choice: str | None = None,
+    ) -> Outcome: ...
+
 
 DEFAULT_SELECTOR_PROMPT = """You coordinate a conversation between these team members:
 {{.Roles}}
@@ -121,10 +147,10 @@ def _stamped(messages: list[ChatMessage], member: str) -> list[ChatMessage]:
 class TeamRunner:
     """Executes one Team resource within a query run."""
 
-    def __init__(self, run: QueryRun, team: Team, engine: Engine) -> None:
+    def __init__(self, run: QueryRun, team: Team, members: Members) -> None:
         self.run = run
         self.team = team
-        self.engine = engine
+        self.members = members
         self.name = team.metadata.name
         self.plan = _plan(team)
 
@@ -172,7 +198,7 @@ class TeamRunner:
                 {**common, "memberName": member.name, "memberType": member.type},
             ),
         ):
-            outcome = await self.engine.run_member(
+            outcome = await self.members.run_member(
                 scope, member, user_input, transcript, referenced_by=f"team '{self.name}'"
             )
         return Outcome(_stamped(outcome.messages, member.name), outcome.signal)
@@ -280,7 +306,7 @@ class TeamRunner:
         tools = ToolSet(
             [SelectNextSpeakerTool(candidates), *([TerminateTool()] if terminate else [])]
         )
-        outcome = await self.engine.run_agent(
+        outcome = await self.members.run_agent(
             scope.with_(stream=False),
             agent,
             "Select the next speaker.",

@@ -24,7 +24,7 @@ from ark_mesh.broker.config import (
     HttpConfig,
     KubernetesConfig,
     LimitsConfig,
-    StreamingConfig,
+    SSEConfig,
     TenantToken,
 )
 from ark_mesh.broker.embeddings import EmbeddingsBroker
@@ -66,7 +66,7 @@ __all__ = [
     "QueryCreateRequest",
     "QueryRecord",
     "ReadModel",
-    "StreamingConfig",
+    "SSEConfig",
     "TenantResolver",
     "TenantToken",
     "TooManyRequestsError",

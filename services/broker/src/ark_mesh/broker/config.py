@@ -23,7 +23,7 @@ __all__ = [
     "HttpConfig",
     "KubernetesConfig",
     "LimitsConfig",
-    "StreamingConfig",
+    "SSEConfig",
     "TenantToken",
 ]
 
@@ -60,7 +60,7 @@ class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
     completion_wait_seconds: float = 300.0
 
 
-class StreamingConfig(msgspec.Struct, frozen=True, kw_only=True):
+class SSEConfig(msgspec.Struct, frozen=True, kw_only=True):
     """SSE: a ``: heartbeat`` comment after ``heartbeat_seconds`` without a chunk."""
 
     heartbeat_seconds: float = 15.0
@@ -104,7 +104,7 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True):
     health: HealthConfig = HealthConfig()
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()
-    streaming: StreamingConfig = StreamingConfig()
+    streaming: SSEConfig = SSEConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
     grace_period: float = 25.0
 

@@ -1,6 +1,6 @@
 """The two ways a Direct query is resolved once the controller admits it.
 
-* :class:`InControllerDispatcher` runs the resolver's ``QueryReconciler`` in this process,
+* :class:`InControllerDispatcher` runs the resolver's ``QueryResolver`` in this process,
   bounded by the fair scheduler, writing status through the status port — Ark today.
 * :class:`StandaloneDispatcher` publishes one ``QueryRequest`` per Query generation to
   JetStream and leaves resolution to the query-reconciler service and status to status-sync.
@@ -29,7 +29,7 @@ from ark_mesh.contracts import (
     subjects,
 )
 from ark_mesh.controller.scheduler import FairScheduler
-from ark_mesh.resolver import QueryReconciler
+from ark_mesh.resolver import QueryResolver
 from ark_mesh.telemetry import get_logger
 
 __all__ = [
@@ -101,7 +101,7 @@ class InControllerDispatcher:
 
     def __init__(
         self,
-        reconciler: QueryReconciler,
+        reconciler: QueryResolver,
         scheduler: FairScheduler,
         status: StatusPort,
         events: EventPort,

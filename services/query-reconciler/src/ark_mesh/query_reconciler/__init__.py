@@ -13,12 +13,12 @@ Errors are drawn in :mod:`ark_mesh.query_reconciler.errors`.
 """
 
 from ark_mesh.query_reconciler.config import (
+    ChunkStreamConfig,
     HealthConfig,
     MemoryConfig,
     ModelsConfig,
     QueryReconcilerConfig,
     ResourcesConfig,
-    StreamingConfig,
 )
 from ark_mesh.query_reconciler.errors import QueryReconcilerError, ResourceSourceError
 from ark_mesh.query_reconciler.handler import RESTART_NOTICE, QueryWork
@@ -35,6 +35,7 @@ from ark_mesh.query_reconciler.sink import (
 
 __all__ = [
     "RESTART_NOTICE",
+    "ChunkStreamConfig",
     "HealthConfig",
     "JetStreamMemory",
     "JetStreamMemoryStore",
@@ -50,7 +51,6 @@ __all__ = [
     "ResourceSource",
     "ResourceSourceError",
     "ResourcesConfig",
-    "StreamingConfig",
     "final_chunk_msg_id",
     "open_resources",
     "recover_request",

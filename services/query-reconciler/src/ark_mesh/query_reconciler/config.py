@@ -17,12 +17,12 @@ import msgspec
 from ark_mesh.bus import BusConfig, WorkerSettings
 
 __all__ = [
+    "ChunkStreamConfig",
     "HealthConfig",
     "MemoryConfig",
     "ModelsConfig",
     "QueryReconcilerConfig",
     "ResourcesConfig",
-    "StreamingConfig",
 ]
 
 SERVICE_NAME = "query-reconciler"
@@ -70,7 +70,7 @@ class ModelsConfig(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float = 600.0
 
 
-class StreamingConfig(msgspec.Struct, frozen=True, kw_only=True):
+class ChunkStreamConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Chunk publishing: ``coalesce`` merges consecutive text deltas of a query for up to
     ``coalesce_delay`` seconds / ``coalesce_bytes`` of text (fewer, larger chunks).
 
@@ -113,7 +113,7 @@ class QueryReconcilerConfig(msgspec.Struct, frozen=True, kw_only=True):
     resources: ResourcesConfig = ResourcesConfig()
     memory: MemoryConfig = MemoryConfig()
     models: ModelsConfig = ModelsConfig()
-    streaming: StreamingConfig = StreamingConfig()
+    streaming: ChunkStreamConfig = ChunkStreamConfig()
     health: HealthConfig = HealthConfig()
     grace_period: float = 25.0
 

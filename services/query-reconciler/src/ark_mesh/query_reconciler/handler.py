@@ -9,7 +9,7 @@ For each delivery the :class:`QueryWork` handler
    older than one already reported is stale and acked untouched;
 2. watches the query's cancel channel (core subject + KV flag). A flag raised before the work
    started ends the query ``canceled`` without running it;
-3. otherwise runs :meth:`QueryReconciler.resolve` with a
+3. otherwise runs :meth:`QueryResolver.resolve` with a
    :class:`~ark_mesh.query_reconciler.sink.JetStreamSink` (chunk numbering continuing after
    any earlier attempt), ``attempt`` after any reported attempt, and the cancel watch as the
    cancel event, so a ``CancelRequest`` stops the live model stream. The start-by ``deadline``
@@ -43,7 +43,7 @@ from ark_mesh.bus import (
 )
 from ark_mesh.contracts import QueryRequest, SubjectError, subjects
 from ark_mesh.contracts.endings import Ending, RunFacts, final_chunk
-from ark_mesh.query_reconciler.config import MemoryConfig, StreamingConfig
+from ark_mesh.query_reconciler.config import ChunkStreamConfig, MemoryConfig
 from ark_mesh.query_reconciler.ledger import Ledger, LedgerReader
 from ark_mesh.query_reconciler.memory import JetStreamMemory
 from ark_mesh.query_reconciler.recovery import recover_request
@@ -52,7 +52,7 @@ from ark_mesh.resolver import (
     MemoryFactory,
     ModelClient,
     ModelUnavailableError,
-    QueryReconciler,
+    QueryResolver,
     ResourceStore,
     RunReporter,
     SystemClock,
@@ -83,7 +83,7 @@ class QueryWork:
         http: aiohttp.ClientSession,
         reconciler_id: str,
         memory: MemoryConfig | None = None,
-        streaming: StreamingConfig | None = None,
+        streaming: ChunkStreamConfig | None = None,
         tracer: trace.Tracer | None = None,
     ) -> None:
         self._bus = bus
@@ -93,7 +93,7 @@ class QueryWork:
         self._http = http
         self._reconciler_id = reconciler_id
         self._memory = memory or MemoryConfig()
-        self._streaming = streaming or StreamingConfig()
+        self._streaming = streaming or ChunkStreamConfig()
         self._tracer = tracer or trace.get_tracer(__name__)
         self._clock = SystemClock()
         self._ledger = LedgerReader(bus)
@@ -154,7 +154,7 @@ class QueryWork:
         finally:
             await sink.close()
 
-    def _reconciler(self, request: QueryRequest) -> QueryReconciler:
+    def _reconciler(self, request: QueryRequest) -> QueryResolver:
         # Cheap: it only holds references to the shared model client, HTTP session and store.
         # One per resolution because the JetStream memory factory is bound to the request
         # (its tenant and message ids).
@@ -163,7 +163,7 @@ class QueryWork:
             memory = JetStreamMemory(
                 self._bus, self._publisher, request, read_timeout=self._memory.read_timeout
             )
-        return QueryReconciler(
+        return QueryResolver(
             self._store,
             models=self._models,
             memory=memory,

@@ -4,7 +4,7 @@
   through the resolver's public model call, :meth:`~ark_mesh.resolver.QueryResolver.call_model`
   (provider, secrets, chunk forwarding with Ark's metadata, usage).
 * ``agent/<name>`` / ``team/<name>``: run as a Query through
-  :class:`~ark_mesh.resolver.QueryReconciler`, exactly as the query-reconciler does; the last
+  :class:`~ark_mesh.resolver.QueryResolver`, exactly as the query-reconciler does; the last
   user message is the input (the resolver reads history only from a Memory resource).
 
 A transient model failure (429/5xx, dropped connection) is raised as the bus's
@@ -38,7 +38,7 @@ from ark_mesh.resolver import (
     ModelClient,
     ModelUnavailableError,
     PermanentResolutionError,
-    QueryReconciler,
+    QueryResolver,
     ResourceStore,
     RunReporter,
     SystemClock,
@@ -119,8 +119,8 @@ class ResponsesWork:
         )
         return _from_status(request, status)
 
-    def _resolver(self) -> QueryReconciler:
-        return QueryReconciler(
+    def _resolver(self) -> QueryResolver:
+        return QueryResolver(
             self._store,
             models=self._models,
             http=self._http,

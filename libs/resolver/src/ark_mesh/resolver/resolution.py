@@ -1,6 +1,6 @@
-"""The QueryReconciler: resolve one Query from its spec to a terminal status.
+"""The QueryResolver: resolve one Query from its spec to a terminal status.
 
-One object serves every deployment: the controller calls :meth:`QueryReconciler.resolve` with an
+One object serves every deployment: the controller calls :meth:`QueryResolver.resolve` with an
 in-process sink, the query-reconciler service with a JetStream sink. A resolution
 
 1. reports phase ``running`` and ``QueryExecutionStart`` (and ``EvaluationSkipped`` when the
@@ -51,7 +51,6 @@ from ark_mesh.contracts.endings import Ending, RunFacts, target_label
 from ark_mesh.contracts.errors import DurationError
 from ark_mesh.resolver.clock import SystemClock
 from ark_mesh.resolver.context import QueryRun, RunReporter, Scope
-from ark_mesh.resolver.engine import Engine
 from ark_mesh.resolver.errors import (
     InvalidSpecError,
     ResolutionError,
@@ -60,6 +59,7 @@ from ark_mesh.resolver.errors import (
     TransientResolutionError,
 )
 from ark_mesh.resolver.llm import Completion, complete
+from ark_mesh.resolver.members import MemberRunner
 from ark_mesh.resolver.memory import Conversation, open_conversation
 from ark_mesh.resolver.memory_http import HTTPMemoryStore
 from ark_mesh.resolver.models import endpoint_for
@@ -88,7 +88,7 @@ from ark_mesh.resolver.unsupported import (
 )
 from ark_mesh.resolver.values import ValueResolver
 
-__all__ = ["DEFAULT_TIMEOUT", "QueryReconciler"]
+__all__ = ["DEFAULT_TIMEOUT", "QueryResolver"]
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class _Execution:
 
     run: QueryRun
     memory_factory: MemoryFactory
-    engine: Engine
+    members: MemberRunner
     hand_back_transient: bool = False
     streams_by_default: bool = False
     history: Sequence[ChatMessage] | None = None
@@ -160,9 +160,9 @@ class _Execution:
         history = self.conversation.history
         resource = resolved.resource
         if isinstance(resource, Agent):
-            return await self.engine.run_agent(Scope(), resource, self.user_input, history)
+            return await self.members.run_agent(Scope(), resource, self.user_input, history)
         if isinstance(resource, Team):
-            return await self.engine.run_team(Scope(), resource, self.user_input, history)
+            return await self.members.run_team(Scope(), resource, self.user_input, history)
         if isinstance(resource, Model):
             return await self._model(resource, history)
         if isinstance(resource, Tool):
@@ -190,7 +190,7 @@ class _Execution:
 
     async def _tool(self, tool: Tool) -> Outcome:
         """A tool target: the input (a JSON object, else ``{"input": text}``) as arguments."""
-        executor = await tool_from_resource(self.run, tool, delegate=self.engine)
+        executor = await tool_from_resource(self.run, tool, delegate=self.members)
         try:
             parsed = json.loads(self.user_input)
         except json.JSONDecodeError:
@@ -207,13 +207,13 @@ class _Execution:
         return Outcome([{"role": "assistant", "content": result.content}])
 
 
-class QueryReconciler:
+class QueryResolver:
     """Resolves queries through ports; safe to share across concurrent resolutions.
 
     ``models`` defaults to :class:`~ark_mesh.resolver.openai_client.OpenAIModelClient`,
     ``memory`` (a :class:`~ark_mesh.resolver.ports.MemoryFactory`) to Ark's HTTP memory API at
     the Memory's resolved address, ``http`` (for HTTP tools, A2A and memory) to a session the
-    reconciler owns. ``reconciler_id`` is stamped on every StatusUpdate. ``stream_model_calls``
+    resolver owns. ``reconciler_id`` is stamped on every StatusUpdate. ``stream_model_calls``
     is the service's default for streaming model calls when neither the namespace's
     ``ark-config-streaming`` ConfigMap nor the query's ``streaming-enabled`` annotation decides
     (see :mod:`ark_mesh.resolver.streaming`); ``False`` is Ark's behaviour.
@@ -255,7 +255,7 @@ class QueryReconciler:
         return HTTPMemoryStore(self._session(), address, headers)
 
     async def aclose(self) -> None:
-        """Close what the reconciler created (HTTP session, SDK clients)."""
+        """Close what the resolver created (HTTP session, SDK clients)."""
         if self._owns_http and self._http is not None:
             await self._http.close()
             self._http = None
@@ -324,7 +324,7 @@ class QueryReconciler:
         execution = _Execution(
             run,
             self._memory_factory,
-            Engine(run),
+            MemberRunner(run),
             raise_transient,
             streams_by_default=self._stream_model_calls,
             history=history,
