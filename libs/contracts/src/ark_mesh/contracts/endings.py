@@ -148,7 +148,12 @@ class Ending:
 
     @classmethod
     def canceled(cls) -> Ending:
-        """``spec.cancel`` (or a cancel request) stopped it; Ark writes no response."""
+        """``spec.cancel`` (or a cancel request) stopped it; Ark writes no response.
+
+        Report it with :meth:`RunFacts.before_start` facts even when the run had begun: the
+        controller cancels a standalone query itself while the run also stops and reports, and
+        the two must be the same ending whichever is stored first.
+        """
         return cls("canceled", ark.Reason.CANCELED, CANCELED_MESSAGE)
 
     @classmethod

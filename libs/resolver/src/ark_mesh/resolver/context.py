@@ -25,6 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal
 
 import aiohttp
@@ -207,9 +208,10 @@ class RunReporter:
             )
         )
 
-    async def final_chunk(self, status: QueryStatus) -> None:
+    async def final_chunk(self, status: QueryStatus, *, now: datetime | None = None) -> None:
         """The last chunk (:func:`~ark_mesh.contracts.endings.final_chunk`)."""
-        chunk = final_chunk(self.request, status, seq=self._next_seq(), now=self.clock.now())
+        moment = now or self.clock.now()
+        chunk = final_chunk(self.request, status, seq=self._next_seq(), now=moment)
         await self._send_chunk(chunk, final=True)
 
     # ------------------------------------------------------------------ status
@@ -234,14 +236,18 @@ class RunReporter:
             )
         )
 
-    async def ending(self, ending: Ending, facts: RunFacts) -> QueryStatus:
+    async def ending(
+        self, ending: Ending, facts: RunFacts, *, at: datetime | None = None
+    ) -> QueryStatus:
         """Report how the query ended: the ending event, the terminal status, the final chunk
-        (in that order, as every reader expects), all from :mod:`ark_mesh.contracts.endings`."""
-        now = self.clock.now()
+        (in that order, as every reader expects), all from :mod:`ark_mesh.contracts.endings`
+        and all stamped with the same instant (``at``, default now), so the three describe one
+        moment."""
+        now = at or self.clock.now()
         status = terminal_status(ending, facts, now=now, generation=self.request.generation)
         await self._deliver_event(ending_event(self.request, ending, facts, now=now))
         await self.status(ending.phase, status)
-        await self.final_chunk(status)
+        await self.final_chunk(status, now=now)
         return status
 
     # ------------------------------------------------------------------ events

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -303,11 +303,14 @@ class QueryResolver:
         attempt: int = 1,
         raise_transient: bool = False,
         history: Sequence[ChatMessage] | None = None,
+        canceled_at: Callable[[], datetime | None] | None = None,
     ) -> QueryStatus:
         """Resolve ``request``, reporting through ``sink``; returns the terminal status.
 
         ``history`` is the conversation before this input when the caller supplies it (an
         OpenAI-style request carries all its messages); otherwise memory provides it.
+        ``canceled_at`` tells, once ``cancel`` is set, the instant the canceller stamped (the
+        controller writes ``canceled`` itself for a standalone query); the ending reuses it.
         """
         clock = self._clock
         started_at, started = clock.now(), clock.monotonic()
@@ -330,6 +333,7 @@ class QueryResolver:
             history=history,
         )
         ending: Ending | None = None
+        ran = False
         budget = 0.0
         try:
             budget = self._budget(request)
@@ -346,9 +350,19 @@ class QueryResolver:
             if request.spec.cancel or (cancel is not None and cancel.is_set()):
                 ending = Ending.canceled()
             else:
+                ran = True
                 ending = await self._supervise(execution, budget, cancel, raise_transient)
-        elapsed = timedelta(seconds=clock.monotonic() - started)
-        return await run.report.ending(ending, self._facts(execution, elapsed))
+        if ran and ending.phase != "canceled":
+            elapsed = timedelta(seconds=clock.monotonic() - started)
+            facts = self._facts(execution, elapsed)
+        else:
+            # Ended before the work began, or canceled: the same ending the controller or a
+            # service reports for it. A canceller cannot know what the run measured, and for a
+            # running standalone query both the controller and the run report ``canceled`` —
+            # whichever lands first must say the same thing.
+            facts = RunFacts.before_start(request.spec)
+        at = canceled_at() if canceled_at is not None and ending.phase == "canceled" else None
+        return await run.report.ending(ending, facts, at=at)
 
     async def call_model(
         self,

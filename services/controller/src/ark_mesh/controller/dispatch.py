@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from opentelemetry import trace
@@ -223,6 +224,11 @@ class StandaloneDispatcher:
             )
         self._dispatched.add(request.msg_id)
 
-    async def cancel(self, tenant: str, query_id: str, reason: str) -> None:
-        """Raise the cancel flag and tell a running reconciler (idempotent)."""
-        await self._cancels.request(tenant, query_id, reason=reason, requested_by="controller")
+    async def cancel(
+        self, tenant: str, query_id: str, reason: str, *, at: datetime | None = None
+    ) -> None:
+        """Raise the cancel flag and tell a running reconciler (idempotent); ``at`` is the
+        instant of the ``canceled`` status the controller writes, which the run reuses."""
+        await self._cancels.request(
+            tenant, query_id, reason=reason, requested_by="controller", at=at
+        )

@@ -211,7 +211,8 @@ class Reconciler:
         if self.in_controller is not None and self.in_controller.cancel(uid):
             return  # the running resolution writes ``canceled`` itself, after it stopped
         if self.standalone is not None:
-            await self.standalone.cancel(tenant_of(query), uid, "spec.cancel set")
+            # The run stops and reports ``canceled`` too; it stamps the same instant.
+            await self.standalone.cancel(tenant_of(query), uid, "spec.cancel set", at=now)
         await self._end(query, now, Ending.canceled())
 
     async def _expire(self, query: Query, status: QueryStatus, now: datetime) -> float | None:

@@ -28,6 +28,8 @@ reader's stream still ends.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import aiohttp
 import msgspec
 from opentelemetry import trace
@@ -35,6 +37,7 @@ from opentelemetry import trace
 from ark_mesh.bus import (
     Bus,
     CancelChannel,
+    CancelWatch,
     DeadLetterNotice,
     MessageContext,
     PermanentError,
@@ -135,7 +138,8 @@ class QueryWork:
                 if cancel.is_set():
                     reason = cancel.request.reason if cancel.request is not None else None
                     log.info("canceled before it started", reason=reason)
-                    await self._end(request, sink, Ending.canceled(), attempt)
+                    at = _canceled_at(cancel)
+                    await self._end(request, sink, Ending.canceled(), attempt, at=at)
                     return
                 if ledger.started:
                     request = msgspec.structs.replace(request, deadline=None)
@@ -145,7 +149,12 @@ class QueryWork:
                 reconciler = self._reconciler(request)
                 try:
                     status = await reconciler.resolve(
-                        request, sink, cancel=cancel, attempt=attempt, raise_transient=True
+                        request,
+                        sink,
+                        cancel=cancel,
+                        attempt=attempt,
+                        raise_transient=True,
+                        canceled_at=lambda: _canceled_at(cancel),
                     )
                 except TransientResolutionError as exc:
                     delay = exc.retry_after if isinstance(exc, ModelUnavailableError) else None
@@ -184,12 +193,18 @@ class QueryWork:
     # -- endings the service reports itself -----------------------------------------------------
 
     async def _end(
-        self, request: QueryRequest, sink: JetStreamSink, ending: Ending, attempt: int
+        self,
+        request: QueryRequest,
+        sink: JetStreamSink,
+        ending: Ending,
+        attempt: int,
+        *,
+        at: datetime | None = None,
     ) -> None:
         """Report ``ending`` through the resolver's own reporter, so it is the resolver's
         ending in every byte: event, terminal status, final chunk; nothing ran."""
         report = RunReporter(request, sink, self._clock, attempt, self._reconciler_id)
-        await report.ending(ending, RunFacts.before_start(request.spec))
+        await report.ending(ending, RunFacts.before_start(request.spec), at=at)
 
     async def _complete_stream(self, request: QueryRequest, ledger: Ledger) -> None:
         """The query already has its terminal status: at most publish the missing final chunk."""
@@ -242,6 +257,16 @@ class QueryWork:
                 await self._end(request, sink, Ending.error(message), attempt)
             finally:
                 await sink.close()
+
+
+def _canceled_at(cancel: CancelWatch) -> datetime | None:
+    """The instant the canceller stamped (the controller's ``canceled`` status has it too)."""
+    if cancel.request is None:
+        return None
+    try:
+        return datetime.fromisoformat(cancel.request.requested_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _subject_tenant(subject: str) -> str:
