@@ -7,38 +7,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ark_mesh.contracts import MSG_ID_HEADER, QueryRequest, StatusUpdate, subjects
-from ark_mesh.contracts.endings import Ending, RunFacts, final_chunk, rfc3339, terminal_status
+from ark_mesh.contracts import MSG_ID_HEADER, QueryRequest, QueryStatus, StatusUpdate, subjects
+from ark_mesh.contracts.endings import Ending, RunFacts, terminal_status
 from ark_mesh.query_reconciler import (
     ChunkStreamConfig,
     JetStreamSink,
     final_chunk_msg_id,
     terminal_msg_id,
 )
-from ark_mesh.resolver import running_status
+from ark_mesh.resolver import RunReporter, SystemClock, running_status
 
 
-def terminal_update(
-    request: QueryRequest, ending: Ending, *, seq: int, reconciler: str
-) -> StatusUpdate:
-    """A terminal StatusUpdate as a replica publishes it, built from the shared endings."""
-    now = datetime.now(UTC)
-    status = terminal_status(
-        ending, RunFacts.before_start(request.spec), now=now, generation=request.generation
-    )
-    return StatusUpdate(
-        query_id=request.query_id,
-        name=request.name,
-        namespace=request.namespace,
-        tenant=request.tenant,
-        generation=request.generation,
-        attempt=1,
-        seq=seq,
-        phase=ending.phase,
-        status=status,
-        timestamp=rfc3339(now),
-        reconciler=reconciler,
-    )
+def dead_status(request: QueryRequest, ending: Ending) -> QueryStatus:
+    """The terminal status a replica reports for ``ending``, from the shared endings."""
+    facts = RunFacts.before_start(request.spec)
+    return terminal_status(ending, facts, now=datetime.now(UTC), generation=request.generation)
 
 
 def completed_reason(update: StatusUpdate) -> str:
@@ -135,23 +118,12 @@ async def test_a_missing_final_chunk_is_published_from_the_terminal_status(mesh:
     request = mesh.request()
     # What a replica that died between the terminal status and the final chunk left behind.
     dead = JetStreamSink(mesh.publisher, request, attempt=1)
-    running = running_status(datetime.now(UTC), 1)
-    await dead.status(
-        StatusUpdate(
-            query_id=request.query_id,
-            name=request.name,
-            namespace=request.namespace,
-            tenant=request.tenant,
-            seq=1,
-            phase="running",
-            status=running,
-            timestamp="2026-01-01T00:00:00Z",
-        )
-    )
+    report = RunReporter(request, dead, SystemClock(), reconciler="dead")
+    await report.status("running", running_status(datetime.now(UTC), 1))
     await dead.chunk(mesh.text_chunk(request, "Par", 1))
     await dead.chunk(mesh.text_chunk(request, "tial", 2))
-    terminal = terminal_update(request, Ending.error("model exploded"), seq=2, reconciler="dead")
-    await dead.status(terminal)
+    terminal = dead_status(request, Ending.error("model exploded"))
+    await report.status("error", terminal)
     await mesh.publisher.flush()
 
     await mesh.submit(request)
@@ -164,7 +136,7 @@ async def test_a_missing_final_chunk_is_published_from_the_terminal_status(mesh:
     final = outcome.chunks[-1]
     assert final.is_final
     assert final.ark.completed_query is not None
-    assert final.ark.completed_query.status == terminal.status
+    assert final.ark.completed_query.status == terminal
 
     await mesh.submit(request, msg_id=f"{request.msg_id}:again")
     await mesh.wait_acked(service, 2)
@@ -176,11 +148,10 @@ async def test_racing_replicas_store_one_terminal_status_and_one_final_chunk(mes
     request = mesh.request()
     for replica in ("a", "b"):
         sink = JetStreamSink(mesh.publisher, request, attempt=1)
-        update = terminal_update(
-            request, Ending.error(f"ended by {replica}"), seq=1, reconciler=replica
-        )
-        await sink.status(update)
-        await sink.chunk(final_chunk(request, update.status, seq=1, now=datetime.now(UTC)))
+        report = RunReporter(request, sink, SystemClock(), reconciler=replica)
+        status = dead_status(request, Ending.error(f"ended by {replica}"))
+        await report.status("error", status)
+        await report.final_chunk(status)
     outcome = await mesh.recorded(request)
 
     assert [update.reconciler for update in outcome.terminal] == ["a"]

@@ -315,15 +315,7 @@ class QueryResolver:
         clock = self._clock
         started_at, started = clock.now(), clock.monotonic()
         report = RunReporter(request, sink, clock, attempt, self._reconciler_id)
-        run = QueryRun(
-            request=request,
-            report=report,
-            store=self._store,
-            models=self._models,
-            http=self._session(),
-            clock=clock,
-            values=ValueResolver(self._store, request.namespace),
-        )
+        run = self._run(report)
         execution = _Execution(
             run,
             self._memory_factory,
@@ -364,6 +356,19 @@ class QueryResolver:
         at = canceled_at() if canceled_at is not None and ending.phase == "canceled" else None
         return await run.report.ending(ending, facts, at=at)
 
+    def _run(self, report: RunReporter, *, streams_model_calls: bool = False) -> QueryRun:
+        """The state of one run, on this resolver's ports."""
+        return QueryRun(
+            request=report.request,
+            report=report,
+            store=self._store,
+            models=self._models,
+            http=self._session(),
+            clock=self._clock,
+            values=ValueResolver(self._store, report.request.namespace),
+            streams_model_calls=streams_model_calls,
+        )
+
     async def call_model(
         self,
         request: QueryRequest,
@@ -390,16 +395,7 @@ class QueryResolver:
         report = RunReporter(request, sink, self._clock, attempt, self._reconciler_id)
         report.target_label = target_label(target)
         report.conversation_id = request.spec.conversation_id
-        run = QueryRun(
-            request=request,
-            report=report,
-            store=self._store,
-            models=self._models,
-            http=self._session(),
-            clock=self._clock,
-            values=ValueResolver(self._store, request.namespace),
-            streams_model_calls=stream,
-        )
+        run = self._run(report, streams_model_calls=stream)
         endpoint = await endpoint_for(model, run.values)
         chat = ChatRequest(messages=list(messages))
         return await complete(run, Scope(model=target.name), endpoint, chat)
