@@ -65,6 +65,7 @@ __all__ = [
     "last_assistant_text",
     "legacy_responses",
     "query_event",
+    "query_identity",
     "rfc3339",
     "target_label",
     "terminal_status",
@@ -241,6 +242,20 @@ def terminal_status(
     )
 
 
+def query_identity(request: QueryRequest, conversation_id: str | None = None) -> dict[str, str]:
+    """Who an operation event or span is about: the query, its namespace, its session (Ark's
+    effective one: ``spec.sessionId``, else the query UID) and, once known, the conversation."""
+    identity = {
+        "queryId": request.query_id,
+        "queryName": request.name,
+        "queryNamespace": request.namespace,
+        "sessionId": request.spec.session_id or request.query_id,
+    }
+    if conversation_id:
+        identity["conversationId"] = conversation_id
+    return identity
+
+
 def query_event(
     request: QueryRequest,
     reason: str,
@@ -254,14 +269,7 @@ def query_event(
     """An Ark operation event about ``request``: every ``data`` value a string, the query's
     identity first, then ``data``, then ``message`` and ``timestamp``."""
     timestamp = rfc3339(now)
-    payload = {
-        "queryId": request.query_id,
-        "queryName": request.name,
-        "queryNamespace": request.namespace,
-        "sessionId": request.spec.session_id or request.query_id,
-    }
-    if conversation_id:
-        payload["conversationId"] = conversation_id
+    payload = query_identity(request, conversation_id)
     payload.update(data or {})
     payload.update(message=message, timestamp=timestamp)
     return QueryEvent(

@@ -51,6 +51,7 @@ from ark_mesh.contracts.endings import (
     ending_event,
     final_chunk,
     query_event,
+    query_identity,
     rfc3339,
     terminal_status,
 )
@@ -253,15 +254,7 @@ class RunReporter:
     # ------------------------------------------------------------------ events
 
     def _common(self) -> dict[str, str]:
-        data = {
-            "queryId": self.query_id,
-            "queryName": self.request.name,
-            "queryNamespace": self.request.namespace,
-            "sessionId": self.session_id,
-        }
-        if self.conversation_id:
-            data["conversationId"] = self.conversation_id
-        return data
+        return query_identity(self.request, self.conversation_id)
 
     async def event(
         self,
@@ -363,7 +356,7 @@ class QueryRun:
     @property
     def session_id(self) -> str:
         """``spec.sessionId``, else the query UID (Ark's effective session)."""
-        return self.request.spec.session_id or self.request.query_id
+        return self.report.session_id
 
     def annotation(self, key: str) -> str | None:
         return (self.request.annotations or {}).get(key)
