@@ -18,7 +18,7 @@ from ark_mesh.contracts.codec import (
     encode,
     schema_of,
 )
-from ark_mesh.contracts.durations import format_duration, parse_duration
+from ark_mesh.contracts.durations import format_duration, parse_duration, rfc3339
 from ark_mesh.contracts.errors import ContractError, DecodeError, DurationError, SubjectError
 from ark_mesh.contracts.messages import (
     MESSAGE_TYPES,
@@ -321,6 +321,7 @@ __all__ = [
     "format_duration",
     "ordering",
     "parse_duration",
+    "rfc3339",
     "schema_of",
     "subjects",
 ]

@@ -8,11 +8,11 @@ they think (``5m``, ``1ms``); both must parse, and what we write back must be wh
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from ark_mesh.contracts.errors import DurationError
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["format_duration", "parse_duration", "rfc3339"]
 
 _UNIT_SECONDS = {
     "ns": 1e-9,
@@ -78,3 +78,12 @@ def format_duration(value: timedelta) -> str:
 def _trim(number: float) -> str:
     text = f"{number:.9f}".rstrip("0").rstrip(".")
     return text or "0"
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2025-01-02T03:04:05.123456Z``: the UTC form Go's RFC3339Nano readers (Ark, kubectl) accept.
+
+    Every timestamp we put into a status, a chunk or an event goes through here, so they all
+    read the same and sort as text.
+    """
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

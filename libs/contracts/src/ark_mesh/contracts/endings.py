@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from ark_mesh.contracts import ark
-from ark_mesh.contracts.durations import format_duration
+from ark_mesh.contracts.durations import format_duration, rfc3339
 from ark_mesh.contracts.messages import (
     ArkChunkMetadata,
     Chunk,
@@ -66,7 +66,6 @@ __all__ = [
     "legacy_responses",
     "query_event",
     "query_identity",
-    "rfc3339",
     "target_label",
     "terminal_status",
 ]
@@ -90,11 +89,6 @@ _EVENT_REASON: dict[TerminalPhase, str] = {
     "error": "QueryExecutionError",
     "canceled": "QueryExecutionCanceled",
 }
-
-
-def rfc3339(moment: datetime) -> str:
-    """``2025-01-02T03:04:05.123456Z``: the form Go's RFC3339Nano readers accept."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def error_raw(message: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from ark_mesh.contracts.endings import rfc3339
+from ark_mesh.contracts import rfc3339
 
 __all__ = ["SystemClock", "rfc3339"]
 

@@ -44,6 +44,7 @@ from ark_mesh.contracts import (
     QueryStatus,
     StatusUpdate,
     TokenUsage,
+    rfc3339,
 )
 from ark_mesh.contracts.endings import (
     Ending,
@@ -52,7 +53,6 @@ from ark_mesh.contracts.endings import (
     final_chunk,
     query_event,
     query_identity,
-    rfc3339,
     terminal_status,
 )
 from ark_mesh.resolver import tracing

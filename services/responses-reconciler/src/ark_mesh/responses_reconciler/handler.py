@@ -30,9 +30,10 @@ from ark_mesh.contracts import (
     ResponsesResult,
     SubjectError,
     TokenUsage,
+    rfc3339,
     subjects,
 )
-from ark_mesh.contracts.endings import Ending, RunFacts, rfc3339
+from ark_mesh.contracts.endings import Ending, RunFacts
 from ark_mesh.resolver import (
     DEFAULT_TIMEOUT,
     ModelClient,
