@@ -7,12 +7,16 @@ or a rollout would, and count what reached the Kubernetes API.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
-from ark_mesh.contracts import Agent, AgentSpec, EngineRef, ObjectMeta, Query
+from ark_mesh.contracts import Agent, AgentSpec, Chunk, EngineRef, ObjectMeta, Query
 from ark_mesh.contracts.ark import A2A_SERVER_ADDRESS_ANNOTATION, RECONCILIATION_ANNOTATION
+from ark_mesh.contracts.endings import final_chunk
+from ark_mesh.controller.reconcile import query_request
 from ark_mesh.testing import ark_objects
 from ark_mesh.testing.a2a_server import A2ATestServer
 from ark_mesh.testing.fake_llm import Match, Reply, Rule
@@ -26,6 +30,59 @@ def completed(query: Query) -> tuple[str, str, str]:
         if condition.type == "Completed":
             return condition.status, condition.reason, condition.message
     raise AssertionError(f"no Completed condition on {query.metadata.name}")
+
+
+def assert_shared_ending(query: Query, final: Chunk, *, canceled: bool = False) -> None:
+    """The stream's final chunk is the one :mod:`ark_mesh.contracts.endings` builds from the
+    status that reached the Query, whichever path resolved it (the in-process contract test,
+    services/query-reconciler/tests/test_ending_contract.py, covers every path field by field).
+
+    ``canceled``: setting ``spec.cancel`` made a new generation of the Query, and the run's final
+    chunk carries the Query it resolved (the generation before, its spec); the controller's
+    ``canceled`` status observes the new one. Those two are taken from the run; the ending itself
+    — phase, reason, message, instant, facts — must still be the stored one to the letter.
+    """
+    assert query.status is not None
+    created = datetime.fromtimestamp(final.created, UTC)
+    status, resolved = query.status, query
+    if canceled:
+        assert final.ark.completed_query is not None
+        ran = final.ark.completed_query
+        generation = ran.metadata.generation
+        assert generation == (query.metadata.generation or 1) - 1
+        resolved = msgspec.structs.replace(
+            query,
+            metadata=msgspec.structs.replace(query.metadata, generation=generation),
+            spec=ran.spec,
+        )
+        status = msgspec.structs.replace(
+            status,
+            conditions=[
+                msgspec.structs.replace(c, observed_generation=generation)
+                if c.type == "Completed"
+                else c
+                for c in status.conditions or []
+            ],
+        )
+    rebuilt = final_chunk(query_request(resolved, created), status, seq=final.seq, now=created)
+    streamed, expected = msgspec.to_builtins(final), msgspec.to_builtins(rebuilt)
+    assert streamed == expected, _differences(streamed, expected)
+
+
+def _differences(left: Any, right: Any, path: str = "") -> list[str]:
+    """Where two decoded documents differ, as ``path: left != right`` lines."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        found: list[str] = []
+        for key in sorted({*left, *right}):
+            found += _differences(left.get(key), right.get(key), f"{path}.{key}")
+        return found
+    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(left, right, strict=True))
+            for d in _differences(a, b, f"{path}[{i}]")
+        ]
+    return [] if left == right else [f"{path}: {left!r} != {right!r}"]
 
 
 @pytest.mark.parametrize("mode", ["standalone", "inController"])
@@ -59,6 +116,7 @@ async def test_direct_query_reaches_done_with_stream_events_and_one_write_per_ph
     assert all(c.ark.query == uid for c in chunks)
     streamed = "".join(choice.delta.content or "" for c in chunks[:-1] for choice in c.choices)
     assert streamed == query.status.response.content
+    assert_shared_ending(query, chunks[-1])
 
     # No reconciliation loop: generation never moves; status is written once per phase change.
     assert mesh.kube is not None
@@ -251,5 +309,6 @@ async def test_cancel_of_a_running_standalone_query(start_mesh) -> None:
     chunks = await probe.chunks(created.metadata.uid or "")
     assert chunks[-1].is_final
     assert sum(c.is_final for c in chunks) == 1
+    assert_shared_ending(query, chunks[-1], canceled=True)
     content = "".join(ch.delta.content or "" for c in chunks for ch in c.choices)
     assert len(content.split()) < 2000  # stopped well before the model's answer ended

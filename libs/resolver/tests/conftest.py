@@ -1,5 +1,5 @@
 """A small world for resolver tests: resources in an in-memory store, the real fake model server
-over HTTP, a recording sink, and a QueryReconciler wired to them; and a real HTTP service for
+over HTTP, a recording sink, and a QueryResolver wired to them; and a real HTTP service for
 HTTP tools."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from ark_mesh.resolver import (
     InMemoryMemoryStore,
     InMemoryResourceStore,
     OpenAIModelClient,
-    QueryReconciler,
+    QueryResolver,
     RecordingSink,
 )
 from ark_mesh.resolver.streaming import STREAMING_CONFIGMAP
@@ -71,7 +71,7 @@ class World:
     fake: FakeModelServer
     store: InMemoryResourceStore
     memory: InMemoryMemoryStore
-    reconciler: QueryReconciler
+    reconciler: QueryResolver
     sinks: list[RecordingSink] = field(default_factory=list)
 
     def add(self, *resources: Resource) -> None:
@@ -147,7 +147,7 @@ async def world(fake_llm: FakeModelServer) -> AsyncIterator[World]:
     store = InMemoryResourceStore(namespace=NAMESPACE)
     memory = InMemoryMemoryStore()
     models = OpenAIModelClient(max_retries=0)
-    reconciler = QueryReconciler(
+    reconciler = QueryResolver(
         store,
         models=models,
         memory=lambda _memory, _address, _headers: memory,

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from ark_mesh.contracts import Memory, MemoryRef, MemorySpec, MemoryStatus, QueryTarget, ValueSource
-from ark_mesh.resolver import HTTPMemoryStore, OpenAIModelClient, QueryReconciler, RecordingSink
+from ark_mesh.resolver import HTTPMemoryStore, OpenAIModelClient, QueryResolver, RecordingSink
 from ark_mesh.testing.fake_llm import Match, Reply, Rule
 
 from .conftest import World, meta, serving
@@ -182,7 +182,7 @@ async def test_ark_http_memory_api_history_is_read_across_every_page(
     world.agent("helper")
     world.add(default_memory(memory_api.url))
     models = OpenAIModelClient(max_retries=0)
-    async with QueryReconciler(world.store, models=models) as reconciler:
+    async with QueryResolver(world.store, models=models) as reconciler:
         status = await reconciler.resolve(
             world.request(
                 "next",
@@ -211,7 +211,7 @@ async def test_memory_read_failure_degrades_instead_of_failing(
     world.add(default_memory(memory_api.url))
     models = OpenAIModelClient(max_retries=0)
     sink = RecordingSink()
-    async with QueryReconciler(world.store, models=models) as reconciler:
+    async with QueryResolver(world.store, models=models) as reconciler:
         status = await reconciler.resolve(
             world.request(target=QueryTarget(type="agent", name="helper"), conversation_id="c"),
             sink,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from ark_mesh.contracts import AgentTool, ConfigMap, ObjectMeta, QueryTarget, ark
-from ark_mesh.resolver import OpenAIModelClient, QueryReconciler, RecordingSink
+from ark_mesh.resolver import OpenAIModelClient, QueryResolver, RecordingSink
 from ark_mesh.resolver.streaming import STREAMING_CONFIGMAP, streams_model_calls
 from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedToolCall
 
@@ -168,7 +168,7 @@ async def test_a_namespace_that_disables_streaming_overrides_the_service_default
     world.model()
     world.agent("helper")
     models = OpenAIModelClient(max_retries=0)
-    streaming_service = QueryReconciler(world.store, models=models, stream_model_calls=True)
+    streaming_service = QueryResolver(world.store, models=models, stream_model_calls=True)
     async with streaming_service:
         request = world.request(target=QueryTarget(type="agent", name="helper"))
         await streaming_service.resolve(request, RecordingSink())

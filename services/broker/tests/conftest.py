@@ -25,7 +25,7 @@ from ark_mesh.broker import (
     BrokerService,
     HttpConfig,
     LimitsConfig,
-    StreamingConfig,
+    SSEConfig,
     TenantToken,
     hash_token,
 )
@@ -117,7 +117,7 @@ class World:
                 ),
             ),
             limits=LimitsConfig(max_in_flight_per_tenant=50),
-            streaming=StreamingConfig(heartbeat_seconds=0.5),
+            streaming=SSEConfig(heartbeat_seconds=0.5),
             grace_period=5.0,
         )
         return msgspec.structs.replace(base, **changes) if changes else base

@@ -16,7 +16,7 @@ import msgspec
 import openai
 import pytest
 
-from ark_mesh.broker import StreamingConfig
+from ark_mesh.broker import SSEConfig
 from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedError, Usage
 
 TARGET = {"type": "agent", "name": "helper"}
@@ -242,7 +242,7 @@ async def test_a_streamed_call_to_an_unknown_target_is_model_not_found_too(world
     # The failure arrives before the first heartbeat is due (generous here, so a slow machine
     # cannot turn this into a 200 stream): no byte of a stream has been sent yet.
     await world.start_reconciler()
-    await world.start_broker(world.broker_config(streaming=StreamingConfig(heartbeat_seconds=60.0)))
+    await world.start_broker(world.broker_config(streaming=SSEConfig(heartbeat_seconds=60.0)))
     async with client(world, max_retries=2) as api:
         with pytest.raises(openai.NotFoundError) as raised:
             await api.chat.completions.create(

@@ -11,7 +11,7 @@ import msgspec
 
 from ark_mesh.bus import CancelChannel, StreamReader
 from ark_mesh.contracts import DeadLetter, StatusUpdate, decoder_for, subjects
-from ark_mesh.query_reconciler.config import StreamingConfig
+from ark_mesh.query_reconciler.config import ChunkStreamConfig
 
 SLOW_WORDS = " ".join(f"w{i}" for i in range(60))
 
@@ -39,7 +39,7 @@ async def test_cancel_request_stops_the_live_model_stream(mesh: Any) -> None:
         {"match": {"user": "slow"}, "reply": {"content": SLOW_WORDS, "chunk_delay": 0.1}}
     )
     # A service configured to stream model calls by default (nothing in the namespace says).
-    await mesh.start(mesh.config(streaming=StreamingConfig(stream_model_calls=True)))
+    await mesh.start(mesh.config(streaming=ChunkStreamConfig(stream_model_calls=True)))
     request = mesh.request(input="slow story")
     await mesh.submit(request)
     async with asyncio.timeout(60):

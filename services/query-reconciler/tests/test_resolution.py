@@ -7,15 +7,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ark_mesh.contracts import MSG_ID_HEADER, StatusUpdate, subjects
+from ark_mesh.contracts import MSG_ID_HEADER, QueryRequest, QueryStatus, StatusUpdate, subjects
+from ark_mesh.contracts.endings import Ending, RunFacts, terminal_status
 from ark_mesh.query_reconciler import (
+    ChunkStreamConfig,
     JetStreamSink,
-    StreamingConfig,
     final_chunk_msg_id,
     terminal_msg_id,
 )
-from ark_mesh.query_reconciler.endings import ending_update, error_ending, final_chunk
-from ark_mesh.resolver.status import running_status
+from ark_mesh.resolver import RunReporter, SystemClock, running_status
+
+
+def dead_status(request: QueryRequest, ending: Ending) -> QueryStatus:
+    """The terminal status a replica reports for ``ending``, from the shared endings."""
+    facts = RunFacts.before_start(request.spec)
+    return terminal_status(ending, facts, now=datetime.now(UTC), generation=request.generation)
 
 
 def completed_reason(update: StatusUpdate) -> str:
@@ -76,7 +82,7 @@ async def test_headers_of_the_published_messages(mesh: Any) -> None:
 async def test_coalesced_chunks_keep_the_text_and_increasing_seq(mesh: Any) -> None:
     words = " ".join(["word"] * 40)
     mesh.fake.add_rule({"match": {"user": "long"}, "reply": {"content": words}})
-    await mesh.start(mesh.config(streaming=StreamingConfig(coalesce=True, coalesce_delay=0.05)))
+    await mesh.start(mesh.config(streaming=ChunkStreamConfig(coalesce=True, coalesce_delay=0.05)))
     request = mesh.request(input="a long answer please")
     await mesh.submit(request)
 
@@ -112,25 +118,12 @@ async def test_a_missing_final_chunk_is_published_from_the_terminal_status(mesh:
     request = mesh.request()
     # What a replica that died between the terminal status and the final chunk left behind.
     dead = JetStreamSink(mesh.publisher, request, attempt=1)
-    running = running_status(datetime.now(UTC), 1)
-    await dead.status(
-        StatusUpdate(
-            query_id=request.query_id,
-            name=request.name,
-            namespace=request.namespace,
-            tenant=request.tenant,
-            seq=1,
-            phase="running",
-            status=running,
-            timestamp="2026-01-01T00:00:00Z",
-        )
-    )
+    report = RunReporter(request, dead, SystemClock(), reconciler="dead")
+    await report.status("running", running_status(datetime.now(UTC), 1))
     await dead.chunk(mesh.text_chunk(request, "Par", 1))
     await dead.chunk(mesh.text_chunk(request, "tial", 2))
-    terminal = ending_update(
-        request, error_ending("model exploded"), attempt=1, seq=2, reconciler="dead"
-    )
-    await dead.status(terminal)
+    terminal = dead_status(request, Ending.error("model exploded"))
+    await report.status("error", terminal)
     await mesh.publisher.flush()
 
     await mesh.submit(request)
@@ -143,7 +136,7 @@ async def test_a_missing_final_chunk_is_published_from_the_terminal_status(mesh:
     final = outcome.chunks[-1]
     assert final.is_final
     assert final.ark.completed_query is not None
-    assert final.ark.completed_query.status == terminal.status
+    assert final.ark.completed_query.status == terminal
 
     await mesh.submit(request, msg_id=f"{request.msg_id}:again")
     await mesh.wait_acked(service, 2)
@@ -155,11 +148,10 @@ async def test_racing_replicas_store_one_terminal_status_and_one_final_chunk(mes
     request = mesh.request()
     for replica in ("a", "b"):
         sink = JetStreamSink(mesh.publisher, request, attempt=1)
-        update = ending_update(
-            request, error_ending(f"ended by {replica}"), attempt=1, seq=1, reconciler=replica
-        )
-        await sink.status(update)
-        await sink.chunk(final_chunk(request, update.status, seq=1))
+        report = RunReporter(request, sink, SystemClock(), reconciler=replica)
+        status = dead_status(request, Ending.error(f"ended by {replica}"))
+        await report.status("error", status)
+        await report.final_chunk(status)
     outcome = await mesh.recorded(request)
 
     assert [update.reconciler for update in outcome.terminal] == ["a"]

@@ -85,14 +85,21 @@ class CancelChannel:
         *,
         reason: str = "canceled",
         requested_by: str | None = None,
+        at: datetime | None = None,
     ) -> CancelRequest:
-        """Raise the flag, then notify running workers. Idempotent."""
+        """Raise the flag, then notify running workers. Idempotent.
+
+        ``at`` is the instant the query counts as canceled (default: now). A canceller that
+        also writes the ``canceled`` status passes the instant it stamped there, so the run's
+        own ending carries the same one.
+        """
         request = CancelRequest(
             query_id=query_id,
             tenant=tenant,
             reason=reason,
-            requested_at=datetime.now(UTC)
-            .isoformat(timespec="milliseconds")
+            requested_at=(at or datetime.now(UTC))
+            .astimezone(UTC)
+            .isoformat(timespec="microseconds")
             .replace("+00:00", "Z"),
             requested_by=requested_by,
         )

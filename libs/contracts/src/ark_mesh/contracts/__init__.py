@@ -6,7 +6,7 @@ the mesh publishes. Subjects live in :mod:`ark_mesh.contracts.subjects`; schema 
 in :mod:`ark_mesh.contracts.export`.
 """
 
-from ark_mesh.contracts import ark, ordering, subjects
+from ark_mesh.contracts import ark, endings, ordering, subjects
 from ark_mesh.contracts.codec import (
     MSG_ID_HEADER,
     SCHEMA_HEADER,
@@ -318,6 +318,7 @@ __all__ = [
     "decode_any",
     "decoder_for",
     "encode",
+    "endings",
     "format_duration",
     "lenient_decoder_for",
     "ordering",

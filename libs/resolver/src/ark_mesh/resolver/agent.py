@@ -75,7 +75,9 @@ class AgentRunner:
         data = {"agent": self.name}
         if scope.team:
             data["team"] = scope.team
-        async with self.run.operation("AgentExecution", f"Executing agent {self.name}", data):
+        async with self.run.report.operation(
+            "AgentExecution", f"Executing agent {self.name}", data
+        ):
             engine = self.agent.spec.execution_engine
             if engine is not None and engine.name == A2A_ENGINE:
                 return await self._a2a(scope, user_input)
@@ -229,7 +231,7 @@ class AgentRunner:
         )
         if scope.stream:
             self.run.a2a = reply.metadata()
-        await self.run.announce(
+        await self.run.report.announce(
             reply.text,
             scope,
             chunk_id=f"chatcmpl-a2a-{reply.task_id or reply.context_id or self.name}",

@@ -1,10 +1,15 @@
-"""The state of one query resolution, and how it reports to its sink.
+"""The state of one query resolution (:class:`QueryRun`) and how it reports (:class:`RunReporter`).
 
 A :class:`QueryRun` is created per resolution and passed down explicitly (no context variables)
-to agents, teams, tools and model calls. It owns what must be counted or numbered exactly once
-per query — the chunk ``seq``, token usage, the A2A ids — and turns what happens into the
-reported shapes: OpenAI chunks with Ark's ``ark`` object, and Ark operation events
-(``<Operation>Start`` / ``Complete`` / ``Error``) whose ``data`` values are all strings.
+to agents, teams, tools and model calls. It holds the query, the ports the run works with and
+what must be counted exactly once per query — token usage, model calls, the A2A ids.
+
+Its :attr:`QueryRun.report` is the :class:`RunReporter`, the one way a run speaks to its sink:
+it numbers chunks (OpenAI chunks with Ark's ``ark`` object), emits Ark operation events
+(``<Operation>Start`` / ``Complete`` / ``Error``, each with its span), publishes status updates
+and, at the end, the ending built by :mod:`ark_mesh.contracts.endings`. A service that ends a
+query without running it (a dead letter, a cancel before the work started) reports through a
+reporter too, so its ending is the resolver's, byte for byte.
 
 Chunks and events are best-effort, as in Ark: a sink that fails to take them abandons the stream
 (or drops the event) but never fails the query; status transitions are not, and propagate.
@@ -20,6 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal
 
 import aiohttp
@@ -32,21 +38,31 @@ from ark_mesh.contracts import (
     ChunkChoice,
     ChunkDelta,
     ChunkUsage,
-    Query,
     QueryEvent,
+    QueryPhase,
     QueryRequest,
+    QueryStatus,
+    StatusUpdate,
     TokenUsage,
+    rfc3339,
+)
+from ark_mesh.contracts.endings import (
+    Ending,
+    RunFacts,
+    ending_event,
+    final_chunk,
+    query_event,
+    query_identity,
+    terminal_status,
 )
 from ark_mesh.resolver import tracing
-from ark_mesh.resolver.clock import rfc3339
 from ark_mesh.resolver.ports import Clock, ModelChunk, ModelClient, ResolutionSink, ResourceStore
 from ark_mesh.resolver.values import ValueResolver
 
-__all__ = ["FINAL_CHUNK_ID", "SYSTEM_CHUNK_ID", "QueryRun", "Scope"]
+__all__ = ["SYSTEM_CHUNK_ID", "QueryRun", "RunReporter", "Scope"]
 
 log = logging.getLogger(__name__)
 
-FINAL_CHUNK_ID = "chatcmpl-final"
 SYSTEM_CHUNK_ID = "chatcmpl-system"
 
 
@@ -64,45 +80,35 @@ class Scope:
 
 
 @dataclass
-class QueryRun:
-    """One resolution of one Query: identity, ports, counters and the reporting helpers."""
+class RunReporter:
+    """Everything one resolution (or one service-decided ending) tells its sink, numbered once.
+
+    ``attempt`` and ``reconciler`` are stamped on every status update; ``target_label`` and
+    ``conversation_id`` are filled in as the run learns them and appear in chunks and events.
+    """
 
     request: QueryRequest
     sink: ResolutionSink
-    store: ResourceStore
-    models: ModelClient
-    http: aiohttp.ClientSession
     clock: Clock
-    values: ValueResolver
+    attempt: int = 1
+    reconciler: str | None = None
     target_label: str | None = None
     conversation_id: str | None = None
-    usage: TokenUsage = field(default_factory=TokenUsage)
-    llm_calls: int = 0
-    a2a: A2AMetadata | None = None
-    streams_model_calls: bool = False
-    """Whether model calls are streamed from the provider (:mod:`ark_mesh.resolver.streaming`)."""
     silenced: bool = False
+    """Set when the run is canceled or timed out: no content chunk is sent after that."""
     stream_abandoned: bool = False
-    _chunk_seq: int = 0
+    last_chunk_seq: int = 0
+    """The last chunk number used; a reporter continuing a stream starts from it."""
+    _status_seq: int = 0
 
     @property
     def query_id(self) -> str:
         return self.request.query_id
 
     @property
-    def namespace(self) -> str:
-        return self.request.namespace
-
-    @property
     def session_id(self) -> str:
         """``spec.sessionId``, else the query UID (Ark's effective session)."""
         return self.request.spec.session_id or self.request.query_id
-
-    def annotation(self, key: str) -> str | None:
-        return (self.request.annotations or {}).get(key)
-
-    def add_usage(self, usage: TokenUsage) -> None:
-        self.usage = self.usage + usage
 
     # ------------------------------------------------------------------ chunks
 
@@ -137,8 +143,8 @@ class QueryRun:
             self.stream_abandoned = True
 
     def _next_seq(self) -> int:
-        self._chunk_seq += 1
-        return self._chunk_seq
+        self.last_chunk_seq += 1
+        return self.last_chunk_seq
 
     async def forward(self, chunk: ModelChunk, scope: Scope) -> None:
         """Pass one provider chunk on, as the provider sent it, with Ark's metadata.
@@ -203,32 +209,52 @@ class QueryRun:
             )
         )
 
-    async def final_chunk(self, completed: Query) -> None:
-        """The last chunk: id ``chatcmpl-final``, model = query name, the completed query."""
-        await self._send_chunk(
-            Chunk(
-                id=FINAL_CHUNK_ID,
-                created=int(self.clock.now().timestamp()),
-                model=self.request.name,
-                choices=[ChunkChoice(delta=ChunkDelta(content=""))],
-                ark=self._ark(Scope(), completed_query=completed),
-                seq=self._next_seq(),
-            ),
-            final=True,
+    async def final_chunk(self, status: QueryStatus, *, now: datetime | None = None) -> None:
+        """The last chunk (:func:`~ark_mesh.contracts.endings.final_chunk`)."""
+        moment = now or self.clock.now()
+        chunk = final_chunk(self.request, status, seq=self._next_seq(), now=moment)
+        await self._send_chunk(chunk, final=True)
+
+    # ------------------------------------------------------------------ status
+
+    async def status(self, phase: QueryPhase, status: QueryStatus) -> None:
+        """Publish a status transition; unlike chunks and events, a failure propagates."""
+        self._status_seq += 1
+        request = self.request
+        await self.sink.status(
+            StatusUpdate(
+                query_id=request.query_id,
+                name=request.name,
+                namespace=request.namespace,
+                tenant=request.tenant,
+                generation=request.generation,
+                attempt=self.attempt,
+                seq=self._status_seq,
+                phase=phase,
+                status=status,
+                timestamp=rfc3339(self.clock.now()),
+                reconciler=self.reconciler,
+            )
         )
+
+    async def ending(
+        self, ending: Ending, facts: RunFacts, *, at: datetime | None = None
+    ) -> QueryStatus:
+        """Report how the query ended: the ending event, the terminal status, the final chunk
+        (in that order, as every reader expects), all from :mod:`ark_mesh.contracts.endings`
+        and all stamped with the same instant (``at``, default now), so the three describe one
+        moment."""
+        now = at or self.clock.now()
+        status = terminal_status(ending, facts, now=now, generation=self.request.generation)
+        await self._deliver_event(ending_event(self.request, ending, facts, now=now))
+        await self.status(ending.phase, status)
+        await self.final_chunk(status, now=now)
+        return status
 
     # ------------------------------------------------------------------ events
 
     def _common(self) -> dict[str, str]:
-        data = {
-            "queryId": self.query_id,
-            "queryName": self.request.name,
-            "queryNamespace": self.namespace,
-            "sessionId": self.session_id,
-        }
-        if self.conversation_id:
-            data["conversationId"] = self.conversation_id
-        return data
+        return query_identity(self.request, self.conversation_id)
 
     async def event(
         self,
@@ -238,20 +264,26 @@ class QueryRun:
         *,
         event_type: Literal["Normal", "Warning"] = "Normal",
     ) -> None:
-        timestamp = rfc3339(self.clock.now())
-        payload = {**self._common(), **(data or {}), "message": message, "timestamp": timestamp}
-        event = QueryEvent(
-            timestamp=timestamp,
-            event_type=event_type,
-            reason=reason,
-            message=f"{message} (timestamp: {timestamp})",
-            data=payload,
+        await self._deliver_event(
+            query_event(
+                self.request,
+                reason,
+                message,
+                data,
+                now=self.clock.now(),
+                conversation_id=self.conversation_id,
+                event_type=event_type,
+            )
         )
+
+    async def _deliver_event(self, event: QueryEvent) -> None:
         # Operation events are best-effort in Ark too: losing one must not fail the query.
         try:
             await self.sink.event(event)
         except Exception:
-            log.warning("query %s: event %s not delivered", self.query_id, reason, exc_info=True)
+            log.warning(
+                "query %s: event %s not delivered", self.query_id, event.reason, exc_info=True
+            )
 
     @asynccontextmanager
     async def operation(
@@ -293,3 +325,41 @@ class QueryRun:
         await self.event(
             f"{name}Complete", f"{message} completed", {**details, "durationMs": elapsed}
         )
+
+
+@dataclass
+class QueryRun:
+    """One resolution of one Query: identity, the ports it works with, what it counts, and
+    :attr:`report`, the way it speaks to its sink."""
+
+    request: QueryRequest
+    report: RunReporter
+    store: ResourceStore
+    models: ModelClient
+    http: aiohttp.ClientSession
+    clock: Clock
+    values: ValueResolver
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    llm_calls: int = 0
+    a2a: A2AMetadata | None = None
+    streams_model_calls: bool = False
+    """Whether model calls are streamed from the provider (:mod:`ark_mesh.resolver.streaming`)."""
+
+    @property
+    def query_id(self) -> str:
+        return self.request.query_id
+
+    @property
+    def namespace(self) -> str:
+        return self.request.namespace
+
+    @property
+    def session_id(self) -> str:
+        """``spec.sessionId``, else the query UID (Ark's effective session)."""
+        return self.report.session_id
+
+    def annotation(self, key: str) -> str | None:
+        return (self.request.annotations or {}).get(key)
+
+    def add_usage(self, usage: TokenUsage) -> None:
+        self.usage = self.usage + usage

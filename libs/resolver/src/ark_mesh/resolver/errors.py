@@ -23,7 +23,7 @@ so a caller with redelivery (the JetStream service) may retry the whole query::
                                             (runs without history, sets MemoryDegraded)
 
 Timeouts and cancellation are not errors of this tree: they are outcomes the
-:class:`~ark_mesh.resolver.reconciler.QueryReconciler` produces itself (``TimedOutInExecution``,
+:class:`~ark_mesh.resolver.resolution.QueryResolver` produces itself (``TimedOutInExecution``,
 ``canceled``). A tool *result* that carries an error text is not an error either — it is fed
 back to the model, as Ark does.
 """

@@ -53,7 +53,7 @@ async def complete(
         data["agent"] = scope.agent
     if scope.team:
         data["team"] = scope.team
-    async with run.operation("LLMCall", f"Calling model {endpoint.name}", data) as details:
+    async with run.report.operation("LLMCall", f"Calling model {endpoint.name}", data) as details:
         text: list[str] = []
         calls: dict[int, _PartialCall] = {}
         usage = TokenUsage()
@@ -62,7 +62,7 @@ async def complete(
         traced = replace(request, headers=inject_trace_headers(request.headers))
         async with run.models.stream(endpoint, traced, streamed=run.streams_model_calls) as chunks:
             async for chunk in chunks:
-                await run.forward(chunk, scope.with_(model=endpoint.name))
+                await run.report.forward(chunk, scope.with_(model=endpoint.name))
                 if chunk.usage is not None:
                     usage = chunk.usage
                 for choice in chunk.choices:

@@ -64,7 +64,7 @@ class Conversation:
             return
         data = {"memory": self.memory_name or "", "messages": str(len(messages))}
         try:
-            async with run.operation(
+            async with run.report.operation(
                 "MemoryAddMessages", f"Saving {len(messages)} messages to memory", data
             ):
                 await self.store.add_messages(self.conversation_id, run.request.name, messages)
@@ -113,10 +113,10 @@ async def open_conversation(run: QueryRun, factory: MemoryFactory) -> Conversati
             conversation.degraded = f"could not create a conversation: {exc}"
             conversation.store = None
             return conversation
-    run.conversation_id = conversation.conversation_id
+    run.report.conversation_id = conversation.conversation_id
     data = {"memory": memory.metadata.name}
     try:
-        async with run.operation(
+        async with run.report.operation(
             "MemoryGetMessages", f"Loading history from memory {memory.metadata.name}", data
         ) as details:
             conversation.history = await conversation.store.get_messages(

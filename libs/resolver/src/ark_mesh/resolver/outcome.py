@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ark_mesh.contracts.endings import last_assistant_text
 from ark_mesh.resolver.ports import ChatMessage
 
 __all__ = ["Outcome", "Signal", "last_assistant_text"]
@@ -25,16 +26,3 @@ class Outcome:
 
     messages: list[ChatMessage] = field(default_factory=list)
     signal: Signal | None = None
-
-
-def last_assistant_text(messages: list[ChatMessage]) -> str:
-    """The last assistant message with non-empty text: Ark's ``response.content``."""
-    for message in reversed(messages):
-        if message.get("role") != "assistant":
-            continue
-        content = message.get("content")
-        if isinstance(content, list):
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        if isinstance(content, str) and content.strip():
-            return content
-    return ""

@@ -1,6 +1,6 @@
 """The resolver's ports: the only ways it touches the world.
 
-The same :class:`~ark_mesh.resolver.reconciler.QueryReconciler` runs inside the controller (with
+The same :class:`~ark_mesh.resolver.resolution.QueryResolver` runs inside the controller (with
 in-process adapters) and inside the query-reconciler service (with JetStream adapters). It can do
 so because everything outside pure computation goes through one of these structural protocols:
 

@@ -22,7 +22,7 @@ Legacy strategies are migrated the way Ark's webhook does: ``round-robin`` becom
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ark_mesh.contracts import (
     Agent,
@@ -42,10 +42,36 @@ from ark_mesh.resolver.templates import render
 from ark_mesh.resolver.tools.builtin import SelectNextSpeakerTool, TerminateTool
 from ark_mesh.resolver.tools.registry import ToolSet
 
-if TYPE_CHECKING:
-    from ark_mesh.resolver.engine import Engine
+__all__ = ["DEFAULT_SELECTOR_PROMPT", "Members", "TeamRunner", "max_turns_message"]
 
-__all__ = ["DEFAULT_SELECTOR_PROMPT", "TeamRunner", "max_turns_message"]
+
+class Members(Protocol):
+    """What a team asks of whoever runs it: run a member (agent or nested team) and run a
+    selector agent with its own tools. :class:`~ark_mesh.resolver.members.MemberRunner`
+    provides it; naming the protocol here keeps this module from importing that one, which
+    imports this one to run teams."""
+
+    async def run_member(
+        self,
+        scope: Scope,
+        member: TeamMember,
+        user_input: str,
+        history: list[ChatMessage],
+        *,
+        referenced_by: str,
+    ) -> Outcome: ...
+
+    async def run_agent(
+        self,
+        scope: Scope,
+        agent: Agent,
+        user_input: str,
+        history: list[ChatMessage],
+        *,
+        tools: ToolSet | None = None,
+        tool_choice: str | None = None,
+    ) -> Outcome: ...
+
 
 DEFAULT_SELECTOR_PROMPT = """You coordinate a conversation between these team members:
 {{.Roles}}
@@ -121,10 +147,10 @@ def _stamped(messages: list[ChatMessage], member: str) -> list[ChatMessage]:
 class TeamRunner:
     """Executes one Team resource within a query run."""
 
-    def __init__(self, run: QueryRun, team: Team, engine: Engine) -> None:
+    def __init__(self, run: QueryRun, team: Team, members: Members) -> None:
         self.run = run
         self.team = team
-        self.engine = engine
+        self.members = members
         self.name = team.metadata.name
         self.plan = _plan(team)
 
@@ -138,7 +164,9 @@ class TeamRunner:
             "memberCount": str(len(self.team.spec.members)),
         }
         before = self.run.usage
-        async with self.run.operation("TeamExecution", f"Executing team {self.name}", data) as op:
+        async with self.run.report.operation(
+            "TeamExecution", f"Executing team {self.name}", data
+        ) as op:
             if self.plan.strategy == "selector":
                 outcome = await self._selector(scope, user_input, history)
             else:
@@ -161,21 +189,23 @@ class TeamRunner:
     ) -> Outcome:
         common = {"teamName": self.name, "strategy": self.plan.strategy, "turn": str(turn)}
         async with (
-            self.run.operation("TeamTurn", f"Executing turn {turn} for team {self.name}", common),
-            self.run.operation(
+            self.run.report.operation(
+                "TeamTurn", f"Executing turn {turn} for team {self.name}", common
+            ),
+            self.run.report.operation(
                 "TeamMember",
                 f"Executing member {member.name} in team {self.name}",
                 {**common, "memberName": member.name, "memberType": member.type},
             ),
         ):
-            outcome = await self.engine.run_member(
+            outcome = await self.members.run_member(
                 scope, member, user_input, transcript, referenced_by=f"team '{self.name}'"
             )
         return Outcome(_stamped(outcome.messages, member.name), outcome.signal)
 
     async def _stop(self, scope: Scope, produced: list[ChatMessage], text: str) -> None:
         produced.append({"role": "system", "content": text})
-        await self.run.system_message(text, scope)
+        await self.run.report.system_message(text, scope)
 
     async def _sequential(
         self, scope: Scope, user_input: str, history: list[ChatMessage]
@@ -276,7 +306,7 @@ class TeamRunner:
         tools = ToolSet(
             [SelectNextSpeakerTool(candidates), *([TerminateTool()] if terminate else [])]
         )
-        outcome = await self.engine.run_agent(
+        outcome = await self.members.run_agent(
             scope.with_(stream=False),
             agent,
             "Select the next speaker.",
@@ -299,7 +329,7 @@ class TeamRunner:
                 produced.append(
                     {"role": "assistant", "content": signal.value, "name": selector_name}
                 )
-                await self.run.announce(signal.value, scope.with_(agent=selector_name))
+                await self.run.report.announce(signal.value, scope.with_(agent=selector_name))
             return None
         if signal.value not in candidates:
             await self._stop(

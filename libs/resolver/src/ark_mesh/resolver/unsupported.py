@@ -16,7 +16,7 @@ from datetime import datetime
 import msgspec
 
 from ark_mesh.contracts import Condition, EvaluatorRef, QuerySpec
-from ark_mesh.resolver.status import condition
+from ark_mesh.contracts.endings import condition
 
 __all__ = [
     "EVALUATION_SKIPPED",

@@ -223,7 +223,7 @@ class WorkQueueService(Generic[M]):
             self._handle if handlers.identify is not None else handlers.handle,
             settings=config.worker.for_service(self.name),
             publisher=publisher,
-            on_dead_letter=self._dead_letter if handlers.end is not None else None,
+            on_dead_letter=self.dead_letter if handlers.end is not None else None,
             telemetry=self.telemetry,
         )
         await self.worker.start()
@@ -265,7 +265,9 @@ class WorkQueueService(Generic[M]):
         check_identity(self._what, handlers.identify(message), context.tenant or "")
         await handlers.handle(message, context)
 
-    async def _dead_letter(self, notice: DeadLetterNotice) -> None:
+    async def dead_letter(self, notice: DeadLetterNotice) -> None:
+        """What the worker calls when it gives up on a message: recover the message if the
+        letter's body did not decode, check its identity, then let the service end it."""
         handlers = self._handlers
         assert handlers is not None
         assert handlers.end is not None

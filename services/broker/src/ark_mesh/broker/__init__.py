@@ -22,7 +22,7 @@ from ark_mesh.broker.config import (
     BrokerConfig,
     HttpConfig,
     LimitsConfig,
-    StreamingConfig,
+    SSEConfig,
     TenantToken,
 )
 from ark_mesh.broker.embeddings import EmbeddingsBroker
@@ -62,7 +62,7 @@ __all__ = [
     "QueryCreateRequest",
     "QueryRecord",
     "ReadModel",
-    "StreamingConfig",
+    "SSEConfig",
     "TenantResolver",
     "TenantToken",
     "TooManyRequestsError",

@@ -22,7 +22,7 @@ __all__ = [
     "BrokerConfig",
     "HttpConfig",
     "LimitsConfig",
-    "StreamingConfig",
+    "SSEConfig",
     "TenantToken",
 ]
 
@@ -59,7 +59,7 @@ class LimitsConfig(ConfigSection, frozen=True, kw_only=True):
     completion_wait_seconds: float = 300.0
 
 
-class StreamingConfig(ConfigSection, frozen=True, kw_only=True):
+class SSEConfig(ConfigSection, frozen=True, kw_only=True):
     """SSE: a ``: heartbeat`` comment after ``heartbeat_seconds`` without a chunk."""
 
     heartbeat_seconds: float = 15.0
@@ -91,7 +91,7 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
     health: HealthConfig = HealthConfig()
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()
-    streaming: StreamingConfig = StreamingConfig()
+    streaming: SSEConfig = SSEConfig()
     kubernetes: KubernetesConfig | None = None
     grace_period: float = 25.0
 

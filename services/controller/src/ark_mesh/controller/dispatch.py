@@ -1,6 +1,6 @@
 """The two ways a Direct query is resolved once the controller admits it.
 
-* :class:`InControllerDispatcher` runs the resolver's ``QueryReconciler`` in this process,
+* :class:`InControllerDispatcher` runs the resolver's ``QueryResolver`` in this process,
   bounded by the fair scheduler, writing status through the status port — Ark today.
 * :class:`StandaloneDispatcher` publishes one ``QueryRequest`` per Query generation to
   JetStream and leaves resolution to the query-reconciler service and status to status-sync.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from opentelemetry import trace
@@ -29,7 +30,7 @@ from ark_mesh.contracts import (
     subjects,
 )
 from ark_mesh.controller.scheduler import FairScheduler
-from ark_mesh.resolver import QueryReconciler
+from ark_mesh.resolver import QueryResolver
 from ark_mesh.telemetry import get_logger
 
 __all__ = [
@@ -101,7 +102,7 @@ class InControllerDispatcher:
 
     def __init__(
         self,
-        reconciler: QueryReconciler,
+        reconciler: QueryResolver,
         scheduler: FairScheduler,
         status: StatusPort,
         events: EventPort,
@@ -223,6 +224,11 @@ class StandaloneDispatcher:
             )
         self._dispatched.add(request.msg_id)
 
-    async def cancel(self, tenant: str, query_id: str, reason: str) -> None:
-        """Raise the cancel flag and tell a running reconciler (idempotent)."""
-        await self._cancels.request(tenant, query_id, reason=reason, requested_by="controller")
+    async def cancel(
+        self, tenant: str, query_id: str, reason: str, *, at: datetime | None = None
+    ) -> None:
+        """Raise the cancel flag and tell a running reconciler (idempotent); ``at`` is the
+        instant of the ``canceled`` status the controller writes, which the run reuses."""
+        await self._cancels.request(
+            tenant, query_id, reason=reason, requested_by="controller", at=at
+        )

@@ -21,7 +21,6 @@ from ark_mesh.contracts import (
     Query,
     QueryRequest,
     QueryStatus,
-    TokenUsage,
     format_duration,
     parse_duration,
 )
@@ -32,10 +31,16 @@ from ark_mesh.contracts.ark import (
     FINALIZER,
     Reason,
 )
+from ark_mesh.contracts.endings import (
+    TIMED_OUT_IN_QUEUE_MESSAGE,
+    Ending,
+    RunFacts,
+    terminal_status,
+)
 from ark_mesh.controller.config import ControllerConfig
 from ark_mesh.controller.dispatch import InControllerDispatcher, StandaloneDispatcher, StatusPort
 from ark_mesh.controller.modes import ModeRefused, choose_mode
-from ark_mesh.resolver.status import Ending, error_raw, terminal_status, waiting_status
+from ark_mesh.resolver import waiting_status
 from ark_mesh.telemetry import get_logger
 
 __all__ = ["QueryPort", "Reconciler", "query_request", "tenant_of"]
@@ -143,13 +148,13 @@ class Reconciler:
             self.config.reconciliation.allowed_modes,
         )
         if isinstance(decision, ModeRefused):
-            await self._fail(query, now, Reason.MODE_NOT_ALLOWED, decision.message)
+            await self._end(query, now, Ending.error(decision.message, Reason.MODE_NOT_ALLOWED))
             return None
 
         try:
             request = query_request(query, now)
         except DurationError as exc:
-            await self._fail(query, now, Reason.ERRORED, f"spec.timeout: {exc}")
+            await self._end(query, now, Ending.error(f"spec.timeout: {exc}"))
             return None
         deadline = datetime.fromisoformat(request.deadline or now.isoformat())
 
@@ -158,14 +163,12 @@ class Reconciler:
             if self.in_controller.running(uid) or self.in_controller.finished(uid, generation):
                 return None
             if phase in WAITING_PHASES and now >= deadline:
-                await self._fail(
-                    query,
-                    now,
-                    Reason.TIMED_OUT_IN_QUEUE,
+                message = (
                     "Query timed out waiting for controller capacity"
                     if phase == "queued"
-                    else "Query timed out before execution began",
+                    else TIMED_OUT_IN_QUEUE_MESSAGE
                 )
+                await self._end(query, now, Ending.timed_out_in_queue(message))
                 return None
             holds_slot = self.in_controller.has_slot_now(request.namespace)
             if not holds_slot and phase != "queued":
@@ -186,9 +189,7 @@ class Reconciler:
         assert self.standalone is not None
         if phase in WAITING_PHASES:
             if now >= deadline:
-                await self._fail(
-                    query, now, Reason.TIMED_OUT_IN_QUEUE, "Query timed out before execution began"
-                )
+                await self._end(query, now, Ending.timed_out_in_queue())
                 return None
             if not self.standalone.dispatched(request):
                 await self.standalone.dispatch(request)
@@ -199,18 +200,20 @@ class Reconciler:
     async def _write(self, query: Query, status: QueryStatus) -> bool:
         return await self.status.write(query, status)
 
-    async def _fail(self, query: Query, now: datetime, reason: str, message: str) -> None:
-        ending = Ending("error", reason, message, content=message, raw=error_raw(message))
-        await self._write(query, _controller_ending(ending, now, query.metadata.generation or 1))
+    async def _end(self, query: Query, now: datetime, ending: Ending) -> None:
+        """End a query the controller decided itself (nothing ran), in the shared shape."""
+        facts = RunFacts.before_start(query.spec)
+        generation = query.metadata.generation or 1
+        await self._write(query, terminal_status(ending, facts, now=now, generation=generation))
 
     async def _cancel(self, query: Query, now: datetime) -> None:
         uid = query.metadata.uid or ""
         if self.in_controller is not None and self.in_controller.cancel(uid):
             return  # the running resolution writes ``canceled`` itself, after it stopped
         if self.standalone is not None:
-            await self.standalone.cancel(tenant_of(query), uid, "spec.cancel set")
-        ending = Ending("canceled", Reason.CANCELED, "Query was canceled")
-        await self._write(query, _controller_ending(ending, now, query.metadata.generation or 1))
+            # The run stops and reports ``canceled`` too; it stamps the same instant.
+            await self.standalone.cancel(tenant_of(query), uid, "spec.cancel set", at=now)
+        await self._end(query, now, Ending.canceled())
 
     async def _expire(self, query: Query, status: QueryStatus, now: datetime) -> float | None:
         """TTL counts from completion (``Completed=True`` transition time), then delete."""
@@ -240,18 +243,3 @@ class Reconciler:
             await self.standalone.cancel(tenant_of(query), uid, "query deleted")
         if FINALIZER in (query.metadata.finalizers or []):
             await self.queries.remove_finalizer(query)
-
-
-def _controller_ending(ending: Ending, now: datetime, generation: int) -> QueryStatus:
-    """A terminal status the controller writes itself (no target ran, nothing was used)."""
-    return terminal_status(
-        ending,
-        target=None,
-        usage=TokenUsage(),
-        duration=None,
-        conversation_id=None,
-        a2a=None,
-        extra_conditions=[],
-        now=now,
-        generation=generation,
-    )

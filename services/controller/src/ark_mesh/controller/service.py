@@ -35,7 +35,7 @@ from ark_mesh.kube import (
     StatusWriter,
     TerminalPhaseError,
 )
-from ark_mesh.resolver import QueryReconciler
+from ark_mesh.resolver import QueryResolver
 from ark_mesh.service import HealthServer, instance_id
 from ark_mesh.telemetry import get_logger
 
@@ -123,7 +123,7 @@ class ControllerService:
         self._publisher: Publisher | None = None
         self._cache: ResourceCache | None = None
         self._in_controller: InControllerDispatcher | None = None
-        self._resolver: QueryReconciler | None = None
+        self._resolver: QueryResolver | None = None
         self._queue: KeyQueue[Key] = KeyQueue()
         self._latest: dict[Key, dict[str, Any]] = {}
         self._watch: ResumableWatch | None = None
@@ -166,7 +166,7 @@ class ControllerService:
         if "inController" in modes:
             self._cache = ResourceCache(client, namespace=cfg.kubernetes.namespace)
             await self._cache.start()
-            self._resolver = QueryReconciler(self._cache, reconciler_id=f"controller/{identity}")
+            self._resolver = QueryResolver(self._cache, reconciler_id=f"controller/{identity}")
             self._in_controller = InControllerDispatcher(
                 self._resolver,
                 FairScheduler(cfg.scheduler.max_concurrent_queries),

@@ -14,9 +14,9 @@ The service raises no errors of its own: a resource source that cannot open is
 """
 
 from ark_mesh.query_reconciler.config import (
+    ChunkStreamConfig,
     MemoryConfig,
     QueryReconcilerConfig,
-    StreamingConfig,
 )
 from ark_mesh.query_reconciler.handler import RESTART_NOTICE, QueryWork
 from ark_mesh.query_reconciler.ledger import Ledger, LedgerReader
@@ -31,6 +31,7 @@ from ark_mesh.query_reconciler.sink import (
 
 __all__ = [
     "RESTART_NOTICE",
+    "ChunkStreamConfig",
     "JetStreamMemory",
     "JetStreamMemoryStore",
     "JetStreamSink",
@@ -40,7 +41,6 @@ __all__ = [
     "QueryReconcilerConfig",
     "QueryReconcilerService",
     "QueryWork",
-    "StreamingConfig",
     "final_chunk_msg_id",
     "recover_request",
     "terminal_msg_id",

@@ -17,9 +17,9 @@ from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.service import HealthConfig, ModelsConfig, ResourcesConfig, instance_id
 
 __all__ = [
+    "ChunkStreamConfig",
     "MemoryConfig",
     "QueryReconcilerConfig",
-    "StreamingConfig",
 ]
 
 SERVICE_NAME = "query-reconciler"
@@ -39,7 +39,7 @@ class MemoryConfig(ConfigSection, frozen=True, kw_only=True):
     read_timeout: float = 10.0
 
 
-class StreamingConfig(ConfigSection, frozen=True, kw_only=True):
+class ChunkStreamConfig(ConfigSection, frozen=True, kw_only=True):
     """Chunk publishing: ``coalesce`` merges consecutive text deltas of a query for up to
     ``coalesce_delay`` seconds / ``coalesce_bytes`` of text (fewer, larger chunks).
 
@@ -77,7 +77,7 @@ class QueryReconcilerConfig(ConfigSection, frozen=True, kw_only=True):
     resources: ResourcesConfig = ResourcesConfig()
     memory: MemoryConfig = MemoryConfig()
     models: ModelsConfig = ModelsConfig()
-    streaming: StreamingConfig = StreamingConfig()
+    streaming: ChunkStreamConfig = ChunkStreamConfig()
     health: HealthConfig = HealthConfig()
     grace_period: float = 25.0
 

@@ -9,7 +9,7 @@ For each delivery the :class:`QueryWork` handler
    older than one already reported is stale and acked untouched;
 2. watches the query's cancel channel (core subject + KV flag). A flag raised before the work
    started ends the query ``canceled`` without running it;
-3. otherwise runs :meth:`QueryReconciler.resolve` with a
+3. otherwise runs :meth:`QueryResolver.resolve` with a
    :class:`~ark_mesh.query_reconciler.sink.JetStreamSink` (chunk numbering continuing after
    any earlier attempt), ``attempt`` after any reported attempt, and the cancel watch as the
    cancel event, so a ``CancelRequest`` stops the live model stream. The start-by ``deadline``
@@ -30,6 +30,8 @@ tenant check of each delivery and dead letter is the service skeleton's
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import aiohttp
 import msgspec
 from opentelemetry import trace
@@ -37,20 +39,15 @@ from opentelemetry import trace
 from ark_mesh.bus import (
     Bus,
     CancelChannel,
+    CancelWatch,
     DeadLetterNotice,
     MessageContext,
     Publisher,
     TransientError,
 )
 from ark_mesh.contracts import QueryRequest
-from ark_mesh.query_reconciler.config import MemoryConfig, StreamingConfig
-from ark_mesh.query_reconciler.endings import (
-    canceled_ending,
-    ending_event,
-    ending_update,
-    error_ending,
-    final_chunk,
-)
+from ark_mesh.contracts.endings import Ending, RunFacts, final_chunk
+from ark_mesh.query_reconciler.config import ChunkStreamConfig, MemoryConfig
 from ark_mesh.query_reconciler.ledger import Ledger, LedgerReader
 from ark_mesh.query_reconciler.memory import JetStreamMemory
 from ark_mesh.query_reconciler.sink import JetStreamSink
@@ -58,11 +55,12 @@ from ark_mesh.resolver import (
     MemoryFactory,
     ModelClient,
     ModelUnavailableError,
-    QueryReconciler,
+    QueryResolver,
     ResourceStore,
+    RunReporter,
+    SystemClock,
     TransientResolutionError,
 )
-from ark_mesh.resolver.status import Ending
 from ark_mesh.telemetry import bound_context, get_logger
 
 __all__ = ["RESTART_NOTICE", "QueryWork"]
@@ -88,7 +86,7 @@ class QueryWork:
         http: aiohttp.ClientSession,
         reconciler_id: str,
         memory: MemoryConfig | None = None,
-        streaming: StreamingConfig | None = None,
+        streaming: ChunkStreamConfig | None = None,
         tracer: trace.Tracer | None = None,
     ) -> None:
         self._bus = bus
@@ -98,8 +96,9 @@ class QueryWork:
         self._http = http
         self._reconciler_id = reconciler_id
         self._memory = memory or MemoryConfig()
-        self._streaming = streaming or StreamingConfig()
+        self._streaming = streaming or ChunkStreamConfig()
         self._tracer = tracer or trace.get_tracer(__name__)
+        self._clock = SystemClock()
         self._ledger = LedgerReader(bus)
         self._cancels = CancelChannel(bus)
 
@@ -138,17 +137,23 @@ class QueryWork:
                 if cancel.is_set():
                     reason = cancel.request.reason if cancel.request is not None else None
                     log.info("canceled before it started", reason=reason)
-                    await self._end(request, sink, canceled_ending(), attempt)
+                    at = _canceled_at(cancel)
+                    await self._end(request, sink, Ending.canceled(), attempt, at=at)
                     return
                 if ledger.started:
                     request = msgspec.structs.replace(request, deadline=None)
                     if ledger.last_chunk_seq:
                         await sink.notice(RESTART_NOTICE)
                     log.info("restarting an interrupted query", attempt=attempt)
-                reconciler = self._reconciler(request)
+                resolver = self._resolver(request)
                 try:
-                    status = await reconciler.resolve(
-                        request, sink, cancel=cancel, attempt=attempt, raise_transient=True
+                    status = await resolver.resolve(
+                        request,
+                        sink,
+                        cancel=cancel,
+                        attempt=attempt,
+                        raise_transient=True,
+                        canceled_at=lambda: _canceled_at(cancel),
                     )
                 except TransientResolutionError as exc:
                     delay = exc.retry_after if isinstance(exc, ModelUnavailableError) else None
@@ -157,7 +162,7 @@ class QueryWork:
         finally:
             await sink.close()
 
-    def _reconciler(self, request: QueryRequest) -> QueryReconciler:
+    def _resolver(self, request: QueryRequest) -> QueryResolver:
         # Cheap: it only holds references to the shared model client, HTTP session and store.
         # One per resolution because the JetStream memory factory is bound to the request
         # (its tenant and message ids).
@@ -166,7 +171,7 @@ class QueryWork:
             memory = JetStreamMemory(
                 self._bus, self._publisher, request, read_timeout=self._memory.read_timeout
             )
-        return QueryReconciler(
+        return QueryResolver(
             self._store,
             models=self._models,
             memory=memory,
@@ -187,15 +192,18 @@ class QueryWork:
     # -- endings the service reports itself -----------------------------------------------------
 
     async def _end(
-        self, request: QueryRequest, sink: JetStreamSink, ending: Ending, attempt: int
+        self,
+        request: QueryRequest,
+        sink: JetStreamSink,
+        ending: Ending,
+        attempt: int,
+        *,
+        at: datetime | None = None,
     ) -> None:
-        """Report ``ending`` as the resolver would: event, terminal status, final chunk."""
-        await sink.event(ending_event(request, ending))
-        update = ending_update(
-            request, ending, attempt=attempt, seq=1, reconciler=self._reconciler_id
-        )
-        await sink.status(update)
-        await sink.chunk(final_chunk(request, update.status, seq=1))
+        """Report ``ending`` through the resolver's own reporter, so it is the resolver's
+        ending in every byte: event, terminal status, final chunk; nothing ran."""
+        report = RunReporter(request, sink, self._clock, attempt, self._reconciler_id)
+        await report.ending(ending, RunFacts.before_start(request.spec), at=at)
 
     async def _complete_stream(self, request: QueryRequest, ledger: Ledger) -> None:
         """The query already has its terminal status: at most publish the missing final chunk."""
@@ -209,7 +217,8 @@ class QueryWork:
         )
         sink = self._sink(request, ledger.terminal.attempt, ledger)
         try:
-            await sink.chunk(final_chunk(request, ledger.terminal.status, seq=1))
+            status = ledger.terminal.status
+            await sink.chunk(final_chunk(request, status, seq=1, now=self._clock.now()))
         finally:
             await sink.close()
 
@@ -229,9 +238,19 @@ class QueryWork:
             log.warning("ending a dead-lettered query", cause=notice.cause.value, reason=message)
             sink = self._sink(request, attempt, ledger)
             try:
-                await self._end(request, sink, error_ending(message), attempt)
+                await self._end(request, sink, Ending.error(message), attempt)
             finally:
                 await sink.close()
+
+
+def _canceled_at(cancel: CancelWatch) -> datetime | None:
+    """The instant the canceller stamped (the controller's ``canceled`` status has it too)."""
+    if cancel.request is None:
+        return None
+    try:
+        return datetime.fromisoformat(cancel.request.requested_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _span_attributes(request: QueryRequest, delivery: int) -> dict[str, str | int]:

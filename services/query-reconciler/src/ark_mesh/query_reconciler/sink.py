@@ -40,8 +40,8 @@ from ark_mesh.contracts import (
     StatusUpdate,
     subjects,
 )
-from ark_mesh.query_reconciler.config import StreamingConfig
-from ark_mesh.resolver.context import SYSTEM_CHUNK_ID
+from ark_mesh.query_reconciler.config import ChunkStreamConfig
+from ark_mesh.resolver import SYSTEM_CHUNK_ID
 
 __all__ = [
     "JetStreamSink",
@@ -81,7 +81,7 @@ class JetStreamSink:
         *,
         attempt: int,
         chunk_offset: int = 0,
-        streaming: StreamingConfig | None = None,
+        streaming: ChunkStreamConfig | None = None,
     ) -> None:
         self._publisher = publisher
         self._request = request
@@ -94,7 +94,7 @@ class JetStreamSink:
         self.last_seq = chunk_offset
         self.terminal: StatusUpdate | None = None
         self.final_published = False
-        settings = streaming or StreamingConfig()
+        settings = streaming or ChunkStreamConfig()
         self._coalescer: ChunkCoalescer | None = None
         if settings.coalesce:
             self._coalescer = ChunkCoalescer(

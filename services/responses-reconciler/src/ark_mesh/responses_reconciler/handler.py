@@ -1,11 +1,10 @@
 """One delivery of a ``ResponsesRequest``: answer it, report exactly one result.
 
 * ``model/<name>``: the caller's whole ``messages`` go to the model in one streamed completion,
-  through the resolver's own pieces — :func:`~ark_mesh.resolver.models.endpoint_for` (provider,
-  secrets, properties), :func:`~ark_mesh.resolver.llm.complete` (chunk forwarding with Ark's
-  metadata, usage) and the shared :class:`~ark_mesh.resolver.ModelClient`.
+  through the resolver's public model call, :meth:`~ark_mesh.resolver.QueryResolver.call_model`
+  (provider, secrets, chunk forwarding with Ark's metadata, usage).
 * ``agent/<name>`` / ``team/<name>``: run as a Query through
-  :class:`~ark_mesh.resolver.QueryReconciler`, exactly as the query-reconciler does; the last
+  :class:`~ark_mesh.resolver.QueryResolver`, exactly as the query-reconciler does; the last
   user message is the input (the resolver reads history only from a Memory resource).
 
 A transient model failure (429/5xx, dropped connection) is raised as the bus's
@@ -18,19 +17,12 @@ waits forever; the tenant check of each delivery and dead letter is the service 
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
 from ark_mesh.bus import DeadLetterNotice, MessageContext, Publisher, TransientError
 from ark_mesh.contracts import (
-    ArkChunkMetadata,
-    Chunk,
-    ChunkChoice,
-    ChunkDelta,
-    Model,
-    QueryResponse,
     QueryStatus,
     QueryTarget,
     ResponsesRequest,
@@ -38,25 +30,21 @@ from ark_mesh.contracts import (
     TokenUsage,
     rfc3339,
 )
+from ark_mesh.contracts.endings import Ending, RunFacts
 from ark_mesh.resolver import (
     DEFAULT_TIMEOUT,
-    ChatRequest,
     ModelClient,
     ModelUnavailableError,
     PermanentResolutionError,
-    QueryReconciler,
+    QueryResolver,
     ResourceStore,
+    RunReporter,
     SystemClock,
     TransientResolutionError,
-    ValueResolver,
-    endpoint_for,
 )
-from ark_mesh.resolver.context import FINAL_CHUNK_ID, QueryRun, Scope
-from ark_mesh.resolver.llm import complete
 from ark_mesh.responses_reconciler.errors import (
     InvalidRequestError,
     ResponsesError,
-    UnknownTargetError,
 )
 from ark_mesh.responses_reconciler.sink import ResponsesSink
 from ark_mesh.responses_reconciler.translate import (
@@ -108,7 +96,7 @@ class ResponsesWork:
             except (ResponsesError, PermanentResolutionError) as exc:
                 log.info("request failed", error=str(exc))
                 result = _failed(request, str(exc))
-                await _end_stream(sink, request, result)
+                await self._end_stream(sink, request, result)
             await sink.result(result)
 
     async def _answer(
@@ -118,15 +106,8 @@ class ResponsesWork:
         if target.type == "model":
             return await self._model(request, target, sink)
         query = as_query_request(request, target)
-        reconciler = QueryReconciler(
-            self._store,
-            models=self._models,
-            http=self._http,
-            reconciler_id=self._reconciler_id,
-            default_timeout=self._default_timeout,
-        )
         # The resolver reports its own ending (final chunk included) through the sink.
-        status = await reconciler.resolve(
+        status = await self._resolver().resolve(
             query,
             sink,
             attempt=delivery,
@@ -134,6 +115,15 @@ class ResponsesWork:
             history=earlier_messages(request.messages),
         )
         return _from_status(request, status)
+
+    def _resolver(self) -> QueryResolver:
+        return QueryResolver(
+            self._store,
+            models=self._models,
+            http=self._http,
+            reconciler_id=self._reconciler_id,
+            default_timeout=self._default_timeout,
+        )
 
     async def _model(
         self, request: ResponsesRequest, target: Target, sink: ResponsesSink
@@ -143,32 +133,11 @@ class ResponsesWork:
         budget = timeout_of(request, self._default_timeout)
         if request.deadline and _parse_instant(request.deadline) <= self._clock.now():
             raise InvalidRequestError("the request was not started before its deadline")
-        model = await self._store.get(Model, request.namespace, target.name)
-        if model is None:
-            raise UnknownTargetError(
-                f"Model '{target.name}' not found in namespace '{request.namespace}'"
-            )
         query = as_query_request(request, target, input_text="")
-        run = QueryRun(
-            request=query,
-            sink=sink,
-            store=self._store,
-            models=self._models,
-            http=self._http,
-            clock=self._clock,
-            values=ValueResolver(self._store, request.namespace),
-            target_label=target.label,
-            conversation_id=request.conversation_id,
-            streams_model_calls=request.stream,
-        )
-        endpoint = await endpoint_for(model, run.values)
         try:
             async with asyncio.timeout(budget.total_seconds()):
-                completion = await complete(
-                    run,
-                    Scope(model=target.name),
-                    endpoint,
-                    ChatRequest(messages=request.messages),
+                completion = await self._resolver().call_model(
+                    query, sink, request.messages, stream=request.stream
                 )
         except TimeoutError as exc:
             raise InvalidRequestError(
@@ -179,11 +148,11 @@ class ResponsesWork:
             tenant=request.tenant,
             status="completed",
             message=completion.message,
-            usage=run.usage,
+            usage=completion.usage,
             conversation_id=request.conversation_id,
             finished_at=_now(),
         )
-        await _end_stream(sink, request, result)
+        await self._end_stream(sink, request, result)
         return result
 
     async def end_dead_letter(self, request: ResponsesRequest, notice: DeadLetterNotice) -> None:
@@ -194,8 +163,38 @@ class ResponsesWork:
             self._publisher, request.tenant, request.request_id, stream=request.stream
         )
         result = _failed(request, message)
-        await _end_stream(sink, request, result)
+        await self._end_stream(sink, request, result)
         await sink.result(result)
+
+    async def _end_stream(
+        self, sink: ResponsesSink, request: ResponsesRequest, result: ResponsesResult
+    ) -> None:
+        """Close a streaming caller's chunk stream with the final chunk, unless already sent.
+
+        The ending is reported through the resolver's reporter (after the chunks already on the
+        stream), so the final chunk is a query's final chunk: ``ark.completedQuery`` with the
+        terminal status every chunk reader already knows.
+        """
+        if not request.stream or sink.final_sent:
+            return
+        query = as_query_request(request, _target_or_model(request.target), input_text="")
+        report = RunReporter(query, sink, self._clock, reconciler=self._reconciler_id)
+        report.last_chunk_seq = sink.last_seq
+        facts = RunFacts(
+            target=_query_target(request.target),
+            usage=result.usage or TokenUsage(),
+            conversation_id=result.conversation_id,
+        )
+        await report.ending(_ending_of(result), facts)
+
+
+def _ending_of(result: ResponsesResult) -> Ending:
+    """The query ending a responses result stands for."""
+    if result.status == "completed":
+        return Ending.done([result.message] if result.message is not None else [])
+    if result.status == "canceled":
+        return Ending.canceled()
+    return Ending.error(result.error or "the request failed")
 
 
 def _now() -> str:
@@ -242,46 +241,6 @@ def _from_status(request: ResponsesRequest, status: QueryStatus) -> ResponsesRes
         usage=status.token_usage,
         conversation_id=conversation_id,
         finished_at=_now(),
-    )
-
-
-async def _end_stream(
-    sink: ResponsesSink, request: ResponsesRequest, result: ResponsesResult
-) -> None:
-    """Close a streaming caller's chunk stream with the final chunk, unless already sent.
-
-    The final chunk carries the outcome as a completed Query (``ark.completedQuery``), the shape
-    every chunk reader already knows from queries.
-    """
-    if not request.stream or sink.final_sent:
-        return
-    phase = {"completed": "done", "failed": "error", "canceled": "canceled"}[result.status]
-    content = result.error or ""
-    if result.message is not None:
-        content = str(result.message.get("content") or "")
-    target = _query_target(request.target)
-    status = QueryStatus(
-        phase=phase,  # type: ignore[arg-type]  # the three values are QueryPhase literals
-        response=QueryResponse(target=target, content=content),
-        token_usage=result.usage or TokenUsage(),
-        conversation_id=result.conversation_id,
-        error=result.error,
-    )
-    query = as_query_request(request, _target_or_model(request.target), input_text="")
-    await sink.chunk(
-        Chunk(
-            id=FINAL_CHUNK_ID,
-            created=int(time.time()),
-            model=request.request_id,
-            choices=[ChunkChoice(delta=ChunkDelta(content=""))],
-            ark=ArkChunkMetadata(
-                query=request.request_id,
-                session=request.session_id or request.request_id,
-                target=request.target,
-                completed_query=query.as_query(status),
-            ),
-            seq=sink.last_seq + 1,
-        )
     )
 
 

@@ -212,7 +212,7 @@ class ToolSet:
         }
         if scope.agent:
             data["agent"] = scope.agent
-        async with run.operation("ToolCall", f"Calling tool {name}", data) as details:
+        async with run.report.operation("ToolCall", f"Calling tool {name}", data) as details:
             if tool is None:
                 raise ToolExecutionError(
                     name, f"the model called tool '{name}', which the agent does not have"

@@ -27,8 +27,13 @@ from ark_mesh.controller.resource_controllers.skeleton import (
     poll_interval,
 )
 from ark_mesh.kube import KubeError
-from ark_mesh.resolver import A2AError, A2AUnavailableError, ResolutionError, ValueResolver
-from ark_mesh.resolver.a2a import fetch_agent_card
+from ark_mesh.resolver import (
+    A2AError,
+    A2AUnavailableError,
+    ResolutionError,
+    ValueResolver,
+    fetch_agent_card,
+)
 
 __all__ = [
     "A2A_SERVER_LABEL",

@@ -24,8 +24,13 @@ from ark_mesh.controller.resource_controllers.skeleton import (
     poll_interval,
 )
 from ark_mesh.kube import KubeError
-from ark_mesh.resolver import ResolutionError, ValueResolver
-from ark_mesh.resolver.tools import MCPDiscoveryError, MCPToolInfo, list_mcp_tools
+from ark_mesh.resolver import (
+    MCPDiscoveryError,
+    MCPToolInfo,
+    ResolutionError,
+    ValueResolver,
+    list_mcp_tools,
+)
 
 __all__ = ["MCP_SERVER_LABEL", "MCPServerDiscovery", "mcp_tool_name"]
 

@@ -1,8 +1,11 @@
 """Runs the members of a query: agents and teams by name, nested teams, agents as tools.
 
-The engine is what agents and teams call back into, so neither module imports the other: a team
-runs its members through :meth:`Engine.run_member`, and an agent's ``agent``/``team`` tools run
-through :meth:`Engine.run_member_for_tool`. It also refuses team cycles (a team that contains
+The :class:`MemberRunner` is what agents and teams call back into: a team runs its members
+through :meth:`MemberRunner.run_member` (it knows it only as the
+:class:`~ark_mesh.resolver.team.Members` protocol, so ``team`` does not import this module), and
+an agent's ``agent``/``team`` tools run through :meth:`MemberRunner.run_member_for_tool` (the
+:class:`~ark_mesh.resolver.tools.Delegate` protocol). (Not to be confused with Ark's
+``spec.executionEngine``, which names where an agent runs.) It also refuses team cycles (a team that contains
 itself, directly or through nested teams) instead of recursing until the timeout.
 """
 
@@ -19,10 +22,12 @@ from ark_mesh.resolver.ports import ChatMessage
 from ark_mesh.resolver.team import TeamRunner
 from ark_mesh.resolver.tools.registry import ToolSet
 
-__all__ = ["Engine"]
+__all__ = ["MemberRunner"]
 
 
-class Engine:
+class MemberRunner:
+    """Runs agents and teams of one query run; remembers the teams on the way to refuse cycles."""
+
     def __init__(self, run: QueryRun) -> None:
         self.run = run
         self._teams: list[str] = []

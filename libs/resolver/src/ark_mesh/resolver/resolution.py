@@ -1,6 +1,6 @@
-"""The QueryReconciler: resolve one Query from its spec to a terminal status.
+"""The QueryResolver: resolve one Query from its spec to a terminal status.
 
-One object serves every deployment: the controller calls :meth:`QueryReconciler.resolve` with an
+One object serves every deployment: the controller calls :meth:`QueryResolver.resolve` with an
 in-process sink, the query-reconciler service with a JetStream sink. A resolution
 
 1. reports phase ``running`` and ``QueryExecutionStart`` (and ``EvaluationSkipped`` when the
@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -40,31 +40,31 @@ from ark_mesh.contracts import (
     Agent,
     Memory,
     Model,
-    QueryPhase,
     QueryRequest,
     QueryStatus,
-    StatusUpdate,
     Team,
     Tool,
     ark,
 )
-from ark_mesh.contracts.durations import format_duration, parse_duration
+from ark_mesh.contracts.durations import parse_duration
+from ark_mesh.contracts.endings import Ending, RunFacts, target_label
 from ark_mesh.contracts.errors import DurationError
-from ark_mesh.resolver.clock import SystemClock, rfc3339
-from ark_mesh.resolver.context import QueryRun, Scope
-from ark_mesh.resolver.engine import Engine
+from ark_mesh.resolver.clock import SystemClock
+from ark_mesh.resolver.context import QueryRun, RunReporter, Scope
 from ark_mesh.resolver.errors import (
     InvalidSpecError,
     ResolutionError,
+    ResourceNotFoundError,
     ToolExecutionError,
     TransientResolutionError,
 )
-from ark_mesh.resolver.llm import complete
+from ark_mesh.resolver.llm import Completion, complete
+from ark_mesh.resolver.members import MemberRunner
 from ark_mesh.resolver.memory import Conversation, open_conversation
 from ark_mesh.resolver.memory_http import HTTPMemoryStore
 from ark_mesh.resolver.models import endpoint_for
 from ark_mesh.resolver.openai_client import OpenAIModelClient
-from ark_mesh.resolver.outcome import Outcome, last_assistant_text
+from ark_mesh.resolver.outcome import Outcome
 from ark_mesh.resolver.overrides import override_headers
 from ark_mesh.resolver.ports import (
     ChatMessage,
@@ -76,17 +76,7 @@ from ark_mesh.resolver.ports import (
     ResolutionSink,
     ResourceStore,
 )
-from ark_mesh.resolver.status import (
-    CANCELED_MESSAGE,
-    QUEUE_TIMEOUT_MESSAGE,
-    REASONS,
-    TIMEOUT_MESSAGE,
-    Ending,
-    error_raw,
-    memory_conditions,
-    running_status,
-    terminal_status,
-)
+from ark_mesh.resolver.status import memory_conditions, running_status
 from ark_mesh.resolver.streaming import streams_model_calls_for
 from ark_mesh.resolver.targets import ResolvedTarget, resolve_target
 from ark_mesh.resolver.templates import render
@@ -98,12 +88,11 @@ from ark_mesh.resolver.unsupported import (
 )
 from ark_mesh.resolver.values import ValueResolver
 
-__all__ = ["DEFAULT_TIMEOUT", "QueryReconciler"]
+__all__ = ["DEFAULT_TIMEOUT", "QueryResolver"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = ark.DEFAULT_QUERY_TIMEOUT
-_INPUT_IN_EVENTS = 48
 
 
 def input_text(raw: Any) -> str:
@@ -130,7 +119,7 @@ class _Execution:
 
     run: QueryRun
     memory_factory: MemoryFactory
-    engine: Engine
+    members: MemberRunner
     hand_back_transient: bool = False
     streams_by_default: bool = False
     history: Sequence[ChatMessage] | None = None
@@ -148,7 +137,7 @@ class _Execution:
         run.values = ValueResolver(run.store, run.namespace, parameters)
         self.user_input = render(input_text(spec.input), parameters, where="query input")
         self.target = await resolve_target(run.store, run.namespace, spec)
-        run.target_label = self.target.label
+        run.report.target_label = self.target.label
         self.conversation = await open_conversation(run, self.memory_factory)
         if self.history is not None:
             # The caller sent the conversation (chat-completions style): it replaces what
@@ -171,9 +160,9 @@ class _Execution:
         history = self.conversation.history
         resource = resolved.resource
         if isinstance(resource, Agent):
-            return await self.engine.run_agent(Scope(), resource, self.user_input, history)
+            return await self.members.run_agent(Scope(), resource, self.user_input, history)
         if isinstance(resource, Team):
-            return await self.engine.run_team(Scope(), resource, self.user_input, history)
+            return await self.members.run_team(Scope(), resource, self.user_input, history)
         if isinstance(resource, Model):
             return await self._model(resource, history)
         if isinstance(resource, Tool):
@@ -201,7 +190,7 @@ class _Execution:
 
     async def _tool(self, tool: Tool) -> Outcome:
         """A tool target: the input (a JSON object, else ``{"input": text}``) as arguments."""
-        executor = await tool_from_resource(self.run, tool, delegate=self.engine)
+        executor = await tool_from_resource(self.run, tool, delegate=self.members)
         try:
             parsed = json.loads(self.user_input)
         except json.JSONDecodeError:
@@ -218,41 +207,13 @@ class _Execution:
         return Outcome([{"role": "assistant", "content": result.content}])
 
 
-@dataclass
-class _StatusReporter:
-    request: QueryRequest
-    sink: ResolutionSink
-    clock: Clock
-    attempt: int
-    reconciler: str | None
-    seq: int = 0
-
-    async def publish(self, phase: QueryPhase, status: QueryStatus) -> None:
-        self.seq += 1
-        await self.sink.status(
-            StatusUpdate(
-                query_id=self.request.query_id,
-                name=self.request.name,
-                namespace=self.request.namespace,
-                tenant=self.request.tenant,
-                generation=self.request.generation,
-                attempt=self.attempt,
-                seq=self.seq,
-                phase=phase,
-                status=status,
-                timestamp=rfc3339(self.clock.now()),
-                reconciler=self.reconciler,
-            )
-        )
-
-
-class QueryReconciler:
+class QueryResolver:
     """Resolves queries through ports; safe to share across concurrent resolutions.
 
     ``models`` defaults to :class:`~ark_mesh.resolver.openai_client.OpenAIModelClient`,
     ``memory`` (a :class:`~ark_mesh.resolver.ports.MemoryFactory`) to Ark's HTTP memory API at
     the Memory's resolved address, ``http`` (for HTTP tools, A2A and memory) to a session the
-    reconciler owns. ``reconciler_id`` is stamped on every StatusUpdate. ``stream_model_calls``
+    resolver owns. ``reconciler_id`` is stamped on every StatusUpdate. ``stream_model_calls``
     is the service's default for streaming model calls when neither the namespace's
     ``ark-config-streaming`` ConfigMap nor the query's ``streaming-enabled`` annotation decides
     (see :mod:`ark_mesh.resolver.streaming`); ``False`` is Ark's behaviour.
@@ -294,7 +255,7 @@ class QueryReconciler:
         return HTTPMemoryStore(self._session(), address, headers)
 
     async def aclose(self) -> None:
-        """Close what the reconciler created (HTTP session, SDK clients)."""
+        """Close what the resolver created (HTTP session, SDK clients)."""
         if self._owns_http and self._http is not None:
             await self._http.close()
             self._http = None
@@ -342,52 +303,102 @@ class QueryReconciler:
         attempt: int = 1,
         raise_transient: bool = False,
         history: Sequence[ChatMessage] | None = None,
+        canceled_at: Callable[[], datetime | None] | None = None,
     ) -> QueryStatus:
         """Resolve ``request``, reporting through ``sink``; returns the terminal status.
 
         ``history`` is the conversation before this input when the caller supplies it (an
         OpenAI-style request carries all its messages); otherwise memory provides it.
+        ``canceled_at`` tells, once ``cancel`` is set, the instant the canceller stamped (the
+        controller writes ``canceled`` itself for a standalone query); the ending reuses it.
         """
         clock = self._clock
         started_at, started = clock.now(), clock.monotonic()
-        run = QueryRun(
-            request=request,
-            sink=sink,
-            store=self._store,
-            models=self._models,
-            http=self._session(),
-            clock=clock,
-            values=ValueResolver(self._store, request.namespace),
-        )
-        reporter = _StatusReporter(request, sink, clock, attempt, self._reconciler_id)
+        report = RunReporter(request, sink, clock, attempt, self._reconciler_id)
+        run = self._run(report)
         execution = _Execution(
             run,
             self._memory_factory,
-            Engine(run),
+            MemberRunner(run),
             raise_transient,
             streams_by_default=self._stream_model_calls,
             history=history,
         )
         ending: Ending | None = None
+        ran = False
         budget = 0.0
         try:
             budget = self._budget(request)
             if self._started_too_late(request, started_at):
-                ending = _error_ending(QUEUE_TIMEOUT_MESSAGE, REASONS.TIMED_OUT_IN_QUEUE)
+                ending = Ending.timed_out_in_queue()
         except InvalidSpecError as exc:
-            ending = _error_ending(str(exc))
+            ending = Ending.error(str(exc))
         if ending is None:
-            await reporter.publish("running", running_status(started_at, request.generation))
-            await run.event("QueryExecutionStart", f"Executing query {request.name}")
+            await report.status("running", running_status(started_at, request.generation))
+            await report.event("QueryExecutionStart", f"Executing query {request.name}")
             skipped = skipped_evaluation(request.spec)
             if skipped is not None:
-                await run.event(EVALUATION_SKIPPED, skipped, event_type="Warning")
+                await report.event(EVALUATION_SKIPPED, skipped, event_type="Warning")
             if request.spec.cancel or (cancel is not None and cancel.is_set()):
-                ending = Ending("canceled", REASONS.CANCELED, CANCELED_MESSAGE)
+                ending = Ending.canceled()
             else:
+                ran = True
                 ending = await self._supervise(execution, budget, cancel, raise_transient)
-        elapsed = timedelta(seconds=clock.monotonic() - started)
-        return await self._finish(run, execution, reporter, ending, elapsed)
+        if ran and ending.phase != "canceled":
+            elapsed = timedelta(seconds=clock.monotonic() - started)
+            facts = self._facts(execution, elapsed)
+        else:
+            # Ended before the work began, or canceled: the same ending the controller or a
+            # service reports for it. A canceller cannot know what the run measured, and for a
+            # running standalone query both the controller and the run report ``canceled`` —
+            # whichever lands first must say the same thing.
+            facts = RunFacts.before_start(request.spec)
+        at = canceled_at() if canceled_at is not None and ending.phase == "canceled" else None
+        return await run.report.ending(ending, facts, at=at)
+
+    def _run(self, report: RunReporter, *, streams_model_calls: bool = False) -> QueryRun:
+        """The state of one run, on this resolver's ports."""
+        return QueryRun(
+            request=report.request,
+            report=report,
+            store=self._store,
+            models=self._models,
+            http=self._session(),
+            clock=self._clock,
+            values=ValueResolver(self._store, report.request.namespace),
+            streams_model_calls=streams_model_calls,
+        )
+
+    async def call_model(
+        self,
+        request: QueryRequest,
+        sink: ResolutionSink,
+        messages: Sequence[ChatMessage],
+        *,
+        stream: bool,
+        attempt: int = 1,
+    ) -> Completion:
+        """One completion of the Model ``request.spec.target`` names over ``messages``, whole.
+
+        For callers that own the conversation (an OpenAI-style chat request on a model): no
+        agent, memory or tools, and no ending reported — the caller decides how the request
+        ended and reports it (:meth:`RunReporter.ending`). Chunks reach ``sink`` numbered from 1
+        when ``stream`` is set; the ``LLMCall`` operation events and span are reported as in a
+        query. A missing Model raises :class:`~ark_mesh.resolver.errors.ResourceNotFoundError`.
+        """
+        target = request.spec.target
+        if target is None or target.type != "model":
+            raise InvalidSpecError("call_model needs a request whose target is a model")
+        model = await self._store.get(Model, request.namespace, target.name)
+        if model is None:
+            raise ResourceNotFoundError("Model", request.namespace, target.name)
+        report = RunReporter(request, sink, self._clock, attempt, self._reconciler_id)
+        report.target_label = target_label(target)
+        report.conversation_id = request.spec.conversation_id
+        run = self._run(report, streams_model_calls=stream)
+        endpoint = await endpoint_for(model, run.values)
+        chat = ChatRequest(messages=list(messages))
+        return await complete(run, Scope(model=target.name), endpoint, chat)
 
     async def _supervise(
         self,
@@ -406,37 +417,26 @@ class QueryReconciler:
                 waiting, timeout=max(budget, 0.0), return_when=asyncio.FIRST_COMPLETED
             )
         except asyncio.CancelledError:
-            run.silenced = True
+            run.report.silenced = True
             work.cancel()
             raise
         finally:
             if stopper is not None:
                 stopper.cancel()
         if work not in done:
-            run.silenced = True
+            run.report.silenced = True
             work.cancel()
             await asyncio.wait({work}, timeout=self._cancel_grace)
             if not work.done():
                 log.warning("query %s: work did not stop within the grace period", run.query_id)
             if stopper is not None and stopper in done:
-                return Ending("canceled", REASONS.CANCELED, CANCELED_MESSAGE)
-            return Ending(
-                "error",
-                REASONS.TIMED_OUT_IN_EXECUTION,
-                TIMEOUT_MESSAGE,
-                content=TIMEOUT_MESSAGE,
-                raw=error_raw(TIMEOUT_MESSAGE),
-            )
+                return Ending.canceled()
+            return Ending.timed_out_in_execution()
         failure = work.exception()
         if failure is None:
-            messages = work.result().messages
-            content = last_assistant_text(messages)
-            raw = json.dumps(messages or [{"role": "assistant", "content": content}])
-            return Ending(
-                "done", REASONS.SUCCEEDED, "Query completed successfully", content=content, raw=raw
-            )
+            return Ending.done(work.result().messages)
         if isinstance(failure, TransientResolutionError) and raise_transient:
-            await run.event(
+            await run.report.event(
                 "QueryExecutionError",
                 f"Query {run.request.name} failed transiently: {failure}",
                 {"error": str(failure), "transient": "true"},
@@ -444,22 +444,17 @@ class QueryReconciler:
             )
             raise failure
         if isinstance(failure, ResolutionError):
-            return _error_ending(str(failure))
+            return Ending.error(str(failure))
         log.error("query %s: unexpected failure", run.query_id, exc_info=failure)
-        return _error_ending(f"internal error: {type(failure).__name__}: {failure}")
+        return Ending.error(f"internal error: {type(failure).__name__}: {failure}")
 
-    async def _finish(
-        self,
-        run: QueryRun,
-        execution: _Execution,
-        reporter: _StatusReporter,
-        ending: Ending,
-        elapsed: timedelta,
-    ) -> QueryStatus:
-        request, conversation = run.request, execution.conversation
-        target = execution.target.target if execution.target else None
+    def _facts(self, execution: _Execution, elapsed: timedelta) -> RunFacts:
+        """What the run measured, for the ending; what it never learned comes from the spec,
+        exactly as for an ending decided before any run (:meth:`RunFacts.before_start`)."""
+        run, conversation = execution.run, execution.conversation
+        request = run.request
         now = self._clock.now()
-        extra_conditions = memory_conditions(
+        conditions = memory_conditions(
             used=conversation.store is not None,
             unavailable=conversation.unavailable,
             degraded=conversation.degraded,
@@ -468,43 +463,14 @@ class QueryReconciler:
         )
         skipped = skipped_evaluation(request.spec)
         if skipped is not None:
-            extra_conditions.append(skipped_evaluation_condition(skipped, now, request.generation))
-        status = terminal_status(
-            ending,
-            target=target,
+            conditions.append(skipped_evaluation_condition(skipped, now, request.generation))
+        unstarted = RunFacts.before_start(request.spec)
+        return RunFacts(
+            target=execution.target.target if execution.target else unstarted.target,
             usage=run.usage,
-            duration=format_duration(elapsed),
-            conversation_id=conversation.conversation_id,
+            elapsed=elapsed,
+            conversation_id=conversation.conversation_id or unstarted.conversation_id,
             a2a=run.a2a,
-            extra_conditions=extra_conditions,
-            now=now,
-            generation=request.generation,
+            conditions=tuple(conditions),
+            input=execution.user_input,
         )
-        data: dict[str, str] = {"input": execution.user_input[:_INPUT_IN_EVENTS]}
-        if target is not None:
-            data["targetType"] = target.type
-            data[target.type] = target.name
-        if ending.phase == "done":
-            data.update(
-                promptTokens=str(run.usage.prompt_tokens),
-                completionTokens=str(run.usage.completion_tokens),
-                totalTokens=str(run.usage.total_tokens),
-                durationMs=str(int(elapsed.total_seconds() * 1000)),
-            )
-            await run.event("QueryExecutionComplete", f"Query {request.name} completed", data)
-        elif ending.phase == "canceled":
-            await run.event("QueryExecutionCanceled", f"Query {request.name} was canceled", data)
-        else:
-            await run.event(
-                "QueryExecutionError",
-                f"Query {request.name} failed: {ending.message}",
-                {**data, "error": ending.message},
-                event_type="Warning",
-            )
-        await reporter.publish(ending.phase, status)
-        await run.final_chunk(request.as_query(status))
-        return status
-
-
-def _error_ending(message: str, reason: str = REASONS.ERRORED) -> Ending:
-    return Ending("error", reason, message, content=message, raw=error_raw(message))
