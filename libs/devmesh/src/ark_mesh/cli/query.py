@@ -135,9 +135,18 @@ async def follow_kube(
                 await asyncio.wait_for(asyncio.shield(tokens), 5.0)
     finally:
         if tokens is not None:
-            tokens.cancel()
-            await asyncio.gather(tokens, return_exceptions=True)
+            await _stop(tokens)
     return Ending(status, time.monotonic() - began, streamed=streamed.is_set())
+
+
+async def _stop(task: asyncio.Future[None]) -> None:
+    """Cancel ``task`` until it ends. nats-py swallows a cancel that lands inside a flush, so one
+    ``cancel()`` can be lost and the reader would wait for a final chunk forever (a query the
+    controller ends before dispatching it has none on the bus)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.2)
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _stream_bus(nats_url: str, namespace: str, uid: str, streamed: asyncio.Event) -> None:
