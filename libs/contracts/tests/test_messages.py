@@ -227,7 +227,7 @@ def test_status_update_order_and_terminal() -> None:
     update = SAMPLES[8]
     assert isinstance(update, StatusUpdate)
     assert update.terminal
-    assert update.order == (2, 4)
+    assert update.order == (0, 2, 4)
 
 
 def test_query_request_msg_id_is_uid_and_generation() -> None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
+from ark_mesh.contracts.approvals import ApprovalDecision, ApprovalRequest, ToolApprovalLine
 from ark_mesh.contracts.resources import (
     ObjectMeta,
     Query,
@@ -103,10 +104,15 @@ class QueryRequest(Message, tag="ark.query-request.v1", frozen=True, kw_only=Tru
     submitted_at: str
     deadline: str | None = None
     create_resource: bool = False
+    resume: ApprovalDecision | None = None
+    """Set on the work that resumes a query after an approval decision: the run replays its
+    step log (:class:`~ark_mesh.contracts.approvals.RunLog`) and applies this decision to the
+    pending tool calls. Each decision is its own message (its own ``Nats-Msg-Id``)."""
 
     @property
     def msg_id(self) -> str:
-        return f"{self.query_id}:{self.generation}"
+        base = f"{self.query_id}:{self.generation}"
+        return base if self.resume is None else f"{base}:{self.resume.task_id}"
 
     def as_query(self, status: QueryStatus | None = None) -> Query:
         """The Query this request stands for (with ``status``), e.g. for ``ark.completedQuery``."""
@@ -251,6 +257,7 @@ class ArkChunkMetadata(
     model: str | None = None
     system_message: str | None = None
     completed_query: Query | None = None
+    tool_approval: ToolApprovalLine | None = None
 
 
 class Chunk(Message, tag="ark.chunk.v1", frozen=True, kw_only=True, gc=False, omit_defaults=False):
@@ -317,14 +324,20 @@ class StatusUpdate(Message, tag="ark.status.v1", frozen=True, kw_only=True, gc=F
     status: QueryStatus
     timestamp: str
     reconciler: str | None = None
+    round: int = 0
+    """How many approval decisions the run had when it reported this: a run resumed after
+    ``input-required`` reports ``running`` again, in a later round."""
+    approval: ApprovalRequest | None = None
+    """On an ``input-required`` update: the pause, from which the status writer creates the
+    approval's A2ATask (``a2a-task-<taskId>``)."""
 
     @property
     def terminal(self) -> bool:
         return self.phase in TERMINAL_PHASES
 
     @property
-    def order(self) -> tuple[int, int]:
-        return (self.attempt, self.seq)
+    def order(self) -> tuple[int, int, int]:
+        return (self.round, self.attempt, self.seq)
 
 
 class ConversationMessages(Message, tag="ark.memory.v1", frozen=True, kw_only=True):

@@ -10,9 +10,12 @@ must still only move forward. Two facts decide:
 * **The phase rank.** ``pending``/``provisioning`` < ``queued`` < ``running`` <
   ``input-required``/``approval-required`` < ``evaluating`` < ``done``/``error``/``canceled``.
   An update ranked below the Query's current phase is old news; a terminal phase is final.
-* **The update's order key** ``(generation, rank, attempt, seq)`` against the newest update
-  published for the query (the last record of its status subject). Within one rank the phase
-  alone cannot say which of two updates is newer — ``(attempt, seq)`` can. An update that a
+* **The update's order key** ``(generation, round, rank, attempt, seq)`` against the newest
+  update published for the query (the last record of its status subject). Within one rank the
+  phase alone cannot say which of two updates is newer — ``(attempt, seq)`` can. ``round``
+  counts approval decisions: a query resumed after ``input-required`` runs again, and its
+  ``running`` of round 1 is newer than the ``input-required`` of round 0 (the controller
+  writes that ``running`` itself when it resumes the query, as Ark's does). An update that a
   newer one already follows is skipped: the newer one is applied when its turn comes, so the
   status jumps straight to it (fewer writes when catching up).
 
@@ -50,8 +53,8 @@ def rank(phase: str | None) -> int:
     return PHASE_RANK.get(phase or "", 0)
 
 
-def order_key(update: StatusUpdate) -> tuple[int, int, int, int]:
-    return (update.generation, rank(update.phase), update.attempt, update.seq)
+def order_key(update: StatusUpdate) -> tuple[int, int, int, int, int]:
+    return (update.generation, update.round, rank(update.phase), update.attempt, update.seq)
 
 
 @dataclass(frozen=True)

@@ -959,9 +959,10 @@ class A2ATaskSpec(_Camel):
     """An A2A task of a query (human approval, or a remote agent that answered with a task)."""
 
     query_ref: QueryRef
-    a2a_server_ref: A2AServerRef
     agent_ref: AgentRef
     task_id: NonEmpty
+    a2a_server_ref: A2AServerRef | None = None
+    """Absent on a human-approval task: there is no remote server to poll."""
     context_id: str | None = None
     input: str | None = None
     parameters: dict[str, str] | None = None
