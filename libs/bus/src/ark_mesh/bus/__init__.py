@@ -8,6 +8,8 @@
   graceful drain (:mod:`.worker`); handlers raise :class:`TransientError` / :class:`PermanentError`.
 * :class:`StreamReader` — replay a subject from a sequence, then follow live (:mod:`.reader`).
 * :class:`CancelChannel` / :func:`cancel_watch` — cancel via core NATS plus a KV flag (:mod:`.cancel`).
+* :class:`RunLogStore` — step logs of durable runs in KV ``ark-runs``, sealed per tenant,
+  saved with a revision check (:mod:`.runs`).
 * :class:`PayloadCipher` — per-tenant AES-256-GCM encryption of bodies at rest, applied by all
   of the above when ``Bus.connect(…, encryption=EncryptionSettings(…))`` (:mod:`.encryption`).
 
@@ -45,6 +47,9 @@ from ark_mesh.bus.errors import (
     PermanentError,
     PublishError,
     PublishTimeoutError,
+    RunLogConflictError,
+    RunLogError,
+    RunLogUnreadableError,
     TopologyConfigError,
     TopologyConflictError,
     TopologyError,
@@ -63,6 +68,7 @@ from ark_mesh.bus.kv import (
 from ark_mesh.bus.lifecycle import shutdown_signal
 from ark_mesh.bus.publisher import PubAck, Publisher, PublisherSettings
 from ark_mesh.bus.reader import StreamEntry, StreamReader
+from ark_mesh.bus.runs import RunLogStore, StoredRun, run_key
 from ark_mesh.bus.topology import ProvisionReport, ProvisionResult, Topology, WorkBinding
 from ark_mesh.bus.worker import Handler, Worker, WorkerStats
 
@@ -107,6 +113,11 @@ __all__ = [
     "PublishTimeoutError",
     "Publisher",
     "PublisherSettings",
+    "RunLogConflictError",
+    "RunLogError",
+    "RunLogStore",
+    "RunLogUnreadableError",
+    "StoredRun",
     "StreamEntry",
     "StreamReader",
     "StreamSettings",
@@ -126,5 +137,6 @@ __all__ = [
     "can_merge",
     "cancel_watch",
     "merge_chunks",
+    "run_key",
     "shutdown_signal",
 ]

@@ -17,6 +17,10 @@ Bus errors (raised *by* the bus to its caller)::
      │    └── DecryptionError         a body cannot be opened: wrong or unknown key, tampered,
      │                                moved to another subject, or clear text where encryption
      │                                is required (names subject and key id, never the plaintext)
+     ├── RunLogError                  a run's step log in KV ``ark-runs`` (:mod:`.runs`)
+     │    ├── RunLogConflictError     another writer saved the log since this one read it
+     │    │                           (two replicas on one query): this run must stop
+     │    └── RunLogUnreadableError   the stored log cannot be opened or decoded
      └── TopologyError
           ├── TopologyConfigError     the topology configuration contradicts itself
           ├── TopologyConflictError   the server cannot (or silently did not) apply a setting:
@@ -54,6 +58,9 @@ __all__ = [
     "PermanentError",
     "PublishError",
     "PublishTimeoutError",
+    "RunLogConflictError",
+    "RunLogError",
+    "RunLogUnreadableError",
     "TopologyConfigError",
     "TopologyConflictError",
     "TopologyError",
@@ -181,6 +188,27 @@ class TopologyConflictError(TopologyError):
         if detail:
             message += f" ({detail})"
         super().__init__(message)
+
+
+class RunLogError(BusError):
+    """A run's step log (KV ``ark-runs``) could not be used; names the query."""
+
+    def __init__(self, query_id: str, detail: str) -> None:
+        self.query_id = query_id
+        super().__init__(f"run log of query {query_id}: {detail}")
+
+
+class RunLogConflictError(RunLogError):
+    """The log changed since this writer read or last saved it.
+
+    Only one process may extend a run: a second one (a replica that lost its delivery but kept
+    running) learns here that it is no longer the run's owner, before it executes another step.
+    """
+
+
+class RunLogUnreadableError(RunLogError):
+    """The stored log cannot be opened (key) or decoded (schema): it cannot be replayed, and
+    running the query from the start could repeat side effects the log records."""
 
 
 class TopologyMissingError(TopologyError):

@@ -27,6 +27,7 @@ __all__ = [
     "ARK_WORK",
     "CANCEL_BUCKET",
     "QUERIES_BUCKET",
+    "RUNS_BUCKET",
     "STREAM_SUBJECTS",
     "Subject",
     "SubjectKind",
@@ -58,6 +59,9 @@ QUERIES_BUCKET = "ark-queries"
 """KV bucket holding the latest status of every broker-mode query (the broker's read model)."""
 CANCEL_BUCKET = "ark-cancel"
 """KV bucket of cancel flags, so a worker that starts after the cancel was sent still sees it."""
+RUNS_BUCKET = "ark-runs"
+"""KV bucket of run step logs (:class:`~ark_mesh.contracts.approvals.RunLog`), key
+``<tenant>.<queryId>``: what a redelivered or resumed query replays instead of re-executing."""
 
 WorkKind = Literal["query", "responses", "embeddings"]
 QueryChannel = Literal["chunk", "event", "status", "result", "cancel"]
