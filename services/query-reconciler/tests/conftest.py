@@ -1,5 +1,6 @@
 """A small world for query-reconciler tests: a real nats-server, the fake model server over HTTP,
-resources in a manifests directory, and the service itself started in this process.
+a real counting HTTP tool server, resources in a manifests directory, and the service itself
+started in this process or as a real subprocess (:meth:`Mesh.process`).
 
 Test modules cannot import conftest under ``--import-mode=importlib``, so the helpers travel
 as the ``mesh`` fixture.
@@ -8,16 +9,22 @@ as the ``mesh`` fixture.
 from __future__ import annotations
 
 import asyncio
+import collections
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 import yaml
+from aiohttp import web
 
 from ark_mesh.bus import (
     Bus,
@@ -46,7 +53,7 @@ from ark_mesh.query_reconciler import MemoryConfig, QueryReconcilerConfig, Query
 from ark_mesh.service import HealthConfig, HealthServer, ResourcesConfig
 from ark_mesh.telemetry import MessagingTelemetry
 from ark_mesh.testing.fake_llm import FakeModelServer
-from ark_mesh.testing.nats_server import NatsServer
+from ark_mesh.testing.nats_server import NatsServer, free_port
 
 TENANT = "team-a"
 ACK_WAIT = 2.0
@@ -87,6 +94,58 @@ def manifests(base_url: str, *, memory: bool = False) -> list[dict[str, Any]]:
     return documents
 
 
+def tool_manifests(tools_url: str) -> list[dict[str, Any]]:
+    """HTTP tools on the counting :class:`ToolServer` and agents using them.
+
+    ``counter`` has a side effect and says nothing about idempotency; ``counter-idem`` carries
+    MCP's ``idempotentHint``; agent ``gatekeeper`` must have ``counter`` approved per call.
+    """
+    schema = {
+        "type": "object",
+        "properties": {"job": {"type": "string"}, "step": {"type": "string"}},
+        "required": ["job", "step"],
+    }
+
+    def tool(name: str, annotations: dict[str, Any] | None = None) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "type": "http",
+            "description": "Records a step of a job",
+            "inputSchema": schema,
+            "http": {"url": f"{tools_url}/call/{{job}}/{{step}}", "method": "POST"},
+        }
+        if annotations:
+            spec["annotations"] = annotations
+        return {
+            "apiVersion": "ark.mckinsey.com/v1alpha1",
+            "kind": "Tool",
+            "metadata": {"name": name, "namespace": TENANT},
+            "spec": spec,
+        }
+
+    def agent(name: str, tool_ref: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": "ark.mckinsey.com/v1alpha1",
+            "kind": "Agent",
+            "metadata": {"name": name, "namespace": TENANT},
+            "spec": {
+                "prompt": "You run jobs.",
+                "modelRef": {"name": "default"},
+                "tools": [tool_ref],
+            },
+        }
+
+    return [
+        tool("counter"),
+        tool("counter-idem", {"idempotentHint": True}),
+        agent("worker", {"type": "custom", "name": "counter"}),
+        agent("careful", {"type": "custom", "name": "counter-idem"}),
+        agent(
+            "gatekeeper",
+            {"type": "custom", "name": "counter", "approval": {"required": True}},
+        ),
+    ]
+
+
 async def eventually(check: Callable[[], bool], *, within: float = 60.0, what: str) -> None:
     """Poll ``check`` until true; fail naming ``what`` after ``within`` seconds (a safety net
     for state that has no event to wait on, never a timing assertion)."""
@@ -97,6 +156,71 @@ async def eventually(check: Callable[[], bool], *, within: float = 60.0, what: s
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+class ToolServer:
+    """A real HTTP tool with side effects: ``POST /call/<job>/<step>`` records the call, then
+    answers. Calls listed in :attr:`holds` are held on their first arrival until the caller
+    goes away (its process killed): a call whose effect happened but whose answer never
+    arrived."""
+
+    def __init__(self) -> None:
+        self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.arrivals: list[tuple[str, str]] = []
+        self.holds: set[tuple[str, str]] = set()
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/call/{job}/{step}", self._call)
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _call(self, request: web.Request) -> web.Response:
+        key = (request.match_info["job"], request.match_info["step"])
+        self.calls[key] += 1
+        self.arrivals.append(key)
+        count = self.calls[key]
+        self._changed.set()
+        if key in self.holds and count == 1:
+            await asyncio.Event().wait()  # cancelled when the caller disconnects
+        return web.Response(text=f"{key[0]} step {key[1]} recorded (call {count})")
+
+    async def wait_until(self, check: Callable[[], bool]) -> None:
+        """Event-driven wait for ``check`` (bound it with ``asyncio.timeout``)."""
+        while not check():
+            self._changed.clear()
+            await self._changed.wait()
+
+
+def tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+async def wait_ready(process: asyncio.subprocess.Process, url: str, log: Path) -> None:
+    """Poll ``/readyz`` until 200 (generous bound; fails with the process's log)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            if process.returncode is not None:
+                raise AssertionError(f"service exited early:\n{tail(log)}")
+            try:
+                async with http.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"service never became ready:\n{tail(log)}")
 
 
 @dataclass
@@ -139,6 +263,7 @@ class Mesh:
     publisher: Publisher
     fake: FakeModelServer
     root: Path
+    tools: ToolServer
     services: list[QueryReconcilerService] = field(default_factory=list)
     healths: list[HealthServer] = field(default_factory=list)
     tenant: str = TENANT
@@ -150,6 +275,19 @@ class Mesh:
             yaml.safe_dump_all(manifests(self.fake.base_url, memory=memory))
         )
         return directory
+
+    def tool_config(self, *, slots: int = 4) -> QueryReconcilerConfig:
+        """The service's configuration with the counting tools and their agents, ``slots``
+        queries at once per replica."""
+        directory = self.root / "manifests-tools"
+        directory.mkdir(exist_ok=True)
+        documents = manifests(self.fake.base_url) + tool_manifests(self.tools.base_url)
+        (directory / "resources.yaml").write_text(yaml.safe_dump_all(documents))
+        config = self.config()
+        resources = msgspec.structs.replace(config.resources, manifests=str(directory))
+        worker = msgspec.structs.replace(config.bus.worker, slots=slots)
+        bus = msgspec.structs.replace(config.bus, worker=worker)
+        return msgspec.structs.replace(config, resources=resources, bus=bus)
 
     def config(self, **changes: Any) -> QueryReconcilerConfig:
         topology = TopologyConfig(
@@ -197,6 +335,40 @@ class Mesh:
         path = self.root / name
         path.write_text(yaml.safe_dump(msgspec.to_builtins(config)))
         return path
+
+    @asynccontextmanager
+    async def process(
+        self, name: str, config: QueryReconcilerConfig | None = None
+    ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+        """The service as a real process (``python -m ark_mesh.query_reconciler``) with the
+        test's configuration; yields the process and its probe URL, kills it at the end."""
+        port = free_port()
+        config = msgspec.structs.replace(
+            config or self.config(),
+            health=HealthConfig(host="127.0.0.1", port=port),
+            instance=f"process-{name}",
+        )
+        path = self.write_config(config, f"{name}.yaml")
+        log: Path = self.root / f"{name}.log"
+        with log.open("wb") as output:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "ark_mesh.query_reconciler",
+                "--config",
+                str(path),
+                stdout=output,
+                stderr=output,
+                env={**os.environ, "ARK_LOG_FORMAT": "json"},
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            await wait_ready(process, url, log)
+            yield process, url
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
     async def start(
         self,
@@ -325,10 +497,15 @@ async def mesh(
 ) -> AsyncIterator[Mesh]:
     bus = await Bus.connect(servers=(nats_server.url,), name="query-reconciler-test")
     publisher = await Publisher.create(bus)
-    world = Mesh(nats=nats_server, bus=bus, publisher=publisher, fake=fake_llm, root=tmp_path)
+    tools = ToolServer()
+    await tools.start()
+    world = Mesh(
+        nats=nats_server, bus=bus, publisher=publisher, fake=fake_llm, root=tmp_path, tools=tools
+    )
     try:
         yield world
     finally:
         await world.close()
+        await tools.close()
         await publisher.close()
         await bus.close()

@@ -9,12 +9,7 @@ stopped.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,67 +17,11 @@ import msgspec
 
 from ark_mesh.bus import WorkConsumerSettings
 from ark_mesh.contracts.ark import STREAMING_ANNOTATION
-from ark_mesh.query_reconciler import RESTART_NOTICE, QueryReconcilerConfig
-from ark_mesh.service import HealthConfig
-from ark_mesh.testing.nats_server import free_port
-
-
-@asynccontextmanager
-async def service_process(
-    mesh: Any, name: str, config: QueryReconcilerConfig | None = None
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """Start the service with the test's configuration; yields the process and its probe URL."""
-    port = free_port()
-    config = msgspec.structs.replace(
-        config or mesh.config(),
-        health=HealthConfig(host="127.0.0.1", port=port),
-        instance=f"process-{name}",
-    )
-    path = mesh.write_config(config, f"{name}.yaml")
-    log: Path = mesh.root / f"{name}.log"
-    with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ark_mesh.query_reconciler",
-            "--config",
-            str(path),
-            stdout=output,
-            stderr=output,
-            env={**os.environ, "ARK_LOG_FORMAT": "json"},
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(process, url, log)
-        yield process, url
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-def tail(log: Path) -> str:
-    return log.read_text()[-3000:]
-
-
-async def wait_ready(process: asyncio.subprocess.Process, url: str, log: Path) -> None:
-    """Poll ``/readyz`` until 200 (generous bound; fails with the process's log)."""
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if process.returncode is not None:
-                raise AssertionError(f"service exited early:\n{tail(log)}")
-            try:
-                async with http.get(f"{url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"service never became ready:\n{tail(log)}")
+from ark_mesh.query_reconciler import RESTART_NOTICE
 
 
 async def test_the_process_becomes_ready_and_exits_cleanly_on_sigterm(mesh: Any) -> None:
-    async with service_process(mesh, "lifecycle") as (process, url):
+    async with mesh.process("lifecycle") as (process, url):
         async with aiohttp.ClientSession() as http, http.get(f"{url}/readyz") as response:
             body = await response.json()
         assert body["checks"] == {"nats": "ok", "consumer": "ok", "resources": "ok"}
@@ -108,7 +47,7 @@ async def test_a_replica_killed_mid_query_is_replaced_with_one_outcome(mesh: Any
     )
     # The client asked to stream (as ark-api annotates such a query): killed mid-stream.
     request = mesh.request(input="tell a story", annotations={STREAMING_ANNOTATION: "true"})
-    async with service_process(mesh, "doomed") as (process, _):
+    async with mesh.process("doomed") as (process, _):
         await mesh.submit(request)
         async with asyncio.timeout(60):
             await mesh.wait_chunks(request, 3)
@@ -162,7 +101,7 @@ async def test_a_replica_killed_on_the_last_delivery_still_ends_the_query(mesh: 
         {"match": {"user": "story"}, "reply": {"content": "a b c d e f g h", "chunk_delay": 0.5}}
     )
     request = mesh.request(input="tell a story", annotations={STREAMING_ANNOTATION: "true"})
-    async with service_process(mesh, "last-chance", config) as (process, _):
+    async with mesh.process("last-chance", config) as (process, _):
         await mesh.submit(request)
         async with asyncio.timeout(60):
             await mesh.wait_chunks(request, 1)

@@ -7,7 +7,8 @@ Run it with ``python -m ark_mesh.query_reconciler --config FILE``. The pieces:
 * :class:`QueryWork` — one delivery: ledger check, cancel, resolve, dead letters (:mod:`.handler`);
 * :class:`JetStreamSink` — the resolver's sink on JetStream (:mod:`.sink`);
 * :class:`JetStreamMemory` — conversation memory on ``ARK_MEMORY`` (:mod:`.memory`);
-* :class:`LedgerReader` — what a query's subjects already hold (:mod:`.ledger`).
+* :class:`LedgerReader` — what a query's subjects already hold (:mod:`.ledger`);
+* :class:`RunJournal` — the resolver's checkpoints in KV ``ark-runs`` (:mod:`.journal`).
 
 The service raises no errors of its own: a resource source that cannot open is
 :class:`ark_mesh.service.ResourceSourceError`; resolver, bus and kube failures are theirs.
@@ -18,7 +19,8 @@ from ark_mesh.query_reconciler.config import (
     MemoryConfig,
     QueryReconcilerConfig,
 )
-from ark_mesh.query_reconciler.handler import RESTART_NOTICE, QueryWork
+from ark_mesh.query_reconciler.handler import RESTART_NOTICE, RESUME_NOTICE, QueryWork
+from ark_mesh.query_reconciler.journal import RunJournal
 from ark_mesh.query_reconciler.ledger import Ledger, LedgerReader
 from ark_mesh.query_reconciler.memory import JetStreamMemory, JetStreamMemoryStore
 from ark_mesh.query_reconciler.recovery import recover_request
@@ -31,6 +33,7 @@ from ark_mesh.query_reconciler.sink import (
 
 __all__ = [
     "RESTART_NOTICE",
+    "RESUME_NOTICE",
     "ChunkStreamConfig",
     "JetStreamMemory",
     "JetStreamMemoryStore",
@@ -41,6 +44,7 @@ __all__ = [
     "QueryReconcilerConfig",
     "QueryReconcilerService",
     "QueryWork",
+    "RunJournal",
     "final_chunk_msg_id",
     "recover_request",
     "terminal_msg_id",

@@ -7,18 +7,29 @@ For each delivery the :class:`QueryWork` handler
    ack, or a duplicate submit), it does not run the query again: it only publishes the final
    chunk if that is missing, built from the terminal status, and acks. Work for a generation
    older than one already reported is stale and acked untouched;
-2. watches the query's cancel channel (core subject + KV flag). A flag raised before the work
+2. loads the run's step log from ``ark-runs`` (:class:`~ark_mesh.bus.RunLogStore`) and decides
+   whether this delivery runs at all: the original work of a query paused at
+   ``input-required`` is acked untouched (the pause holds no worker; only a decision moves it
+   on), and so is a resume that does not answer the approval the run waits for (stale or
+   duplicate). A log that cannot be read ends the query in ``error`` — starting over could
+   repeat the side effects it records;
+3. watches the query's cancel channel (core subject + KV flag). A flag raised before the work
    started ends the query ``canceled`` without running it;
-3. otherwise runs :meth:`QueryResolver.resolve` with a
+4. otherwise runs :meth:`QueryResolver.resolve` with a
    :class:`~ark_mesh.query_reconciler.sink.JetStreamSink` (chunk numbering continuing after
-   any earlier attempt), ``attempt`` after any reported attempt, and the cancel watch as the
-   cancel event, so a ``CancelRequest`` stops the live model stream. The start-by ``deadline``
-   (``TimedOutInQueue``) is the resolver's to enforce; it is dropped on a *restart* — an
-   earlier attempt already started in time, and the restart gets a fresh ``spec.timeout``
-   (MaxDeliver bounds the total);
-4. maps a transient resolver failure (provider 429/5xx, dropped connection) to the bus's
+   everything already published), ``attempt`` after any reported attempt, the cancel watch as
+   the cancel event, and the log plus a :class:`~ark_mesh.query_reconciler.journal.RunJournal`:
+   the resolver replays the recorded steps (no model call, no tool call, no chunks) and
+   checkpoints every new one. The start-by ``deadline`` (``TimedOutInQueue``) is the
+   resolver's to enforce; it is dropped on a *restart* and on a *resume* — an earlier attempt
+   already started in time, and the new one gets a fresh ``spec.timeout`` (MaxDeliver bounds
+   the total). A restart whose stream holds output after the last checkpoint says so with a
+   notice chunk. The run returns ``input-required`` (paused: the work is acked, the log kept)
+   or a terminal status (the log is deleted);
+5. maps a transient resolver failure (provider 429/5xx, dropped connection) to the bus's
    :class:`~ark_mesh.bus.TransientError`, honouring a provider's ``Retry-After``: the worker
-   redelivers with backoff. Permanent failures end the query in ``error`` inside the resolver.
+   redelivers with backoff, and the redelivery replays the log. Permanent failures end the
+   query in ``error`` inside the resolver.
 
 :meth:`QueryWork.end_dead_letter` ends the query of a work message the bus gave up on (MaxDeliver
 used up by transient failures or by replicas that died, or an undecodable body whose query can
@@ -43,11 +54,16 @@ from ark_mesh.bus import (
     DeadLetterNotice,
     MessageContext,
     Publisher,
+    RunLogConflictError,
+    RunLogStore,
+    RunLogUnreadableError,
+    StoredRun,
     TransientError,
 )
-from ark_mesh.contracts import QueryRequest
+from ark_mesh.contracts import TERMINAL_PHASES, QueryRequest
 from ark_mesh.contracts.endings import Ending, RunFacts, final_chunk
 from ark_mesh.query_reconciler.config import ChunkStreamConfig, MemoryConfig
+from ark_mesh.query_reconciler.journal import RunJournal, chunk_offset, resumed_log
 from ark_mesh.query_reconciler.ledger import Ledger, LedgerReader
 from ark_mesh.query_reconciler.memory import JetStreamMemory
 from ark_mesh.query_reconciler.sink import JetStreamSink
@@ -63,13 +79,17 @@ from ark_mesh.resolver import (
 )
 from ark_mesh.telemetry import bound_context, get_logger
 
-__all__ = ["RESTART_NOTICE", "QueryWork"]
+__all__ = ["RESTART_NOTICE", "RESUME_NOTICE", "QueryWork"]
 
 log = get_logger(__name__)
 
 RESTART_NOTICE = (
     "The previous attempt of this query was interrupted; the query restarts and its output "
     "follows. Output above this line is superseded."
+)
+RESUME_NOTICE = (
+    "The previous attempt of this query was interrupted; the query continues from its last "
+    "completed step. Output above this line after that step is superseded."
 )
 
 
@@ -101,6 +121,7 @@ class QueryWork:
         self._clock = SystemClock()
         self._ledger = LedgerReader(bus)
         self._cancels = CancelChannel(bus)
+        self._runs = RunLogStore(bus)
 
     # -- the handler ----------------------------------------------------------------------------
 
@@ -131,7 +152,17 @@ class QueryWork:
             await self._complete_stream(request, ledger)
             return
         attempt = ledger.next_attempt(delivery)
-        sink = self._sink(request, attempt, ledger)
+        try:
+            stored = await self._runs.load(request.tenant, request.query_id, request.generation)
+        except RunLogUnreadableError as exc:
+            # Starting over could repeat the side effects the log records: end it instead.
+            log.error("the run's step log cannot be read", error=str(exc))
+            await self._end_now(request, ledger, Ending.error(str(exc)), attempt)
+            return
+        if not await self._should_run(request, ledger, stored, attempt):
+            return
+        sink = self._sink(request, attempt, chunk_offset(ledger.last_chunk_seq, stored.log))
+        journal = RunJournal(self._runs, request, sink, stored)
         try:
             async with self._cancels.watch(request.tenant, request.query_id) as cancel:
                 if cancel.is_set():
@@ -139,12 +170,14 @@ class QueryWork:
                     log.info("canceled before it started", reason=reason)
                     at = _canceled_at(cancel)
                     await self._end(request, sink, Ending.canceled(), attempt, at=at)
+                    await self._runs.delete(request.tenant, request.query_id)
                     return
-                if ledger.started:
+                if ledger.started or request.resume is not None:
+                    # An earlier attempt (or round) started in time; this one gets a fresh
+                    # ``spec.timeout`` and no start-by deadline.
                     request = msgspec.structs.replace(request, deadline=None)
-                    if ledger.last_chunk_seq:
-                        await sink.notice(RESTART_NOTICE)
-                    log.info("restarting an interrupted query", attempt=attempt)
+                if ledger.interrupted:
+                    await self._announce_restart(sink, ledger, stored, attempt)
                 resolver = self._resolver(request)
                 try:
                     status = await resolver.resolve(
@@ -154,13 +187,89 @@ class QueryWork:
                         attempt=attempt,
                         raise_transient=True,
                         canceled_at=lambda: _canceled_at(cancel),
+                        log=resumed_log(stored.log) if stored.log is not None else None,
+                        journal=journal,
                     )
                 except TransientResolutionError as exc:
                     delay = exc.retry_after if isinstance(exc, ModelUnavailableError) else None
                     raise TransientError(str(exc), delay=delay) from exc
-                log.info("query resolved", phase=status.phase, attempt=attempt)
+                except RunLogConflictError as exc:
+                    # Another process extends this run (this one lost its delivery without
+                    # noticing): stop before doing anything more and let the bus decide later.
+                    log.warning("another replica owns the run; stepping back", error=str(exc))
+                    raise TransientError(str(exc)) from exc
+                if status.phase in TERMINAL_PHASES:
+                    await self._runs.delete(request.tenant, request.query_id)
+                    log.info("query resolved", phase=status.phase, attempt=attempt)
+                else:
+                    # Paused for a human: the work is acked and the slot freed; a resume
+                    # message (any replica) continues from the log.
+                    log.info("query paused", phase=status.phase, attempt=attempt)
         finally:
             await sink.close()
+
+    async def _should_run(
+        self, request: QueryRequest, ledger: Ledger, stored: StoredRun, attempt: int
+    ) -> bool:
+        """Whether this delivery runs the query; a delivery that must not is acked untouched.
+
+        Original work of a paused query (a redelivery, a duplicate submit) waits for its
+        decision; a resume must answer the approval the run waits for, or be a redelivery of
+        the resume the run already applied (its replica died in that round). Anything else is
+        stale or a duplicate.
+        """
+        resume = request.resume
+        run = stored.log
+        if resume is None:
+            if ledger.paused:
+                log.info("the query waits for an approval; its work is not run again")
+                return False
+            if run is not None and run.round > 0:
+                log.info("the query is driven by its approval decisions now", round=run.round)
+                return False
+            return True
+        if run is not None:
+            if run.pending is not None and run.pending.task_id == resume.task_id:
+                return True
+            if (
+                run.pending is None
+                and run.decisions
+                and run.decisions[-1].task_id == resume.task_id
+            ):
+                log.info("a resume redelivered; continuing the run from its log", round=run.round)
+                return True
+        elif ledger.paused and _waits_for(ledger, resume.task_id):
+            message = (
+                "The query's run log expired while it waited for an approval; it cannot be resumed"
+            )
+            log.error("resume without a run log", task_id=resume.task_id)
+            await self._end_now(request, ledger, Ending.error(message), attempt)
+            return False
+        log.info(
+            "stale or duplicate resume; ignored",
+            task_id=resume.task_id,
+            pending=run.pending.task_id if run is not None and run.pending else None,
+        )
+        return False
+
+    async def _announce_restart(
+        self, sink: JetStreamSink, ledger: Ledger, stored: StoredRun, attempt: int
+    ) -> None:
+        """Tell stream readers that output they saw since the last checkpoint is superseded."""
+        recorded = stored.log.chunk_seq if stored.log is not None else 0
+        if stored.log is None:
+            if ledger.last_chunk_seq:
+                await sink.notice(RESTART_NOTICE)
+            log.info("restarting an interrupted query", attempt=attempt)
+            return
+        if ledger.last_chunk_seq > recorded:
+            await sink.notice(RESUME_NOTICE)
+        log.info(
+            "resuming an interrupted query from its log",
+            attempt=attempt,
+            steps=len(stored.log.steps),
+            in_flight=stored.log.in_flight,
+        )
 
     def _resolver(self, request: QueryRequest) -> QueryResolver:
         # Cheap: it only holds references to the shared model client, HTTP session and store.
@@ -180,12 +289,12 @@ class QueryWork:
             stream_model_calls=self._streaming.stream_model_calls,
         )
 
-    def _sink(self, request: QueryRequest, attempt: int, ledger: Ledger) -> JetStreamSink:
+    def _sink(self, request: QueryRequest, attempt: int, offset: int) -> JetStreamSink:
         return JetStreamSink(
             self._publisher,
             request,
             attempt=attempt,
-            chunk_offset=ledger.last_chunk_seq,
+            chunk_offset=offset,
             streaming=self._streaming,
         )
 
@@ -205,9 +314,22 @@ class QueryWork:
         report = RunReporter(request, sink, self._clock, attempt, self._reconciler_id)
         await report.ending(ending, RunFacts.before_start(request.spec), at=at)
 
+    async def _end_now(
+        self, request: QueryRequest, ledger: Ledger, ending: Ending, attempt: int
+    ) -> None:
+        """End the query with ``ending`` without running it, and drop its log."""
+        sink = self._sink(request, attempt, ledger.last_chunk_seq)
+        try:
+            await self._end(request, sink, ending, attempt)
+        finally:
+            await sink.close()
+        await self._runs.delete(request.tenant, request.query_id)
+
     async def _complete_stream(self, request: QueryRequest, ledger: Ledger) -> None:
-        """The query already has its terminal status: at most publish the missing final chunk."""
+        """The query already has its terminal status: at most publish the missing final chunk
+        (and drop a log its replica did not get to delete)."""
         assert ledger.terminal is not None
+        await self._runs.delete(request.tenant, request.query_id)
         if ledger.final_chunk:
             log.info("already finished; nothing to do", phase=ledger.terminal.phase)
             return
@@ -215,7 +337,7 @@ class QueryWork:
             "terminal status found without its final chunk; publishing it",
             phase=ledger.terminal.phase,
         )
-        sink = self._sink(request, ledger.terminal.attempt, ledger)
+        sink = self._sink(request, ledger.terminal.attempt, ledger.last_chunk_seq)
         try:
             status = ledger.terminal.status
             await sink.chunk(final_chunk(request, status, seq=1, now=self._clock.now()))
@@ -236,11 +358,12 @@ class QueryWork:
             attempt = ledger.next_attempt(notice.letter.deliveries)
             message = f"The query could not be processed: {notice.letter.reason}"
             log.warning("ending a dead-lettered query", cause=notice.cause.value, reason=message)
-            sink = self._sink(request, attempt, ledger)
-            try:
-                await self._end(request, sink, Ending.error(message), attempt)
-            finally:
-                await sink.close()
+            await self._end_now(request, ledger, Ending.error(message), attempt)
+
+
+def _waits_for(ledger: Ledger, task_id: str) -> bool:
+    approval = ledger.last_status.approval if ledger.last_status is not None else None
+    return approval is None or approval.task_id == task_id
 
 
 def _canceled_at(cancel: CancelWatch) -> datetime | None:

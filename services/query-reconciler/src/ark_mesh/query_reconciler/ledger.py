@@ -13,6 +13,11 @@ replica looks at the query's subjects:
   when a terminal status exists but the newest chunk is not final, the subject is scanned for it.
 
 The common path (a first delivery) costs two lookups by subject and no consumer.
+
+**Rounds.** A query that paused for an approval (``input-required``) has reported a status but
+was not interrupted: its next run — the resume — is a new *round* of the same generation, not a
+restart. :attr:`Ledger.paused` tells the two apart; attempts keep counting across rounds, so
+every update of the query stays ordered by ``(generation, round, rank, attempt, seq)``.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ from ark_mesh.bus import Bus, StreamEntry, StreamReader
 from ark_mesh.contracts import Chunk, StatusUpdate, lenient_decoder_for, subjects
 from ark_mesh.telemetry import get_logger
 
-__all__ = ["Ledger", "LedgerReader"]
+__all__ = ["PAUSED", "Ledger", "LedgerReader"]
 
 log = get_logger(__name__)
 
 M = TypeVar("M")
 
+
+PAUSED = frozenset({"input-required"})
+"""Phases in which a run waits for a human: its work message is acked, its log kept."""
 
 _status_or_none = lenient_decoder_for(StatusUpdate)
 _chunk_or_none = lenient_decoder_for(Chunk)
@@ -62,6 +70,23 @@ class Ledger:
     def started(self) -> bool:
         """An earlier attempt of this generation got as far as reporting a status."""
         return self.last_status is not None and self.last_status.generation == self.generation
+
+    @property
+    def paused(self) -> bool:
+        """This generation's newest status is ``input-required``: the run waits for a decision
+        and holds no worker; only a resume message runs it again."""
+        return self.started and self.last_status is not None and self.last_status.phase in PAUSED
+
+    @property
+    def interrupted(self) -> bool:
+        """An earlier attempt of this generation reported progress and then stopped without
+        pausing or ending (its replica died, or it failed transiently): this run restarts it."""
+        return self.started and not self.paused and self.terminal is None
+
+    @property
+    def round(self) -> int:
+        """The approval round of this generation's newest status (0 before any decision)."""
+        return self.last_status.round if self.started and self.last_status else 0
 
     def next_attempt(self, delivery: int) -> int:
         """The ``attempt`` of what this delivery reports, strictly after anything reported.

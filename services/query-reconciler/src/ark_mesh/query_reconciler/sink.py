@@ -104,6 +104,10 @@ class JetStreamSink:
                 msg_id=self._chunk_id,
             )
 
+    def position(self, seq: int) -> int:
+        """The query-wide ``seq`` a chunk the resolver numbered ``seq`` is published with."""
+        return self._offset + seq
+
     def _chunk_id(self, chunk: Chunk) -> str:
         return chunk_msg_id(self._request.query_id, self._request.generation, chunk.seq)
 
@@ -158,6 +162,14 @@ class JetStreamSink:
         await self._publisher.publish(self._status_subject, update, msg_id=status_msg_id(update))
         if update.terminal:
             self.terminal = update
+
+    async def flush(self) -> None:
+        """Hand every chunk buffered for coalescing to the connection.
+
+        Called before a checkpoint is saved: the chunks then travel ahead of the KV write on the
+        same connection, so a checkpoint the server stored never counts chunks it lost.
+        """
+        await self._flush_chunks()
 
     async def _flush_chunks(self) -> None:
         if self._coalescer is not None:
