@@ -63,7 +63,11 @@ def test_subjects_page_names_every_stream_subject_and_message() -> None:
     page = DOCS["subjects.md"].read_text()
     missing = [
         *(s for s in subjects.STREAM_SUBJECTS if f"`{s}`" not in page),
-        *(b for b in (subjects.QUERIES_BUCKET, subjects.CANCEL_BUCKET) if f"`{b}`" not in page),
+        *(
+            b
+            for b in (subjects.QUERIES_BUCKET, subjects.CANCEL_BUCKET, subjects.RUNS_BUCKET)
+            if f"`{b}`" not in page
+        ),
         *(
             f"{t.__name__} ({schema})"
             for schema, t in MESSAGE_TYPES.items()
