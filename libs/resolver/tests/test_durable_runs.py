@@ -21,6 +21,7 @@ from ark_mesh.contracts.approvals import (
     RunLog,
     ToolStep,
 )
+from ark_mesh.testing.a2a_server import A2ATestServer
 from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedToolCall
 
 from .conftest import ToolBackend, World, http_tool
@@ -405,3 +406,53 @@ async def test_a_team_member_waiting_for_approval_resumes_inside_the_team(
     assert status.response.content == "reviewer: looks good"
     assert [r["body"] for r in backend.received] == ['{"ticket": "T-9"}']
     assert len(world.fake.requests_to("chat")) == 3
+
+
+async def test_an_a2a_agents_reply_is_replayed_not_asked_for_again(
+    world: World, backend: ToolBackend, a2a_server: A2ATestServer
+) -> None:
+    """A message to a remote A2A agent is a step too: resuming the team after the approval
+    does not send the remote agent the same message again."""
+    from ark_mesh.contracts import EngineRef, Team, TeamMember, TeamSpec
+
+    from .conftest import meta
+
+    submit_tool(world, backend)
+    gated_agent(world)
+    remote = world.agent("remote", prompt=None, execution_engine=EngineRef(name="a2a"))
+    remote.metadata.annotations = {"ark.mckinsey.com/a2a-server-address": a2a_server.url}
+    world.add(
+        Team(
+            metadata=meta("relay"),
+            spec=TeamSpec(
+                strategy="sequential",
+                members=[
+                    TeamMember(name="remote", type="agent"),
+                    TeamMember(name="clerk", type="agent"),
+                ],
+            ),
+        )
+    )
+    world.fake.add_rule(
+        Rule(match=Match(last_role="tool"), reply=Reply(content="clerk: filed"), then="exhaust")
+    )
+    world.fake.add_rule(Rule(reply=call("T-2", "call_2")))
+    journal = RecordingJournal()
+    request = world.request(input="please file it", target=QueryTarget(type="team", name="relay"))
+    paused, _ = await world.resolve(request, journal=journal)
+    assert paused.phase == "input-required"
+    assert paused.response is not None
+    assert paused.response.a2a is not None
+    assert len(a2a_server.received) == 1
+
+    status, _ = await world.resolve(
+        resumed(request, paused.response.a2a.task_id or "", "approved"),
+        log=journal.last,
+        journal=journal,
+    )
+
+    assert status.phase == "done"
+    assert status.response is not None
+    assert status.response.content == "clerk: filed"
+    assert len(a2a_server.received) == 1
+    assert [r["body"] for r in backend.received] == ['{"ticket": "T-2"}']

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ark_mesh.contracts import A2AServer, Agent, Model
+from ark_mesh.contracts import A2AServer, Agent, Model, TokenUsage
 from ark_mesh.contracts.durations import parse_duration
 from ark_mesh.contracts.errors import DurationError
-from ark_mesh.resolver.a2a import own_task, send_message
+from ark_mesh.resolver.a2a import A2AReply, own_task, send_message
 from ark_mesh.resolver.context import QueryRun, Scope
 from ark_mesh.resolver.errors import ConfigurationError, InvalidSpecError, ResourceNotFoundError
 from ark_mesh.resolver.journal import ApprovalRequired
@@ -236,6 +236,20 @@ class AgentRunner:
         return address, headers, timeout
 
     async def _a2a(self, scope: Scope, user_input: str) -> Outcome:
+        """One ``message/send`` to the remote agent. Like a model turn, it is a step of the
+        run's log: a resumed run takes the reply from there instead of asking again."""
+        speaker = f"{A2A_ENGINE}:{self.name}"
+        recorded = self.run.journal.replay_model(speaker)
+        if recorded is not None:
+            ids = recorded.message.get("a2a") or {}
+            reply = A2AReply(
+                str(recorded.message.get("content") or ""),
+                ids.get("contextId"),
+                ids.get("taskId"),
+            )
+            if scope.stream:
+                self.run.a2a = reply.metadata()
+            return Outcome([{"role": "assistant", "content": reply.text, "name": self.name}])
         address, headers, timeout = await self._a2a_server()
         reply = await send_message(
             self.run.http,
@@ -245,6 +259,15 @@ class AgentRunner:
             context_id=self.run.annotation(ANNOTATIONS.A2A_CONTEXT_ID),
             headers=headers,
             wait_seconds=timeout,
+        )
+        await self.run.journal.model_done(
+            speaker,
+            {
+                "role": "assistant",
+                "content": reply.text,
+                "a2a": {"contextId": reply.context_id, "taskId": reply.task_id},
+            },
+            TokenUsage(),
         )
         if scope.stream:
             self.run.a2a = reply.metadata()
