@@ -93,7 +93,7 @@ class _NoStreamError(Exception):
 
 def _no_responders_pause(tries: int) -> float:
     """Back off from 0.1 s to at most 1 s between "no responders" retries."""
-    return min(1.0, 0.05 * 2**tries)
+    return min(1.0, 0.05 * 2.0**tries)
 
 
 class _RejectedError(Exception):
