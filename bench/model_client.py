@@ -88,9 +88,7 @@ async def measure(call: Callable[[], Awaitable[int]], calls: int) -> tuple[float
 async def main(calls: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as work:
         script = Path(work) / "script.json"
-        script.write_text(
-            json.dumps({"rules": [{"reply": {"content": ANSWER, "chunk_words": 1}}]})
-        )
+        script.write_text(json.dumps({"rules": [{"reply": {"content": ANSWER, "chunk_words": 1}}]}))
         fake = FakeModelProcess(script=script)
         await fake.start()
         try:
