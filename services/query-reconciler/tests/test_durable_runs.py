@@ -235,7 +235,8 @@ async def test_an_approved_call_runs_once_after_the_resume(mesh: Any) -> None:
     assert final.status.response.content == "result: approve-me step 1 recorded (call 1)"
     approvals = [c for c in outcome.chunks if c.ark.tool_approval is not None]
     assert [c.ark.tool_approval.type for c in approvals if c.ark.tool_approval] == [
-        "tool_approval_request"
+        "tool_approval_request",
+        "tool_approval_response",
     ]
     seqs = [chunk.seq for chunk in outcome.chunks]
     assert seqs == list(range(1, len(seqs) + 1))
@@ -301,5 +302,7 @@ async def test_paused_queries_hold_no_reconciler_slots(mesh: Any) -> None:
     binding = service.config.bus.topology.work_consumers[0]
     consumer = await mesh.bus.jsm.consumer_info(subjects.ARK_WORK, binding.durable)
     assert consumer.num_ack_pending == 0
-    logs = await mesh.bus.jsm.stream_info(f"KV_{subjects.RUNS_BUCKET}")
-    assert logs.state.messages == PAUSED  # the paused runs' logs, nothing of the finished ones
+    # The paused runs' logs are kept; the finished ones' are deleted.
+    kv = await mesh.bus.key_value(subjects.RUNS_BUCKET)
+    keys = set(await kv.keys())
+    assert keys == {run_key(r.tenant, r.query_id) for r in paused}

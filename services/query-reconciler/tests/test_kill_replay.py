@@ -48,7 +48,9 @@ def _turns(mesh: Any, job: str) -> list[dict[str, Any]]:
     return [
         request.body["messages"]
         for request in mesh.fake.requests_to("chat")
-        if any(m.get("role") == "user" and m.get("content") == job for m in request.body["messages"])
+        if any(
+            m.get("role") == "user" and m.get("content") == job for m in request.body["messages"]
+        )
     ]
 
 
@@ -68,9 +70,7 @@ async def test_a_killed_replica_is_replaced_and_no_completed_call_runs_twice(mes
             await mesh.submit(request)
         # Turn 2 is asked for only after step 1's result is checkpointed: kill then.
         async with asyncio.timeout(120):
-            await mesh.fake.wait_until(
-                lambda _: all(len(_turns(mesh, job)) == 2 for job in jobs)
-            )
+            await mesh.fake.wait_until(lambda _: all(len(_turns(mesh, job)) == 2 for job in jobs))
         process.kill()
         await process.wait()
     assert all(mesh.tools.calls[(job, "1")] == 1 for job in jobs)
@@ -116,7 +116,9 @@ async def test_a_call_in_flight_at_the_kill_is_repeated_only_if_idempotent(mesh:
         await mesh.submit(safe)
         async with asyncio.timeout(120):
             await mesh.tools.wait_until(
-                lambda: mesh.tools.calls[("risky", "2")] == 1 and mesh.tools.calls[("safe", "2")] == 1
+                lambda: (
+                    mesh.tools.calls[("risky", "2")] == 1 and mesh.tools.calls[("safe", "2")] == 1
+                )
             )
         process.kill()
         await process.wait()
