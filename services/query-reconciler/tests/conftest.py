@@ -436,6 +436,19 @@ class Mesh:
         ):
             pass
 
+    async def wait_phase(self, request: QueryRequest, phase: str) -> StatusUpdate:
+        """Follow the query's status subject live until an update with ``phase``."""
+        reader = StreamReader(self.bus, subjects.ARK_STATUS)
+        async with asyncio.timeout(60):
+            async for entry in reader.read(
+                subjects.query_status(request.tenant, request.query_id),
+                decoder=decoder_for(StatusUpdate),
+                until=lambda entry: entry.message.phase == phase,
+            ):
+                if entry.message.phase == phase:
+                    return entry.message
+        raise AssertionError(f"the status subject of {request.name} ended without {phase}")
+
     async def wait_chunks(self, request: QueryRequest, count: int) -> None:
         reader = StreamReader(self.bus, subjects.ARK_CHUNKS)
         async for _ in reader.read(

@@ -8,19 +8,17 @@ counting HTTP tool server of the conftest (a real side effect per call).
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from ark_mesh.bus import RunLogStore, StreamReader, run_key
+from ark_mesh.bus import RunLogStore, run_key
 from ark_mesh.contracts import (
     QueryRequest,
     QueryStatus,
     QueryTarget,
     StatusUpdate,
-    decoder_for,
     subjects,
 )
 from ark_mesh.contracts.approvals import (
@@ -103,22 +101,6 @@ def _completed(update: StatusUpdate) -> str:
 
 async def _stored_log(mesh: Any, request: QueryRequest) -> RunLog | None:
     return (await RunLogStore(mesh.bus).load(request.tenant, request.query_id, 1)).log
-
-
-async def _wait_phase(mesh: Any, request: QueryRequest, phase: str) -> StatusUpdate:
-    """Follow the query's status subject until an update with ``phase``."""
-    reader = StreamReader(mesh.bus, subjects.ARK_STATUS)
-    found: StatusUpdate | None = None
-    async with asyncio.timeout(60):
-        async for entry in reader.read(
-            subjects.query_status(request.tenant, request.query_id),
-            decoder=decoder_for(StatusUpdate),
-            until=lambda entry: entry.message.phase == phase,
-        ):
-            found = entry.message
-    assert found is not None
-    assert found.phase == phase
-    return found
 
 
 # -- deliveries that must not run -------------------------------------------------------------
@@ -215,7 +197,7 @@ async def test_an_approved_call_runs_once_after_the_resume(mesh: Any) -> None:
     service = await mesh.start(mesh.tool_config())
 
     await mesh.submit(request)
-    paused = await _wait_phase(mesh, request, "input-required")
+    paused = await mesh.wait_phase(request, "input-required")
     await mesh.wait_acked(service, 1)  # the pause released the work (and its slot)
     assert paused.approval is not None
     assert mesh.tools.arrivals == []  # not called before the decision
@@ -254,7 +236,7 @@ async def test_a_rejected_call_is_answered_and_the_query_goes_on(mesh: Any) -> N
     request = _gated(mesh, "reject-me")
     await mesh.start(mesh.tool_config())
     await mesh.submit(request)
-    paused = await _wait_phase(mesh, request, "input-required")
+    paused = await mesh.wait_phase(request, "input-required")
     assert paused.approval is not None
 
     await mesh.submit(_resume(request, paused.approval.task_id, "rejected"))

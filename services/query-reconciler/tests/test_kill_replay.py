@@ -9,9 +9,13 @@ replica that takes over runs in this process.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from ark_mesh.contracts import QueryRequest, QueryTarget
+from ark_mesh.contracts.approvals import ApprovalDecision
 
 JOBS = 6
 
@@ -52,6 +56,10 @@ def _turns(mesh: Any, job: str) -> list[dict[str, Any]]:
             m.get("role") == "user" and m.get("content") == job for m in request.body["messages"]
         )
     ]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _query(mesh: Any, job: str, agent: str) -> QueryRequest:
@@ -145,3 +153,52 @@ async def test_a_call_in_flight_at_the_kill_is_repeated_only_if_idempotent(mesh:
         seqs = [chunk.seq for chunk in outcome.chunks]
         assert seqs == list(range(1, len(seqs) + 1))
         assert len(outcome.finals) == 1
+
+
+async def test_a_resumed_round_killed_mid_way_continues_on_another_replica(mesh: Any) -> None:
+    job = "round-trip"
+    mesh.fake.add_rule(
+        {"match": {"user": job, "last_role": "user"}, "reply": {"tool_calls": [_call(job, "1")]}}
+    )
+    mesh.fake.add_rule(
+        {
+            "match": {"user": job, "last_role": "tool"},
+            "replies": [{"content": "never seen", "delay": 600}, {"content": "finished: {{tool}}"}],
+        }
+    )
+    request = _query(mesh, job, "gatekeeper")
+    config = mesh.tool_config()
+
+    async with mesh.process("doomed", config) as (process, _):
+        await mesh.submit(request)
+        paused = await mesh.wait_phase(request, "input-required")
+        assert paused.approval is not None
+        resume = msgspec.structs.replace(
+            request,
+            resume=ApprovalDecision(
+                task_id=paused.approval.task_id, decision="approved", decided_at=_now()
+            ),
+        )
+        await mesh.submit(resume)
+        # The approved call ran and was checkpointed; the model's next turn is held: kill.
+        async with asyncio.timeout(120):
+            await mesh.fake.wait_until(lambda _: len(_turns(mesh, job)) == 2)
+        process.kill()
+        await process.wait()
+
+    await mesh.start(config)  # the resume message is redelivered to this replica
+    outcome = await mesh.outcome(request, within=120)
+
+    assert mesh.tools.calls[(job, "1")] == 1
+    final = outcome.statuses[-1]
+    assert final.phase == "done"
+    assert final.round == 1
+    assert final.status.response is not None
+    assert final.status.response.content == f"finished: {job} step 1 recorded (call 1)"
+    assert len(_turns(mesh, job)) == 3  # turn 1 once, turn 2 held, turn 2 again
+    attempts = [update.attempt for update in outcome.statuses]
+    assert attempts == sorted(attempts)
+    assert [u.round for u in outcome.statuses] == sorted(u.round for u in outcome.statuses)
+    seqs = [chunk.seq for chunk in outcome.chunks]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(outcome.finals) == 1
