@@ -44,6 +44,7 @@ async def test_second_provisioning_changes_nothing(bus: Bus, kit: type) -> None:
         "ARK_DLQ",
         "KV_ark-queries",
         "KV_ark-cancel",
+        "KV_ark-runs",
         "ARK_WORK/query-reconciler",
         "ARK_STATUS/status-sync",
     } <= names
