@@ -13,7 +13,7 @@ import collections
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -168,6 +168,8 @@ class ToolServer:
         self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
         self.arrivals: list[tuple[str, str]] = []
         self.holds: set[tuple[str, str]] = set()
+        self.on_call: Callable[[tuple[str, str]], Awaitable[None]] | None = None
+        """Run on each call's arrival, before it is answered."""
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -192,6 +194,8 @@ class ToolServer:
         self.arrivals.append(key)
         count = self.calls[key]
         self._changed.set()
+        if self.on_call is not None:
+            await self.on_call(key)
         if key in self.holds and count == 1:
             await asyncio.Event().wait()  # cancelled when the caller disconnects
         return web.Response(text=f"{key[0]} step {key[1]} recorded (call {count})")

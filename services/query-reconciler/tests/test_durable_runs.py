@@ -288,3 +288,55 @@ async def test_paused_queries_hold_no_reconciler_slots(mesh: Any) -> None:
     kv = await mesh.bus.key_value(subjects.RUNS_BUCKET)
     keys = set(await kv.keys())
     assert keys == {run_key(r.tenant, r.query_id) for r in paused}
+
+
+async def test_a_run_that_loses_its_log_to_another_writer_is_retried_not_ended(mesh: Any) -> None:
+    """Another process saves the log while this run is inside a tool call (what a replica
+    that lost its delivery would meet): this run must not end the query; it stops, and the
+    redelivery replays what the log holds and finishes."""
+    mesh.fake.add_rule(
+        {
+            "match": {"user": "contested", "last_role": "user"},
+            "reply": {
+                "tool_calls": [{"name": "counter-idem", "arguments": {"job": "c", "step": "1"}}]
+            },
+        }
+    )
+    mesh.fake.add_rule(
+        {"match": {"user": "contested", "last_role": "tool"}, "reply": {"content": "{{tool}}"}}
+    )
+    request = mesh.request(
+        "contested", input="contested", target=QueryTarget(type="agent", name="careful")
+    )
+    store = RunLogStore(mesh.bus)
+
+    async def other_writer(key: tuple[str, str]) -> None:
+        if mesh.tools.calls[key] == 1:
+            stored = await store.load(request.tenant, request.query_id, request.generation)
+            assert stored.log is not None
+            await store.save(request.tenant, stored.log, revision=stored.revision)
+
+    mesh.tools.on_call = other_writer
+    await mesh.start(mesh.tool_config())
+
+    await mesh.submit(request)
+    outcome = await mesh.outcome(request)
+
+    assert [(u.phase, u.attempt) for u in outcome.statuses] == [
+        ("running", 1),
+        ("running", 2),
+        ("done", 2),
+    ]
+    assert any(e.data.get("transient") == "true" for e in outcome.events)
+    assert mesh.tools.calls[("c", "1")] == 2  # idempotent: called again after the replay
+    assert len(_turns_of(mesh, "contested")) == 2  # turn 1 replayed, not asked again
+    assert outcome.statuses[-1].status.response is not None
+    assert outcome.statuses[-1].status.response.content == "c step 1 recorded (call 2)"
+
+
+def _turns_of(mesh: Any, user: str) -> list[Any]:
+    return [
+        r
+        for r in mesh.fake.requests_to("chat")
+        if any(m.get("content") == user for m in r.body["messages"] if m.get("role") == "user")
+    ]

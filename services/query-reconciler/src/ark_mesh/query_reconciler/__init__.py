@@ -20,7 +20,7 @@ from ark_mesh.query_reconciler.config import (
     QueryReconcilerConfig,
 )
 from ark_mesh.query_reconciler.handler import RESTART_NOTICE, RESUME_NOTICE, QueryWork
-from ark_mesh.query_reconciler.journal import RunJournal
+from ark_mesh.query_reconciler.journal import CheckpointError, RunJournal
 from ark_mesh.query_reconciler.ledger import Ledger, LedgerReader
 from ark_mesh.query_reconciler.memory import JetStreamMemory, JetStreamMemoryStore
 from ark_mesh.query_reconciler.recovery import recover_request
@@ -34,6 +34,7 @@ from ark_mesh.query_reconciler.sink import (
 __all__ = [
     "RESTART_NOTICE",
     "RESUME_NOTICE",
+    "CheckpointError",
     "ChunkStreamConfig",
     "JetStreamMemory",
     "JetStreamMemoryStore",

@@ -28,7 +28,9 @@ For each delivery the :class:`QueryWork` handler
    or a terminal status (the log is deleted);
 5. maps a transient resolver failure (provider 429/5xx, dropped connection) to the bus's
    :class:`~ark_mesh.bus.TransientError`, honouring a provider's ``Retry-After``: the worker
-   redelivers with backoff, and the redelivery replays the log. Permanent failures end the
+   redelivers with backoff, and the redelivery replays the log. A checkpoint that cannot be
+   stored (KV unreachable, or another process saved the log since: it owns the run now) is
+   such a failure too, never the query's end. Permanent failures end the
    query in ``error`` inside the resolver.
 
 :meth:`QueryWork.end_dead_letter` ends the query of a work message the bus gave up on (MaxDeliver
@@ -54,7 +56,6 @@ from ark_mesh.bus import (
     DeadLetterNotice,
     MessageContext,
     Publisher,
-    RunLogConflictError,
     RunLogStore,
     RunLogUnreadableError,
     StoredRun,
@@ -191,13 +192,10 @@ class QueryWork:
                         journal=journal,
                     )
                 except TransientResolutionError as exc:
+                    # Includes a checkpoint that could not be stored (CheckpointError): the
+                    # redelivery replays what was.
                     delay = exc.retry_after if isinstance(exc, ModelUnavailableError) else None
                     raise TransientError(str(exc), delay=delay) from exc
-                except RunLogConflictError as exc:
-                    # Another process extends this run (this one lost its delivery without
-                    # noticing): stop before doing anything more and let the bus decide later.
-                    log.warning("another replica owns the run; stepping back", error=str(exc))
-                    raise TransientError(str(exc)) from exc
                 if status.phase in TERMINAL_PHASES:
                     await self._runs.delete(request.tenant, request.query_id)
                     log.info("query resolved", phase=status.phase, attempt=attempt)

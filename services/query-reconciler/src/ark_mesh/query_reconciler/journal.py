@@ -14,18 +14,36 @@ only once the log is stored. What this adds to a plain KV put:
   connection delivers in order).
 * **One owner.** Each save names the revision of the previous one; a second process on the
   same query gets :class:`~ark_mesh.bus.RunLogConflictError` and stops before its next step.
+* **A checkpoint that cannot be stored is transient, never the query's end.** The resolver turns
+  an unexpected exception into an ``error`` ending; a KV hiccup, or losing the run to another
+  process, must not end the query (the other process may be finishing it). So every failure to
+  store is raised as :class:`CheckpointError`, a
+  :class:`~ark_mesh.resolver.TransientResolutionError`: the run stops, the work is redelivered
+  with backoff, and the redelivery replays what was stored.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from ark_mesh.bus import RunLogStore, StoredRun
+from ark_mesh.bus import BusError, NatsError, RunLogConflictError, RunLogStore, StoredRun
 from ark_mesh.contracts import QueryRequest
 from ark_mesh.contracts.approvals import RunLog
 from ark_mesh.query_reconciler.sink import JetStreamSink
+from ark_mesh.resolver import TransientResolutionError
+from ark_mesh.telemetry import get_logger
 
-__all__ = ["RunJournal", "chunk_offset", "resumed_log"]
+__all__ = ["CheckpointError", "RunJournal", "chunk_offset", "resumed_log"]
+
+_log = get_logger(__name__)
+
+
+class CheckpointError(TransientResolutionError):
+    """The run's log could not be stored; ``conflict`` when another process saved it since."""
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        self.conflict = conflict
+        super().__init__(message)
 
 
 class RunJournal:
@@ -46,13 +64,19 @@ class RunJournal:
         """The newest log stored (query-wide chunk numbers), ``None`` before the first save."""
 
     async def record(self, log: RunLog) -> None:
-        await self._sink.flush()
         # The resolver counts chunks per run and sets ``chunk_seq`` only where it matters to
         # it (at a pause, counting the approval line it is about to send); between pauses the
         # sink knows best which chunk went out last.
         position = max(self._sink.last_seq, self._sink.position(log.chunk_seq))
         stored = msgspec.structs.replace(log, chunk_seq=position)
-        self.revision = await self._store.save(self._tenant, stored, revision=self.revision)
+        try:
+            await self._sink.flush()
+            self.revision = await self._store.save(self._tenant, stored, revision=self.revision)
+        except RunLogConflictError as exc:
+            _log.warning("another process owns the run; stopping before the next step")
+            raise CheckpointError(str(exc), conflict=True) from exc
+        except (BusError, NatsError) as exc:
+            raise CheckpointError(f"the run's checkpoint could not be stored: {exc}") from exc
         self.last = stored
 
 
