@@ -8,12 +8,26 @@ counting HTTP tool server of the conftest (a real side effect per call).
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import os
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pytest
 
-from ark_mesh.bus import RunLogStore, run_key
+from ark_mesh.bus import (
+    Bus,
+    EncryptionKeySettings,
+    EncryptionSettings,
+    Publisher,
+    RunLogStore,
+    RunLogUnreadableError,
+    TenantEncryptionSettings,
+    run_key,
+)
+from ark_mesh.bus.encryption import sealed_key_id
 from ark_mesh.contracts import (
     QueryRequest,
     QueryStatus,
@@ -340,3 +354,47 @@ def _turns_of(mesh: Any, user: str) -> list[Any]:
         for r in mesh.fake.requests_to("chat")
         if any(m.get("content") == user for m in r.body["messages"] if m.get("role") == "user")
     ]
+
+
+async def test_a_paused_runs_log_is_sealed_with_the_tenants_key(
+    mesh: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARK_TEST_TENANT_KEY", base64.b64encode(os.urandom(32)).decode())
+    keys = EncryptionSettings(
+        tenants={
+            mesh.tenant: TenantEncryptionSettings(
+                keys=(EncryptionKeySettings(id="tenant-1", env="ARK_TEST_TENANT_KEY"),)
+            )
+        }
+    )
+    config = mesh.tool_config()
+    config = msgspec.structs.replace(
+        config, bus=msgspec.structs.replace(config.bus, encryption=keys)
+    )
+    await mesh.start(config)
+    # Everything of the tenant is sealed now: read and write it through a bus with the key.
+    bus = await Bus.connect(servers=(mesh.nats.url,), name="sealed-test", encryption=keys)
+    publisher = await Publisher.create(bus)
+    sealed = dataclasses.replace(mesh, bus=bus, publisher=publisher)
+    try:
+        secret = "sealed-job-7f3a"
+        _gate_rules(mesh, secret)
+        request = _gated(mesh, secret)
+        await sealed.submit(request)
+        paused = await sealed.wait_phase(request, "input-required")  # after the pause is stored
+
+        kv = await mesh.bus.key_value(subjects.RUNS_BUCKET)
+        stored = (await kv.get(run_key(request.tenant, request.query_id))).value or b""
+        assert secret.encode() not in stored
+        assert sealed_key_id(stored) == "tenant-1"
+        with pytest.raises(RunLogUnreadableError):  # a bus without the key cannot replay it
+            await RunLogStore(mesh.bus).load(request.tenant, request.query_id, 1)
+
+        assert paused.approval is not None
+        await sealed.submit(_resume(request, paused.approval.task_id))
+        outcome = await sealed.outcome(request)
+        assert outcome.statuses[-1].phase == "done"
+        assert mesh.tools.calls[(secret, "1")] == 1
+    finally:
+        await publisher.close()
+        await bus.close()
