@@ -165,7 +165,8 @@ async def test_an_opened_task_is_ark_shaped_and_waits_for_a_decision(
     task = await world.wait_task(
         "a2a-task-t-open", lambda t: bool(t and t.status and t.status.conditions)
     )
-    assert task is not None and task.status is not None
+    assert task is not None
+    assert task.status is not None
     assert task.spec.a2a_server_ref is None
     assert task.spec.query_ref.name == "q"
     assert task.spec.agent_ref.name == "assistant"
@@ -188,7 +189,8 @@ async def test_an_opened_task_is_ark_shaped_and_waits_for_a_decision(
     # Opening it again (a redelivered pause) changes nothing.
     await world.open_task(approval("t-open"))
     again = await world.task("a2a-task-t-open")
-    assert again is not None and again.metadata.resource_version == task.metadata.resource_version
+    assert again is not None
+    assert again.metadata.resource_version == task.metadata.resource_version
 
 
 @pytest.mark.parametrize(
@@ -226,7 +228,8 @@ async def test_a_decision_in_spec_input_ends_the_task(
     await world.wait_task("a2a-task-t-1", lambda t: bool(t and t.status and t.status.conditions))
     await world.decide("t-1", text)
     task = await world.wait_task("a2a-task-t-1", settled)
-    assert task is not None and task.status is not None
+    assert task is not None
+    assert task.status is not None
     assert task.status.phase == phase
     assert task.status.completion_time
     condition = completed_condition(task)
@@ -251,14 +254,18 @@ async def test_an_empty_decision_keeps_the_task_waiting(
     seen = controller.resources.reconciled[ref]
     await world.decide("t-empty", "{}")
     async with asyncio.timeout(30):  # the spec change was looked at …
-        while controller.resources.reconciled[ref] == seen:
+        while True:
+            if controller.resources.reconciled[ref] != seen:
+                break
             await asyncio.sleep(0.02)
     task = await world.task("a2a-task-t-empty")
-    assert task is not None and task.status is not None
+    assert task is not None
+    assert task.status is not None
     assert task.status.phase == "input-required"  # … and left waiting for a real decision
     await world.decide("t-empty", '{"decision":"approved"}')
     task = await world.wait_task("a2a-task-t-empty", settled)
-    assert task is not None and task.status is not None
+    assert task is not None
+    assert task.status is not None
     assert task.status.phase == "completed"
 
 
@@ -283,7 +290,8 @@ async def test_the_approval_timeout_applies_on_timeout(
         approval("t-late", timeout="1m", on_timeout=policy, age=timedelta(hours=1))
     )
     task = await world.wait_task("a2a-task-t-late", settled)
-    assert task is not None and task.status is not None
+    assert task is not None
+    assert task.status is not None
     assert task.status.phase == phase
     assert task.status.error == error
     condition = completed_condition(task)
@@ -324,7 +332,7 @@ async def recorded(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[QueryR
         requests.append(request)
 
     monkeypatch.setattr(dispatch.StandaloneDispatcher, "dispatch", recording)
-    yield requests
+    return requests
 
 
 @pytest.fixture
@@ -342,9 +350,10 @@ async def standalone(
 
 async def dispatched(requests: list[QueryRequest], count: int) -> list[QueryRequest]:
     async with asyncio.timeout(30):
-        while len(requests) < count:
+        while True:
+            if len(requests) >= count:
+                return requests
             await asyncio.sleep(0.02)
-    return requests
 
 
 async def submitted(world: World, requests: list[QueryRequest], name: str, **spec: str) -> Query:
@@ -379,7 +388,8 @@ async def test_approved_resumes_the_query_with_the_decision(
     assert resumed.msg_id == f"{query.metadata.uid}:1:t-ok"
     assert resumed.spec == query.spec
     assert cascades(stored) is None
-    assert stored.status is not None and stored.status.conditions
+    assert stored.status is not None
+    assert stored.status.conditions
     assert stored.status.conditions[0].reason == "QueryRunning"
 
 
@@ -408,7 +418,8 @@ async def test_denials_cascade_until_the_limit_then_the_query_errors(
     ended = await world.wait_query(
         "stubborn", lambda q: q.status is not None and q.status.phase == "error"
     )
-    assert ended.status is not None and ended.status.response is not None
+    assert ended.status is not None
+    assert ended.status.response is not None
     assert ended.status.response.content == cascade_limit_message()
     assert len(standalone) == 4  # the fourth denial was not resumed
 
@@ -428,8 +439,10 @@ async def test_an_approval_resets_the_cascade_count(
     await world.decide("t-yes", '{"decision":"approved"}')
     await dispatched(standalone, 3)
     stored = await world.wait_query("changed-mind", lambda q: cascades(q) is None)
-    assert standalone[2].resume is not None and standalone[2].resume.decision == "approved"
-    assert stored.status is not None and stored.status.phase == "running"
+    assert standalone[2].resume is not None
+    assert standalone[2].resume.decision == "approved"
+    assert stored.status is not None
+    assert stored.status.phase == "running"
 
 
 async def test_a_timed_out_reject_resumes_as_a_denial(
@@ -452,7 +465,8 @@ async def test_an_invalid_decision_ends_the_query_with_the_tasks_error(
     ended = await world.wait_query(
         "garbled", lambda q: q.status is not None and q.status.phase == "error"
     )
-    assert ended.status is not None and ended.status.response is not None
+    assert ended.status is not None
+    assert ended.status.response is not None
     assert ended.status.response.content == "Invalid decision value: sure"
     assert len(standalone) == 1
 

@@ -48,7 +48,8 @@ async def test_a_pause_opens_the_approval_task_then_writes_input_required(sync: 
     await sync.wait_phase(query, "running")
     await sync.publish(paused(sync, query, "task-9"))
     stored = await sync.wait_phase(query, "input-required")
-    assert stored.status is not None and stored.status.response is not None
+    assert stored.status is not None
+    assert stored.status.response is not None
     assert stored.status.response.a2a == A2AMetadata(context_id="conv-1", task_id="task-9")
 
     task = await sync.kube.get(A2ATask, sync.namespace, "a2a-task-task-9")
@@ -72,7 +73,8 @@ async def test_a_pause_opens_the_approval_task_then_writes_input_required(sync: 
     await sync.publish(paused(sync, query, "task-9"))
     await sync.wait_acked(3)
     task = await sync.kube.get(A2ATask, sync.namespace, "a2a-task-task-9")
-    assert task.status is not None and task.status.phase == "completed"
+    assert task.status is not None
+    assert task.status.phase == "completed"
 
 
 async def test_a_pause_of_a_missing_query_opens_no_task(sync: Any) -> None:
