@@ -372,18 +372,3 @@ async def test_partial_tool_hides_and_injects_parameters(
     assert definition["function"]["parameters"]["properties"] == {"city": {"type": "string"}}
     assert definition["function"]["parameters"]["required"] == ["city"]
     assert backend.received[0]["query"] == {"units": "metric"}
-
-
-async def test_tools_requiring_approval_are_refused_not_run(world: World) -> None:
-    from ark_mesh.contracts import ToolApproval
-
-    world.model()
-    world.agent(
-        "guarded",
-        tools=[AgentTool(type="built-in", name="noop", approval=ToolApproval(required=True))],
-    )
-    status, _ = await world.resolve(world.request(target=QueryTarget(type="agent", name="guarded")))
-    assert status.phase == "error"
-    assert status.response is not None
-    assert "requires human approval" in status.response.content
-    assert world.fake.requests == []

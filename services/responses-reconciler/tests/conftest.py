@@ -60,6 +60,16 @@ def manifests(base_url: str) -> list[dict[str, Any]]:
             "metadata": {"name": "helper", "namespace": TENANT},
             "spec": {"prompt": "You are helpful.", "modelRef": {"name": "default"}},
         },
+        {
+            "apiVersion": "ark.mckinsey.com/v1alpha1",
+            "kind": "Agent",
+            "metadata": {"name": "gatekeeper", "namespace": TENANT},
+            "spec": {
+                "prompt": "You ask before acting.",
+                "modelRef": {"name": "default"},
+                "tools": [{"type": "built-in", "name": "noop", "approval": {"required": True}}],
+            },
+        },
     ]
 
 

@@ -154,3 +154,28 @@ async def test_a_model_failing_until_max_deliver_still_gets_a_failed_result(worl
     chunks = await world.chunks(request)
     assert [chunk.id for chunk in chunks] == ["chatcmpl-final"]
     assert len(await world.results(request)) == 1
+
+
+async def test_an_agent_that_needs_approval_fails_the_chat_request_and_ends_its_stream(
+    world: Any,
+) -> None:
+    world.fake.add_rule(
+        {
+            "match": {"system": "You ask before acting."},
+            "reply": {"tool_calls": [{"name": "noop", "arguments": {"message": "hi"}}]},
+        }
+    )
+    await world.start()
+    request = world.request("agent/gatekeeper", [{"role": "user", "content": "do it"}], stream=True)
+    await world.submit(request)
+
+    result = await world.result(request)
+    await world.settled()
+
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "needs human approval" in result.error
+    chunks = await world.chunks(request)
+    assert chunks[-1].is_final
+    assert [chunk for chunk in chunks if chunk.is_final] == [chunks[-1]]
+    assert len(world.fake.requests_to("chat")) == 1

@@ -140,7 +140,9 @@ class ToolStep(_Camel, frozen=True, kw_only=True, tag="tool", tag_field="kind"):
     name: str
     text: str
     error: str | None = None
-    signal: str | None = None
+    signal: Literal["terminate", "selection"] | None = None
+    """A built-in tool's control signal (``terminate`` ends a team, ``selection`` names the
+    next speaker); ``text`` then holds its value."""
 
 
 RunStep = ModelStep | ToolStep
@@ -165,6 +167,8 @@ class RunLog(_Camel, frozen=True, kw_only=True):
     pending: ApprovalRequest | None = None
     in_flight: str | None = None
     chunk_seq: int = 0
+    conversation_id: str | None = None
+    """The memory conversation the run opened, so a resumed run writes to the same one."""
 
     @property
     def round(self) -> int:

@@ -31,6 +31,7 @@ from ark_mesh.contracts import (
     decoder_for,
     subjects,
 )
+from ark_mesh.contracts.approvals import approval_task_name
 from ark_mesh.kube import KubeClient
 from ark_mesh.kube.errors import KubeError, NotFoundError
 
@@ -118,6 +119,7 @@ async def follow_kube(
         asyncio.ensure_future(_stream_bus(nats_url, namespace, uid, streamed)) if nats_url else None
     )
     status: dict[str, Any] | None = None
+    announced: set[str] = set()
     try:
         with contextlib.suppress(TimeoutError):
             async with _kube(kubeconfig) as client, asyncio.timeout(within):
@@ -126,6 +128,7 @@ async def follow_kube(
                     status = msgspec.to_builtins(query.status) if query.status else None
                     if status and status.get("phase") in TERMINAL:
                         break
+                    _announce_approval(status, namespace, announced)
                     await asyncio.sleep(0.1)
         if tokens is not None and streamed.is_set() and status and status.get("phase") in TERMINAL:
             # The final chunk is published before the terminal status; let the reader reach it.
@@ -137,6 +140,22 @@ async def follow_kube(
         if tokens is not None:
             await _stop(tokens)
     return Ending(status, time.monotonic() - began, streamed=streamed.is_set())
+
+
+def _announce_approval(status: dict[str, Any] | None, namespace: str, announced: set[str]) -> None:
+    """Say once per approval how to answer it, while the query waits at ``input-required``."""
+    if not status or status.get("phase") != "input-required":
+        return
+    task_id = ((status.get("response") or {}).get("a2a") or {}).get("taskId")
+    if not task_id or task_id in announced:
+        return
+    announced.add(task_id)
+    task = approval_task_name(task_id)
+    decision = json.dumps(json.dumps({"decision": "approved"}))
+    output.say(
+        f"waiting for approval ({task}); approve with: kubectl patch a2atask {task} -n {namespace}"
+        f' --type merge -p \'{{"spec":{{"input":{decision}}}}}\' (or "rejected")'
+    )
 
 
 async def _stop(task: asyncio.Future[None]) -> None:

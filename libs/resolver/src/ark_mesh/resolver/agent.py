@@ -5,7 +5,10 @@ user input; each turn streams one completion; the assistant message (stamped wit
 name) is kept; tool calls run one after another, in order, their results fed back as ``tool``
 messages; the loop ends when the model answers without tool calls, or a tool signals the end
 (``terminate``, ``select-next-speaker``). There is no turn cap — only the query's timeout and
-cancellation bound it, as in Ark. A tool error propagates and fails the query.
+cancellation bound it, as in Ark. A tool error propagates and fails the query. A call whose
+tool needs human approval stops the run before it
+(:class:`~ark_mesh.resolver.journal.ApprovalRequired`: phase ``input-required``), together with
+the later calls of the same turn that need approval too.
 
 An agent whose ``executionEngine`` is ``a2a`` (created from an A2AServer) is instead a proxy: the
 user input goes to the A2A server with ``message/send``, its ``contextId``/task id are kept for
@@ -22,12 +25,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ark_mesh.contracts import A2AServer, Agent, Model
+from ark_mesh.contracts import A2AServer, Agent, Model, TokenUsage
 from ark_mesh.contracts.durations import parse_duration
 from ark_mesh.contracts.errors import DurationError
-from ark_mesh.resolver.a2a import own_task, send_message
+from ark_mesh.resolver.a2a import A2AReply, own_task, send_message
 from ark_mesh.resolver.context import QueryRun, Scope
 from ark_mesh.resolver.errors import ConfigurationError, InvalidSpecError, ResourceNotFoundError
+from ark_mesh.resolver.journal import ApprovalRequired
 from ark_mesh.resolver.llm import complete
 from ark_mesh.resolver.models import endpoint_for
 from ark_mesh.resolver.outcome import Outcome
@@ -169,7 +173,10 @@ class AgentRunner:
             produced.append(assistant)
             if not completion.tool_calls:
                 return Outcome(produced)
-            for call in completion.tool_calls:
+            calls = completion.tool_calls
+            for index, call in enumerate(calls):
+                if toolset.waits_for_approval(self.run, call):
+                    raise self._approval_required(toolset, calls[index:])
                 result = await toolset.call(self.run, scope, call)
                 reply: ChatMessage = {
                     "role": "tool",
@@ -180,6 +187,16 @@ class AgentRunner:
                 produced.append(reply)
                 if result.signal is not None:
                     return Outcome(produced, result.signal)
+
+    def _approval_required(self, toolset: ToolSet, calls: list[dict[str, Any]]) -> ApprovalRequired:
+        """Stop before the first call a human must approve, with every call of this turn
+        that waits for approval (approved or rejected together, as in Ark)."""
+        waiting = [c for c in calls if toolset.waits_for_approval(self.run, c)]
+        approval = toolset.approval_of(waiting[0])
+        assert approval is not None
+        return ApprovalRequired(
+            self.name, waiting, approval.timeout or "", approval.on_timeout or "reject"
+        )
 
     # ------------------------------------------------------------------ A2A proxy
 
@@ -219,6 +236,20 @@ class AgentRunner:
         return address, headers, timeout
 
     async def _a2a(self, scope: Scope, user_input: str) -> Outcome:
+        """One ``message/send`` to the remote agent. Like a model turn, it is a step of the
+        run's log: a resumed run takes the reply from there instead of asking again."""
+        speaker = f"{A2A_ENGINE}:{self.name}"
+        recorded = self.run.journal.replay_model(speaker)
+        if recorded is not None:
+            ids = recorded.message.get("a2a") or {}
+            reply = A2AReply(
+                str(recorded.message.get("content") or ""),
+                ids.get("contextId"),
+                ids.get("taskId"),
+            )
+            if scope.stream:
+                self.run.a2a = reply.metadata()
+            return Outcome([{"role": "assistant", "content": reply.text, "name": self.name}])
         address, headers, timeout = await self._a2a_server()
         reply = await send_message(
             self.run.http,
@@ -228,6 +259,15 @@ class AgentRunner:
             context_id=self.run.annotation(ANNOTATIONS.A2A_CONTEXT_ID),
             headers=headers,
             wait_seconds=timeout,
+        )
+        await self.run.journal.model_done(
+            speaker,
+            {
+                "role": "assistant",
+                "content": reply.text,
+                "a2a": {"contextId": reply.context_id, "taskId": reply.task_id},
+            },
+            TokenUsage(),
         )
         if scope.stream:
             self.run.a2a = reply.metadata()

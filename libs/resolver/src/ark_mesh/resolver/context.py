@@ -46,6 +46,7 @@ from ark_mesh.contracts import (
     TokenUsage,
     rfc3339,
 )
+from ark_mesh.contracts.approvals import ApprovalRequest, ToolApprovalLine
 from ark_mesh.contracts.endings import (
     Ending,
     RunFacts,
@@ -56,6 +57,7 @@ from ark_mesh.contracts.endings import (
     terminal_status,
 )
 from ark_mesh.resolver import tracing
+from ark_mesh.resolver.journal import ApprovalRequired, StepJournal
 from ark_mesh.resolver.ports import Clock, ModelChunk, ModelClient, ResolutionSink, ResourceStore
 from ark_mesh.resolver.values import ValueResolver
 
@@ -99,6 +101,8 @@ class RunReporter:
     stream_abandoned: bool = False
     last_chunk_seq: int = 0
     """The last chunk number used; a reporter continuing a stream starts from it."""
+    round: int = 0
+    """The run's approval round, stamped on every status update (see ``StatusUpdate.round``)."""
     _status_seq: int = 0
 
     @property
@@ -209,6 +213,20 @@ class RunReporter:
             )
         )
 
+    async def tool_approval(self, line: ToolApprovalLine, scope: Scope) -> None:
+        """Ark's ``tool_approval_request`` / ``…_response`` line, as a chunk without choices
+        whose ``ark.toolApproval`` renderers print in its place."""
+        await self._send_chunk(
+            Chunk(
+                id=f"chatcmpl-approval-{line.task_id}",
+                created=int(self.clock.now().timestamp()),
+                model=scope.model or "",
+                choices=[],
+                ark=self._ark(scope, tool_approval=line),
+                seq=self._next_seq(),
+            )
+        )
+
     async def final_chunk(self, status: QueryStatus, *, now: datetime | None = None) -> None:
         """The last chunk (:func:`~ark_mesh.contracts.endings.final_chunk`)."""
         moment = now or self.clock.now()
@@ -217,8 +235,11 @@ class RunReporter:
 
     # ------------------------------------------------------------------ status
 
-    async def status(self, phase: QueryPhase, status: QueryStatus) -> None:
-        """Publish a status transition; unlike chunks and events, a failure propagates."""
+    async def status(
+        self, phase: QueryPhase, status: QueryStatus, *, approval: ApprovalRequest | None = None
+    ) -> None:
+        """Publish a status transition; unlike chunks and events, a failure propagates.
+        ``approval`` accompanies ``input-required``: the writer creates the approval's task."""
         self._status_seq += 1
         request = self.request
         await self.sink.status(
@@ -234,6 +255,8 @@ class RunReporter:
                 status=status,
                 timestamp=rfc3339(self.clock.now()),
                 reconciler=self.reconciler,
+                round=self.round,
+                approval=approval,
             )
         )
 
@@ -292,7 +315,8 @@ class RunReporter:
         """Emit ``<name>Start``, then ``<name>Complete`` or ``<name>Error`` with ``durationMs``.
 
         The yielded dict may be extended by the body (e.g. token counts for Complete).
-        Cancellation emits nothing here: the query-level ``QueryExecutionCanceled`` says it.
+        Cancellation emits nothing here: the query-level ``QueryExecutionCanceled`` says it;
+        nor does a pause for approval, which is not an end.
         """
         details = dict(data or {})
         started = self.clock.monotonic()
@@ -309,6 +333,9 @@ class RunReporter:
             except asyncio.CancelledError:
                 span.set_status(StatusCode.ERROR, "canceled")
                 raise
+            except ApprovalRequired:
+                span.set_attribute("ark.paused", True)
+                raise  # a pause, not a failure: the query reports ``input-required``
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(StatusCode.ERROR, str(exc))
@@ -339,6 +366,8 @@ class QueryRun:
     http: aiohttp.ClientSession
     clock: Clock
     values: ValueResolver
+    journal: StepJournal
+    """The run's step log: what to replay, what has been recorded (:mod:`.journal`)."""
     usage: TokenUsage = field(default_factory=TokenUsage)
     llm_calls: int = 0
     a2a: A2AMetadata | None = None

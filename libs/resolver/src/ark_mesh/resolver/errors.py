@@ -15,6 +15,8 @@ so a caller with redelivery (the JetStream service) may retry the whole query::
     │   ├── ConfigurationError              a resource that exists but cannot be used as is
     │   ├── ModelRequestError               the provider refused the request (4xx)
     │   ├── ToolExecutionError              a tool failed; its message becomes response.content
+    │   │   └── InterruptedToolCallError    a call cut off by a crash, not safe to run again
+    │   ├── ReplayDivergedError             a resumed run's step log no longer fits the run
     │   └── A2AError                        a remote A2A agent answered with an error
     └── TransientResolutionError            the caller may retry the whole query
         ├── ModelUnavailableError           429, 5xx, timeouts, connection dropped mid-stream
@@ -22,7 +24,7 @@ so a caller with redelivery (the JetStream service) may retry the whole query::
         └── MemoryBackendError              the memory service failed; the resolver degrades
                                             (runs without history, sets MemoryDegraded)
 
-Timeouts and cancellation are not errors of this tree: they are outcomes the
+Timeouts, cancellation and a pause for approval are not errors of this tree: they are outcomes the
 :class:`~ark_mesh.resolver.resolution.QueryResolver` produces itself (``TimedOutInExecution``,
 ``canceled``). A tool *result* that carries an error text is not an error either — it is fed
 back to the model, as Ark does.
@@ -34,12 +36,14 @@ __all__ = [
     "A2AError",
     "A2AUnavailableError",
     "ConfigurationError",
+    "InterruptedToolCallError",
     "InvalidSpecError",
     "MemoryBackendError",
     "ModelRequestError",
     "ModelUnavailableError",
     "ParameterError",
     "PermanentResolutionError",
+    "ReplayDivergedError",
     "ResolutionError",
     "ResourceNotFoundError",
     "TargetNotFoundError",
@@ -128,3 +132,29 @@ class A2AUnavailableError(TransientResolutionError):
 class MemoryBackendError(TransientResolutionError):
     """The memory service failed. Never fails a query: history is skipped (``MemoryDegraded``)
     or the save is reported as a ``MemoryAddMessagesError`` event."""
+
+
+class InterruptedToolCallError(ToolExecutionError):
+    """A tool call was running when the previous attempt died, so its effect is unknown.
+
+    It is executed again only for a tool that declares itself idempotent; for any other the
+    query ends here, naming the tool, rather than risk doing the same thing twice.
+    """
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(
+            tool,
+            f"tool '{tool}' was running when the previous attempt of this query was interrupted "
+            "and is not marked idempotent, so it is not called again (its effect is unknown)",
+        )
+
+
+class ReplayDivergedError(PermanentResolutionError):
+    """Replaying a run's step log met a step other than the one recorded at that position
+    (the Agent, Team or Tool changed while the query was paused or being retried)."""
+
+    def __init__(self, expected: str, recorded: str, position: int) -> None:
+        super().__init__(
+            f"cannot resume the query: step {position} is {expected}, but the run's log "
+            f"recorded {recorded} there (its resources changed while it was paused)"
+        )

@@ -47,7 +47,19 @@ class Completion:
 async def complete(
     run: QueryRun, scope: Scope, endpoint: ModelEndpoint, request: ChatRequest
 ) -> Completion:
-    """Make one chat completion, reporting it as an ``LLMCall`` operation."""
+    """Make one chat completion, reporting it as an ``LLMCall`` operation.
+
+    A resumed run takes the answer from its step log instead (no call, no chunks, no events;
+    the usage still counts), and a live answer is recorded there before it is returned.
+    """
+    speaker = scope.agent or endpoint.name
+    recorded = run.journal.replay_model(speaker)
+    if recorded is not None:
+        run.add_usage(recorded.usage)
+        run.llm_calls += 1
+        replayed = dict(recorded.message)
+        finish = "tool_calls" if replayed.get("tool_calls") else "stop"
+        return Completion(message=replayed, usage=recorded.usage, finish_reason=finish)
     data = {"model": endpoint.name, "modelId": endpoint.model, "provider": endpoint.provider}
     if scope.agent:
         data["agent"] = scope.agent
@@ -99,4 +111,5 @@ async def complete(
         ]
     elif message["content"] is None:
         message["content"] = ""
+    await run.journal.model_done(speaker, message, usage)
     return Completion(message=message, usage=usage, finish_reason=finish_reason)

@@ -95,7 +95,8 @@ async def _address(run: QueryRun, memory: Memory) -> tuple[str, Mapping[str, str
 
 async def open_conversation(run: QueryRun, factory: MemoryFactory) -> Conversation:
     """Pick the store, make sure there is a conversation id, and load its history."""
-    requested = run.request.spec.conversation_id
+    # A resumed run continues the conversation its first round opened.
+    requested = run.request.spec.conversation_id or run.journal.conversation_id
     memory = await _memory_resource(run)
     if memory is None:
         return Conversation(conversation_id=requested, unavailable=requested is not None)
@@ -114,6 +115,7 @@ async def open_conversation(run: QueryRun, factory: MemoryFactory) -> Conversati
             conversation.store = None
             return conversation
     run.report.conversation_id = conversation.conversation_id
+    run.journal.conversation_id = conversation.conversation_id
     data = {"memory": memory.metadata.name}
     try:
         async with run.report.operation(

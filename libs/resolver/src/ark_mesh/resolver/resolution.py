@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from typing import Any, Self
 import aiohttp
 
 from ark_mesh.contracts import (
+    A2AMetadata,
     Agent,
     Memory,
     Model,
@@ -45,7 +47,9 @@ from ark_mesh.contracts import (
     Team,
     Tool,
     ark,
+    rfc3339,
 )
+from ark_mesh.contracts.approvals import ApprovalRequest, RunLog, ToolApprovalLine
 from ark_mesh.contracts.durations import parse_duration
 from ark_mesh.contracts.endings import Ending, RunFacts, target_label
 from ark_mesh.contracts.errors import DurationError
@@ -58,6 +62,7 @@ from ark_mesh.resolver.errors import (
     ToolExecutionError,
     TransientResolutionError,
 )
+from ark_mesh.resolver.journal import ApprovalRequired, Journal, StepJournal
 from ark_mesh.resolver.llm import Completion, complete
 from ark_mesh.resolver.members import MemberRunner
 from ark_mesh.resolver.memory import Conversation, open_conversation
@@ -76,11 +81,11 @@ from ark_mesh.resolver.ports import (
     ResolutionSink,
     ResourceStore,
 )
-from ark_mesh.resolver.status import memory_conditions, running_status
+from ark_mesh.resolver.status import input_required_status, memory_conditions, running_status
 from ark_mesh.resolver.streaming import streams_model_calls_for
 from ark_mesh.resolver.targets import ResolvedTarget, resolve_target
 from ark_mesh.resolver.templates import render
-from ark_mesh.resolver.tools.registry import ToolSet, tool_from_resource
+from ark_mesh.resolver.tools.registry import ToolSet, policy_for, tool_from_resource
 from ark_mesh.resolver.unsupported import (
     EVALUATION_SKIPPED,
     skipped_evaluation,
@@ -201,7 +206,8 @@ class _Execution:
             "type": "function",
             "function": {"name": executor.name, "arguments": json.dumps(arguments)},
         }
-        result = await ToolSet([executor]).call(self.run, Scope(), call)
+        toolset = ToolSet([executor], {executor.name: policy_for(executor, tool, None)})
+        result = await toolset.call(self.run, Scope(), call)
         if result.error is not None:
             raise ToolExecutionError(executor.name, result.error)
         return Outcome([{"role": "assistant", "content": result.content}])
@@ -304,8 +310,16 @@ class QueryResolver:
         raise_transient: bool = False,
         history: Sequence[ChatMessage] | None = None,
         canceled_at: Callable[[], datetime | None] | None = None,
+        log: RunLog | None = None,
+        journal: Journal | None = None,
     ) -> QueryStatus:
-        """Resolve ``request``, reporting through ``sink``; returns the terminal status.
+        """Resolve ``request``, reporting through ``sink``; returns the terminal status, or the
+        ``input-required`` status when the run stopped for a human's approval.
+
+        ``log`` is the step log of an earlier attempt or round of this query generation: the run
+        replays it (:mod:`ark_mesh.resolver.journal`) and, when ``request.resume`` carries the
+        decision on its pending approval, applies it. ``journal`` keeps the log durably: it gets
+        the whole log after every completed step and at a pause.
 
         ``history`` is the conversation before this input when the caller supplies it (an
         OpenAI-style request carries all its messages); otherwise memory provides it.
@@ -315,7 +329,9 @@ class QueryResolver:
         clock = self._clock
         started_at, started = clock.now(), clock.monotonic()
         report = RunReporter(request, sink, clock, attempt, self._reconciler_id)
-        run = self._run(report)
+        steps = StepJournal(request, log, journal)
+        report.round = steps.round
+        run = self._run(report, steps)
         execution = _Execution(
             run,
             self._memory_factory,
@@ -343,7 +359,11 @@ class QueryResolver:
                 ending = Ending.canceled()
             else:
                 ran = True
-                ending = await self._supervise(execution, budget, cancel, raise_transient)
+                await self._answer_approval(run)
+                outcome = await self._supervise(execution, budget, cancel, raise_transient)
+                if isinstance(outcome, ApprovalRequired):
+                    return await self._pause(execution, outcome)
+                ending = outcome
         if ran and ending.phase != "canceled":
             elapsed = timedelta(seconds=clock.monotonic() - started)
             facts = self._facts(execution, elapsed)
@@ -356,7 +376,13 @@ class QueryResolver:
         at = canceled_at() if canceled_at is not None and ending.phase == "canceled" else None
         return await run.report.ending(ending, facts, at=at)
 
-    def _run(self, report: RunReporter, *, streams_model_calls: bool = False) -> QueryRun:
+    def _run(
+        self,
+        report: RunReporter,
+        steps: StepJournal | None = None,
+        *,
+        streams_model_calls: bool = False,
+    ) -> QueryRun:
         """The state of one run, on this resolver's ports."""
         return QueryRun(
             request=report.request,
@@ -366,8 +392,76 @@ class QueryResolver:
             http=self._session(),
             clock=self._clock,
             values=ValueResolver(self._store, report.request.namespace),
+            journal=steps or StepJournal(report.request, None, None),
             streams_model_calls=streams_model_calls,
         )
+
+    async def _answer_approval(self, run: QueryRun) -> None:
+        """A run resumed with a decision says so on the stream (Ark's
+        ``tool_approval_response`` line) before it goes on."""
+        decision = run.request.resume
+        if decision is None or run.journal.decision_for_task(decision) is None:
+            return
+        action = (
+            "approved" if decision.decision in ("approved", "timeout-proceeded") else "rejected"
+        )
+        line = ToolApprovalLine(
+            type="tool_approval_response",
+            task_id=decision.task_id,
+            action=action,
+            timestamp=decision.decided_at,
+        )
+        await run.report.tool_approval(line, Scope())
+
+    async def _pause(self, execution: _Execution, paused: ApprovalRequired) -> QueryStatus:
+        """Stop for a human: the log first (so the pause survives whatever happens next),
+        then Ark's ``tool_approval_request`` line, then phase ``input-required`` carrying the
+        approval, from which the status writer creates the ``a2a-task-<taskId>``.
+
+        Nothing else ends: no final chunk, no ending event. The run returns and holds no
+        worker; the query continues in a new round once the decision is made.
+        """
+        run = execution.run
+        report = run.report
+        now = self._clock.now()
+        context_id = execution.conversation.conversation_id
+        approval = ApprovalRequest(
+            task_id=uuid.uuid4().hex,
+            agent=paused.agent,
+            agent_namespace=run.namespace,
+            tool_calls=paused.calls,
+            timeout=paused.timeout,
+            on_timeout="proceed" if paused.on_timeout == "proceed" else "reject",
+            context_id=context_id,
+            requested_at=rfc3339(now),
+            round=run.journal.round,
+        )
+        run.journal.chunk_seq = report.last_chunk_seq + 1
+        await run.journal.paused(approval)
+        line = ToolApprovalLine(
+            type="tool_approval_request",
+            task_id=approval.task_id,
+            tool_calls=approval.tool_calls,
+            timeout=approval.timeout or None,
+            on_timeout=approval.on_timeout,
+            agent_name=approval.agent,
+        )
+        await report.tool_approval(line, Scope(agent=paused.agent))
+        await report.event(
+            "ToolApprovalRequested",
+            f"Agent {paused.agent} waits for approval of "
+            f"{', '.join(str((c.get('function') or {}).get('name')) for c in paused.calls)}",
+            {"agent": paused.agent, "taskId": approval.task_id},
+        )
+        status = input_required_status(
+            running_status(now, run.request.generation),
+            target=execution.target.target if execution.target else run.request.spec.target,
+            a2a=A2AMetadata(context_id=context_id, task_id=approval.task_id),
+            conversation_id=context_id,
+            usage=run.usage,
+        )
+        await report.status("input-required", status, approval=approval)
+        return status
 
     async def call_model(
         self,
@@ -406,8 +500,9 @@ class QueryResolver:
         budget: float,
         cancel: asyncio.Event | None,
         raise_transient: bool,
-    ) -> Ending:
-        """Run the work under the deadline and the cancel event; say how it ended."""
+    ) -> Ending | ApprovalRequired:
+        """Run the work under the deadline and the cancel event; say how it ended, or that
+        it stopped for an approval."""
         run = execution.run
         work = asyncio.create_task(execution.execute(), name=f"resolve-{run.query_id}")
         stopper = asyncio.create_task(cancel.wait()) if cancel is not None else None
@@ -435,6 +530,8 @@ class QueryResolver:
         failure = work.exception()
         if failure is None:
             return Ending.done(work.result().messages)
+        if isinstance(failure, ApprovalRequired):
+            return failure
         if isinstance(failure, TransientResolutionError) and raise_transient:
             await run.report.event(
                 "QueryExecutionError",

@@ -1,4 +1,5 @@
-"""The non-terminal Query statuses (``pending``, ``queued``, ``running``) and memory conditions.
+"""The non-terminal Query statuses (``pending``, ``queued``, ``running``, ``input-required``)
+and memory conditions.
 
 Terminal statuses are built by :mod:`ark_mesh.contracts.endings`, for every path at once.
 """
@@ -7,10 +8,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ark_mesh.contracts import Condition, QueryPhase, QueryStatus, ark
+from msgspec.structs import replace
+
+from ark_mesh.contracts import (
+    A2AMetadata,
+    Condition,
+    QueryPhase,
+    QueryResponse,
+    QueryStatus,
+    QueryTarget,
+    TokenUsage,
+    ark,
+)
 from ark_mesh.contracts.endings import condition
 
-__all__ = ["memory_conditions", "running_status", "waiting_status"]
+__all__ = ["input_required_status", "memory_conditions", "running_status", "waiting_status"]
 
 REASONS = ark.Reason
 
@@ -33,6 +45,30 @@ def running_status(now: datetime, generation: int) -> QueryStatus:
                 ark.COMPLETED, False, REASONS.RUNNING, "The query is running", now, generation
             )
         ],
+    )
+
+
+def input_required_status(
+    running: QueryStatus,
+    *,
+    target: QueryTarget | None,
+    a2a: A2AMetadata,
+    conversation_id: str | None,
+    usage: TokenUsage,
+) -> QueryStatus:
+    """A run stopped for a human's approval, as Ark writes it: phase ``input-required``, the
+    ``running`` condition kept (Ark sets none for this phase), an empty response of phase
+    ``input-required`` whose ``a2a.taskId`` names the approval's A2ATask, and the tokens so far.
+    """
+    return replace(
+        running,
+        phase="input-required",
+        response=QueryResponse(
+            target=target, content="", raw="{}", phase="input-required", a2a=a2a
+        ),
+        conversation_id=conversation_id,
+        token_usage=usage if usage.total_tokens > 0 else None,
+        a2a=a2a,
     )
 
 

@@ -37,6 +37,7 @@ from ark_mesh.contracts import EmbeddingsResult, QueryStatus
 
 __all__ = [
     "ChunkShaper",
+    "approval_line",
     "chat_completion",
     "completion_error",
     "embeddings_list",
@@ -53,10 +54,22 @@ _UNKNOWN_TARGET = re.compile(
 
 
 def openai_chunk(data: bytes) -> bytes:
-    """A stored chunk as Ark's stream serves it: the bus-only ``schema`` tag removed."""
+    """A stored chunk as Ark's stream serves it: the bus-only ``schema`` tag removed, and a
+    tool-approval line served as Ark's executor writes it (:func:`approval_line`)."""
     chunk: dict[str, Any] = msgspec.json.decode(data)
+    line = approval_line(chunk)
+    if line is not None:
+        return msgspec.json.encode(line)
     chunk.pop("schema", None)
     return msgspec.json.encode(chunk)
+
+
+def approval_line(chunk: dict[str, Any]) -> dict[str, Any] | None:
+    """Ark's ``{"type": "tool_approval_request" | "tool_approval_response", "taskId", …}``
+    stream line, when the chunk carries one (``ark.toolApproval``); it replaces the chunk,
+    which has no choices and would trip a client reading ``chunk.choices[0]``."""
+    line = (chunk.get("ark") or {}).get("toolApproval")
+    return line if isinstance(line, dict) else None
 
 
 class ChunkShaper:
@@ -78,6 +91,9 @@ class ChunkShaper:
     def chunk(self, data: bytes) -> bytes | None:
         """The chunk as sent to the client, or ``None`` when it is not sent."""
         chunk: dict[str, Any] = msgspec.json.decode(data)
+        line = approval_line(chunk)
+        if line is not None:
+            return msgspec.json.encode(line)
         chunk.pop("schema", None)
         final = bool((chunk.get("ark") or {}).get("completedQuery"))
         if not chunk.get("choices") and chunk.get("usage") and not chunk.get("error") and not final:

@@ -60,6 +60,11 @@ __all__ = ["ResponsesWork"]
 
 log = get_logger(__name__)
 
+PAUSE_REFUSED = (
+    "{target} called a tool that needs human approval, which a chat completion cannot wait "
+    "for; send it as a query (POST /v1/queries or a Query resource) to approve it"
+)
+
 
 class ResponsesWork:
     """The worker's handler and dead-letter callback; shared by every delivery of a replica."""
@@ -114,6 +119,12 @@ class ResponsesWork:
             raise_transient=True,
             history=earlier_messages(request.messages),
         )
+        if status.phase == "input-required":
+            # A chat request cannot wait for a human: there is no round trip to resume it by.
+            # It ends here, stream included; a query (POST /v1/queries) can wait.
+            result = _failed(request, PAUSE_REFUSED.format(target=request.target))
+            await self._end_stream(sink, request, result)
+            return result
         return _from_status(request, status)
 
     def _resolver(self) -> QueryResolver:

@@ -1,0 +1,54 @@
+"""How stored chunks are served on the broker's streams: an approval line replaces its chunk."""
+
+from __future__ import annotations
+
+import msgspec
+
+from ark_mesh.broker.openai_compat import ChunkShaper, openai_chunk
+from ark_mesh.contracts import ArkChunkMetadata, Chunk
+from ark_mesh.contracts.approvals import ToolApprovalLine
+
+REQUEST_LINE = ToolApprovalLine(
+    type="tool_approval_request",
+    task_id="t1",
+    tool_calls=[{"id": "c1", "type": "function", "function": {"name": "submit"}}],
+    timeout="5m",
+    on_timeout="reject",
+    agent_name="clerk",
+)
+
+
+def stored(chunk: Chunk) -> bytes:
+    return msgspec.json.encode(chunk)
+
+
+def approval_chunk() -> Chunk:
+    return Chunk(
+        id="chatcmpl-approval-t1",
+        created=1,
+        model="",
+        ark=ArkChunkMetadata(query="q1", tool_approval=REQUEST_LINE),
+        seq=3,
+    )
+
+
+def test_an_approval_chunk_is_served_as_arks_line_on_both_streams() -> None:
+    expected = {
+        "type": "tool_approval_request",
+        "taskId": "t1",
+        "toolCalls": [{"id": "c1", "type": "function", "function": {"name": "submit"}}],
+        "timeout": "5m",
+        "onTimeout": "reject",
+        "agentName": "clerk",
+    }
+    assert msgspec.json.decode(openai_chunk(stored(approval_chunk()))) == expected
+    shaped = ChunkShaper(include_usage=False).chunk(stored(approval_chunk()))
+    assert shaped is not None
+    assert msgspec.json.decode(shaped) == expected
+
+
+def test_an_ordinary_chunk_is_served_as_a_chunk() -> None:
+    chunk = Chunk(id="c", created=1, model="m", ark=ArkChunkMetadata(query="q1"), seq=1)
+    served = msgspec.json.decode(openai_chunk(stored(chunk)))
+    assert served["object"] == "chat.completion.chunk"
+    assert "schema" not in served
