@@ -12,17 +12,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from ark_mesh.bus import BusConfig, ConnectionSettings
 from ark_mesh.contracts import (
     A2AMetadata,
     A2ATask,
+    AgentTool,
     Condition,
+    HTTPToolSpec,
+    ObjectMeta,
     Query,
     QueryRequest,
     QueryResponse,
     QueryStatus,
     QueryTarget,
+    Tool,
+    ToolApproval,
+    ToolSpec,
 )
 from ark_mesh.contracts.approvals import (
     APPROVAL_CASCADE_ANNOTATION,
@@ -31,9 +38,10 @@ from ark_mesh.contracts.approvals import (
     cascade_limit_message,
 )
 from ark_mesh.controller import dispatch
-from ark_mesh.controller.config import ReconciliationConfig
+from ark_mesh.controller.config import ReconciliationConfig, SchedulerConfig
 from ark_mesh.kube import QUERY_LABEL, NotFoundError, StatusWriter, open_approval_task
 from ark_mesh.testing import ark_objects
+from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedToolCall
 from ark_mesh.testing.k8s.kubectl import Kubectl
 from ark_mesh.testing.nats_server import NatsServer
 
@@ -498,3 +506,138 @@ async def test_cancel_while_waiting_cancels_then_the_ttl_deletes_it(
     assert (condition.status, condition.reason) == ("True", "QueryCanceled")
     await world.cluster.wait_gone("never-mind")
     assert len(standalone) == 1  # nothing was resumed
+
+
+# --- in-controller, end to end: a gated HTTP tool, the fake model, approval by kubectl --------
+
+
+class Counter:
+    """A real HTTP service with a side effect: it counts the submissions it stored."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    async def submit(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        self.bodies.append(body)
+        return web.Response(text=f"stored {body}")
+
+
+@pytest.fixture
+async def counter() -> AsyncIterator[tuple[Counter, str]]:
+    service = Counter()
+    app = web.Application()
+    app.add_routes([web.post("/submit", service.submit)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield service, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def gated_clerk(cluster: Cluster, url: str) -> None:
+    await cluster.client.create(
+        Tool(
+            metadata=ObjectMeta(name="submit", namespace=NS),
+            spec=ToolSpec(
+                type="http",
+                description="file a ticket",
+                input_schema={
+                    "type": "object",
+                    "properties": {"ticket": {"type": "string"}},
+                    "required": ["ticket"],
+                },
+                http=HTTPToolSpec(
+                    url=f"{url}/submit", method="POST", body='{"ticket": "{{.input.ticket}}"}'
+                ),
+            ),
+        )
+    )
+    gate = ToolApproval(required=True, timeout="5m", on_timeout="reject")
+    await cluster.client.create(
+        ark_objects.agent("clerk", NS, tools=[AgentTool(type="http", name="submit", approval=gate)])
+    )
+    call = ScriptedToolCall(name="submit", arguments={"ticket": "T-1"}, id="call_1")
+    cluster.fake.add_rule(
+        Rule(
+            match=Match(user="file"),
+            replies=[Reply(tool_calls=[call]), Reply(content="Filed: {{tool}}")],
+        )
+    )
+
+
+def clerk_calls(cluster: Cluster) -> int:
+    """Model calls of the clerk's conversation (model probes of the resource controllers aside)."""
+    return sum("please file it" in json.dumps(r.body) for r in cluster.fake.requests)
+
+
+def paused_on(query: Query) -> str:
+    assert query.status is not None
+    assert query.status.response is not None
+    assert query.status.response.a2a is not None
+    assert query.status.response.a2a.task_id
+    return query.status.response.a2a.task_id
+
+
+async def test_in_controller_a_gated_tool_waits_for_approval_then_runs_once(
+    world: World, start_controller: ControllerFactory, counter: tuple[Counter, str]
+) -> None:
+    service, url = counter
+    await gated_clerk(world.cluster, url)
+    # One slot: a paused query must not hold it, or the second query could never run.
+    await start_controller(scheduler=SchedulerConfig(max_concurrent_queries=1))
+    await world.cluster.client.create(
+        ark_objects.query("file-it", NS, "please file it", target=("agent", "clerk"))
+    )
+    paused = await world.cluster.wait_phase("file-it", "input-required", "done", "error")
+    task_id = paused_on(paused)
+    assert service.bodies == []
+    task = await world.task(approval_task_name(task_id))
+    assert task is not None
+    assert task.status is not None
+    metadata = task.status.protocol_metadata or {}
+    assert [c["function"]["name"] for c in json.loads(metadata["toolCalls"])] == ["submit"]
+    assert json.loads(metadata["runLog"])["queryId"] == paused.metadata.uid
+
+    await world.cluster.client.create(ark_objects.query("meanwhile", NS, "hello"))
+    await world.cluster.wait_phase("meanwhile", "done")
+
+    model_calls = clerk_calls(world.cluster)
+    assert model_calls == 1  # the turn that asked for the tool
+    await world.decide(task_id, '{"decision":"approved"}')
+    done = await world.cluster.wait_phase("file-it", "done", "error")
+    assert done.status is not None
+    assert done.status.phase == "done"
+    assert done.status.response is not None
+    assert "stored" in done.status.response.content
+    assert service.bodies == ['{"ticket": "T-1"}']
+    # The first model turn was replayed from the log, not asked again: one more call only.
+    assert clerk_calls(world.cluster) == model_calls + 1
+
+
+async def test_in_controller_a_pause_survives_a_controller_restart(
+    world: World, start_controller: ControllerFactory, counter: tuple[Counter, str]
+) -> None:
+    service, url = counter
+    await gated_clerk(world.cluster, url)
+    first = await start_controller()
+    await world.cluster.client.create(
+        ark_objects.query("file-later", NS, "please file it", target=("agent", "clerk"))
+    )
+    task_id = paused_on(await world.cluster.wait_phase("file-later", "input-required"))
+    await first.stop(grace=5.0)
+
+    # Decided while no controller runs; the next one reads the run's log back from the task.
+    await world.decide(task_id, '{"decision":"approved"}')
+    model_calls = clerk_calls(world.cluster)
+    assert model_calls == 1  # the turn that asked for the tool
+    await start_controller()
+    done = await world.cluster.wait_phase("file-later", "done", "error")
+    assert done.status is not None
+    assert done.status.phase == "done"
+    assert service.bodies == ['{"ticket": "T-1"}']
+    assert clerk_calls(world.cluster) == model_calls + 1

@@ -244,7 +244,14 @@ class InControllerDispatcher:
                     f"resolve query {request.namespace}/{request.name}",
                     attributes=_query_attributes(request),
                 ):
-                    await self._reconciler.resolve(request, sink, cancel=cancel, attempt=attempt)
+                    await self._reconciler.resolve(
+                        request,
+                        sink,
+                        cancel=cancel,
+                        attempt=attempt,
+                        log=run_log,
+                        journal=self.journal,
+                    )
             finally:
                 self._scheduler.release(namespace)
         except asyncio.CancelledError:
