@@ -344,3 +344,25 @@ def test_the_access_model_can_say_no(chart: Chart) -> None:
     )
     with pytest.raises(AssertionError, match="missing Role"):
         Access(broken).can("sa", "get", "", "pods", "x")
+
+
+@pytest.mark.parametrize("preset", ["simple", "scale-flexible", "scale-strict"])
+def test_approval_tasks_are_opened_decided_and_followed(chart: Chart, preset: str) -> None:
+    """A paused query's A2ATask: opened by whoever writes the Query's status (the controller
+    in-process, status-sync for standalone runs), decided, expired and followed by the
+    controller even with the resource controllers off; status-sync can never delete one."""
+    ark = "ark.mckinsey.com"
+    for values in ({}, {"controller": {"resourceControllers": {"enabled": False}}}):
+        rbac = access(chart, preset, **values)
+        controller = rbac.rendered.name("controller")
+        for verb in ("get", "list", "watch", "create", "delete"):
+            assert rbac.can(controller, verb, ark, "a2atasks", "team-a"), verb
+        assert rbac.can(controller, "patch", ark, "a2atasks/status", "team-a")
+    if preset == "simple":
+        return
+    rbac = access(chart, preset)
+    sync = rbac.rendered.name("status-sync")
+    assert rbac.can(sync, "create", ark, "a2atasks", "team-a")
+    assert rbac.can(sync, "patch", ark, "a2atasks/status", "team-a")
+    for verb in ("delete", "update", "patch", "list"):
+        assert not rbac.can(sync, verb, ark, "a2atasks", "team-a"), verb

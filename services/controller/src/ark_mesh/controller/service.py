@@ -29,7 +29,11 @@ from ark_mesh.controller.config import ControllerConfig
 from ark_mesh.controller.dispatch import InControllerDispatcher, StandaloneDispatcher
 from ark_mesh.controller.keyqueue import KeyQueue
 from ark_mesh.controller.reconcile import Reconciler, tenant_of
-from ark_mesh.controller.resource_controllers import ResourceControllers, ark_handlers
+from ark_mesh.controller.resource_controllers import (
+    ApprovalTasks,
+    ResourceControllers,
+    ark_handlers,
+)
 from ark_mesh.controller.scheduler import FairScheduler
 from ark_mesh.kube import (
     ApiResource,
@@ -219,8 +223,7 @@ class ControllerService:
                 chunks=chunks,
                 approvals=KubeApprovals(client),
             )
-        if cfg.resource_controllers.enabled:
-            self.resources = self._resource_controllers(client, recorder)
+        self.resources = self._resource_controllers(client, recorder)
 
         async def task_lookup(namespace: str, name: str) -> A2ATask | None:
             return await cache.get(A2ATask, namespace, name)
@@ -263,15 +266,17 @@ class ControllerService:
     def _resource_controllers(
         self, client: KubeClient, recorder: EventRecorder
     ) -> ResourceControllers:
-        """Ark's resource controllers, reading through the resolver's cache when there is one
-        (one watch per kind for both), else through their own."""
+        """Ark's resource controllers, reading through the same cache as the resolver (one
+        watch per kind for both). With ``resource_controllers.enabled`` off, only the approval
+        tasks' controller runs: paused queries depend on it to be decided or to time out."""
         assert self._cache is not None
         rc = self.config.resource_controllers
+        handlers = ark_handlers(probe_timeout=rc.probe_timeout) if rc.enabled else [ApprovalTasks()]
         return ResourceControllers(
             client,
             self._cache,
             recorder,
-            ark_handlers(probe_timeout=rc.probe_timeout),
+            handlers,
             workers=rc.workers,
             check_limit=rc.probe_concurrency,
             check_timeout=rc.probe_timeout,
