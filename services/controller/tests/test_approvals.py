@@ -110,8 +110,8 @@ class World:
                     return query
                 await asyncio.sleep(0.02)
 
-    async def open_task(self, request: ApprovalRequest, query: str = "q", uid: str = "u") -> None:
-        await open_approval_task(
+    async def open_task(self, request: ApprovalRequest, query: str = "q", uid: str = "u") -> bool:
+        return await open_approval_task(
             self.cluster.client, namespace=NS, query_name=query, query_uid=uid, approval=request
         )
 
@@ -194,11 +194,12 @@ async def test_an_opened_task_is_ark_shaped_and_waits_for_a_decision(
         "TaskNotStarted",
         "Task has not been started yet",
     )
-    # Opening it again (a redelivered pause) changes nothing.
-    await world.open_task(approval("t-open"))
+    # Opening it again (a redelivered pause) writes nothing.
+    assert not await world.open_task(approval("t-open"))
     again = await world.task("a2a-task-t-open")
     assert again is not None
-    assert again.metadata.resource_version == task.metadata.resource_version
+    assert again.status is not None
+    assert again.status.phase == "input-required"
 
 
 @pytest.mark.parametrize(
@@ -641,3 +642,74 @@ async def test_in_controller_a_pause_survives_a_controller_restart(
     assert done.status.phase == "done"
     assert service.bodies == ['{"ticket": "T-1"}']
     assert clerk_calls(world.cluster) == model_calls + 1
+
+
+async def test_in_controller_a_rejection_is_answered_and_the_tool_never_runs(
+    world: World, start_controller: ControllerFactory, counter: tuple[Counter, str]
+) -> None:
+    service, url = counter
+    await gated_clerk(world.cluster, url)
+    await start_controller()
+    await world.cluster.client.create(
+        ark_objects.query("no-filing", NS, "please file it", target=("agent", "clerk"))
+    )
+    task_id = paused_on(await world.cluster.wait_phase("no-filing", "input-required"))
+    await world.decide(task_id, '{"decision":"rejected"}')
+    done = await world.cluster.wait_phase("no-filing", "done", "error")
+    assert done.status is not None
+    assert done.status.phase == "done"
+    assert done.status.response is not None
+    # The agent was resumed and saw Ark's rejection as the tool's result.
+    assert "Tool execution rejected by user" in done.status.response.content
+    assert service.bodies == []
+    assert (done.metadata.annotations or {}).get(APPROVAL_CASCADE_ANNOTATION) == "1"
+
+
+async def test_in_controller_an_agent_that_keeps_asking_hits_the_cascade_limit(
+    world: World, start_controller: ControllerFactory, counter: tuple[Counter, str]
+) -> None:
+    service, url = counter
+    await gated_clerk(world.cluster, url)
+    world.cluster.fake.reset()
+    call = ScriptedToolCall(name="submit", arguments={"ticket": "T-1"}, id="call_1")
+    world.cluster.fake.add_rule(Rule(match=Match(user="file"), reply=Reply(tool_calls=[call])))
+    await start_controller()
+    await world.cluster.client.create(
+        ark_objects.query("insist", NS, "please file it", target=("agent", "clerk"))
+    )
+    seen: list[str] = []
+    for _ in range(4):
+        query = await world.wait_query(
+            "insist",
+            lambda q: (
+                q.status is not None
+                and q.status.phase == "input-required"
+                and paused_on(q) not in seen
+            ),
+        )
+        seen.append(paused_on(query))
+        await world.decide(seen[-1], '{"decision":"rejected"}')
+    ended = await world.cluster.wait_phase("insist", "error", "done")
+    assert ended.status is not None
+    assert ended.status.response is not None
+    assert ended.status.response.content == cascade_limit_message()
+    assert len(set(seen)) == 4  # a fresh task per pause
+    assert service.bodies == []
+
+
+async def test_in_controller_cancel_while_waiting_then_ttl(
+    world: World, start_controller: ControllerFactory, counter: tuple[Counter, str]
+) -> None:
+    service, url = counter
+    await gated_clerk(world.cluster, url)
+    await start_controller()
+    await world.cluster.client.create(
+        ark_objects.query("forget-it", NS, "please file it", target=("agent", "clerk"), ttl="2s")
+    )
+    await world.cluster.wait_phase("forget-it", "input-required")
+    await world.kubectl.run(
+        "patch", "query", "forget-it", "-n", NS, "--type", "merge", "-p", '{"spec":{"cancel":true}}'
+    )
+    await world.cluster.wait_phase("forget-it", "canceled")
+    await world.cluster.wait_gone("forget-it")
+    assert service.bodies == []

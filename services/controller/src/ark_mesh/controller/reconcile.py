@@ -53,7 +53,7 @@ from ark_mesh.contracts.endings import (
 from ark_mesh.controller.config import ControllerConfig
 from ark_mesh.controller.dispatch import InControllerDispatcher, StandaloneDispatcher, StatusPort
 from ark_mesh.controller.modes import ModeRefused, choose_mode
-from ark_mesh.kube import decision_of, run_log_of
+from ark_mesh.kube import ConflictError, StatusGuard, decision_of, run_log_of
 from ark_mesh.resolver import running_status, waiting_status
 from ark_mesh.telemetry import get_logger
 
@@ -234,11 +234,14 @@ class Reconciler:
     async def _write(self, query: Query, status: QueryStatus) -> bool:
         return await self.status.write(query, status)
 
-    async def _end(self, query: Query, now: datetime, ending: Ending) -> None:
+    async def _end(
+        self, query: Query, now: datetime, ending: Ending, *, guard: StatusGuard | None = None
+    ) -> None:
         """End a query the controller decided itself (nothing ran), in the shared shape."""
         facts = RunFacts.before_start(query.spec)
         generation = query.metadata.generation or 1
-        await self._write(query, terminal_status(ending, facts, now=now, generation=generation))
+        status = terminal_status(ending, facts, now=now, generation=generation)
+        await self.status.write(query, status, guard=guard)
 
     async def _cancel(self, query: Query, now: datetime) -> None:
         uid = query.metadata.uid or ""
@@ -269,23 +272,10 @@ class Reconciler:
         decision = decision_of(task, now=now)
         if decision is None:
             return None  # still waiting: the task's own change wakes us
-        if decision.decision == "failed":
-            await self._end(query, now, Ending.error(decision.message))
-            return None
 
-        annotations = meta.annotations or {}
-        count = _cascades(annotations)
-        wanted: str | None = None
-        if decision.resumable_denial:
-            if count >= MAX_APPROVAL_CASCADES:
-                await self._end(query, now, Ending.error(cascade_limit_message()))
-                return None
-            wanted = str(count + 1)
-        if annotations.get(APPROVAL_CASCADE_ANNOTATION) != wanted:
-            # Conditioned on this object's resourceVersion: a reconcile of a stale copy fails
-            # here (409, retried on the fresh one) instead of counting the same denial twice.
-            await self.queries.set_annotation(query, APPROVAL_CASCADE_ANNOTATION, wanted)
-
+        # Every write below is conditioned on the stored Query still waiting on this very task:
+        # a watch event that predates our own writes (the annotation patch comes back before
+        # the status write does) must not act on the same decision a second time.
         def still_paused_on_it(current: Mapping[str, Any]) -> str | None:
             stored = msgspec.convert(current.get("status") or {}, QueryStatus)
             response = stored.response
@@ -293,6 +283,27 @@ class Reconciler:
             if stored.phase != "input-required" or stored_id != task_id:
                 return f"no longer paused on task {task_id} (phase {stored.phase!r})"
             return None
+
+        if decision.decision == "failed":
+            await self._end(query, now, Ending.error(decision.message), guard=still_paused_on_it)
+            return None
+        annotations = meta.annotations or {}
+        count = _cascades(annotations)
+        wanted: str | None = None
+        if decision.resumable_denial:
+            if count >= MAX_APPROVAL_CASCADES:
+                ending = Ending.error(cascade_limit_message())
+                await self._end(query, now, ending, guard=still_paused_on_it)
+                return None
+            wanted = str(count + 1)
+        if annotations.get(APPROVAL_CASCADE_ANNOTATION) != wanted:
+            # Conditioned on this object's resourceVersion: a reconcile of a stale copy fails
+            # here instead of counting the same denial twice. The newer object is on its way
+            # (the watch delivers every change), and its own reconcile decides again.
+            try:
+                await self.queries.set_annotation(query, APPROVAL_CASCADE_ANNOTATION, wanted)
+            except ConflictError:
+                return None
 
         generation = meta.generation or 1
         if not await self.status.write(
