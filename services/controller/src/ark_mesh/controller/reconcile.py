@@ -241,7 +241,10 @@ class Reconciler:
         facts = RunFacts.before_start(query.spec)
         generation = query.metadata.generation or 1
         status = terminal_status(ending, facts, now=now, generation=generation)
-        await self.status.write(query, status, guard=guard)
+        if guard is None:
+            await self._write(query, status)
+        else:
+            await self.status.write(query, status, guard=guard)
 
     async def _cancel(self, query: Query, now: datetime) -> None:
         uid = query.metadata.uid or ""
