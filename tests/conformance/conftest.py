@@ -507,18 +507,30 @@ class ScenarioRun:
         ]
 
     async def tool_request(self, operation: Mapping[str, Any]) -> None:
-        """Some request the HTTP tool server received from this scenario matches ``assert``."""
+        """Some request the HTTP tool server received from this scenario matches ``assert``.
+
+        With ``count: N`` exactly N received requests must match (``count: 0``: none may; like
+        ``none`` for the model, a count is a fact about now — check it once the query has
+        moved past the point where a call could still happen)."""
         expected = self._render_document(operation.get("assert") or {})
+        count = operation.get("count")
         timeout = _duration(operation.get("timeout"), DEFAULT_ASSERT_TIMEOUT)
 
         async def attempt() -> tuple[bool, str]:
             # A scenario's Tools carry its namespace in the URL (``?scenario=${NAMESPACE}``).
             received = self.env.tools.received
             seen = [r for r in received if r["query"].get("scenario") == self.namespace]
+            if count is not None:
+                matching = [r for r in seen if not match_tree(expected, r)]
+                verdict = len(matching) == int(count)
+                return verdict, f"{len(matching)} of {len(seen)} received match, want {count}"
             verdict, detail = self._judge(expected, seen or None, negate=False)
             return verdict, f"{len(seen)} received: {detail}"
 
-        await poll(attempt, timeout, "a tool request must match")
+        what = (
+            "a tool request must match" if count is None else f"{count} tool request(s) must match"
+        )
+        await poll(attempt, 0.0 if count == 0 else timeout, what)
 
     async def capture(self, operation: Mapping[str, Any]) -> None:
         """Store values of a resource (JMESPath) as placeholders for the operations after it."""

@@ -64,3 +64,31 @@ async def test_cancel_sent_while_disconnected_is_seen_after_reconnect(
         await CancelChannel(other).request(kit.tenant, "q-5")
         await asyncio.wait_for(cancelled.wait(), 30)
     await other.close()
+
+
+async def test_garbage_or_a_replayed_cancel_stops_nothing(
+    bus: Bus, topology: Topology, kit: type
+) -> None:
+    """Anyone able to publish on a cancel subject or write the flag could send bytes: only a
+    cancel that decodes and names this query counts."""
+    from ark_mesh.contracts import subjects
+
+    channel = CancelChannel(bus)
+    genuine_for_other = await channel.request(kit.tenant, "q-other")
+    kv = await bus.key_value(channel.bucket)
+    async with channel.watch(kit.tenant, "q-9") as cancelled:
+        await bus.nc.publish(subjects.query_cancel(kit.tenant, "q-9"), b"\x00")
+        other = await kv.get(f"{kit.tenant}.q-other")
+        # The other query's genuine cancel, replayed onto this query's subject and flag.
+        await bus.nc.publish(subjects.query_cancel(kit.tenant, "q-9"), other.value or b"")
+        await kv.put(f"{kit.tenant}.q-9", b"not a cancel")
+        await bus.nc.flush()
+        await asyncio.sleep(0.3)  # let the subscription's callbacks run on what arrived
+        assert not cancelled.is_set()
+        assert await channel.get(kit.tenant, "q-9") is None
+        await channel.request(kit.tenant, "q-9", reason="real")
+        await asyncio.wait_for(cancelled.wait(), 30)
+    assert cancelled.request is not None
+    assert cancelled.request.reason == "real"
+    assert cancelled.request.query_id == "q-9"
+    assert genuine_for_other.query_id == "q-other"

@@ -80,20 +80,42 @@ async def test_window_bounds_unacknowledged_messages(
 
 
 async def test_subject_without_stream_fails_with_the_subject_named(
+    bus: Bus, topology: Topology, kit: type
+) -> None:
+    failures: list[str] = []
+    impatient = await Publisher.create(
+        bus, PublisherSettings(no_responders_for=0.5), on_failure=lambda s, e: failures.append(s)
+    )
+    with pytest.raises(PublishError, match=r"nowhere\.at\.all"):
+        await impatient.publish("nowhere.at.all", kit.request(1))
+
+    await impatient.publish_nowait("nowhere.else", kit.request(1))
+    with pytest.raises(PublishError, match=r"nowhere\.else"):
+        await impatient.flush(within=30)
+    await impatient.close()
+    assert failures == ["nowhere.else"]
+
+
+async def test_no_responders_is_retried_until_a_stream_answers(
     bus: Bus, topology: Topology, publisher: Publisher, kit: type
 ) -> None:
-    with pytest.raises(PublishError, match=r"nowhere\.at\.all"):
-        await publisher.publish("nowhere.at.all", kit.request(1))
+    """What a publish sees while a stream's cluster elects a new leader: "no responders" for a
+    few seconds, then a stream that stores the message. Neither kind of publish gives up."""
 
-    failures: list[str] = []
-    lost = await Publisher.create(
-        bus, PublisherSettings(no_stream_retries=0), on_failure=lambda s, e: failures.append(s)
-    )
-    await lost.publish_nowait("nowhere.else", kit.request(1))
-    with pytest.raises(PublishError, match=r"nowhere\.else"):
-        await lost.flush(within=30)
-    await lost.close()
-    assert failures == ["nowhere.else"]
+    async def stream_appears() -> None:
+        await asyncio.sleep(1.5)
+        await bus.js.add_stream(name="LATE", subjects=["late.>"])
+
+    appearing = asyncio.create_task(stream_appears())
+    await publisher.publish_nowait("late.windowed", kit.request(1), msg_id="late:1")
+    ack = await publisher.publish("late.awaited", kit.request(2), msg_id="late:2")
+    await publisher.flush(within=30)
+    await appearing
+
+    assert ack.stream == "LATE"
+    info = await bus.js.stream_info("LATE")
+    assert info.state.messages == 2
+    await bus.js.delete_stream("LATE")
 
 
 async def test_raw_bytes_need_a_schema(publisher: Publisher) -> None:

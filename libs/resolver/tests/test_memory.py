@@ -164,6 +164,23 @@ async def test_explicit_memory_that_does_not_exist_is_an_error(world: World) -> 
     )
 
 
+async def test_a_memory_of_another_namespace_is_refused_naming_the_field(world: World) -> None:
+    """Another namespace's Memory holds another tenant's conversations."""
+    world.model()
+    world.agent("helper")
+    status, _ = await world.resolve(
+        world.request(
+            target=QueryTarget(type="agent", name="helper"),
+            memory=MemoryRef(name="default", namespace="team-b"),
+        )
+    )
+    assert status.phase == "error"
+    assert status.response is not None
+    assert status.response.content.startswith("spec.memory.namespace:")
+    assert "'team-b'" in status.response.content
+    assert world.fake.requests == []
+
+
 async def test_ark_http_memory_api_history_is_read_across_every_page(
     world: World, memory_api: ArkMemoryAPI
 ) -> None:

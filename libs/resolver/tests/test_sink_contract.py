@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ark_mesh.contracts import (
     Chunk,
     QueryEvent,
@@ -56,3 +58,26 @@ async def test_broken_chunk_and_event_delivery_does_not_fail_the_query(world: Wo
     # One failed content chunk abandons the stream; the final chunk is still attempted.
     assert sink.chunk_attempts == 2
     assert [c.id for c in sink.chunks] == ["chatcmpl-final"]
+
+
+class LostFinalChunk(RecordingSink):
+    """A sink that stores everything but the final chunk (its stream's leader is gone)."""
+
+    async def chunk(self, chunk: Chunk) -> None:
+        if chunk.ark.completed_query is not None:
+            raise ConnectionError("no responders")
+        await super().chunk(chunk)
+
+
+async def test_a_final_chunk_that_cannot_be_delivered_fails_the_attempt(world: World) -> None:
+    """Readers wait for the final chunk: losing it quietly would leave every stream open. The
+    failure reaches the caller, after the terminal status, so redelivery can publish it."""
+    world.model()
+    world.agent("helper")
+    sink = LostFinalChunk()
+    with pytest.raises(ConnectionError, match="no responders"):
+        await world.reconciler.resolve(
+            world.request(target=QueryTarget(type="agent", name="helper")), sink
+        )
+    assert [u.phase for u in sink.statuses] == ["running", "done"]
+    assert all(c.ark.completed_query is None for c in sink.chunks)

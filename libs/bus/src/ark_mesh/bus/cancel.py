@@ -15,6 +15,10 @@ connection was down are gone.
 With encryption configured for the tenant, the request is sealed once (associated data: the
 cancel subject) and the same ciphertext goes to the KV flag and the core message.
 
+Only a cancel that decodes — and, for a tenant whose encryption is required, authenticates —
+and that names this very query stops it. Anything else on the subject or in the flag is logged
+and ignored: publishing one garbage byte must not cancel somebody's query.
+
 Usage in a worker::
 
     async with cancels.watch(tenant, query_id) as cancelled:
@@ -121,17 +125,18 @@ class CancelChannel:
         if not entry.value:
             return None
         try:
-            return _decode(
+            request = _decode(
                 self.bus.cipher.open(subjects.query_cancel(tenant, query_id), entry.value)
             )
         except (DecodeError, DecryptionError) as error:
-            # A flag we cannot read is still a flag: cancel rather than run on.
             _log.warning(
-                "unreadable cancel flag", tenant=tenant, query_id=query_id, error=str(error)
+                "ignored an unreadable cancel flag",
+                tenant=tenant,
+                query_id=query_id,
+                error=str(error),
             )
-            return CancelRequest(
-                query_id=query_id, tenant=tenant, reason="canceled", requested_at=""
-            )
+            return None
+        return request if _is_for(request, tenant, query_id) else None
 
     async def clear(self, tenant: str, query_id: str) -> None:
         """Remove the flag (e.g. when the query is deleted); the bucket TTL also expires it."""
@@ -146,9 +151,16 @@ class CancelChannel:
 
         async def on_message(msg: Msg) -> None:
             try:
-                watch.trigger(_decode(self.bus.cipher.open(msg.subject, msg.data, msg.headers)))
-            except (DecodeError, DecryptionError):
-                watch.trigger(None)
+                request = _decode(self.bus.cipher.open(msg.subject, msg.data, msg.headers))
+            except (DecodeError, DecryptionError) as error:
+                # Anyone who can publish on the subject could send bytes; only a cancel that
+                # decodes (and, for an encrypted tenant, authenticates) stops a query.
+                _log.warning("ignored an unreadable cancel", subject=msg.subject, error=str(error))
+                return
+            if _is_for(request, tenant, query_id):
+                watch.trigger(request)
+            else:
+                _log.warning("ignored a cancel naming another query", subject=msg.subject)
 
         async def recheck() -> None:
             if not watch.is_set():
@@ -172,3 +184,9 @@ def cancel_watch(
 ) -> contextlib.AbstractAsyncContextManager[CancelWatch]:
     """Shorthand for ``CancelChannel(bus).watch(tenant, query_id)``."""
     return CancelChannel(bus).watch(tenant, query_id)
+
+
+def _is_for(request: CancelRequest, tenant: str, query_id: str) -> bool:
+    """A cancel acts only on the query it names, in its own tenant (a copy replayed onto
+    another query's subject or key does nothing)."""
+    return request.tenant == tenant and request.query_id == query_id

@@ -73,16 +73,27 @@ _ack_decoder = msgspec.json.Decoder(_PubAckWire)
 class PublisherSettings(msgspec.Struct, frozen=True, kw_only=True):
     """``ack_timeout`` per attempt; ``retry_for`` total time spent retrying timed-out attempts
     (keep it below the stream's duplicate window, or a late retry could be stored twice);
-    ``window`` bounds unacknowledged :meth:`Publisher.publish_nowait` messages."""
+    ``window`` bounds unacknowledged :meth:`Publisher.publish_nowait` messages.
+
+    ``no_responders_for`` is how long a publish answered "no responders" keeps being retried.
+    A stream whose leader just died answers that until its cluster elects another (4 to 8 s seen
+    on a 3-node cluster), so giving up sooner loses messages to every election; a subject no
+    stream captures answers it for ever, and fails once this time is up.
+    """
 
     ack_timeout: float = 5.0
     retry_for: float = 30.0
     window: int = 1000
-    no_stream_retries: int = 2
+    no_responders_for: float = 15.0
 
 
 class _NoStreamError(Exception):
     pass
+
+
+def _no_responders_pause(tries: int) -> float:
+    """Back off from 0.1 s to at most 1 s between "no responders" retries."""
+    return min(1.0, 0.05 * 2.0**tries)
 
 
 class _RejectedError(Exception):
@@ -193,6 +204,7 @@ class Publisher:
         started = time.perf_counter()
         deadline = time.monotonic() + max(budget, attempt_timeout)
         no_stream = 0
+        no_responders_until = time.monotonic() + self.settings.no_responders_for
         attempt = 0
         with self.telemetry.publish_span(
             subject, all_headers, message_id=msg_id, schema=schema_id
@@ -220,11 +232,17 @@ class Publisher:
                     continue
                 except _NoStreamError:
                     no_stream += 1
-                    if no_stream > self.settings.no_stream_retries:
+                    pause = _no_responders_pause(no_stream)
+                    if time.monotonic() + pause > no_responders_until:
                         raise PublishError(
-                            subject, "no JetStream stream captures this subject"
+                            subject,
+                            "no JetStream stream answered for this subject within "
+                            f"{self.settings.no_responders_for:g}s (none captures it, or its "
+                            "cluster has no leader)",
                         ) from None
-                    await asyncio.sleep(0.1 * 2**no_stream)
+                    # An election does not count against the ack budget: extend it.
+                    deadline = max(deadline, time.monotonic() + pause + attempt_timeout)
+                    await asyncio.sleep(pause)
                     continue
                 except _RejectedError as rejected:
                     raise PublishError(subject, rejected.description) from None
@@ -338,10 +356,18 @@ class Publisher:
             self._parse(msg)
         except _NoStreamError as error:
             entry.no_stream += 1
-            if entry.no_stream > self.settings.no_stream_retries:
-                self._fail(entry, PublishError(entry.subject, "no stream captures this subject"))
+            pause = _no_responders_pause(entry.no_stream)
+            if time.monotonic() + pause - entry.first_sent > self.settings.no_responders_for:
+                self._fail(
+                    entry,
+                    PublishError(
+                        entry.subject,
+                        "no JetStream stream answered for this subject within "
+                        f"{self.settings.no_responders_for:g}s",
+                    ),
+                )
             else:
-                self._retry_later(entry, 0.1 * 2**entry.no_stream, error)
+                self._retry_later(entry, pause, error, budget=self.settings.no_responders_for)
             return
         except _RejectedError as rejected:
             self._fail(entry, PublishError(entry.subject, rejected.description))
@@ -373,8 +399,11 @@ class Publisher:
         self._window.release()
         self._maybe_idle()
 
-    def _retry_later(self, entry: _Windowed, delay: float, cause: Exception) -> None:
-        if time.monotonic() + delay - entry.first_sent > self.settings.retry_for:
+    def _retry_later(
+        self, entry: _Windowed, delay: float, cause: Exception, *, budget: float | None = None
+    ) -> None:
+        limit = max(self.settings.retry_for, budget or 0.0)
+        if time.monotonic() + delay - entry.first_sent > limit:
             self._fail(entry, PublishTimeoutError(entry.subject, f"gave up retrying: {cause!r}"))
             return
 

@@ -131,13 +131,18 @@ class RunReporter:
         """Deliver a chunk; a failing stream is abandoned, never the query (Ark's rule).
 
         After the first failure no further content chunks are attempted, but the final chunk
-        still is, so readers that can be reached learn how the query ended.
+        still is, so readers that can be reached learn how the query ended. The final chunk is
+        the one exception to "never the query": a stream without it never ends for its readers,
+        so its failure propagates and fails the attempt, and a caller with redelivery publishes
+        it from the stored terminal status (the query-reconciler's repair path).
         """
         if self.stream_abandoned and not final:
             return
         try:
             await self.sink.chunk(chunk)
         except Exception:
+            if final:
+                raise
             if not self.stream_abandoned:
                 log.warning(
                     "query %s: chunk delivery failed, abandoning the stream",

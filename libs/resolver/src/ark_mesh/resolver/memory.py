@@ -1,7 +1,8 @@
 """Conversation memory: which store a query uses, its history, and saving the turn.
 
 Choice of store, as Ark: ``spec.memory``, else the Memory named ``default`` in the query's
-namespace, else none. With a store and no ``conversationId`` a new conversation is created;
+namespace, else none — never a Memory of another namespace, which would be another tenant's
+conversations. With a store and no ``conversationId`` a new conversation is created;
 without a store but with a ``conversationId`` the query runs without history and reports
 ``MemoryUnavailable``. A store that fails while loading history degrades the query (it runs
 without history, ``MemoryDegraded``) instead of failing it. History is loaded in full — every
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ark_mesh.contracts import Memory
 from ark_mesh.resolver.context import QueryRun
-from ark_mesh.resolver.errors import MemoryBackendError, ResourceNotFoundError
+from ark_mesh.resolver.errors import InvalidSpecError, MemoryBackendError, ResourceNotFoundError
 from ark_mesh.resolver.ports import ChatMessage, MemoryFactory, MemoryStore
 from ark_mesh.resolver.values import ValueResolver
 
@@ -76,6 +77,12 @@ async def _memory_resource(run: QueryRun) -> Memory | None:
     ref = run.request.spec.memory
     if ref is not None:
         namespace = ref.namespace or run.namespace
+        if namespace != run.namespace:
+            # A Memory holds conversations: one in another namespace is another tenant's data.
+            raise InvalidSpecError(
+                f"spec.memory.namespace: a query may only use a Memory of its own namespace "
+                f"'{run.namespace}', not '{namespace}'"
+            )
         memory = await run.store.get(Memory, namespace, ref.name)
         if memory is None:
             raise ResourceNotFoundError("Memory", namespace, ref.name, referenced_by="the query")

@@ -11,6 +11,12 @@ reaches the wire.
 The SDK's exceptions are translated here, at the seam, into the resolver's error tree: 429, 408,
 409, 5xx, timeouts and dropped connections become :class:`ModelUnavailableError` (a retry of the
 query may succeed), other 4xx :class:`ModelRequestError`.
+
+Answers are read from the SDK's raw response (``with_streaming_response`` /
+``with_raw_response``): the SDK still builds the request, authenticates, retries and raises for
+an error status, but the body is parsed here — each ``data:`` line of a stream, or the whole
+answer — decoded by msgspec straight into the chunk shape the mesh forwards. Building the SDK's pydantic models for every token cost
+several times the rest of the hot path (issue 14's profile); nothing else reads them.
 """
 
 from __future__ import annotations
@@ -23,8 +29,6 @@ import httpx2
 import msgspec
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
-from openai.types import CompletionUsage
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ark_mesh.contracts import ChunkChoice, TokenUsage
 from ark_mesh.resolver.errors import ModelRequestError, ModelUnavailableError
@@ -58,7 +62,33 @@ def _translate(exc: Exception, endpoint: ModelEndpoint) -> Exception:
     return exc
 
 
-def _usage(usage: CompletionUsage | None) -> TokenUsage | None:
+class _WireTokenDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+
+
+class _WireUsage(msgspec.Struct):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    prompt_tokens_details: _WireTokenDetails | None = None
+
+
+class _WireChunk(msgspec.Struct):
+    """One ``chat.completion.chunk`` as providers send it; what the mesh does not use is
+    skipped by the decoder, and fields providers leave out default."""
+
+    id: str | None = None
+    created: int | None = None
+    model: str | None = None
+    choices: tuple[ChunkChoice, ...] | None = None
+    usage: _WireUsage | None = None
+    error: dict[str, Any] | str | None = None
+
+
+_chunk_decoder = msgspec.json.Decoder(_WireChunk)
+
+
+def _wire_usage(usage: _WireUsage | None) -> TokenUsage | None:
     if usage is None:
         return None
     details = usage.prompt_tokens_details
@@ -70,30 +100,62 @@ def _usage(usage: CompletionUsage | None) -> TokenUsage | None:
     )
 
 
-def _model_chunk(chunk: ChatCompletionChunk) -> ModelChunk:
-    choices = msgspec.convert(
-        [choice.model_dump(mode="json", exclude_none=True) for choice in chunk.choices],
-        tuple[ChunkChoice, ...],
-    )
+def _model_chunk(data: str, endpoint: ModelEndpoint) -> ModelChunk:
+    try:
+        wire = _chunk_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ModelUnavailableError(
+            f"model '{endpoint.name}': the provider sent a chunk that is not a chat "
+            f"completion chunk: {exc}"
+        ) from exc
+    if wire.error is not None:
+        # OpenAI reports a failure inside an open stream as a data line carrying ``error``.
+        message = (
+            wire.error.get("message", wire.error) if isinstance(wire.error, dict) else wire.error
+        )
+        raise ModelUnavailableError(f"model '{endpoint.name}': {message}")
     return ModelChunk(
-        id=chunk.id,
-        created=chunk.created,
-        model=chunk.model,
-        choices=choices,
-        usage=_usage(chunk.usage),
+        id=wire.id or "",
+        created=wire.created or 0,
+        model=wire.model or "",
+        choices=wire.choices or (),
+        usage=_wire_usage(wire.usage),
     )
 
 
-def _answer_chunk(completion: ChatCompletion) -> ModelChunk:
+class _WireChoice(msgspec.Struct):
+    index: int | None = None
+    message: dict[str, Any] = msgspec.field(default_factory=dict)
+    finish_reason: str | None = None
+
+
+class _WireCompletion(msgspec.Struct):
+    id: str | None = None
+    created: int | None = None
+    model: str | None = None
+    choices: list[_WireChoice] | None = None
+    usage: _WireUsage | None = None
+
+
+_completion_decoder = msgspec.json.Decoder(_WireCompletion)
+
+
+def _answer_chunk(body: bytes, endpoint: ModelEndpoint) -> ModelChunk:
     """A non-streamed answer as one chunk: the delta carries the whole message.
 
     Providers are lenient in what they send (Ark's mock-llm echoes a ``user`` message back and
     omits ``created`` and ``index``), so only what a chunk needs is read, and the role is
     always ``assistant``: this is the model's turn whatever the provider labelled it.
     """
+    try:
+        completion = _completion_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ModelUnavailableError(
+            f"model '{endpoint.name}': the provider's answer is not a chat completion: {exc}"
+        ) from exc
     choices = []
     for position, choice in enumerate(completion.choices or []):
-        message = choice.message.model_dump(mode="json", exclude_none=True, warnings=False)
+        message = choice.message
         delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
         calls = message.get("tool_calls") or []
         if calls:
@@ -118,8 +180,28 @@ def _answer_chunk(completion: ChatCompletion) -> ModelChunk:
         created=completion.created or 0,
         model=completion.model or "",
         choices=msgspec.convert(choices, tuple[ChunkChoice, ...]),
-        usage=_usage(completion.usage),
+        usage=_wire_usage(completion.usage),
     )
+
+
+async def _events(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The ``data`` of each server-sent event (several ``data:`` lines joined), up to
+    ``[DONE]``; comments, ``event:``/``id:`` fields and keep-alives are skipped."""
+    data: list[str] = []
+    async for line in lines:
+        if line == "":
+            if data:
+                joined = "\n".join(data)
+                data = []
+                if joined.strip() == "[DONE]":
+                    return
+                yield joined
+            continue
+        if line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data and "\n".join(data).strip() != "[DONE]":
+        yield "\n".join(data)
 
 
 class OpenAIModelClient:
@@ -173,42 +255,52 @@ class OpenAIModelClient:
         headers = {**endpoint.headers, **request.headers}
         # Messages and tools are plain dicts in OpenAI's wire shape; the SDK's TypedDict
         # overloads cannot see that, so the call is made through an untyped reference.
-        create: Any = self._client(endpoint).chat.completions.create
-        if streamed:
-            optional["stream"] = True
-            optional["stream_options"] = {"include_usage": True}
-        try:
-            response = await create(
-                model=endpoint.model,
-                messages=list(request.messages),
-                extra_headers=headers or None,
-                extra_body=body or None,
-                **optional,
-            )
-        except Exception as exc:
-            raise _translate(exc, endpoint) from exc
-
+        completions: Any = self._client(endpoint).chat.completions
+        arguments: dict[str, Any] = {
+            "model": endpoint.model,
+            "messages": list(request.messages),
+            "extra_headers": headers or None,
+            "extra_body": body or None,
+            **optional,
+        }
         if not streamed:
-            answer = _answer_chunk(response)
+            try:
+                response = await completions.with_raw_response.create(**arguments)
+                answer = _answer_chunk(response.content, endpoint)
+            except ModelUnavailableError:
+                raise
+            except Exception as exc:
+                raise _translate(exc, endpoint) from exc
 
             async def whole() -> AsyncIterator[ModelChunk]:
                 yield answer
 
             yield whole()
             return
-        stream = response
+
+        arguments["stream"] = True
+        arguments["stream_options"] = {"include_usage": True}
+        opened = completions.with_streaming_response.create(**arguments)
+        try:
+            raw = await opened.__aenter__()
+        except Exception as exc:
+            raise _translate(exc, endpoint) from exc
 
         async def chunks() -> AsyncIterator[ModelChunk]:
             try:
-                async for chunk in stream:
-                    yield _model_chunk(chunk)
+                async for data in _events(raw.iter_lines()):
+                    yield _model_chunk(data, endpoint)
+            except (ModelUnavailableError, ModelRequestError):
+                raise
             except Exception as exc:
                 raise _translate(exc, endpoint) from exc
 
-        # Closing the SDK stream closes the HTTP response: leaving this block early (cancel,
-        # timeout) stops the provider's generation instead of draining it.
-        async with stream:
+        # Leaving this block closes the HTTP response: leaving it early (cancel, timeout)
+        # stops the provider's generation instead of draining it.
+        try:
             yield chunks()
+        finally:
+            await opened.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
