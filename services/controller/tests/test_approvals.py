@@ -185,7 +185,7 @@ async def test_an_opened_task_is_ark_shaped_and_waits_for_a_decision(
     assert (task.status.phase, task.status.protocol_state) == ("input-required", "input-required")
     metadata = task.status.protocol_metadata or {}
     assert json.loads(metadata["toolCalls"]) == TOOL_CALLS
-    assert (metadata["timeout"], metadata["onTimeout"]) == ("5m", "reject")
+    assert (metadata["timeout"], metadata["onTimeout"]) == ("5m0s", "reject")
     context = json.loads(metadata["context"])
     assert (context["agentName"], context["agentNamespace"]) == ("assistant", NS)
     condition = completed_condition(task)

@@ -62,7 +62,7 @@ async def test_a_pause_opens_the_approval_task_then_writes_input_required(sync: 
     assert task.status.phase == "input-required"
     metadata = task.status.protocol_metadata or {}
     assert json.loads(metadata["toolCalls"]) == TOOL_CALLS
-    assert (metadata["timeout"], metadata["onTimeout"]) == ("10m", "proceed")
+    assert (metadata["timeout"], metadata["onTimeout"]) == ("10m0s", "proceed")
     assert json.loads(metadata["context"])["conversationId"] == "conv-1"
     assert "runLog" not in metadata  # standalone runs keep their log on the bus
 

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import msgspec
 
-from ark_mesh.contracts import A2ATask, Query
+from ark_mesh.contracts import A2ATask, DurationError, Query, format_duration, parse_duration
 from ark_mesh.contracts.approvals import (
     ApprovalDecision,
     ApprovalReason,
@@ -66,6 +66,16 @@ means the pause was already recorded (or decided) and a repeated update must not
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _go_duration(text: str) -> str:
+    """``5m`` as Ark writes it (Go's ``Duration.String()``: ``5m0s``); unparseable kept as is."""
+    if not text:
+        return text
+    try:
+        return format_duration(parse_duration(text))
+    except DurationError:
+        return text
 
 
 def approval_task_body(
@@ -118,7 +128,7 @@ def approval_task_status(
     }
     metadata = {
         "toolCalls": json.dumps(approval.tool_calls),
-        "timeout": approval.timeout,
+        "timeout": _go_duration(approval.timeout),
         "onTimeout": approval.on_timeout,
         "context": json.dumps(context),
     }
