@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from aiohttp import web
 
@@ -40,6 +41,7 @@ from ark_mesh.contracts.approvals import (
 from ark_mesh.controller import dispatch
 from ark_mesh.controller.config import ReconciliationConfig, SchedulerConfig
 from ark_mesh.kube import QUERY_LABEL, NotFoundError, StatusWriter, open_approval_task
+from ark_mesh.resolver import running_status
 from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedToolCall
 from ark_mesh.testing.k8s.kubectl import Kubectl
@@ -713,3 +715,32 @@ async def test_in_controller_cancel_while_waiting_then_ttl(
     await world.cluster.wait_phase("forget-it", "canceled")
     await world.cluster.wait_gone("forget-it")
     assert service.bodies == []
+
+
+async def test_in_controller_an_interrupted_running_query_restarts_without_a_start_by_deadline(
+    world: World, start_controller: ControllerFactory
+) -> None:
+    """What a controller restart finds after a resumed round was cut off: a Query ``running``
+    with no run, created longer ago than its ``spec.timeout``. Ark applies the start-by budget
+    only before execution; the query runs again."""
+    query = ark_objects.query("cut-off", NS, "hello", timeout="1s")
+    query = msgspec.structs.replace(
+        query,
+        metadata=msgspec.structs.replace(query.metadata, finalizers=["ark.mckinsey.com/finalizer"]),
+    )
+    created = await world.cluster.client.create(query)
+    await StatusWriter(world.cluster.client).write(
+        Query, NS, "cut-off", running_status(datetime.now(UTC), 1)
+    )
+    started = datetime.fromisoformat(
+        (created.metadata.creation_timestamp or "").replace("Z", "+00:00")
+    )
+    async with asyncio.timeout(30):  # past creation + spec.timeout before the controller looks
+        while True:
+            if datetime.now(UTC) > started + timedelta(seconds=1.5):
+                break
+            await asyncio.sleep(0.1)
+    await start_controller()
+    ended = await world.cluster.wait_phase("cut-off", "done", "error")
+    assert ended.status is not None
+    assert ended.status.phase == "done", ended.status

@@ -196,6 +196,11 @@ class Reconciler:
             assert self.in_controller is not None
             if self.in_controller.running(uid) or self.in_controller.finished(uid, generation):
                 return None
+            if phase == "running":
+                # A run this process does not have (it was interrupted by a restart): start it
+                # again with no start-by deadline. Ark bounds only the phases before execution;
+                # and a query resumed after an approval is long past creation + spec.timeout.
+                request = msgspec.structs.replace(request, deadline=None)
             if phase in WAITING_PHASES and now >= deadline:
                 message = (
                     "Query timed out waiting for controller capacity"
