@@ -68,6 +68,19 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _kube_time(text: str | None) -> str:
+    """An RFC 3339 instant as the API server keeps a ``metav1.Time`` (whole seconds, ``Z``)."""
+    if not text:
+        return _now()
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _go_duration(text: str) -> str:
     """``5m`` as Ark writes it (Go's ``Duration.String()``: ``5m0s``); unparseable kept as is."""
     if not text:
@@ -137,7 +150,7 @@ def approval_task_status(
     status: dict[str, Any] = {
         "phase": "input-required",
         "protocolState": "input-required",
-        "startTime": started_at or approval.requested_at or _now(),
+        "startTime": _kube_time(started_at or approval.requested_at),
         "protocolMetadata": metadata,
     }
     if approval.context_id:
