@@ -117,6 +117,42 @@ async def test_the_calls_of_arks_cli_succeed_with_arks_shapes(running: Any) -> N
     assert again["id"] != created["id"]
 
 
+async def test_patch_cancel_and_delete_stop_a_running_query_by_name(running: Any) -> None:
+    from ark_mesh.testing.fake_llm import Match, Reply, Rule
+
+    running.fake.add_rule(
+        Rule(
+            match=Match(user="never ending"),
+            reply=Reply(content=" ".join(["word"] * 400), chunk_delay=0.05),
+        )
+    )
+    for name in ("to-cancel", "to-delete"):
+        body = {"name": name, "input": "never ending", "target": TARGET}
+        assert (await _call(running, "POST", "/v1/queries/", body))[0] == 202
+        # Wait until the model is streaming, so there is a live step to stop.
+        await running.sse(f"/v1/queries/{name}/stream", stop_after=2)
+    status, answer = await _call(running, "PATCH", "/v1/queries/to-cancel/cancel")
+    assert (status, answer["name"]) == (200, "to-cancel")
+    assert (await _until_terminal(running, "to-cancel"))["status"]["phase"] == "canceled"
+
+    status, _ = await _call(running, "DELETE", "/v1/queries/to-delete")
+    assert status == 204
+    assert (await _call(running, "GET", "/v1/queries/to-delete"))[0] == 404
+    # Deleting a running query canceled it: both model calls were cut before their end.
+    async with asyncio.timeout(60):
+        calls = await running.fake.wait_until(
+            lambda requests: (
+                sum(
+                    r.outcome == "client_disconnected"
+                    for r in requests
+                    if "never ending" in str(r.body)
+                )
+                == 2
+            )
+        )
+    assert not any(r.outcome == "completed" for r in calls if "never ending" in str(r.body))
+
+
 async def test_a_name_is_unique_in_its_namespace_only(running: Any) -> None:
     body = {"name": "same-name", "input": "hi", "target": TARGET}
     assert (await _call(running, "POST", "/v1/queries", body))[0] == 202
@@ -513,6 +549,24 @@ async def test_direct_mode_writes_query_resources_like_arks_api(direct: Any) -> 
         {"name": "brokered", "input": "x", "target": TARGET, "reconciliation": "direct"},
     )
     assert status == 200, other  # names of broker-mode queries and Query resources are separate
+
+
+async def test_a_mirrored_broker_query_is_listed_once_and_deleted_with_its_mirror(
+    direct: Any,
+) -> None:
+    body = {"name": "mirrored", "input": "hi", "target": TARGET, "createResource": True}
+    status, created = await _call(direct, "POST", "/v1/queries", body)
+    assert (status, created["reconciliation"]) == (202, "broker")
+    mirror = await direct.kube.get(Query, "team-a", "mirrored")
+    assert mirror.metadata.uid == created["id"]
+    await _until_terminal(direct, "mirrored")
+    _, listed = await _call(direct, "GET", "/v1/queries")
+    assert [(item["name"], item["reconciliation"]) for item in listed["items"]] == [
+        ("mirrored", "broker")
+    ]
+    status, _ = await _call(direct, "DELETE", "/v1/queries/mirrored")
+    assert status == 204
+    assert await direct.kube.list(Query, "team-a") == []
 
 
 async def test_a_requested_mode_is_annotated_and_an_existing_name_is_a_409(direct: Any) -> None:
