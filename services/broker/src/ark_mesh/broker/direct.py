@@ -41,8 +41,11 @@ from ark_mesh.kube import ConflictError as KubeConflictError
 from ark_mesh.kube import (
     NotFoundError as KubeNotFoundError,
 )
+from ark_mesh.telemetry import get_logger
 
-__all__ = ["DirectQueries", "is_mirror"]
+__all__ = ["DirectQueries", "detail", "is_mirror", "summary"]
+
+_log = get_logger(__name__)
 
 _QUERIES = ApiResource.of(Query)
 _API_VERSION = "ark.mckinsey.com/v1alpha1"
@@ -106,24 +109,29 @@ def summary(obj: Mapping[str, Any]) -> QueryResponse:
 
 
 def detail(obj: Mapping[str, Any]) -> QueryDetailResponse:
-    """ark-api's ``QueryDetailResponse`` of a Query resource."""
+    """ark-api's ``QueryDetailResponse`` of a Query resource. A spec field the API server holds
+    in a shape this broker does not read (an older or newer CRD) is left out rather than
+    failing the answer; ``metadata`` and ``status`` are passed through raw."""
     meta, spec = dict(obj.get("metadata") or {}), obj.get("spec") or {}
     kind = spec.get("type") or "user"
-    values = {field: spec.get(field) for field in _SPEC_FIELDS}
-    return msgspec.convert(
-        {
-            "id": str(meta.get("uid") or ""),
-            "reconciliation": "direct",
-            "name": str(meta.get("name") or ""),
-            "namespace": str(meta.get("namespace") or ""),
-            "type": "messages" if kind == "messages" else "user",
-            "input": spec.get("input", "" if kind == "user" else []),
-            **{key: value for key, value in values.items() if value is not None},
-            "metadata": meta,
-            "status": obj.get("status"),
-        },
-        QueryDetailResponse,
-    )
+    values = {field: spec.get(field) for field in _SPEC_FIELDS if spec.get(field) is not None}
+    base = {
+        "id": str(meta.get("uid") or ""),
+        "reconciliation": "direct",
+        "name": str(meta.get("name") or ""),
+        "namespace": str(meta.get("namespace") or ""),
+        "type": "messages" if kind == "messages" else "user",
+        "input": spec.get("input", "" if kind == "user" else []),
+        "metadata": meta,
+        "status": obj.get("status"),
+    }
+    for field in list(values):
+        try:
+            msgspec.convert({**base, field: values[field]}, QueryDetailResponse)
+        except msgspec.ValidationError as exc:
+            _log.warning("query field not shown", name=base["name"], field=field, error=str(exc))
+            del values[field]
+    return msgspec.convert({**base, **values}, QueryDetailResponse)
 
 
 class DirectQueries:

@@ -1,12 +1,17 @@
-"""What the broker does with a query, independent of HTTP: accept, read, stream, cancel.
+"""What the broker does with a query, independent of HTTP: accept, read, stream, cancel, delete.
 
-Accepting a query (ARCHITECTURE §5 step 1, broker mode):
+A query written through the API is resolved in one of two modes (:meth:`QueryBroker.mode`):
+``direct`` creates a Query resource as Ark's API does (:mod:`.direct`) and leaves the rest to
+the controller; ``broker`` is accepted here, off etcd. Accepting a broker-mode query
+(ARCHITECTURE §5 step 1); what broker mode cannot honour (``serviceAccount``, ``ttl``) is
+refused by name first:
 
 1. an ``Idempotency-Key`` is claimed first (KV ``create``), so a retried POST finds the query
    the first attempt accepted instead of creating a second one;
 2. admission: a tenant with ``max_in_flight_per_tenant`` queries not yet terminal gets 429 —
    the slot is reserved before anything is written, so concurrent POSTs cannot overshoot;
-3. the id: a fresh UUID, or — with ``createResource: true`` — the uid of the Query mirror the
+3. the name is claimed in the tenant (KV ``<tenant>.names.<name>``: Ark's names are unique in
+   a namespace, and reads by name find the id there); the id: a fresh UUID, or — with ``createResource: true`` — the uid of the Query mirror the
    broker creates *first* (labelled :data:`~ark_mesh.contracts.ark.BROKER_MIRROR_LABEL`, which
    the controller leaves alone). status-sync finds a CR by name and checks its uid against the
    update's ``queryId``, so using the CR's uid as the query id is what lets it keep the
