@@ -15,7 +15,7 @@ import openai
 import pytest
 import yaml
 
-from ark_mesh.broker import ReconciliationConfig
+from ark_mesh.broker import AuthConfig, ReconciliationConfig
 from ark_mesh.contracts import Query
 from ark_mesh.kube import KubeClient
 from ark_mesh.service import KubernetesConfig, ResourcesConfig
@@ -115,6 +115,75 @@ async def test_the_calls_of_arks_cli_succeed_with_arks_shapes(running: Any) -> N
     )
     assert status == 202, again
     assert again["id"] != created["id"]
+
+
+async def test_a_replay_of_arks_cli_against_the_ark_api_service(world: Any) -> None:
+    """The requests Ark's CLI makes (``tools/ark-cli/src/lib/arkApiClient.ts``), as it makes
+    them: no credentials (a port-forward to ark-api; here ``auth.mode: none``), every target
+    list followed through ``continue_token`` pages of ``limit=100``, a ``cli-query-<ms>`` POST to
+    ``/v1/queries/`` with ``type: user`` and ``metadata.annotations``, then ``GET`` by name."""
+    await world.start_reconciler()
+    await world.start_broker(
+        world.broker_config(auth=AuthConfig(mode="none", default_tenant="team-a"))
+    )
+    http, base = world.http, world.url
+
+    async def fetch_all_pages(path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            params = {"limit": "100", **({"continue": token} if token else {})}
+            async with http.get(f"{base}{path}", params=params) as response:
+                assert response.status == 200, await response.text()
+                data = await response.json()
+            items += data.get("items") or []
+            token = data.get("continue_token")
+            if not token:
+                return items
+
+    targets = [
+        f"{kind}/{item['name']}"
+        for kind, path in (
+            ("agent", "/v1/agents"),
+            ("model", "/v1/models"),
+            ("team", "/v1/teams"),
+            ("tool", "/v1/tools"),
+        )
+        for item in await fetch_all_pages(path)
+    ]
+    assert targets == ["agent/helper", "model/default"]
+
+    name = "cli-query-1764400000000"
+    body = {
+        "name": name,
+        "type": "user",
+        "input": "Hello from the ark CLI",
+        "target": {"type": "agent", "name": "helper"},
+        "sessionId": "cli-session",
+        "timeout": "5m",
+        "metadata": {"annotations": {STREAMING: "true"}},
+    }
+    async with http.post(
+        f"{base}/v1/queries/", json=body, headers={"Content-Type": "application/json"}
+    ) as response:
+        assert response.ok, await response.text()
+        created = await response.json()
+    assert (created["name"], created["namespace"]) == (name, "team-a")
+
+    async with asyncio.timeout(60):
+        while True:
+            async with http.get(f"{base}/v1/queries/{name}") as response:
+                assert response.ok, await response.text()
+                query = await response.json()
+            if (query.get("status") or {}).get("phase") in TERMINAL:
+                break
+            await asyncio.sleep(0.05)
+    assert query["status"]["phase"] == "done", query
+    assert "Hello from the ark CLI" in query["status"]["response"]["content"]
+    async with http.patch(f"{base}/v1/queries/{name}/cancel") as response:
+        assert response.status == 200
+    async with http.delete(f"{base}/v1/queries/{name}") as response:
+        assert response.status == 204
 
 
 async def test_patch_cancel_and_delete_stop_a_running_query_by_name(running: Any) -> None:
