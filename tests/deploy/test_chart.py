@@ -474,6 +474,21 @@ def test_broker_can_be_exposed_as_ark_api(chart: Chart, tmp_path: Path) -> None:
         "scale-flexible", {"broker": {"arkApi": {"enabled": True, "serviceName": "ark-api-2"}}}
     )
     assert renamed.has("Service", "ark-api-2")
+    assert (
+        config.reconciliation.default_reconciliation,
+        config.reconciliation.allowed_modes,
+    ) == ("broker", ("broker", "direct"))
+    direct_only = chart.render(
+        "scale-flexible",
+        {
+            "broker": {
+                "arkApi": {"enabled": True},
+                "reconciliation": {"defaultReconciliation": "direct", "allowedModes": ["direct"]},
+            }
+        },
+    )
+    modes = decode(direct_only, "broker", tmp_path).validate().reconciliation
+    assert (modes.default_reconciliation, modes.allowed_modes) == ("direct", ("direct",))
 
 
 def test_broker_can_be_switched_off(chart: Chart) -> None:

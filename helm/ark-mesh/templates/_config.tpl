@@ -157,6 +157,9 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "maxBodyBytes" $b.limits.maxBodyBytes
     "completionWaitSeconds" $b.limits.completionWaitSeconds)
   "streaming" (dict "heartbeatSeconds" $b.streaming.heartbeatSeconds)
+  "reconciliation" (dict
+    "defaultReconciliation" $b.reconciliation.defaultReconciliation
+    "allowedModes" $b.reconciliation.allowedModes)
   "gracePeriod" $b.gracePeriod
 -}}
 {{- /* A kubernetes section (in-cluster credentials) is what turns Query mirrors on, and
