@@ -326,6 +326,21 @@ def test_broker_mirrors_in_the_watched_namespace_only(chart: Chart) -> None:
     assert not rbac.can(account, "create", "ark.mckinsey.com", "queries", OTHER_NAMESPACE)
 
 
+def test_broker_as_ark_api_writes_queries_and_reads_targets_only(chart: Chart) -> None:
+    rbac = access(chart, "scale-flexible", broker={"arkApi": {"enabled": True}})
+    account = rbac.rendered.name("broker")
+    ark = "ark.mckinsey.com"
+    for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+        assert rbac.can(account, verb, ark, "queries", "team-a"), verb
+    for resource in ("agents", "models", "teams", "tools"):
+        assert rbac.can(account, "list", ark, resource, "team-a"), resource
+        assert rbac.can(account, "watch", ark, resource, "team-a"), resource
+        assert not rbac.can(account, "create", ark, resource, "team-a"), resource
+    assert not rbac.can(account, "patch", ark, "queries/status", "team-a")
+    assert not rbac.can(account, "get", "", "secrets", "team-a")
+    assert not rbac.can(account, "get", ark, "memories", "team-a")
+
+
 def test_the_access_model_can_say_no(chart: Chart) -> None:
     """A binding to a missing role is an error, and nothing is granted by default."""
     rbac = access(chart, "simple")
