@@ -74,6 +74,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             },
         },
     ),
+    "broker-ark-api": (
+        "scale-flexible",
+        {"broker": {"arkApi": {"enabled": True}, "queryMirrors": True}},
+    ),
     "everything-set": (
         "scale-flexible",
         {
@@ -445,6 +449,46 @@ def test_broker_values_reach_its_config(chart: Chart, tmp_path: Path) -> None:
     assert config.provision is False
     pod = rendered.get("Deployment", rendered.name("broker"))["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] > config.grace_period
+
+
+def test_broker_can_be_exposed_as_ark_api(chart: Chart, tmp_path: Path) -> None:
+    """Ark's CLI port-forwards service/ark-api: that Service reaches the broker's pods, and the
+    broker gets what ark-api's routes need (Query resources, a cache of the targets)."""
+    off = chart.render("scale-flexible")
+    assert not off.has("Service", "ark-api")
+    rendered = chart.render("scale-flexible", {"broker": {"arkApi": {"enabled": True}}})
+    service = rendered.get("Service", "ark-api")
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+    pod_labels = rendered.get("Deployment", rendered.name("broker"))["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod_labels["metadata"]["labels"].items()
+    config = decode(rendered, "broker", tmp_path).validate()
+    assert config.kubernetes is not None, "direct queries write Query resources"
+    assert config.resources is not None
+    assert (config.resources.source, config.resources.preload) == (
+        "kubernetes",
+        ("Agent", "Model", "Team", "Tool"),
+    )
+    renamed = chart.render(
+        "scale-flexible", {"broker": {"arkApi": {"enabled": True, "serviceName": "ark-api-2"}}}
+    )
+    assert renamed.has("Service", "ark-api-2")
+    assert (
+        config.reconciliation.default_reconciliation,
+        config.reconciliation.allowed_modes,
+    ) == ("broker", ("broker", "direct"))
+    direct_only = chart.render(
+        "scale-flexible",
+        {
+            "broker": {
+                "arkApi": {"enabled": True},
+                "reconciliation": {"defaultReconciliation": "direct", "allowedModes": ["direct"]},
+            }
+        },
+    )
+    modes = decode(direct_only, "broker", tmp_path).validate().reconciliation
+    assert (modes.default_reconciliation, modes.allowed_modes) == ("direct", ("direct",))
 
 
 def test_broker_can_be_switched_off(chart: Chart) -> None:

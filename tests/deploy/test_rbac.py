@@ -326,6 +326,21 @@ def test_broker_mirrors_in_the_watched_namespace_only(chart: Chart) -> None:
     assert not rbac.can(account, "create", "ark.mckinsey.com", "queries", OTHER_NAMESPACE)
 
 
+def test_broker_as_ark_api_writes_queries_and_reads_targets_only(chart: Chart) -> None:
+    rbac = access(chart, "scale-flexible", broker={"arkApi": {"enabled": True}})
+    account = rbac.rendered.name("broker")
+    ark = "ark.mckinsey.com"
+    for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+        assert rbac.can(account, verb, ark, "queries", "team-a"), verb
+    for resource in ("agents", "models", "teams", "tools"):
+        assert rbac.can(account, "list", ark, resource, "team-a"), resource
+        assert rbac.can(account, "watch", ark, resource, "team-a"), resource
+        assert not rbac.can(account, "create", ark, resource, "team-a"), resource
+    assert not rbac.can(account, "patch", ark, "queries/status", "team-a")
+    assert not rbac.can(account, "get", "", "secrets", "team-a")
+    assert not rbac.can(account, "get", ark, "memories", "team-a")
+
+
 def test_the_access_model_can_say_no(chart: Chart) -> None:
     """A binding to a missing role is an error, and nothing is granted by default."""
     rbac = access(chart, "simple")
@@ -344,3 +359,25 @@ def test_the_access_model_can_say_no(chart: Chart) -> None:
     )
     with pytest.raises(AssertionError, match="missing Role"):
         Access(broken).can("sa", "get", "", "pods", "x")
+
+
+@pytest.mark.parametrize("preset", ["simple", "scale-flexible", "scale-strict"])
+def test_approval_tasks_are_opened_decided_and_followed(chart: Chart, preset: str) -> None:
+    """A paused query's A2ATask: opened by whoever writes the Query's status (the controller
+    in-process, status-sync for standalone runs), decided, expired and followed by the
+    controller even with the resource controllers off; status-sync can never delete one."""
+    ark = "ark.mckinsey.com"
+    for values in ({}, {"controller": {"resourceControllers": {"enabled": False}}}):
+        rbac = access(chart, preset, **values)
+        controller = rbac.rendered.name("controller")
+        for verb in ("get", "list", "watch", "create", "delete"):
+            assert rbac.can(controller, verb, ark, "a2atasks", "team-a"), verb
+        assert rbac.can(controller, "patch", ark, "a2atasks/status", "team-a")
+    if preset == "simple":
+        return
+    rbac = access(chart, preset)
+    sync = rbac.rendered.name("status-sync")
+    assert rbac.can(sync, "create", ark, "a2atasks", "team-a")
+    assert rbac.can(sync, "patch", ark, "a2atasks/status", "team-a")
+    for verb in ("delete", "update", "patch", "list"):
+        assert not rbac.can(sync, verb, ark, "a2atasks", "team-a"), verb

@@ -157,11 +157,22 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "maxBodyBytes" $b.limits.maxBodyBytes
     "completionWaitSeconds" $b.limits.completionWaitSeconds)
   "streaming" (dict "heartbeatSeconds" $b.streaming.heartbeatSeconds)
+  "reconciliation" (dict
+    "defaultReconciliation" $b.reconciliation.defaultReconciliation
+    "allowedModes" $b.reconciliation.allowedModes)
   "gracePeriod" $b.gracePeriod
 -}}
-{{- /* A kubernetes section (in-cluster credentials) is what turns Query mirrors on. */ -}}
-{{- if $b.queryMirrors -}}
+{{- /* A kubernetes section (in-cluster credentials) is what turns Query mirrors on, and
+       Query resources (reconciliation: direct) with arkApi. */ -}}
+{{- if or $b.queryMirrors $b.arkApi.enabled -}}
 {{- $_ := set $config "kubernetes" (dict) -}}
+{{- end -}}
+{{- /* arkApi: /v1/agents|models|teams|tools read a watch cache, as the reconcilers do. */ -}}
+{{- if $b.arkApi.enabled -}}
+{{- $_ := set $config "resources" (dict
+  "source" "kubernetes"
+  "namespace" (.Values.watchNamespace | default nil)
+  "preload" (list "Agent" "Model" "Team" "Tool")) -}}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}

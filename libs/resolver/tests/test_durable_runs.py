@@ -456,3 +456,36 @@ async def test_an_a2a_agents_reply_is_replayed_not_asked_for_again(
     assert status.response.content == "clerk: filed"
     assert len(a2a_server.received) == 1
     assert [r["body"] for r in backend.received] == ['{"ticket": "T-2"}']
+
+
+async def test_a_failed_approval_ends_the_query_with_the_deciders_message(
+    world: World, backend: ToolBackend
+) -> None:
+    from ark_mesh.contracts.approvals import cascade_limit_message
+
+    submit_tool(world, backend)
+    gated_agent(world)
+    script(world, call("T-1", "call_1"))
+    journal = RecordingJournal()
+    request = request_for(world)
+    paused, _ = await world.resolve(request, journal=journal)
+    assert paused.response is not None
+    assert paused.response.a2a is not None
+    failed = msgspec.structs.replace(
+        resumed(request, paused.response.a2a.task_id or "", "failed"),
+        resume=ApprovalDecision(
+            task_id=paused.response.a2a.task_id or "",
+            decision="failed",
+            message=cascade_limit_message(),
+            decided_at=datetime.now(UTC).isoformat(),
+        ),
+    )
+
+    status, sink = await world.resolve(failed, log=journal.last, journal=journal)
+
+    assert status.phase == "error"
+    assert status.response is not None
+    assert status.response.content == cascade_limit_message()
+    assert sink.chunks[-1].ark.completed_query is not None
+    assert backend.received == []
+    assert len(world.fake.requests_to("chat")) == 1

@@ -104,6 +104,18 @@ class World:
             worker=WorkerSettings(slots=4, retry_delay_initial=0.05, grace_period=5.0),
         )
 
+    def manifests_dir(self) -> Path:
+        """The tenants' resources as manifests (what the reconcilers and the broker read)."""
+        directory = self.root / "manifests"
+        directory.mkdir(exist_ok=True)
+        (directory / "resources.yaml").write_text(yaml.safe_dump_all(manifests(self.fake.base_url)))
+        return directory
+
+    def resources(self) -> ResourcesConfig:
+        return ResourcesConfig(
+            source="manifests", manifests=str(self.manifests_dir()), default_namespace=TENANT_A
+        )
+
     def broker_config(self, **changes: Any) -> BrokerConfig:
         base = BrokerConfig(
             bus=self.bus(),
@@ -118,6 +130,7 @@ class World:
             ),
             limits=LimitsConfig(max_in_flight_per_tenant=50),
             streaming=SSEConfig(heartbeat_seconds=0.5),
+            resources=self.resources(),
             grace_period=5.0,
         )
         return msgspec.structs.replace(base, **changes) if changes else base
@@ -129,15 +142,10 @@ class World:
         return health
 
     async def start_reconciler(self) -> QueryReconcilerService:
-        directory = self.root / "manifests"
-        directory.mkdir(exist_ok=True)
-        (directory / "resources.yaml").write_text(yaml.safe_dump_all(manifests(self.fake.base_url)))
         config = QueryReconcilerConfig(
             bus=self.bus(),
             instance="test-replica",
-            resources=ResourcesConfig(
-                source="manifests", manifests=str(directory), default_namespace=TENANT_A
-            ),
+            resources=self.resources(),
             health=HealthConfig(host="127.0.0.1", port=0),
         )
         service = QueryReconcilerService(config)

@@ -20,6 +20,7 @@ __all__ = [
     "FINALIZER",
     "MEMORY_DEGRADED",
     "MEMORY_UNAVAILABLE",
+    "MIGRATION_WARNING_PREFIX",
     "RECONCILIATION_ANNOTATION",
     "RECONCILIATION_MODES",
     "STREAMING_ANNOTATION",
@@ -37,6 +38,8 @@ A2A_SERVER_NAME_ANNOTATION: Final = "ark.mckinsey.com/a2a-server-name"
 STREAMING_ANNOTATION: Final = "ark.mckinsey.com/streaming-enabled"
 STREAMING_CONFIGMAP: Final = "ark-config-streaming"
 """The namespace ConfigMap (``enabled: "true"``) that turns streamed model calls on, as in Ark."""
+MIGRATION_WARNING_PREFIX: Final = "ark.mckinsey.com/migration-warning-"
+"""Ark's webhooks annotate what they migrated (``…-input-type`` for ``type: messages``)."""
 RECONCILIATION_ANNOTATION: Final = "ark.mckinsey.com/reconciliation"
 """Per-query request for a resolution mode (ark-mesh's addition; see ReconciliationMode)."""
 

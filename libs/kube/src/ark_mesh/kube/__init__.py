@@ -5,12 +5,23 @@
 * :class:`ResourceCache` — watch-backed store satisfying the resolver's ``ResourceStore`` port;
 * :class:`StatusWriter` — status-subresource-only merge patches, no-op free, terminal-safe;
 * :class:`EventRecorder` — ``events.k8s.io/v1`` events with a ``core/v1`` fallback;
-* :class:`LeaderElector` — client-go compatible leader election on a Lease.
+* :class:`LeaderElector` — client-go compatible leader election on a Lease;
+* :func:`open_approval_task` / :func:`decision_of` — an approval's A2ATask (human-in-the-loop).
 
 Errors form the tree documented in :mod:`ark_mesh.kube.errors` (transient vs permanent).
 Only :mod:`ark_mesh.kube.transport` touches kubernetes-asyncio.
 """
 
+from ark_mesh.kube.approvals import (
+    A2ATASKS,
+    QUERY_LABEL,
+    RUN_LOG_KEY,
+    approval_task_body,
+    approval_task_status,
+    decision_of,
+    open_approval_task,
+    run_log_of,
+)
 from ark_mesh.kube.cache import ResourceCache
 from ark_mesh.kube.client import (
     CORE_EVENTS,
@@ -49,11 +60,14 @@ from ark_mesh.kube.transport import ApiClientTransport, HttpResponse, Transport
 from ark_mesh.kube.watch import ResumableWatch, WatchEvent
 
 __all__ = [
+    "A2ATASKS",
     "CORE_EVENTS",
     "EVENTS",
     "JSON_PATCH",
     "LEASES",
     "MERGE_PATCH",
+    "QUERY_LABEL",
+    "RUN_LOG_KEY",
     "AlreadyExistsError",
     "ApiClientTransport",
     "ApiResource",
@@ -90,8 +104,13 @@ __all__ = [
     "Transport",
     "UndecodableError",
     "WatchEvent",
+    "approval_task_body",
+    "approval_task_status",
+    "decision_of",
     "merge_patch",
+    "open_approval_task",
     "retry_transient",
+    "run_log_of",
     "selector_matches",
     "selector_to_query",
 ]

@@ -228,6 +228,15 @@ class ResourceCache:
                 await cache.changed.wait()
         return cache.objects.get(key)
 
+    def cached(self, kind: type[R], namespace: str, name: str) -> R | None:
+        """The object as cached right now, without waiting for a sync: for change listeners,
+        which run inside the watch and must not block (``None`` if absent or not watched)."""
+        cache = self._kinds.get(kind)
+        if cache is None:
+            return None
+        found: R | None = cache.objects.get((namespace if kind.NAMESPACED else "", name))
+        return found
+
     def failure(self, kind: type[Resource]) -> BaseException | None:
         cache = self._kinds.get(kind)
         return cache.failure if cache is not None else None

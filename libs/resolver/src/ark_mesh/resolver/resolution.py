@@ -349,6 +349,11 @@ class QueryResolver:
                 ending = Ending.timed_out_in_queue()
         except InvalidSpecError as exc:
             ending = Ending.error(str(exc))
+        resume = request.resume
+        if ending is None and resume is not None and resume.decision == "failed":
+            # The approval ended in a way the agent cannot answer (the cascade limit, an
+            # invalid decision): the query ends with the decider's message, nothing runs.
+            ending = Ending.error(resume.message or "the approval of the tool calls failed")
         if ending is None:
             await report.status("running", running_status(started_at, request.generation))
             await report.event("QueryExecutionStart", f"Executing query {request.name}")

@@ -22,6 +22,7 @@ from ark_mesh.broker.config import (
     BrokerConfig,
     HttpConfig,
     LimitsConfig,
+    ReconciliationConfig,
     SSEConfig,
     TenantToken,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "QueryCreateRequest",
     "QueryRecord",
     "ReadModel",
+    "ReconciliationConfig",
     "SSEConfig",
     "TenantResolver",
     "TenantToken",

@@ -36,20 +36,36 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from ark_mesh.broker import direct
 from ark_mesh.broker.bodies import (
+    MESSAGES_MIGRATION_WARNING,
     QUERY_CREATE_BODY,
     ChatCompletionRequest,
     EmbeddingsCreateRequest,
     QueryCreateRequest,
+    QueryUpdateRequest,
     convert_body,
     decode_body,
+)
+from ark_mesh.broker.catalog import (
+    MAX_PAGE_LIMIT,
+    Catalog,
+    agent_detail,
+    agent_summary,
+    model_detail,
+    model_summary,
+    parse_limit,
+    team_detail,
+    team_summary,
+    tool_detail,
+    tool_summary,
 )
 from ark_mesh.broker.embeddings import EmbeddingsBroker
 from ark_mesh.broker.errors import ApiError, BadRequestError, GatewayTimeoutError
@@ -66,6 +82,8 @@ from ark_mesh.broker.openapi import RETRY_AFTER, Operation, Param, Reply, openap
 from ark_mesh.broker.queries import QueryBroker
 from ark_mesh.broker.readmodel import QueryRecord
 from ark_mesh.broker.responses import (
+    AgentDetailResponse,
+    AgentListResponse,
     CancelAccepted,
     ChatCompletion,
     ChatCompletionChunk,
@@ -77,17 +95,24 @@ from ark_mesh.broker.responses import (
     EventItem,
     EventList,
     Health,
+    ModelDetailResponse,
+    ModelListResponse,
     OpenAIError,
-    QueryAccepted,
-    QueryList,
-    QueryView,
+    OpenAIModelList,
+    QueryDetailResponse,
+    QueryListResponse,
+    QueryResponse,
     Readiness,
+    TeamDetailResponse,
+    TeamListResponse,
+    ToolDetailResponse,
+    ToolListResponse,
 )
 from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event, parse_last_event_id
 from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import BusError, NatsError, StreamEntry
-from ark_mesh.contracts import Chunk, parse_duration
-from ark_mesh.contracts.ark import STREAMING_ANNOTATION
+from ark_mesh.contracts import Agent, Chunk, Model, Resource, Team, Tool, parse_duration
+from ark_mesh.contracts.ark import MIGRATION_WARNING_PREFIX, STREAMING_ANNOTATION
 from ark_mesh.service import HealthServer
 from ark_mesh.telemetry import bound_context, extract_context, get_logger
 
@@ -97,9 +122,12 @@ _log = get_logger(__name__)
 _tracer = trace.get_tracer("ark_mesh.broker")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+R = TypeVar("R", bound=Resource)
 
 BROKER: web.AppKey[QueryBroker] = web.AppKey("broker", QueryBroker)
 EMBEDDINGS: web.AppKey[EmbeddingsBroker] = web.AppKey("embeddings", EmbeddingsBroker)
+CATALOG: web.AppKey[Catalog] = web.AppKey("catalog", Catalog)
+MAX_PAGE = 2**31 - 1
 TENANTS: web.AppKey[TenantResolver] = web.AppKey("tenants", TenantResolver)
 HEALTH: web.AppKey[HealthServer] = web.AppKey("health", HealthServer)
 HEARTBEAT: web.AppKey[float] = web.AppKey("heartbeat", float)
@@ -119,12 +147,14 @@ def build_app(
     heartbeat: float,
     completion_wait: float,
     max_body_bytes: int,
+    catalog: Catalog | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[_trace_middleware, _error_middleware], client_max_size=max_body_bytes
     )
     app[BROKER] = broker
     app[EMBEDDINGS] = embeddings
+    app[CATALOG] = catalog or Catalog(None)
     app[TENANTS] = tenants
     app[HEALTH] = health
     app[HEARTBEAT] = heartbeat
@@ -261,10 +291,44 @@ async def _body(request: web.Request) -> bytes:
         ) from None
 
 
-def _accepted(record: QueryRecord) -> QueryAccepted:
-    return QueryAccepted(
-        id=record.id, name=record.name, namespace=record.namespace, status=record.status
-    )
+def _detail(query: QueryRecord | dict[str, Any]) -> QueryDetailResponse:
+    return query.detail() if isinstance(query, QueryRecord) else direct.detail(query)
+
+
+def _summary(query: QueryRecord | dict[str, Any]) -> QueryResponse:
+    return query.summary() if isinstance(query, QueryRecord) else direct.summary(query)
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within ``[low, high]``; anything else is a 400 naming it."""
+    value = request.query.get(name)
+    if value is None:
+        return default
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
+        raise BadRequestError(
+            f"{name} must be an integer from {low} to {high}, got {value!r}",
+            field=name,
+            status=400,
+        )
+    return int(value)
+
+
+def _search_text(value: Any) -> str:
+    """A query's input as lowercase text, for ``?search=`` (message lists: their texts)."""
+    if isinstance(value, str):
+        return value.lower()
+    parts: list[str] = []
+    for message in value if isinstance(value, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts += [
+                str(part["text"])
+                for part in content
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+            ]
+    return " ".join(parts).lower()
 
 
 async def _open_sse(request: web.Request) -> web.StreamResponse:
@@ -339,28 +403,102 @@ async def _close(entries: AsyncIterator[StreamEntry[Chunk]]) -> None:
 
 
 async def create_query(request: web.Request) -> web.Response:
+    """Ark's ``POST /v1/queries`` (with or without the trailing slash Ark's CLI sends)."""
     tenant = _tenant(request)
     body = decode_body(await _body(request), QueryCreateRequest)
+    broker = request.app[BROKER]
+    mode, asked = broker.mode(body)
+    key = request.headers.get("Idempotency-Key") or None
     with bound_context(tenant=tenant):
-        record, created = await request.app[BROKER].accept(
-            tenant, body, idempotency_key=request.headers.get("Idempotency-Key") or None
-        )
+        if mode == "direct":
+            if key is not None:
+                raise BadRequestError(
+                    "Idempotency-Key applies to broker-mode queries; a direct query's name "
+                    "already makes a retry a 409",
+                    field="Idempotency-Key",
+                )
+            created = await broker.create_direct(tenant, body, asked)
+            return _json(direct.detail(created), 200)
+        record, new = await broker.accept(tenant, body, idempotency_key=key)
     headers = {"Location": f"/v1/queries/{record.id}"}
-    if not created:
+    if not new:
         headers["Idempotent-Replayed"] = "true"
-    return _json(_accepted(record), 202, headers)
+    return _json(record.detail(), 202, headers)
 
 
 async def list_queries(request: web.Request) -> web.Response:
+    """ark-api's listing: broker-mode queries and Query resources alike, newest first, one
+    page (``page``, ``page_size`` up to 500 and served at most 100, ``search`` in the input)."""
     tenant = _tenant(request)
-    records = await request.app[BROKER].list_queries(tenant)
-    return _json(QueryList(items=[record.view() for record in records], count=len(records)))
+    page = _int_param(request, "page", 1, 1, MAX_PAGE)
+    page_size = min(_int_param(request, "page_size", 25, 1, 500), 100)
+    search = (request.query.get("search") or "").lower()
+    views = [_summary(query) for query in await request.app[BROKER].list_all(tenant)]
+    if search:
+        views = [view for view in views if search in _search_text(view.input)]
+    views.sort(key=lambda view: (view.creation_timestamp or "", view.name), reverse=True)
+    start = (page - 1) * page_size
+    items = views[start : start + page_size]
+    return _json(
+        QueryListResponse(
+            items=items, count=len(items), total=len(views), page=page, page_size=page_size
+        )
+    )
 
 
 async def get_query(request: web.Request) -> web.Response:
     tenant = _tenant(request)
-    record = await request.app[BROKER].get(tenant, request.match_info["id"])
-    return _json(record.view())
+    query = await request.app[BROKER].get_any(tenant, request.match_info["id"])
+    return _json(_detail(query))
+
+
+async def update_query(request: web.Request) -> web.Response:
+    """ark-api's ``PUT``: the fields sent replace the Query's (a broker-mode query: only
+    ``cancel``)."""
+    tenant = _tenant(request)
+    broker = request.app[BROKER]
+    query = await broker.get_any(tenant, request.match_info["id"])
+    body = decode_body(await _body(request), QueryUpdateRequest)
+    if isinstance(query, QueryRecord):
+        with bound_context(tenant=tenant, query_id=query.id):
+            await broker.update(tenant, query, body)
+        return _json((await broker.find(tenant, query.id) or query).detail())
+    assert broker.direct is not None  # a Query resource was found through it
+    annotations = (
+        {MIGRATION_WARNING_PREFIX + "input-type": MESSAGES_MIGRATION_WARNING}
+        if body.migrated()
+        else {}
+    )
+    name = str(query["metadata"]["name"])
+    updated = await broker.direct.update(tenant, name, body.changes(), annotations=annotations)
+    return _json(direct.detail(updated))
+
+
+async def patch_cancel_query(request: web.Request) -> web.Response:
+    """ark-api's ``PATCH …/cancel``: ``spec.cancel = true`` for a Query resource; a cancel
+    request to the running reconciler for a broker-mode query."""
+    tenant = _tenant(request)
+    broker = request.app[BROKER]
+    query = await broker.get_any(tenant, request.match_info["id"])
+    if isinstance(query, QueryRecord):
+        with bound_context(tenant=tenant, query_id=query.id):
+            record = await broker.cancel(tenant, query.id, requested_by="broker")
+        return _json(record.detail())
+    assert broker.direct is not None
+    return _json(direct.detail(await broker.direct.cancel(tenant, str(query["metadata"]["name"]))))
+
+
+async def delete_query(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    broker = request.app[BROKER]
+    query = await broker.get_any(tenant, request.match_info["id"])
+    if isinstance(query, QueryRecord):
+        with bound_context(tenant=tenant, query_id=query.id):
+            await broker.delete(tenant, query)
+    else:
+        assert broker.direct is not None
+        await broker.direct.delete(tenant, str(query["metadata"]["name"]))
+    return web.Response(status=204)
 
 
 def _resume_after(request: web.Request) -> int | None:
@@ -385,6 +523,7 @@ async def stream_query(request: web.Request) -> web.StreamResponse:
     after = _resume_after(request)
     broker = request.app[BROKER]
     record = await broker.get(tenant, query_id)
+    query_id = record.id
     with bound_context(tenant=tenant, query_id=query_id):
         # A finished query's stream ends at its final chunk: resuming at or past it has nothing
         # left to send, and a reader started there would wait for a chunk that never comes.
@@ -408,7 +547,7 @@ async def query_events(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     query_id = request.match_info["id"]
     broker = request.app[BROKER]
-    await broker.get(tenant, query_id)
+    query_id = (await broker.get(tenant, query_id)).id
     entries = await broker.events(tenant, query_id)
     items = [
         EventItem(
@@ -442,6 +581,84 @@ async def cancel_query(request: web.Request) -> web.Response:
         ),
         202,
     )
+
+
+# --------------------------------------------------------------------------- /v1/agents …
+
+
+async def _catalog_page(
+    request: web.Request, kind: type[R]
+) -> tuple[list[R], str | None, int | None]:
+    tenant = _tenant(request)
+    limit = parse_limit(request.query.get("limit"))
+    return await request.app[CATALOG].page(
+        kind, tenant, limit=limit, continue_token=request.query.get("continue")
+    )
+
+
+async def _catalog_one(request: web.Request, kind: type[R]) -> R:
+    return await request.app[CATALOG].one(kind, _tenant(request), request.match_info["name"])
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    items, token, remaining = await _catalog_page(request, Agent)
+    views = [agent_summary(item) for item in items]
+    return _json(
+        AgentListResponse(
+            items=views, count=len(views), continue_token=token, remaining_item_count=remaining
+        )
+    )
+
+
+async def get_agent(request: web.Request) -> web.Response:
+    return _json(agent_detail(await _catalog_one(request, Agent)))
+
+
+async def list_models(request: web.Request) -> web.Response:
+    items, token, remaining = await _catalog_page(request, Model)
+    views = [model_summary(item) for item in items]
+    return _json(
+        ModelListResponse(
+            items=views, count=len(views), continue_token=token, remaining_item_count=remaining
+        )
+    )
+
+
+async def get_model(request: web.Request) -> web.Response:
+    return _json(model_detail(await _catalog_one(request, Model)))
+
+
+async def list_teams(request: web.Request) -> web.Response:
+    items, token, remaining = await _catalog_page(request, Team)
+    views = [team_summary(item) for item in items]
+    return _json(
+        TeamListResponse(
+            items=views, count=len(views), continue_token=token, remaining_item_count=remaining
+        )
+    )
+
+
+async def get_team(request: web.Request) -> web.Response:
+    return _json(team_detail(await _catalog_one(request, Team)))
+
+
+async def list_tools(request: web.Request) -> web.Response:
+    items, token, remaining = await _catalog_page(request, Tool)
+    views = [tool_summary(item) for item in items]
+    return _json(
+        ToolListResponse(
+            items=views, count=len(views), continue_token=token, remaining_item_count=remaining
+        )
+    )
+
+
+async def get_tool(request: web.Request) -> web.Response:
+    return _json(tool_detail(await _catalog_one(request, Tool)))
+
+
+async def openai_models(request: web.Request) -> web.Response:
+    """OpenAI's ``GET /models``: every target of the caller's namespace."""
+    return _json(await request.app[CATALOG].openai_models(_tenant(request)))
 
 
 # --------------------------------------------------------------------------- OpenAI
@@ -575,8 +792,27 @@ async def _openapi(request: web.Request) -> web.Response:
 _ID = Param(
     "id",
     "path",
-    "The query's id (the uid in `Location`; any other value is simply not found).",
+    "The query's name in the caller's namespace, or its id (the uid in `Location`); "
+    "anything else is simply not found.",
 )
+_NAME = Param("name", "path", "The object's name in the caller's namespace.")
+_PAGE = Param(
+    "page", "query", "Page number, from 1.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}
+)
+_PAGE_SIZE = Param(
+    "page_size",
+    "query",
+    "Items per page (at most 500; pages hold at most 100, as in ark-api). Default 25.",
+    {"type": "integer", "minimum": 1, "maximum": 500},
+)
+_SEARCH = Param("search", "query", "Case-insensitive substring of the queries' input.")
+_LIMIT = Param(
+    "limit",
+    "query",
+    f"Items per page (default 100, at most {MAX_PAGE_LIMIT}).",
+    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_LIMIT},
+)
+_CONTINUE = Param("continue", "query", "The `continue_token` of the previous page (opaque).")
 _LAST_EVENT_ID = Param(
     "Last-Event-ID",
     "header",
@@ -599,8 +835,80 @@ _IDEMPOTENCY_KEY = Param(
 _BY_ID = {"id": "$response.body#/id"}
 _QUERY_LINKS = {
     operation_id: _BY_ID
-    for operation_id in ("getQuery", "streamQuery", "listQueryEvents", "cancelQuery")
+    for operation_id in (
+        "getQuery",
+        "streamQuery",
+        "listQueryEvents",
+        "cancelQuery",
+        "updateQuery",
+        "patchCancelQuery",
+        "deleteQuery",
+    )
 }
+_CREATE_REPLIES = (
+    Reply(
+        200,
+        "A direct query: the Query resource was created (ark-api's answer)",
+        QueryDetailResponse,
+    ),
+    Reply(
+        202,
+        "A broker-mode query was accepted; follow `Location`",
+        QueryDetailResponse,
+        headers={
+            "Location": "The query's URL.",
+            "Idempotent-Replayed": "`true` when an earlier request with the same "
+            "Idempotency-Key accepted it.",
+        },
+        links=_QUERY_LINKS,
+    ),
+    Reply(409, "The name is taken, or the Idempotency-Key is in use", ErrorEnvelope),
+    Reply(
+        429,
+        "The tenant has too many queries in flight",
+        ErrorEnvelope,
+        headers=RETRY_AFTER,
+    ),
+)
+_CREATE_SUMMARY = (
+    "Create a query: ark-api's QueryCreateRequest; `reconciliation` (or the annotation "
+    "ark.mckinsey.com/reconciliation) chooses broker mode or a Query resource"
+)
+
+
+def _catalog_routes(
+    plural: str,
+    kind: str,
+    listing: Handler,
+    one: Handler,
+    page: type[msgspec.Struct],
+    detail: type[msgspec.Struct],
+) -> tuple[Operation, Operation]:
+    """``GET /v1/<plural>`` (a page) and ``GET /v1/<plural>/{name}``, as ark-api serves them."""
+    return (
+        Operation(
+            "GET",
+            f"/v1/{plural}",
+            listing,
+            f"list{kind}s",
+            f"The {kind}s of the caller's namespace, by name, one page",
+            "resources",
+            params=(_LIMIT, _CONTINUE),
+            replies=(Reply(200, f"A page of {kind}s", page),),
+        ),
+        Operation(
+            "GET",
+            f"/v1/{plural}/{{name}}",
+            one,
+            f"get{kind}",
+            f"One {kind}",
+            "resources",
+            params=(_NAME,),
+            replies=(Reply(200, f"The {kind}", detail),),
+        ),
+    )
+
+
 _OPENAI_TIMEOUT = Reply(504, "The query did not finish in time", OpenAIError)
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -609,39 +917,32 @@ OPERATIONS: tuple[Operation, ...] = (
         "/v1/queries",
         create_query,
         "createQuery",
-        "Accept a query (broker mode: no Query resource unless createResource)",
+        _CREATE_SUMMARY,
         "queries",
         body=QUERY_CREATE_BODY,
         params=(_IDEMPOTENCY_KEY,),
-        replies=(
-            Reply(
-                202,
-                "Accepted; follow `Location`",
-                QueryAccepted,
-                headers={
-                    "Location": "The query's URL.",
-                    "Idempotent-Replayed": "`true` when an earlier request with the same "
-                    "Idempotency-Key accepted it.",
-                },
-                links=_QUERY_LINKS,
-            ),
-            Reply(409, "The name is taken, or the Idempotency-Key is in use", ErrorEnvelope),
-            Reply(
-                429,
-                "The tenant has too many queries in flight",
-                ErrorEnvelope,
-                headers=RETRY_AFTER,
-            ),
-        ),
+        replies=_CREATE_REPLIES,
+    ),
+    Operation(
+        "POST",
+        "/v1/queries/",
+        create_query,
+        "createQueryTrailingSlash",
+        "The same as `POST /v1/queries` (Ark's CLI sends the trailing slash)",
+        "queries",
+        body=QUERY_CREATE_BODY,
+        params=(_IDEMPOTENCY_KEY,),
+        replies=_CREATE_REPLIES,
     ),
     Operation(
         "GET",
         "/v1/queries",
         list_queries,
         "listQueries",
-        "The tenant's broker-mode queries",
+        "The tenant's queries, broker-mode and Query resources alike, newest first",
         "queries",
-        replies=(Reply(200, "The queries, oldest first", QueryList),),
+        params=(_PAGE, _PAGE_SIZE, _SEARCH),
+        replies=(Reply(200, "One page of queries", QueryListResponse),),
     ),
     Operation(
         "GET",
@@ -651,7 +952,47 @@ OPERATIONS: tuple[Operation, ...] = (
         "One query and its latest status",
         "queries",
         params=(_ID,),
-        replies=(Reply(200, "The query", QueryView),),
+        replies=(Reply(200, "The query", QueryDetailResponse),),
+    ),
+    Operation(
+        "PUT",
+        "/v1/queries/{id}",
+        update_query,
+        "updateQuery",
+        "Replace the spec fields sent (ark-api's QueryUpdateRequest); a broker-mode query "
+        "only takes `cancel`",
+        "queries",
+        params=(_ID,),
+        body=QueryUpdateRequest,
+        replies=(
+            Reply(200, "The query as updated", QueryDetailResponse),
+            Reply(
+                409,
+                "A broker-mode query's spec is fixed (`field` names what was sent), or the "
+                "Query changed meanwhile",
+                ErrorEnvelope,
+            ),
+        ),
+    ),
+    Operation(
+        "PATCH",
+        "/v1/queries/{id}/cancel",
+        patch_cancel_query,
+        "patchCancelQuery",
+        "Cancel the query (ark-api's route: `spec.cancel = true`)",
+        "queries",
+        params=(_ID,),
+        replies=(Reply(200, "The query (its phase becomes `canceled`)", QueryDetailResponse),),
+    ),
+    Operation(
+        "DELETE",
+        "/v1/queries/{id}",
+        delete_query,
+        "deleteQuery",
+        "Delete the query (a running broker-mode query is canceled first)",
+        "queries",
+        params=(_ID,),
+        replies=(Reply(204, "Deleted"),),
     ),
     Operation(
         "GET",
@@ -678,7 +1019,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "/v1/queries/{id}/cancel",
         cancel_query,
         "cancelQuery",
-        "Ask the running reconciler to stop the query",
+        "Ask the running reconciler to stop the query (the broker's older route; "
+        "`PATCH …/cancel` is ark-api's)",
         "queries",
         params=(_ID,),
         replies=(Reply(202, "Cancel requested (or the query had ended)", CancelAccepted),),
@@ -729,6 +1071,25 @@ OPERATIONS: tuple[Operation, ...] = (
             Reply(200, "The vectors, in input order", EmbeddingsList),
             _OPENAI_TIMEOUT,
         ),
+    ),
+    *_catalog_routes(
+        "agents", "Agent", list_agents, get_agent, AgentListResponse, AgentDetailResponse
+    ),
+    *_catalog_routes(
+        "models", "Model", list_models, get_model, ModelListResponse, ModelDetailResponse
+    ),
+    *_catalog_routes("teams", "Team", list_teams, get_team, TeamListResponse, TeamDetailResponse),
+    *_catalog_routes("tools", "Tool", list_tools, get_tool, ToolListResponse, ToolDetailResponse),
+    Operation(
+        "GET",
+        "/openai/v1/models",
+        openai_models,
+        "listOpenAIModels",
+        "The targets of the caller's namespace as OpenAI models (`agent/<name>`, `team/…`, "
+        "`model/…`, `tool/…`)",
+        "openai",
+        dialect="openai",
+        replies=(Reply(200, "The targets", OpenAIModelList),),
     ),
     Operation(
         "GET",

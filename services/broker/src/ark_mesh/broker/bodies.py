@@ -18,14 +18,20 @@ from ark_mesh.contracts import (
     QuerySpec,
     parse_duration,
 )
+from ark_mesh.contracts.ark import MIGRATION_WARNING_PREFIX
 
 __all__ = [
+    "MESSAGES_MIGRATION_WARNING",
     "QUERY_CREATE_BODY",
     "ChatCompletionRequest",
     "EmbeddingsCreateRequest",
     "QueryCreateRequest",
+    "QueryUpdateRequest",
+    "Reconciliation",
     "convert_body",
     "decode_body",
+    "is_name",
+    "last_user_text",
     "validate_name",
 ]
 
@@ -67,9 +73,37 @@ class KeyRefBody(_Strict, frozen=True):
     optional: bool | None = None
 
 
+class QueryParameterRefBody(_Strict, frozen=True):
+    name: NonEmpty
+
+
 class ValueFromBody(_Strict, frozen=True):
     config_map_key_ref: KeyRefBody | None = None
     secret_key_ref: KeyRefBody | None = None
+
+
+class HeaderValueFromBody(_Strict, frozen=True):
+    config_map_key_ref: KeyRefBody | None = None
+    secret_key_ref: KeyRefBody | None = None
+    query_parameter_ref: QueryParameterRefBody | None = None
+
+
+class HeaderValueBody(_Strict, frozen=True):
+    value: str | None = None
+    value_from: HeaderValueFromBody | None = None
+
+
+class HeaderBody(_Strict, frozen=True):
+    name: NonEmpty
+    value: HeaderValueBody
+
+
+class OverrideBody(_Strict, frozen=True):
+    """Ark's ``Override``: headers for the target's Models or MCP servers."""
+
+    resource_type: Literal["model", "mcpserver"]
+    headers: Annotated[list[HeaderBody], msgspec.Meta(min_length=1)]
+    label_selector: SelectorBody | None = None
 
 
 class ParameterBody(_Strict, frozen=True):
@@ -83,24 +117,110 @@ class MemoryBody(_Strict, frozen=True):
     namespace: str | None = None
 
 
-class QueryCreateRequest(_Strict, frozen=True):
-    """``POST /v1/queries``, modelled on Ark's QueryCreateRequest (``input`` a user message)."""
+class MetadataBody(_Strict, frozen=True):
+    """The part of a Query's metadata a client may set (Ark's CLI sends annotations)."""
 
-    input: NonEmpty
-    name: (
-        Annotated[str, msgspec.Meta(extra_json_schema={"pattern": _DNS_PATTERN, "maxLength": 253})]
-        | None
-    ) = None
-    type: Literal["user"] | None = None
+    annotations: dict[str, str] | None = None
+    labels: dict[str, str] | None = None
+
+
+Reconciliation = Literal["broker", "direct", "inController", "standalone"]
+"""How a query written through the API is resolved: ``broker`` (no Query resource, the
+broker publishes the work), ``direct`` (a Query resource, as Ark's API creates; the controller
+picks its mode) or ``inController``/``standalone`` (a Query resource asking for that mode)."""
+
+_DURATION = Annotated[str, msgspec.Meta(extra_json_schema={"pattern": _DURATION_PATTERN})]
+_CONVERSATION_ID = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+_MESSAGES = Annotated[list[dict[str, Any]], msgspec.Meta(min_length=1)]
+QueryInput = NonEmpty | _MESSAGES
+"""A user message, or (``type: messages``, deprecated) OpenAI chat messages."""
+
+
+class _QueryFields(_Strict, frozen=True):
+    """The Query spec fields a client may write (Ark's QueryCreateRequest/QueryUpdateRequest)."""
+
+    type: Literal["user", "messages"] | None = None
     target: TargetBody | None = None
     selector: SelectorBody | None = None
     parameters: list[ParameterBody] | None = None
     memory: MemoryBody | None = None
+    service_account: NonEmpty | None = None
     session_id: NonEmpty | None = None
-    conversation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
-    timeout: (
-        Annotated[str, msgspec.Meta(extra_json_schema={"pattern": _DURATION_PATTERN})] | None
+    conversation_id: _CONVERSATION_ID | None = None
+    timeout: _DURATION | None = None
+    ttl: _DURATION | None = None
+    cancel: bool | None = None
+    overrides: list[OverrideBody] | None = None
+
+    def _check(self) -> None:
+        if self.target is not None and self.selector is not None:
+            raise ValueError("give target or selector, not both - at `$.selector`")
+        for field in ("timeout", "ttl"):
+            value = getattr(self, field)
+            if value is not None:
+                try:
+                    parse_duration(value)
+                except DurationError as exc:
+                    raise ValueError(f"{exc} - at `$.{field}`") from None
+
+    def spec_fields(self, input_value: Any | None) -> dict[str, Any]:
+        """The spec fields this body sets (camelCase, unset ones left out), with ``input``
+        migrated as Ark's webhook migrates ``type: messages``: the last user message's text,
+        ``type: user``."""
+        values: dict[str, Any] = {
+            "type": self.type,
+            "target": self.target,
+            "selector": self.selector,
+            "parameters": self.parameters,
+            "memory": self.memory,
+            "serviceAccount": self.service_account,
+            "sessionId": self.session_id,
+            "conversationId": self.conversation_id,
+            "timeout": self.timeout,
+            "ttl": self.ttl,
+            "cancel": self.cancel,
+            "overrides": self.overrides,
+        }
+        if input_value is not None:
+            values["input"] = input_value
+            if self.type == "messages" or not isinstance(input_value, str):
+                if self.type != "messages":
+                    raise BadRequestError(
+                        "input is a message list: that needs type 'messages' (deprecated; "
+                        "a string input is the user message)",
+                        field="input",
+                    )
+                text = last_user_text(input_value)
+                if text is None:
+                    raise BadRequestError(
+                        "type 'messages' needs a user message with text in input (it becomes "
+                        "the query's input, as Ark's webhook migrates it)",
+                        field="input",
+                    )
+                values["input"], values["type"] = text, "user"
+        elif self.type == "messages":
+            raise BadRequestError("type 'messages' needs input (a message list)", field="input")
+        return {
+            key: value for key, value in msgspec.to_builtins(values).items() if value is not None
+        }
+
+    def migrated(self) -> bool:
+        """Whether the body used the deprecated ``type: messages`` (and was migrated)."""
+        return self.type == "messages"
+
+
+class QueryCreateRequest(_QueryFields, frozen=True, kw_only=True):
+    """``POST /v1/queries``: Ark's QueryCreateRequest, plus ``reconciliation`` (ark-mesh) and
+    ``createResource`` (a read-only Query mirror of a broker-mode query). ``name`` is
+    generated when absent (Ark requires it)."""
+
+    input: QueryInput
+    name: (
+        Annotated[str, msgspec.Meta(extra_json_schema={"pattern": _DNS_PATTERN, "maxLength": 253})]
+        | None
     ) = None
+    metadata: MetadataBody | None = None
+    reconciliation: Reconciliation | None = None
     create_resource: bool = False
 
     def __post_init__(self) -> None:
@@ -109,32 +229,63 @@ class QueryCreateRequest(_Strict, frozen=True):
             validate_name(self.name)
         if self.target is None and self.selector is None:
             raise ValueError("either target or selector is required - at `$.target`")
-        if self.target is not None and self.selector is not None:
-            raise ValueError("give target or selector, not both - at `$.selector`")
-        if self.timeout is not None:
-            try:
-                parse_duration(self.timeout)
-            except DurationError as exc:
-                raise ValueError(f"{exc} - at `$.timeout`") from None
+        self._check()
 
     def spec(self) -> QuerySpec:
         """The Query spec this request asks for (contracts shapes, validated already)."""
-        return msgspec.convert(
-            msgspec.to_builtins(
-                {
-                    "input": self.input,
-                    "type": self.type,
-                    "target": self.target,
-                    "selector": self.selector,
-                    "parameters": self.parameters,
-                    "memory": self.memory,
-                    "sessionId": self.session_id,
-                    "conversationId": self.conversation_id,
-                    "timeout": self.timeout,
-                }
-            ),
-            QuerySpec,
-        )
+        return msgspec.convert(self.spec_fields(self.input), QuerySpec)
+
+    def annotations(self) -> dict[str, str]:
+        """The annotations the Query gets: the client's, plus Ark's migration warning."""
+        annotations = dict((self.metadata.annotations if self.metadata else None) or {})
+        if self.migrated():
+            annotations[MIGRATION_WARNING_PREFIX + "input-type"] = MESSAGES_MIGRATION_WARNING
+        return annotations
+
+    def labels(self) -> dict[str, str]:
+        return dict((self.metadata.labels if self.metadata else None) or {})
+
+
+class QueryUpdateRequest(_QueryFields, frozen=True, kw_only=True):
+    """``PUT /v1/queries/{name}``: Ark's QueryUpdateRequest — any subset of the spec; the
+    fields sent replace the Query's."""
+
+    input: QueryInput | None = None
+
+    def __post_init__(self) -> None:
+        self._check()
+
+    def changes(self) -> dict[str, Any]:
+        """The spec fields to replace (camelCase)."""
+        return self.spec_fields(self.input)
+
+
+MESSAGES_MIGRATION_WARNING = (
+    "spec.type 'messages' is deprecated - migrated to 'user' with extracted text. Use "
+    "conversationId for multi-turn conversations"
+)
+
+
+def last_user_text(messages: Any) -> str | None:
+    """The text of the last user message with text of OpenAI chat ``messages`` (string
+    content, or the text parts of a content list); ``None`` when there is none."""
+    if isinstance(messages, str):
+        return messages or None
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            return content
+        if isinstance(content, list):
+            text = "".join(
+                str(part.get("text", ""))
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "text"
+            )
+            if text:
+                return text
+    return None
 
 
 _TEXT = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "minItems": 1}]}
@@ -190,21 +341,12 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True):
 
     def user_input(self) -> str:
         """The text of the last user message (Ark keeps only that; context is the conversation)."""
-        for message in reversed(self.messages):
-            if message.get("role") != "user":
-                continue
-            content = message.get("content")
-            if isinstance(content, str) and content:
-                return content
-            if isinstance(content, list):
-                text = "".join(
-                    str(part.get("text", ""))
-                    for part in content
-                    if isinstance(part, dict) and part.get("type") == "text"
-                )
-                if text:
-                    return text
-        raise BadRequestError("messages must contain a user message with text", field="messages")
+        text = last_user_text(self.messages)
+        if text is None:
+            raise BadRequestError(
+                "messages must contain a user message with text", field="messages"
+            )
+        return text
 
     def meta(self, key: str) -> str | None:
         value = (self.metadata or {}).get(key)
@@ -268,6 +410,11 @@ class EmbeddingsCreateRequest(msgspec.Struct, kw_only=True):
                 field = "input" if isinstance(self.input, str) else f"input[{index}]"
                 raise BadRequestError("input texts must not be empty", field=field)
         return texts
+
+
+def is_name(name: str) -> bool:
+    """Whether ``name`` can name a Query (a DNS-1123 subdomain)."""
+    return len(name) <= 253 and _DNS_SUBDOMAIN.match(name) is not None
 
 
 def validate_name(name: str) -> str:

@@ -14,7 +14,7 @@ import msgspec
 from ark_mesh.bus import BusConfig, ConsumerSettings, TopologyConfig, WorkerSettings
 from ark_mesh.contracts import SubjectError, subjects
 from ark_mesh.contracts.config import ConfigSection
-from ark_mesh.service import ConfigError, HealthConfig, KubernetesConfig
+from ark_mesh.service import ConfigError, HealthConfig, KubernetesConfig, ResourcesConfig
 
 __all__ = [
     "SERVICE_NAME",
@@ -22,6 +22,7 @@ __all__ = [
     "BrokerConfig",
     "HttpConfig",
     "LimitsConfig",
+    "ReconciliationConfig",
     "SSEConfig",
     "TenantToken",
 ]
@@ -65,6 +66,21 @@ class SSEConfig(ConfigSection, frozen=True, kw_only=True):
     heartbeat_seconds: float = 15.0
 
 
+ApiMode = Literal["broker", "direct"]
+
+
+class ReconciliationConfig(ConfigSection, frozen=True, kw_only=True):
+    """How a query written through ``POST /v1/queries`` is resolved when it does not say
+    (``default_reconciliation``), and the modes a request may ask for (``allowed_modes``):
+    ``broker`` (no Query resource) and ``direct`` (a Query resource, as Ark's API creates it;
+    a request for ``inController``/``standalone`` is a direct one asking for that mode, which
+    the controller's own ``allowedModes`` then decides). ``direct`` needs the ``kubernetes``
+    section."""
+
+    default_reconciliation: ApiMode = "broker"
+    allowed_modes: tuple[ApiMode, ...] = ("broker", "direct")
+
+
 class HttpConfig(ConfigSection, frozen=True, kw_only=True):
     host: str = "0.0.0.0"
     port: int = 8000
@@ -80,8 +96,12 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
     ``durable`` is the broker's *own* consumer on ``ARK_STATUS`` (it keeps the ``ark-queries``
     read model; status-sync has its own). It is added to ``bus.topology.consumers`` when the
     topology does not list it. ``provision`` creates or updates the topology at start.
-    ``kubernetes`` is only needed for ``createResource: true`` (the Query mirror): absent, such
-    requests are refused; an empty section means in-cluster credentials.
+    ``kubernetes`` is needed for Query resources — ``createResource: true`` (the mirror) and
+    ``reconciliation: direct`` — and for the Query resources ``GET /v1/queries`` lists next to
+    the broker's own: absent, such requests are refused; an empty section means in-cluster
+    credentials. ``resources`` is where ``/v1/agents|models|teams|tools`` and
+    ``/openai/v1/models`` read from (the section the reconcilers share); without it they read
+    a watch cache over the ``kubernetes`` connection, and without either they answer 503.
     """
 
     bus: BusConfig = msgspec.field(default_factory=_default_bus)
@@ -93,6 +113,8 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
     limits: LimitsConfig = LimitsConfig()
     streaming: SSEConfig = SSEConfig()
     kubernetes: KubernetesConfig | None = None
+    resources: ResourcesConfig | None = None
+    reconciliation: ReconciliationConfig = ReconciliationConfig()
     grace_period: float = 25.0
 
     def validate(self) -> BrokerConfig:
@@ -109,6 +131,12 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
                 subjects.validate_token(token.tenant, "tenant")
             except SubjectError as exc:
                 raise ConfigError(f"auth.tokens[{index}].tenant: {exc}") from None
+        modes = self.reconciliation
+        if modes.default_reconciliation not in modes.allowed_modes:
+            raise ConfigError(
+                f"reconciliation.default_reconciliation {modes.default_reconciliation!r} is not "
+                f"in reconciliation.allowed_modes {list(modes.allowed_modes)}"
+            )
         if self.limits.max_in_flight_per_tenant < 1:
             raise ConfigError("limits.max_in_flight_per_tenant must be at least 1")
         return self

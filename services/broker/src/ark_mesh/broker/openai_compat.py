@@ -49,7 +49,9 @@ __all__ = [
 # What the resolver writes when a query's target does not exist (resolver.targets). The query
 # ran and failed, but the mistake is the caller's: answered 404 ``model_not_found`` like OpenAI.
 _UNKNOWN_TARGET = re.compile(
-    r"target references (agent|team|model|tool) '[^']*' which does not exist in namespace"
+    # The name is quoted as sent, so it may itself hold quotes (or newlines).
+    r"target references (agent|team|model|tool) '.*' which does not exist in namespace",
+    re.DOTALL,
 )
 
 

@@ -109,7 +109,7 @@ def _error_replies(operation: Operation) -> list[Reply]:
     if operation.tenant:
         replies.append(Reply(401, "No bearer token, or an unknown one", envelope))
     if any(param.location == "path" for param in operation.params):
-        replies.append(Reply(404, "No such query for this tenant", envelope))
+        replies.append(Reply(404, "Not found in the caller's namespace", envelope))
     if operation.body is not None:
         replies += [
             Reply(413, "The body is larger than `limits.max_body_bytes`", envelope),
@@ -231,10 +231,11 @@ def openapi_document(operations: Iterable[Operation]) -> dict[str, Any]:
         "info": {
             "title": "ark-mesh broker",
             "version": API_VERSION,
-            "description": "Broker mode of ark-mesh: Ark's query API without etcd, SSE streams "
-            "with Last-Event-ID resume, operation events, cancel, and OpenAI-compatible chat "
-            "completions and embeddings. Errors use Ark's broker envelope, and OpenAI's error "
-            "object under /openai/v1.",
+            "description": "Broker mode of ark-mesh: Ark's query API without etcd (and, with "
+            "`reconciliation: direct`, as Query resources), ark-api's query, agent, model, team "
+            "and tool routes, SSE streams with Last-Event-ID resume, operation events, cancel, "
+            "and OpenAI-compatible models, chat completions and embeddings. Errors use Ark's "
+            "broker envelope, and OpenAI's error object under /openai/v1.",
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "paths": paths,

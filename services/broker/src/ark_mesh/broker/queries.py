@@ -1,12 +1,17 @@
-"""What the broker does with a query, independent of HTTP: accept, read, stream, cancel.
+"""What the broker does with a query, independent of HTTP: accept, read, stream, cancel, delete.
 
-Accepting a query (ARCHITECTURE §5 step 1, broker mode):
+A query written through the API is resolved in one of two modes (:meth:`QueryBroker.mode`):
+``direct`` creates a Query resource as Ark's API does (:mod:`.direct`) and leaves the rest to
+the controller; ``broker`` is accepted here, off etcd. Accepting a broker-mode query
+(ARCHITECTURE §5 step 1); what broker mode cannot honour (``serviceAccount``, ``ttl``) is
+refused by name first:
 
 1. an ``Idempotency-Key`` is claimed first (KV ``create``), so a retried POST finds the query
    the first attempt accepted instead of creating a second one;
 2. admission: a tenant with ``max_in_flight_per_tenant`` queries not yet terminal gets 429 —
    the slot is reserved before anything is written, so concurrent POSTs cannot overshoot;
-3. the id: a fresh UUID, or — with ``createResource: true`` — the uid of the Query mirror the
+3. the name is claimed in the tenant (KV ``<tenant>.names.<name>``: Ark's names are unique in
+   a namespace, and reads by name find the id there); the id: a fresh UUID, or — with ``createResource: true`` — the uid of the Query mirror the
    broker creates *first* (labelled :data:`~ark_mesh.contracts.ark.BROKER_MIRROR_LABEL`, which
    the controller leaves alone). status-sync finds a CR by name and checks its uid against the
    update's ``queryId``, so using the CR's uid as the query id is what lets it keep the
@@ -26,10 +31,13 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from ark_mesh.broker.bodies import QueryCreateRequest
-from ark_mesh.broker.config import BrokerConfig
+from ark_mesh.broker.bodies import QueryCreateRequest, QueryUpdateRequest
+from ark_mesh.broker.config import ApiMode, BrokerConfig
+from ark_mesh.broker.direct import DirectQueries
 from ark_mesh.broker.errors import (
+    BadRequestError,
     ConflictError,
     NotFoundError,
     TooManyRequestsError,
@@ -50,8 +58,13 @@ from ark_mesh.contracts import (
     parse_duration,
     subjects,
 )
-from ark_mesh.contracts.ark import BROKER_MIRROR_LABEL, DEFAULT_QUERY_TIMEOUT
+from ark_mesh.contracts.ark import (
+    BROKER_MIRROR_LABEL,
+    DEFAULT_QUERY_TIMEOUT,
+    RECONCILIATION_ANNOTATION,
+)
 from ark_mesh.kube import AlreadyExistsError, KubeClient, KubeError
+from ark_mesh.kube import NotFoundError as KubeNotFoundError
 from ark_mesh.telemetry import get_logger
 
 __all__ = ["QueryBroker"]
@@ -83,6 +96,95 @@ class QueryBroker:
         self.in_flight = in_flight
         self.cancels = cancels
         self.kube = kube
+        self.direct = DirectQueries(kube) if kube is not None else None
+
+    # -- mode -----------------------------------------------------------------------------------
+
+    def mode(self, body: QueryCreateRequest) -> tuple[ApiMode, str | None]:
+        """How ``body`` is resolved — ``broker`` or ``direct`` — and, for a direct query that
+        names ``inController``/``standalone``, that mode (for the Query's annotation). The
+        body's ``reconciliation`` or its ``ark.mckinsey.com/reconciliation`` annotation, else
+        the configured default; a mode that is not allowed here is a 422 saying why."""
+        annotated = (body.metadata.annotations if body.metadata else None) or {}
+        asked = annotated.get(RECONCILIATION_ANNOTATION)
+        field = "reconciliation"
+        if body.reconciliation is not None:
+            if asked is not None and asked != body.reconciliation:
+                raise BadRequestError(
+                    f"reconciliation {body.reconciliation!r} contradicts the annotation "
+                    f"{RECONCILIATION_ANNOTATION}: {asked!r}",
+                    field=field,
+                )
+            asked = body.reconciliation
+        elif asked is not None:
+            field = f"metadata.annotations.{RECONCILIATION_ANNOTATION}"
+        requested = (
+            asked if asked is not None else self.config.reconciliation.default_reconciliation
+        )
+        if requested not in ("broker", "direct", "inController", "standalone"):
+            raise BadRequestError(
+                f"unknown reconciliation mode {requested!r}; expected broker, direct, "
+                "inController or standalone",
+                field=field,
+            )
+        mode: ApiMode = "broker" if requested == "broker" else "direct"
+        allowed = self.config.reconciliation.allowed_modes
+        if mode not in allowed:
+            raise BadRequestError(
+                f"reconciliation mode {requested!r} is not allowed here; allowedModes: "
+                f"{', '.join(allowed)}",
+                field=field,
+            )
+        if mode == "direct" and self.direct is None:
+            raise BadRequestError(
+                f"reconciliation mode {requested!r} creates a Query resource, and this broker "
+                "has no Kubernetes access (its configuration has no kubernetes section)",
+                field=field,
+            )
+        return mode, requested if requested in ("inController", "standalone") else None
+
+    @staticmethod
+    def refuse_unsupported(body: QueryCreateRequest) -> None:
+        """What a broker-mode query cannot honour is refused by name, never dropped."""
+        if body.service_account is not None:
+            raise BadRequestError(
+                "serviceAccount is not honoured in broker mode (the query-reconciler resolves "
+                "with its own identity); use reconciliation: direct",
+                field="serviceAccount",
+            )
+        if body.ttl is not None:
+            raise BadRequestError(
+                "ttl is not honoured in broker mode (the ark-queries bucket keeps a query for "
+                "its configured age after its last status); use reconciliation: direct",
+                field="ttl",
+            )
+        if body.cancel:
+            raise BadRequestError("a broker-mode query cannot be created canceled", field="cancel")
+
+    async def create_direct(
+        self, tenant: str, body: QueryCreateRequest, asked: str | None
+    ) -> dict[str, Any]:
+        """Create the Query resource (``reconciliation: direct``), as Ark's API does."""
+        if body.create_resource:
+            raise BadRequestError(
+                "createResource is for broker-mode queries (a read-only mirror); a direct "
+                "query is a Query resource already",
+                field="createResource",
+            )
+        assert self.direct is not None  # mode() checked
+        annotations = body.annotations()
+        if asked is not None:
+            annotations[RECONCILIATION_ANNOTATION] = asked
+        else:
+            annotations.pop(RECONCILIATION_ANNOTATION, None)
+        spec = body.spec_fields(body.input)
+        return await self.direct.create(
+            tenant,
+            body.name or f"query-{uuid.uuid4().hex[:8]}",
+            spec,
+            annotations=annotations,
+            labels=body.labels(),
+        )
 
     # -- accept ---------------------------------------------------------------------------------
 
@@ -144,19 +246,28 @@ class QueryBroker:
         return reservation
 
     async def _accept(
-        self, tenant: str, body: QueryCreateRequest, annotations: dict[str, str] | None
+        self, tenant: str, body: QueryCreateRequest, extra: dict[str, str] | None
     ) -> QueryRecord:
+        self.refuse_unsupported(body)
         spec = body.spec()
         name = body.name or f"query-{uuid.uuid4().hex[:8]}"
+        annotations = {**body.annotations(), **(extra or {})}
+        annotations.pop(RECONCILIATION_ANNOTATION, None)
+        labels = body.labels()
         reservation = self._admit(tenant)
         query_id: str | None = None
-        recorded = mirrored = False
+        recorded = mirrored = named = False
         try:
+            query_id = str(uuid.uuid4())
+            if not await self.read_model.claim_name(tenant, name, query_id):
+                raise ConflictError(
+                    f"a query named {name!r} already exists in namespace {tenant!r}", field="name"
+                )
+            named = True
             if body.create_resource:
-                query_id = await self._create_mirror(tenant, name, spec, annotations)
+                query_id = await self._create_mirror(tenant, name, spec, annotations or None)
                 mirrored = True
-            else:
-                query_id = str(uuid.uuid4())
+                await self.read_model.point_name(tenant, name, query_id)
             # Counted under its own id before the record exists: the bucket watch may report
             # the record terminal before this coroutine runs again, and must find it to drop.
             self.in_flight.add(tenant, query_id)
@@ -171,6 +282,8 @@ class QueryBroker:
                 status=QueryStatus(phase="pending"),
                 creation_timestamp=now(),
                 create_resource=body.create_resource,
+                annotations=annotations or None,
+                labels=labels or None,
             )
             await self.read_model.create(record)
             recorded = True
@@ -182,7 +295,9 @@ class QueryBroker:
                 tenant=tenant,
                 origin="broker",
                 spec=spec,
-                labels={BROKER_MIRROR_LABEL: "true"} if body.create_resource else None,
+                labels={**labels, BROKER_MIRROR_LABEL: "true"}
+                if body.create_resource
+                else labels or None,
                 annotations=annotations or None,
                 submitted_at=submitted.isoformat(),
                 deadline=(submitted + _timeout(spec)).isoformat(),
@@ -200,6 +315,8 @@ class QueryBroker:
                         await self.read_model.delete(tenant, query_id)
                     if mirrored and self.kube is not None:
                         await self.kube.delete(Query, tenant, name)
+                    if named:
+                        await self.read_model.release_name(tenant, name)
             if isinstance(exc, BusError):
                 raise UnavailableError(f"the query could not be queued: {exc}") from exc
             raise
@@ -239,11 +356,34 @@ class QueryBroker:
     # -- read -----------------------------------------------------------------------------------
 
     async def get(self, tenant: str, query_id: str) -> QueryRecord:
-        """The record, or 404 — also for another tenant's id, so ids do not leak."""
-        record = await self.read_model.get(tenant, query_id)
+        """The record (by name or id), or 404 — also for another tenant's, so ids do not leak."""
+        record = await self.find(tenant, query_id)
         if record is None:
             raise NotFoundError(f"query {query_id!r} not found", field="id")
         return record
+
+    async def find(self, tenant: str, ref: str) -> QueryRecord | None:
+        """The tenant's broker-mode query named ``ref``, else the one whose id is ``ref``."""
+        return await self.read_model.named(tenant, ref) or await self.read_model.get(tenant, ref)
+
+    async def get_any(self, tenant: str, ref: str) -> QueryRecord | dict[str, Any]:
+        """A broker-mode query by name or id, else the tenant's Query resource named ``ref``;
+        404 otherwise (also for another tenant's: names and ids do not leak)."""
+        record = await self.find(tenant, ref)
+        if record is not None:
+            return record
+        if self.direct is not None:
+            obj = await self.direct.get(tenant, ref)
+            if obj is not None:
+                return obj
+        raise NotFoundError(f"query {ref!r} not found", field="id")
+
+    async def list_all(self, tenant: str) -> list[QueryRecord | dict[str, Any]]:
+        """The tenant's broker-mode queries and (with Kubernetes) its Query resources."""
+        found: list[QueryRecord | dict[str, Any]] = list(await self.list_queries(tenant))
+        if self.direct is not None:
+            found += await self.direct.list(tenant)
+        return found
 
     async def list_queries(self, tenant: str) -> list[QueryRecord]:
         return await self.read_model.records(tenant, self.in_flight.known(tenant))
@@ -294,9 +434,41 @@ class QueryBroker:
     async def cancel(self, tenant: str, query_id: str, *, requested_by: str) -> QueryRecord:
         record = await self.get(tenant, query_id)
         if not record.terminal:
-            await self.cancels.request(tenant, query_id, requested_by=requested_by)
-            _log.info("cancel requested", tenant=tenant, query_id=query_id)
+            await self.cancels.request(tenant, record.id, requested_by=requested_by)
+            _log.info("cancel requested", tenant=tenant, query_id=record.id)
         return record
+
+    async def update(self, tenant: str, record: QueryRecord, body: QueryUpdateRequest) -> None:
+        """ark-api's PUT on a broker-mode query: its spec is fixed once accepted (the work
+        message carries it), so only ``cancel`` can change; any other field is refused by name."""
+        for field in body.__struct_fields__:
+            if field == "cancel" or getattr(body, field) is None:
+                continue
+            wire = body.__struct_encode_fields__[body.__struct_fields__.index(field)]
+            raise ConflictError(
+                f"{wire} cannot change: a broker-mode query's spec is fixed once it was "
+                "accepted (only cancel can be set)",
+                field=wire,
+            )
+        if body.cancel:
+            await self.cancel(tenant, record.id, requested_by="broker")
+
+    async def delete(self, tenant: str, record: QueryRecord) -> None:
+        """Forget a broker-mode query: cancel it if it runs, drop its record, its name and its
+        mirror. Its chunks and events age out of their streams."""
+        if not record.terminal:
+            await self.cancels.request(tenant, record.id, requested_by="broker")
+        if record.create_resource and self.kube is not None:
+            try:
+                await self.kube.delete(Query, tenant, record.name)
+            except KubeNotFoundError:
+                pass
+            except KubeError as exc:
+                raise UnavailableError(f"the Query mirror could not be deleted: {exc}") from exc
+        await self.read_model.delete(tenant, record.id)
+        await self.read_model.release_name(tenant, record.name)
+        self.in_flight.forget(tenant, record.id)
+        _log.info("query deleted", tenant=tenant, query_id=record.id)
 
 
 def _timeout(spec: QuerySpec) -> timedelta:

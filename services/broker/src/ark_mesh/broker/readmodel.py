@@ -21,11 +21,13 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
+from ark_mesh.broker.bodies import is_name
 from ark_mesh.broker.errors import UnavailableError
-from ark_mesh.broker.responses import QueryView
+from ark_mesh.broker.responses import QueryDetailResponse, QueryResponse
 from ark_mesh.bus import (
     DecryptionError,
     InvalidKeyError,
@@ -51,6 +53,7 @@ __all__ = ["InFlight", "QueryRecord", "ReadModel", "now"]
 
 _log = get_logger(__name__)
 _IDEMPOTENCY = "idempotency"
+_NAMES = "names"
 
 
 def now() -> str:
@@ -69,31 +72,73 @@ class QueryRecord(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=Tr
     creation_timestamp: str
     create_resource: bool = False
     updated_at: str | None = None
+    annotations: dict[str, str] | None = None
+    labels: dict[str, str] | None = None
 
     @property
     def terminal(self) -> bool:
         return (self.status.phase or "") in TERMINAL_PHASES
 
-    def view(self) -> QueryView:
-        """Flattened like ark-api's QueryResponse, plus ``id`` (the uid every stream uses)."""
+    def metadata(self) -> dict[str, Any]:
+        """The query's metadata as a Query resource would carry it (``uid`` = its id)."""
+        meta: dict[str, Any] = {
+            "name": self.name,
+            "namespace": self.namespace,
+            "uid": self.id,
+            "creationTimestamp": self.creation_timestamp,
+        }
+        if self.labels:
+            meta["labels"] = dict(self.labels)
+        if self.annotations:
+            meta["annotations"] = dict(self.annotations)
+        return meta
+
+    def summary(self) -> QueryResponse:
+        """ark-api's ``QueryResponse`` of this broker-mode query."""
         spec = self.spec
-        return QueryView(
+        return QueryResponse(
             id=self.id,
+            reconciliation="broker",
             name=self.name,
             namespace=self.namespace,
-            type=spec.type,
+            type=spec.type or "user",
             input=msgspec.to_builtins(spec.input),
-            target=spec.target,
-            selector=spec.selector,
             memory=spec.memory,
             session_id=spec.session_id,
             conversation_id=spec.conversation_id,
-            timeout=spec.timeout,
-            parameters=spec.parameters,
-            status=self.status,
+            status=_status(self.status),
             creation_timestamp=self.creation_timestamp,
-            create_resource=self.create_resource,
         )
+
+    def detail(self) -> QueryDetailResponse:
+        """ark-api's ``QueryDetailResponse`` of this broker-mode query."""
+        spec = self.spec
+        return QueryDetailResponse(
+            id=self.id,
+            reconciliation="broker",
+            name=self.name,
+            namespace=self.namespace,
+            type=spec.type or "user",
+            input=msgspec.to_builtins(spec.input),
+            memory=spec.memory,
+            parameters=spec.parameters,
+            selector=spec.selector,
+            service_account=spec.service_account,
+            session_id=spec.session_id,
+            conversation_id=spec.conversation_id,
+            target=spec.target,
+            timeout=spec.timeout,
+            ttl=spec.ttl,
+            cancel=spec.cancel,
+            overrides=spec.overrides,
+            metadata=self.metadata(),
+            status=_status(self.status),
+        )
+
+
+def _status(status: QueryStatus) -> dict[str, Any]:
+    raw = msgspec.to_builtins(status)
+    return raw if isinstance(raw, dict) else {}
 
 
 _encoder = msgspec.json.Encoder()
@@ -224,6 +269,48 @@ class ReadModel:
             except KeyWrongLastSequenceError:
                 continue
             return True
+
+    # -- names -------------------------------------------------------------------------------
+
+    def _name_key(self, tenant: str, name: str) -> str:
+        return f"{record_key(tenant, _NAMES)}.{name}"
+
+    async def claim_name(self, tenant: str, name: str, query_id: str) -> bool:
+        """Reserve ``name`` for ``query_id`` in the tenant (Ark: a name is unique in its
+        namespace); ``False`` when another query holds it."""
+        try:
+            with _unavailable("claim name"):
+                await self.kv.create(self._name_key(tenant, name), query_id.encode())
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def point_name(self, tenant: str, name: str, query_id: str) -> None:
+        """Point a claimed name at the query's final id (a mirror's id is its uid)."""
+        with _unavailable("point name"):
+            await self.kv.put(self._name_key(tenant, name), query_id.encode())
+
+    async def named(self, tenant: str, name: str) -> QueryRecord | None:
+        """The record the tenant's query ``name`` refers to, or ``None`` (also for what
+        cannot be a name: NATS would not even answer for some of those keys)."""
+        if not is_name(name):
+            return None
+        try:
+            key = self._name_key(tenant, name)
+        except ValueError:
+            return None
+        try:
+            with _unavailable("get name"):
+                entry = await self.kv.get(key)
+        except (KeyNotFoundError, InvalidKeyError):
+            return None
+        if not entry.value:
+            return None
+        return await self.get(tenant, entry.value.decode())
+
+    async def release_name(self, tenant: str, name: str) -> None:
+        with contextlib.suppress(KeyNotFoundError, InvalidKeyError), _unavailable("release name"):
+            await self.kv.purge(self._name_key(tenant, name))
 
     # -- Idempotency-Key ---------------------------------------------------------------------
 

@@ -18,12 +18,17 @@ import msgspec
 from ark_mesh.contracts import (
     LabelSelector,
     MemoryRef,
+    Override,
     Parameter,
     QueryStatus,
     QueryTarget,
 )
 
 __all__ = [
+    "AgentDetailResponse",
+    "AgentListResponse",
+    "AgentResponse",
+    "Availability",
     "CancelAccepted",
     "ChatCompletion",
     "ChatCompletionChoice",
@@ -42,12 +47,25 @@ __all__ = [
     "EventItem",
     "EventList",
     "Health",
+    "Mode",
+    "ModelDetailResponse",
+    "ModelListResponse",
+    "ModelResponse",
     "OpenAIError",
     "OpenAIErrorBody",
+    "OpenAIModel",
+    "OpenAIModelList",
     "QueryAccepted",
-    "QueryList",
-    "QueryView",
+    "QueryDetailResponse",
+    "QueryListResponse",
+    "QueryResponse",
     "Readiness",
+    "TeamDetailResponse",
+    "TeamListResponse",
+    "TeamResponse",
+    "ToolDetailResponse",
+    "ToolListResponse",
+    "ToolResponse",
 ]
 
 
@@ -116,30 +134,188 @@ class CancelAccepted(_Ark, kw_only=True):
     cancel_requested: bool
 
 
-class QueryView(_Ark, kw_only=True):
-    """One query, flattened like ark-api's ``QueryResponse``, plus ``id`` (the uid every stream
-    and subject uses) and ``createResource``."""
+Mode = Literal["broker", "direct"]
+"""``broker``: a broker-mode query (no Query resource, or a read-only mirror); ``direct``: a
+Query resource, resolved as the controller decides."""
+
+
+class QueryResponse(_Ark, kw_only=True):
+    """One query of a listing: ark-api's flattened ``QueryResponse`` (``status`` is the raw
+    status), plus ``id`` (the uid every stream and subject uses) and ``reconciliation``."""
 
     id: str
+    reconciliation: Mode
     name: str
     namespace: str
+    type: Literal["user", "messages"]
     input: Any
-    type: Literal["user", "messages"] | None = None
-    target: QueryTarget | None = None
-    selector: LabelSelector | None = None
     memory: MemoryRef | None = None
     session_id: str | None = None
     conversation_id: str | None = None
-    timeout: str | None = None
+    status: dict[str, Any] | None = None
+    creation_timestamp: str | None = None
+
+
+class QueryDetailResponse(_Ark, kw_only=True):
+    """One query: ark-api's ``QueryDetailResponse`` (the spec flattened, ``metadata`` and the
+    raw ``status``), plus ``id`` and ``reconciliation``."""
+
+    id: str
+    reconciliation: Mode
+    name: str
+    namespace: str
+    type: Literal["user", "messages"]
+    input: Any
+    memory: MemoryRef | None = None
     parameters: list[Parameter] | None = None
-    status: QueryStatus
-    creation_timestamp: str
-    create_resource: bool
+    selector: LabelSelector | None = None
+    service_account: str | None = None
+    session_id: str | None = None
+    conversation_id: str | None = None
+    target: QueryTarget | None = None
+    timeout: str | None = None
+    ttl: str | None = None
+    cancel: bool | None = None
+    overrides: list[Override] | None = None
+    metadata: dict[str, Any]
+    status: dict[str, Any] | None = None
 
 
-class QueryList(_Ark, kw_only=True):
-    items: list[QueryView]
+class QueryListResponse(msgspec.Struct, kw_only=True):
+    """ark-api's ``QueryListResponse``: one page, newest first (its field names are
+    snake_case: ``page_size``)."""
+
+    items: list[QueryResponse]
     count: int
+    total: int
+    page: int
+    page_size: int
+
+
+# --------------------------------------------------------------------------- /v1/agents …
+
+Availability = Literal["True", "False", "Unknown"]
+
+
+class _ArkApi(msgspec.Struct, kw_only=True):
+    """ark-api's resource answers (pydantic models): every field present, ``null`` when
+    unset; field names exactly as ark-api spells them (a mix of snake and camel case)."""
+
+
+class _Page(_ArkApi, kw_only=True):
+    """ark-api's ``PaginatedListResponse``: ``count`` items in this page, ``continue_token``
+    for the next one (``null`` on the last), ``remaining_item_count`` after this page."""
+
+    count: int
+    continue_token: str | None = None
+    remaining_item_count: int | None = None
+
+
+class AgentResponse(_ArkApi, kw_only=True):
+    name: str
+    namespace: str
+    description: str | None = None
+    model_ref: str | None = None
+    prompt: str | None = None
+    available: Availability | None = None
+    annotations: dict[str, str] | None = None
+
+
+class AgentListResponse(_Page, kw_only=True):
+    items: list[AgentResponse]
+
+
+class AgentDetailResponse(_ArkApi, kw_only=True):
+    name: str
+    namespace: str
+    description: str | None = None
+    execution_engine: dict[str, Any] | None = msgspec.field(default=None, name="executionEngine")
+    model_ref: dict[str, Any] | None = msgspec.field(default=None, name="modelRef")
+    parameters: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    overrides: list[dict[str, Any]] | None = None
+    skills: list[Any] | None = None
+    is_a2a: bool = msgspec.field(default=False, name="isA2A")
+    available: Availability | None = None
+    status: dict[str, Any] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class ModelResponse(_ArkApi, kw_only=True):
+    name: str
+    namespace: str
+    type: str = "completions"
+    provider: str
+    model: str
+    available: Availability | None = None
+    annotations: dict[str, str] | None = None
+
+
+class ModelListResponse(_Page, kw_only=True):
+    items: list[ModelResponse]
+
+
+class ModelDetailResponse(_ArkApi, kw_only=True):
+    name: str
+    namespace: str
+    type: str = "completions"
+    provider: str
+    model: str
+    config: dict[str, dict[str, Any]]
+    available: Availability | None = None
+    resolved_address: str | None = None
+    annotations: dict[str, str] | None = None
+
+
+class TeamResponse(_ArkApi, kw_only=True):
+    name: str
+    namespace: str
+    description: str | None = None
+    strategy: str | None = None
+    members_count: int | None = None
+    status: str | None = None
+
+
+class TeamListResponse(_Page, kw_only=True):
+    items: list[TeamResponse]
+
+
+class TeamDetailResponse(_ArkApi, kw_only=True):
+    name: str
+    namespace: str
+    description: str | None = None
+    members: list[dict[str, Any]]
+    strategy: str
+    graph: dict[str, Any] | None = None
+    loops: bool = False
+    max_turns: int | None = msgspec.field(default=None, name="maxTurns")
+    selector: dict[str, Any] | None = None
+    available: Availability | None = None
+    status: dict[str, Any] | None = None
+
+
+class ToolResponse(_ArkApi, kw_only=True):
+    name: str
+    namespace: str
+    description: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    type: str | None = None
+
+
+class ToolListResponse(_Page, kw_only=True):
+    items: list[ToolResponse]
+
+
+class ToolDetailResponse(_ArkApi, kw_only=True):
+    name: str
+    namespace: str
+    description: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    spec: dict[str, Any] | None = None
+    status: dict[str, Any] | None = None
 
 
 class EventData(_Ark, kw_only=True):
@@ -266,3 +442,20 @@ class EmbeddingsList(_OpenAI, kw_only=True):
     data: list[Embedding]
     model: str
     usage: EmbeddingsUsage
+
+
+class OpenAIModel(_OpenAI, kw_only=True):
+    """One target as an OpenAI model: ``id`` is ``agent/<name>``, ``team/…``, ``model/…`` or
+    ``tool/…`` (what ``model`` of a chat completion takes)."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: Literal["ark"] = "ark"
+
+
+class OpenAIModelList(_OpenAI, kw_only=True):
+    """``GET /openai/v1/models``."""
+
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ark_mesh.broker.api import build_app
+from ark_mesh.broker.catalog import Catalog, ResourceReader
 from ark_mesh.broker.config import SERVICE_NAME, BrokerConfig
 from ark_mesh.broker.embeddings import EmbeddingsBroker
 from ark_mesh.broker.queries import QueryBroker
@@ -32,8 +33,15 @@ from ark_mesh.bus import (
     TopologyConfig,
 )
 from ark_mesh.contracts import StatusUpdate, subjects
-from ark_mesh.kube import KubeClient
-from ark_mesh.service import HealthServer, ReadinessCheck, WorkHandlers, WorkQueueService
+from ark_mesh.kube import KubeClient, ResourceCache
+from ark_mesh.service import (
+    HealthServer,
+    ReadinessCheck,
+    ResourceSource,
+    WorkHandlers,
+    WorkQueueService,
+    open_resources,
+)
 from ark_mesh.telemetry import MessagingTelemetry
 
 __all__ = ["BrokerService"]
@@ -55,6 +63,8 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         self.in_flight: InFlight | None = None
         self.broker: QueryBroker | None = None
         self._api: tuple[QueryBroker, EmbeddingsBroker] | None = None
+        self.resources: ResourceSource | None = None
+        self.catalog = Catalog(None)
         self.port: int = config.http.port
         self.app: web.Application | None = None
         """The HTTP application once serving (its routes are what ``/openapi.json`` documents)."""
@@ -72,13 +82,19 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         return consumer.stream, consumer.durable
 
     def checks(self) -> Mapping[str, ReadinessCheck]:
-        return {"read_model": lambda: self.in_flight is not None and self.in_flight.synced}
+        checks: dict[str, ReadinessCheck] = {
+            "read_model": lambda: self.in_flight is not None and self.in_flight.synced
+        }
+        if self.config.resources is not None:
+            checks["resources"] = lambda: self.resources is not None and self.resources.ready()
+        return checks
 
     def describe(self) -> Mapping[str, Any]:
         return {
             "url": self.url,
             "auth": self.config.auth.mode,
-            "mirrors": self.config.kubernetes is not None,
+            "kubernetes": self.config.kubernetes is not None,
+            "catalog": self.resources.description if self.resources is not None else None,
         }
 
     async def setup(
@@ -94,6 +110,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         if config.kubernetes is not None:
             self.kube = kube = await config.kubernetes.connect()
             stack.push_async_callback(kube.close)
+        self.catalog = Catalog(await self._resource_reader(stack))
         self.broker = queries = QueryBroker(
             config,
             publisher=publisher,
@@ -105,6 +122,20 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         )
         self._api = queries, EmbeddingsBroker(publisher=publisher, reader=StreamReader(bus))
         return WorkHandlers(self._apply)
+
+    async def _resource_reader(self, stack: contextlib.AsyncExitStack) -> ResourceReader | None:
+        """The store ``/v1/agents``… read: the ``resources`` section (as the reconcilers
+        read it), else a lazy watch cache over the ``kubernetes`` connection, else none."""
+        if self.config.resources is not None:
+            self.resources = source = await open_resources(self.config.resources)
+            stack.push_async_callback(source.close)
+            return source.store
+        if self.kube is not None:
+            assert self.config.kubernetes is not None
+            cache = ResourceCache(self.kube, namespace=self.config.kubernetes.namespace)
+            stack.push_async_callback(cache.stop)
+            return cache
+        return None
 
     async def serve(self, health: HealthServer, stack: contextlib.AsyncExitStack) -> None:
         config = self.config
@@ -118,6 +149,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             heartbeat=config.streaming.heartbeat_seconds,
             completion_wait=config.limits.completion_wait_seconds,
             max_body_bytes=config.limits.max_body_bytes,
+            catalog=self.catalog,
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.grace_period)
         await runner.setup()

@@ -29,13 +29,17 @@ from ark_mesh.contracts import (
     StatusUpdate,
     subjects,
 )
+from ark_mesh.contracts.approvals import RunLog
 from ark_mesh.controller.scheduler import FairScheduler
+from ark_mesh.kube import StatusGuard
 from ark_mesh.resolver import QueryResolver
 from ark_mesh.telemetry import get_logger
 
 __all__ = [
+    "ApprovalTaskPort",
     "EventPort",
     "InControllerDispatcher",
+    "MemoryJournal",
     "StandaloneDispatcher",
     "StatusPort",
 ]
@@ -55,9 +59,19 @@ def _query_attributes(request: QueryRequest) -> dict[str, str | int]:
 
 
 class StatusPort(Protocol):
-    """Writes a Query's status subresource; ``False`` when the Query is gone or already final."""
+    """Writes a Query's status subresource; ``False`` when the Query is gone or already final,
+    or when ``guard`` (checked against the stored Query, see :data:`ark_mesh.kube.StatusGuard`)
+    declines."""
 
-    async def write(self, query: Query, status: QueryStatus) -> bool: ...
+    async def write(
+        self, query: Query, status: QueryStatus, *, guard: StatusGuard | None = None
+    ) -> bool: ...
+
+
+class ApprovalTaskPort(Protocol):
+    """Opens the A2ATask of a pause (before ``input-required`` is written), with the run's log."""
+
+    async def open(self, query: Query, update: StatusUpdate, run_log: RunLog | None) -> None: ...
 
 
 class EventPort(Protocol):
@@ -75,16 +89,48 @@ class _Running:
     cancel: asyncio.Event
 
 
+class MemoryJournal:
+    """The resolver's ``Journal`` for in-controller runs: the latest step log of each run.
+
+    In memory only: a run's log leaves the process when the run pauses, inside its approval
+    A2ATask (``protocolMetadata.runLog``), which is what a resume — possibly by another
+    controller process — reads back. A crash mid-run loses the log and the run starts over,
+    as in Ark.
+    """
+
+    def __init__(self) -> None:
+        self._logs: dict[str, RunLog] = {}
+
+    async def record(self, log: RunLog) -> None:
+        self._logs[log.query_id] = log
+
+    def latest(self, query_id: str) -> RunLog | None:
+        return self._logs.get(query_id)
+
+    def forget(self, query_id: str) -> None:
+        self._logs.pop(query_id, None)
+
+
 class _InProcessSink:
     """The resolver's ResolutionSink for one in-controller run."""
 
     def __init__(
-        self, query: Query, status: StatusPort, events: EventPort, chunks: ChunkPort | None
+        self,
+        query: Query,
+        status: StatusPort,
+        events: EventPort,
+        chunks: ChunkPort | None,
+        *,
+        approvals: ApprovalTaskPort | None = None,
+        journal: MemoryJournal | None = None,
     ) -> None:
         self._query = query
         self._status = status
         self._events = events
         self._chunks = chunks
+        self._approvals = approvals
+        self._journal = journal
+        self.last_phase: str | None = None
 
     async def chunk(self, chunk: Chunk) -> None:
         if self._chunks is not None:
@@ -94,6 +140,11 @@ class _InProcessSink:
         await self._events.record(self._query, event)
 
     async def status(self, update: StatusUpdate) -> None:
+        if update.approval is not None and self._approvals is not None:
+            # The task first: the controller looks for it as soon as it sees input-required.
+            run_log = self._journal.latest(update.query_id) if self._journal else None
+            await self._approvals.open(self._query, update, run_log)
+        self.last_phase = update.phase
         await self._status.write(self._query, update.status)
 
 
@@ -108,17 +159,21 @@ class InControllerDispatcher:
         events: EventPort,
         *,
         chunks: ChunkPort | None = None,
+        approvals: ApprovalTaskPort | None = None,
     ) -> None:
         self._reconciler = reconciler
         self._scheduler = scheduler
         self._status = status
         self._events = events
         self._chunks = chunks
+        self._approvals = approvals
+        self.journal = MemoryJournal()
         self._running: dict[str, _Running] = {}
         self._attempts: dict[str, int] = {}
-        # Runs that ended here, by uid → generation. A watch event that still shows the query
-        # as running (the terminal write's own event has not arrived yet) must not start it
-        # again; after a restart this is empty and an interrupted run is resumed, as in Ark.
+        # Runs that ended here (or paused), by uid → generation. A watch event that still shows
+        # the query as running (the terminal write's own event has not arrived yet) must not
+        # start it again; after a restart this is empty and an interrupted run is started over,
+        # as in Ark. A resume clears the entry: the resumed round is a run of its own.
         self._finished: dict[str, int] = {}
 
     def running(self, query_id: str) -> bool:
@@ -131,16 +186,37 @@ class InControllerDispatcher:
         """Take a slot if one is free; ``False`` means the query must wait (phase ``queued``)."""
         return self._scheduler.try_acquire(namespace)
 
-    def start(self, query: Query, request: QueryRequest, *, holds_slot: bool) -> None:
-        """Resolve ``request`` in the background; waits for a slot unless it already holds one."""
+    def start(
+        self,
+        query: Query,
+        request: QueryRequest,
+        *,
+        holds_slot: bool,
+        log: RunLog | None = None,
+    ) -> None:
+        """Resolve ``request`` in the background; waits for a slot unless it already holds one.
+
+        ``log`` is the step log a resumed run replays (``request.resume`` set).
+        """
         cancel = asyncio.Event()
         attempt = self._attempts.get(request.query_id, 0) + 1
         self._attempts[request.query_id] = attempt
         task = asyncio.create_task(
-            self._run(query, request, cancel, holds_slot, attempt),
+            self._run(query, request, cancel, holds_slot, attempt, log),
             name=f"resolve-{request.namespace}/{request.name}",
         )
         self._running[request.query_id] = _Running(task, cancel)
+
+    def resume(self, query: Query, request: QueryRequest, log: RunLog | None) -> bool:
+        """Start the round after an approval decision; ``False`` if a run of the query is
+        still going here (nothing to resume). It takes a slot like any run: a paused query
+        held none."""
+        if self.running(request.query_id):
+            return False
+        self._finished.pop(request.query_id, None)
+        holds_slot = self.has_slot_now(request.namespace)
+        self.start(query, request, holds_slot=holds_slot, log=log)
+        return True
 
     async def _run(
         self,
@@ -149,18 +225,33 @@ class InControllerDispatcher:
         cancel: asyncio.Event,
         holds_slot: bool,
         attempt: int,
+        run_log: RunLog | None,
     ) -> None:
         namespace = request.namespace
+        sink = _InProcessSink(
+            query,
+            self._status,
+            self._events,
+            self._chunks,
+            approvals=self._approvals,
+            journal=self.journal,
+        )
         try:
             if not holds_slot:
                 await self._scheduler.acquire(namespace)
             try:
-                sink = _InProcessSink(query, self._status, self._events, self._chunks)
                 with TRACER.start_as_current_span(
                     f"resolve query {request.namespace}/{request.name}",
                     attributes=_query_attributes(request),
                 ):
-                    await self._reconciler.resolve(request, sink, cancel=cancel, attempt=attempt)
+                    await self._reconciler.resolve(
+                        request,
+                        sink,
+                        cancel=cancel,
+                        attempt=attempt,
+                        log=run_log,
+                        journal=self.journal,
+                    )
             finally:
                 self._scheduler.release(namespace)
         except asyncio.CancelledError:
@@ -170,6 +261,8 @@ class InControllerDispatcher:
         finally:
             self._running.pop(request.query_id, None)
             self._finished[request.query_id] = request.generation
+            if sink.last_phase != "input-required":
+                self.journal.forget(request.query_id)  # ended: the log is no longer needed
 
     def cancel(self, query_id: str) -> bool:
         """Ask a running resolution to stop (its terminal status says ``canceled``)."""
@@ -182,6 +275,7 @@ class InControllerDispatcher:
     async def abandon(self, query_id: str) -> None:
         """Stop a resolution without letting it write anything more (the Query is gone)."""
         self._finished.pop(query_id, None)
+        self.journal.forget(query_id)
         running = self._running.pop(query_id, None)
         if running is not None:
             running.task.cancel()

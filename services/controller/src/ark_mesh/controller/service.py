@@ -13,14 +13,27 @@ from typing import Any
 import msgspec
 
 from ark_mesh.bus import Bus, CancelChannel, Publisher, Topology
-from ark_mesh.contracts import Chunk, Query, QueryEvent, QueryStatus, subjects
+from ark_mesh.contracts import (
+    A2ATask,
+    Chunk,
+    Query,
+    QueryEvent,
+    QueryStatus,
+    StatusUpdate,
+    subjects,
+)
+from ark_mesh.contracts.approvals import RunLog
 from ark_mesh.contracts.ark import FINALIZER
 from ark_mesh.controller.admission.server import AdmissionServer, serve_admission
 from ark_mesh.controller.config import ControllerConfig
 from ark_mesh.controller.dispatch import InControllerDispatcher, StandaloneDispatcher
 from ark_mesh.controller.keyqueue import KeyQueue
 from ark_mesh.controller.reconcile import Reconciler, tenant_of
-from ark_mesh.controller.resource_controllers import ResourceControllers, ark_handlers
+from ark_mesh.controller.resource_controllers import (
+    ApprovalTasks,
+    ResourceControllers,
+    ark_handlers,
+)
 from ark_mesh.controller.scheduler import FairScheduler
 from ark_mesh.kube import (
     ApiResource,
@@ -32,8 +45,10 @@ from ark_mesh.kube import (
     NotFoundError,
     ResourceCache,
     ResumableWatch,
+    StatusGuard,
     StatusWriter,
     TerminalPhaseError,
+    open_approval_task,
 )
 from ark_mesh.resolver import QueryResolver
 from ark_mesh.service import HealthServer, instance_id
@@ -65,8 +80,15 @@ class KubeQueries:
         await self._patch_finalizers(query, finalizers)
 
     async def _patch_finalizers(self, query: Query, finalizers: list[str]) -> None:
+        await self._patch_metadata(query, {"finalizers": finalizers})
+
+    async def set_annotation(self, query: Query, key: str, value: str | None) -> None:
+        """Set (``None``: remove) one annotation, as a merge patch on this resourceVersion."""
+        await self._patch_metadata(query, {"annotations": {key: value}})
+
+    async def _patch_metadata(self, query: Query, fields: dict[str, Any]) -> None:
         meta = query.metadata
-        body = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}}
+        body = {"metadata": {**fields, "resourceVersion": meta.resource_version}}
         with contextlib.suppress(NotFoundError):
             await self._client.patch_object(QUERIES, meta.namespace, meta.name, body)
 
@@ -83,10 +105,14 @@ class KubeStatus:
         self._writer = writer
         self.writes = 0
 
-    async def write(self, query: Query, status: QueryStatus) -> bool:
+    async def write(
+        self, query: Query, status: QueryStatus, *, guard: StatusGuard | None = None
+    ) -> bool:
         meta = query.metadata
         try:
-            result = await self._writer.write(Query, meta.namespace or "default", meta.name, status)
+            result = await self._writer.write(
+                Query, meta.namespace or "default", meta.name, status, guard=guard
+            )
         except NotFoundError:
             return False
         except TerminalPhaseError as exc:
@@ -95,6 +121,26 @@ class KubeStatus:
         if result.written:
             self.writes += 1
         return result.written
+
+
+class KubeApprovals:
+    """Opens an in-controller run's approval A2ATask, with the run's log in it."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+
+    async def open(self, query: Query, update: StatusUpdate, run_log: RunLog | None) -> None:
+        assert update.approval is not None
+        meta = query.metadata
+        await open_approval_task(
+            self._client,
+            namespace=meta.namespace or "default",
+            query_name=meta.name,
+            query_uid=meta.uid or update.query_id,
+            approval=update.approval,
+            conversation_id=update.status.conversation_id,
+            run_log=run_log,
+        )
 
 
 class KubeEvents:
@@ -163,20 +209,33 @@ class ControllerService:
         else:
             standalone = None
 
+        # One cache for the resolver, the resource controllers and the approval tasks the
+        # Query controller follows (paused queries resume from them).
+        self._cache = cache = ResourceCache(client, namespace=cfg.kubernetes.namespace)
+        await cache.start()
         if "inController" in modes:
-            self._cache = ResourceCache(client, namespace=cfg.kubernetes.namespace)
-            await self._cache.start()
-            self._resolver = QueryResolver(self._cache, reconciler_id=f"controller/{identity}")
+            self._resolver = QueryResolver(cache, reconciler_id=f"controller/{identity}")
             self._in_controller = InControllerDispatcher(
                 self._resolver,
                 FairScheduler(cfg.scheduler.max_concurrent_queries),
                 status,
                 events,
                 chunks=chunks,
+                approvals=KubeApprovals(client),
             )
-        if cfg.resource_controllers.enabled:
-            self.resources = self._resource_controllers(client, recorder)
-        reconciler = Reconciler(cfg, KubeQueries(client), status, self._in_controller, standalone)
+        self.resources = self._resource_controllers(client, recorder)
+
+        async def task_lookup(namespace: str, name: str) -> A2ATask | None:
+            return await cache.get(A2ATask, namespace, name)
+
+        reconciler = Reconciler(
+            cfg,
+            KubeQueries(client),
+            status,
+            self._in_controller,
+            standalone,
+            tasks=task_lookup,
+        )
         health.add_check(
             "queries-watch", lambda: self._watch is not None and self._watch.synced.is_set()
         )
@@ -207,20 +266,34 @@ class ControllerService:
     def _resource_controllers(
         self, client: KubeClient, recorder: EventRecorder
     ) -> ResourceControllers:
-        """Ark's resource controllers, reading through the resolver's cache when there is one
-        (one watch per kind for both), else through their own."""
-        if self._cache is None:
-            self._cache = ResourceCache(client, namespace=self.config.kubernetes.namespace)
+        """Ark's resource controllers, reading through the same cache as the resolver (one
+        watch per kind for both). With ``resource_controllers.enabled`` off, only the approval
+        tasks' controller runs: paused queries depend on it to be decided or to time out."""
+        assert self._cache is not None
         rc = self.config.resource_controllers
+        handlers = ark_handlers(probe_timeout=rc.probe_timeout) if rc.enabled else [ApprovalTasks()]
         return ResourceControllers(
             client,
             self._cache,
             recorder,
-            ark_handlers(probe_timeout=rc.probe_timeout),
+            handlers,
             workers=rc.workers,
             check_limit=rc.probe_concurrency,
             check_timeout=rc.probe_timeout,
         )
+
+    def _task_changed(self, event_type: str, key: tuple[str, str]) -> None:
+        """An A2ATask changed: reconcile its Query (Ark maps each task to ``spec.queryRef``),
+        so a decision resumes the paused query at once."""
+        if event_type == "DELETED" or self._cache is None:
+            return
+        task = self._cache.cached(A2ATask, *key)
+        if task is None:
+            return
+        ref = task.spec.query_ref
+        query_key = (ref.namespace or key[0], ref.name)
+        if query_key in self._latest:
+            self._queue.add(query_key)
 
     async def _run(self, client: KubeClient, reconciler: Reconciler) -> None:
         self._watch = watch = ResumableWatch(client, QUERIES, self.config.kubernetes.namespace)
@@ -228,6 +301,9 @@ class ControllerService:
             asyncio.create_task(self._work(reconciler), name=f"reconcile-{i}")
             for i in range(max(1, self.config.scheduler.max_concurrent_reconciles))
         ]
+        unsubscribe = (
+            self._cache.subscribe(A2ATask, self._task_changed) if self._cache is not None else None
+        )
         try:
             async for event in watch:
                 key = event.key
@@ -241,6 +317,8 @@ class ControllerService:
                 self._latest[key] = event.object
                 self._queue.add(key)
         finally:
+            if unsubscribe is not None:
+                unsubscribe()
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)

@@ -17,6 +17,10 @@ Outcomes for the bus: written or skipped → ack; transient API failures after t
 :class:`~ark_mesh.bus.TransientError` (redelivery); permanent ones →
 :class:`~ark_mesh.bus.PermanentError` (dead letter with the reason). A Query that does not exist
 (deleted meanwhile, or a broker-mode query without a resource) is skipped with a log line.
+
+A pause (an update carrying ``approval``) first opens the approval's A2ATask
+(:func:`ark_mesh.kube.open_approval_task`, idempotent), and only for the Query the update is
+about: the controller resumes the query from that task as soon as it sees ``input-required``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from ark_mesh.kube import (
     TerminalPhaseError,
     TooManyRequestsError,
     TransientKubeError,
+    open_approval_task,
 )
 from ark_mesh.status_sync.transitions import transition
 from ark_mesh.telemetry import bound_context, get_logger
@@ -74,6 +79,7 @@ class StatusApplier:
         newest: NewestLookup | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
+        self._client = client
         self._writer = StatusWriter(client, retry=retry)
         self._events = events
         self._newest = newest
@@ -111,6 +117,9 @@ class StatusApplier:
             return Applied(False, "the update names no Query (no name or namespace)")
         newest = await self._newest(update) if self._newest is not None else None
         seen: dict[str, Any] = {}
+        if update.approval is not None and not await self._open_task(update):
+            self.api_reachable = True
+            return Applied(False, "no such Query (deleted, or a query without a resource)")
 
         def guard(current: Mapping[str, Any]) -> str | None:
             metadata: Mapping[str, Any] = current.get("metadata") or {}
@@ -147,6 +156,26 @@ class StatusApplier:
         applied = Applied(True, previous_phase=previous)
         await self._record(update, previous)
         return applied
+
+    async def _open_task(self, update: StatusUpdate) -> bool:
+        """Open the pause's A2ATask if the update's Query exists (same uid); ``False`` if not."""
+        assert update.approval is not None
+        try:
+            current = await self._client.get_object(QUERIES, update.namespace, update.name)
+        except NotFoundError:
+            return False
+        if (current.get("metadata") or {}).get("uid") != update.query_id:
+            return True  # another query of that name: the write's guard says so and skips
+        await open_approval_task(
+            self._client,
+            namespace=update.namespace,
+            query_name=update.name,
+            query_uid=update.query_id,
+            approval=update.approval,
+            conversation_id=update.status.conversation_id,
+            writer=self._writer,
+        )
+        return True
 
     async def _record(self, update: StatusUpdate, previous_phase: str | None) -> None:
         if self._events is None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ark_mesh.contracts.ark import MIGRATION_WARNING_PREFIX
 from ark_mesh.contracts.durations import parse_duration
 from ark_mesh.contracts.errors import DurationError
 
@@ -41,7 +42,6 @@ __all__ = [
     "validate_tool",
 ]
 
-MIGRATION_WARNING_PREFIX: Final = "ark.mckinsey.com/migration-warning-"
 A2A_SERVER_ANNOTATION: Final = "ark.mckinsey.com/a2a-server-name"
 RESERVED_ENGINE: Final = "a2a"
 

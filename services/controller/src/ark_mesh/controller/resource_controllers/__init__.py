@@ -1,5 +1,5 @@
 """Ark's resource controllers: status (and discovered children) of Models, Agents, Teams, Tools,
-Memories, ExecutionEngines, MCP servers and A2A servers, on one shared reconcile skeleton.
+Memories, ExecutionEngines, MCP servers, A2A servers and approval A2ATasks, on one shared reconcile skeleton.
 
 :class:`ResourceControllers` is the skeleton (:mod:`.skeleton`); each kind contributes one
 handler that computes what the status should be. :func:`ark_handlers` is the set Ark runs.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ark_mesh.controller.resource_controllers.a2aservers import A2AServerDiscovery
+from ark_mesh.controller.resource_controllers.a2atasks import ApprovalTasks
 from ark_mesh.controller.resource_controllers.addresses import (
     AddressResolution,
     engine_address,
@@ -35,6 +36,7 @@ __all__ = [
     "A2AServerDiscovery",
     "AddressResolution",
     "AgentAvailability",
+    "ApprovalTasks",
     "BackgroundChecks",
     "Event",
     "KindHandler",
@@ -62,4 +64,5 @@ def ark_handlers(*, probe_timeout: float) -> list[KindHandler[Any]]:
         engine_address(),
         MCPServerDiscovery(),
         A2AServerDiscovery(),
+        ApprovalTasks(),
     ]
