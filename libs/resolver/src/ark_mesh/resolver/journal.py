@@ -82,6 +82,8 @@ class StepJournal:
         self.conversation_id: str | None = previous.conversation_id if previous else None
         self.chunk_seq = previous.chunk_seq if previous else 0
         resume = request.resume
+        self.new_decision: ApprovalDecision | None = None
+        """The decision this run brings (``None`` when the log already had it: a redelivery)."""
         if (
             resume is not None
             and self.pending is not None
@@ -89,6 +91,7 @@ class StepJournal:
             and self.decision_for_task(resume) is None
         ):
             self.decisions.append(resume)
+            self.new_decision = resume
 
     # ------------------------------------------------------------------ state
 

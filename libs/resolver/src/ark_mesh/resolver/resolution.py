@@ -403,9 +403,10 @@ class QueryResolver:
 
     async def _answer_approval(self, run: QueryRun) -> None:
         """A run resumed with a decision says so on the stream (Ark's
-        ``tool_approval_response`` line) before it goes on."""
-        decision = run.request.resume
-        if decision is None or run.journal.decision_for_task(decision) is None:
+        ``tool_approval_response`` line) before it goes on — once: a redelivered resume whose
+        decision the log already holds has said it."""
+        decision = run.journal.new_decision
+        if decision is None:
             return
         action = (
             "approved" if decision.decision in ("approved", "timeout-proceeded") else "rejected"
