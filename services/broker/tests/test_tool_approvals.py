@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from ark_mesh.broker import ApprovalsConfig, BrokerService
+from ark_mesh.broker.readmodel import now
 from ark_mesh.bus import StreamReader
 from ark_mesh.contracts import (
     A2ATask,
@@ -28,6 +29,7 @@ from ark_mesh.contracts import (
 )
 from ark_mesh.contracts.approvals import (
     MAX_APPROVAL_CASCADES,
+    ApprovalDecision,
     ApprovalRequest,
     approval_task_name,
     cascade_limit_message,
@@ -308,6 +310,45 @@ async def test_the_timeout_sweep_applies_on_timeout(world: Any, broker: BrokerSe
     assert await broker.approvals.sweep() == 0
     _, pending = await _call(world, "GET", "/v1/tool-approvals/pending")
     assert [item["name"] for item in pending["items"]] == [approval_task_name("forever")]
+
+
+async def test_a_decision_a_stopped_broker_did_not_publish_is_published_by_a_sweep(
+    world: Any,
+) -> None:
+    broker = await world.start_broker(
+        world.broker_config(approvals=ApprovalsConfig(sweep_seconds=0.05, redispatch_seconds=0))
+    )
+    query_id = await _query(world, "interrupted")
+    await _pause(broker, query_id, "interrupted", _approval("task-x"))
+    await _until_phase(world, approval_task_name("task-x"), "pending")
+    # A broker that stopped right after recording the decision: the record is running, the
+    # resume was never published.
+    assert broker.approvals is not None
+    answer = ApprovalDecision(
+        task_id="task-x", decision="approved", decided_by="alice", decided_at=now()
+    )
+    _, written, _ = await broker.approvals.record_decision(
+        TENANT, query_id, "task-x", answer, "approved"
+    )
+    assert written.approvals is not None
+    assert not written.approvals[0].dispatched
+    async with asyncio.timeout(30):
+        while True:
+            resume = (await _last_work(broker)).resume
+            if resume is not None:
+                break
+            await asyncio.sleep(0.02)
+    assert (resume.task_id, resume.decision, resume.decided_by) == ("task-x", "approved", "alice")
+    assert broker.read_model is not None
+    async with asyncio.timeout(30):
+        while True:
+            record = await broker.read_model.get(TENANT, query_id)
+            assert record is not None
+            assert record.approvals is not None
+            if record.approvals[0].dispatched:
+                break
+            await asyncio.sleep(0.02)
+    assert record.status.phase == "running"
 
 
 async def test_bad_decisions_name_the_field_and_approvals_are_tenant_scoped(

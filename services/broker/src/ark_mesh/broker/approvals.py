@@ -21,7 +21,8 @@ whichever mode its query runs in:
   denial when it is already :data:`~ark_mesh.contracts.approvals.MAX_APPROVAL_CASCADES` ends the
   query in ``error`` with Ark's message (the resume's decision is then ``failed``). The
   approval timeout (``onTimeout``) is applied by :meth:`ToolApprovals.sweep`, which every
-  replica runs.
+  replica runs; the same sweep publishes a resume that a broker stopped before publishing
+  (the record marks each outcome ``dispatched`` once its resume is published).
 
 Phases as ark-api shows them: ``pending`` while waiting, then ``approved``, ``rejected`` or
 ``expired`` (a timeout); an A2ATask that ended otherwise shows ``failed`` or ``cancelled``.
@@ -34,7 +35,7 @@ import builtins
 import contextlib
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -354,8 +355,9 @@ def _task_detail(obj: Mapping[str, Any]) -> ToolApprovalDetailResponse:
 class ToolApprovals:
     """ark-api's tool approvals over broker-mode records and the tenant's A2ATasks."""
 
-    def __init__(self, broker: QueryBroker) -> None:
+    def __init__(self, broker: QueryBroker, *, redispatch_after: float = 30.0) -> None:
         self.broker = broker
+        self.redispatch_after = redispatch_after
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -535,6 +537,36 @@ class ToolApprovals:
         """A broker-mode decision: the record to ``running`` in a new round (with the cascade
         rule applied), then the resume on the query's work subject. Returns what the run is
         told. A publish that fails puts the record back as it was (503, retry)."""
+        before, written, told = await self.record_decision(
+            tenant, query_id, task_id, answer, action, client
+        )
+        try:
+            await self._dispatch(written, told)
+        except BusError as exc:
+            await self._undo(tenant, query_id, written, before)
+            raise UnavailableError(f"the resume could not be queued: {exc}") from exc
+        _log.info(
+            "approval decided",
+            tenant=tenant,
+            query_id=query_id,
+            task_id=task_id,
+            decision=told.decision,
+            mode="broker",
+        )
+        return told
+
+    async def record_decision(
+        self,
+        tenant: str,
+        query_id: str,
+        task_id: str,
+        answer: ApprovalDecision,
+        action: Action,
+        client: ClientContext | None = None,
+    ) -> tuple[QueryRecord, QueryRecord, ApprovalDecision]:
+        """The first half of a decision: the record as it was, as written (``running``, the
+        outcome not yet dispatched), and what the run is told. 409 when the approval is no
+        longer pending; 404 when the query is gone."""
         before: QueryRecord | None = None
         told: ApprovalDecision | None = None
 
@@ -575,23 +607,29 @@ class ToolApprovals:
             raise NotFoundError(
                 f"tool approval {approval_task_name(task_id)!r} not found", field="name"
             )
-        request = written.work(submitted_at=answer.decided_at, resume=told)
-        try:
-            await self.broker.publisher.publish(
-                subjects.work_query(tenant), request, msg_id=request.msg_id
-            )
-        except BusError as exc:
-            await self._undo(tenant, query_id, written, before)
-            raise UnavailableError(f"the resume could not be queued: {exc}") from exc
-        _log.info(
-            "approval decided",
-            tenant=tenant,
-            query_id=query_id,
-            task_id=task_id,
-            decision=told.decision,
-            mode="broker",
+        return before, written, told
+
+    async def _dispatch(self, record: QueryRecord, told: ApprovalDecision) -> None:
+        """The second half: publish the resume, then mark the outcome dispatched (a broker
+        that stops between the two halves leaves it undispatched, and a sweep publishes it)."""
+        request = record.work(submitted_at=told.decided_at, resume=told)
+        await self.broker.publisher.publish(
+            subjects.work_query(record.tenant), request, msg_id=request.msg_id
         )
-        return told
+
+        def mark(current: QueryRecord) -> QueryRecord | None:
+            outcomes = list(current.approvals or [])
+            for index, outcome in enumerate(outcomes):
+                if outcome.decision.task_id == told.task_id and not outcome.dispatched:
+                    outcomes[index] = msgspec.structs.replace(outcome, dispatched=True)
+                    current.approvals = outcomes
+                    return current
+            return None
+
+        try:
+            await self.broker.read_model.mutate(record.tenant, record.id, mark)
+        except UnavailableError as exc:  # published: a later sweep's duplicate is dropped
+            _log.warning("resume not marked dispatched", query_id=record.id, error=str(exc))
 
     async def _undo(
         self, tenant: str, query_id: str, written: QueryRecord, before: QueryRecord
@@ -607,11 +645,28 @@ class ToolApprovals:
     # -- the approval timeout (broker mode) -----------------------------------------------------
 
     async def sweep(self, at: datetime | None = None) -> int:
-        """Apply ``onTimeout`` to every broker-mode approval whose timeout has passed; how many
-        were applied. Every replica sweeps: the record's compare-and-set lets one win, and the
-        resume's message id drops a duplicate publish."""
+        """Apply ``onTimeout`` to every broker-mode approval whose timeout has passed, and
+        publish the resumes a stopped broker left undispatched for ``redispatch_after``; how
+        many were applied or published. Every replica sweeps: the record's compare-and-set lets
+        one win, and the resume's message id drops a duplicate publish."""
+        at = at or datetime.now(UTC)
         applied = 0
-        for tenant, query_id, task_id in self.broker.in_flight.expired(at or datetime.now(UTC)):
+        for tenant, query_id, task_id in self.broker.in_flight.undispatched(
+            at - timedelta(seconds=self.redispatch_after)
+        ):
+            record = await self.broker.read_model.get(tenant, query_id)
+            if record is None or record.terminal:
+                continue
+            for outcome in record.approvals or []:
+                if outcome.decision.task_id == task_id and not outcome.dispatched:
+                    _log.warning("publishing an undispatched resume", query_id=query_id)
+                    try:
+                        await self._dispatch(record, outcome.decision)
+                    except BusError as exc:
+                        _log.warning("resume not published", query_id=query_id, error=str(exc))
+                        continue
+                    applied += 1
+        for tenant, query_id, task_id in self.broker.in_flight.expired(at):
             record = await self.broker.read_model.get(tenant, query_id)
             pending = record.pending_approval if record is not None else None
             if pending is None or pending.task_id != task_id:
@@ -629,6 +684,9 @@ class ToolApprovals:
                 await self._resume(tenant, query_id, task_id, answer, _action(decision), None)
             except (ConflictError, NotFoundError):
                 continue  # another replica (or a human) was first
+            except UnavailableError as exc:
+                _log.warning("approval timeout not applied", query_id=query_id, error=str(exc))
+                continue  # the next sweep tries again
             applied += 1
         return applied
 

@@ -84,9 +84,12 @@ class ReconciliationConfig(ConfigSection, frozen=True, kw_only=True):
 
 class ApprovalsConfig(ConfigSection, frozen=True, kw_only=True):
     """Tool approvals of broker-mode queries: every ``sweep_seconds`` each replica applies
-    ``onTimeout`` to the approvals whose timeout has passed (direct queries: the controller)."""
+    ``onTimeout`` to the approvals whose timeout has passed (direct queries: the controller),
+    and publishes a resume left unpublished for ``redispatch_seconds`` (a broker stopped
+    between recording a decision and publishing it)."""
 
     sweep_seconds: float = 5.0
+    redispatch_seconds: float = 30.0
 
 
 class HttpConfig(ConfigSection, frozen=True, kw_only=True):
@@ -148,6 +151,8 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
             )
         if self.approvals.sweep_seconds <= 0:
             raise ConfigError("approvals.sweep_seconds must be greater than 0")
+        if self.approvals.redispatch_seconds < 0:
+            raise ConfigError("approvals.redispatch_seconds must not be negative")
         if self.limits.max_in_flight_per_tenant < 1:
             raise ConfigError("limits.max_in_flight_per_tenant must be at least 1")
         return self

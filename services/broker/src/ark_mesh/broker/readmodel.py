@@ -118,6 +118,8 @@ class ApprovalOutcome(msgspec.Struct, kw_only=True, rename="camel", omit_default
     reason: str | None = None
     ip_address: str | None = None
     user_agent: str | None = None
+    dispatched: bool = False
+    """Whether the resume was published (a sweep publishes one a stopped broker left)."""
 
 
 class QueryRecord(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -524,6 +526,7 @@ class InFlight:
         self._open: dict[str, set[str]] = defaultdict(set)
         self._known: dict[str, set[str]] = defaultdict(set)
         self._expiring: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._undispatched: dict[tuple[str, str], tuple[str, datetime]] = {}
         self._task: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
 
@@ -552,10 +555,11 @@ class InFlight:
         self._known[tenant].discard(query_id)
         self._open[tenant].discard(query_id)
         self._expiring.pop((tenant, query_id), None)
+        self._undispatched.pop((tenant, query_id), None)
 
     def note_approval(self, record: QueryRecord) -> None:
-        """Index when ``record``'s pending approval times out (the broker-mode timeout sweep
-        reads this index, never the whole bucket)."""
+        """Index when ``record``'s pending approval times out, and a decision whose resume is
+        not marked published (the broker-mode sweep reads these indexes, never the bucket)."""
         key = (record.tenant, record.id)
         approval = record.pending_approval
         deadline = approval_deadline(approval) if approval is not None else None
@@ -563,6 +567,21 @@ class InFlight:
             self._expiring.pop(key, None)
         else:
             self._expiring[key] = (approval.task_id, deadline)
+        last = record.approvals[-1] if record.approvals else None
+        decided = parse_instant(last.decision.decided_at) if last is not None else None
+        if last is None or last.dispatched or record.terminal or decided is None:
+            self._undispatched.pop(key, None)
+        else:
+            self._undispatched[key] = (last.decision.task_id, decided)
+
+    def undispatched(self, decided_before: datetime) -> list[tuple[str, str, str]]:
+        """``(tenant, query id, task id)`` of every decision decided before ``decided_before``
+        whose resume is not marked published."""
+        return [
+            (tenant, query_id, task_id)
+            for (tenant, query_id), (task_id, decided) in self._undispatched.items()
+            if decided <= decided_before
+        ]
 
     def expired(self, at: datetime) -> list[tuple[str, str, str]]:
         """``(tenant, query id, task id)`` of every pending approval whose timeout has passed."""

@@ -124,7 +124,9 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             kube=self.kube,
         )
         self._api = queries, EmbeddingsBroker(publisher=publisher, reader=StreamReader(bus))
-        self.approvals = approvals = ToolApprovals(queries)
+        self.approvals = approvals = ToolApprovals(
+            queries, redispatch_after=config.approvals.redispatch_seconds
+        )
         sweeps = asyncio.create_task(
             approvals.run_sweeps(config.approvals.sweep_seconds), name="broker-approval-sweeps"
         )
