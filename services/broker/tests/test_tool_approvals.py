@@ -18,7 +18,7 @@ import pytest
 
 from ark_mesh.broker import ApprovalsConfig, BrokerService
 from ark_mesh.broker.readmodel import now
-from ark_mesh.bus import StreamReader
+from ark_mesh.bus import KeyNotFoundError, StreamReader
 from ark_mesh.contracts import (
     A2ATask,
     QueryRequest,
@@ -310,6 +310,13 @@ async def test_the_timeout_sweep_applies_on_timeout(world: Any, broker: BrokerSe
     assert await broker.approvals.sweep() == 0
     _, pending = await _call(world, "GET", "/v1/tool-approvals/pending")
     assert [item["name"] for item in pending["items"]] == [approval_task_name("forever")]
+    # Deleting a query forgets its approvals.
+    assert (await _call(world, "DELETE", "/v1/queries/waits"))[0] == 204
+    status, _ = await _call(world, "GET", f"/v1/tool-approvals/{approval_task_name('forever')}")
+    assert status == 404
+    assert broker.read_model is not None
+    with pytest.raises(KeyNotFoundError):
+        await broker.read_model.kv.get(f"{TENANT}.approvals.forever")
 
 
 async def test_a_decision_a_stopped_broker_did_not_publish_is_published_by_a_sweep(

@@ -453,6 +453,7 @@ class QueryBroker:
                 pass
             except KubeError as exc:
                 raise UnavailableError(f"the Query mirror could not be deleted: {exc}") from exc
+        await self.read_model.forget_approvals(record)
         await self.read_model.delete(tenant, record.id)
         await self.read_model.release_name(tenant, record.name)
         self.in_flight.forget(tenant, record.id)

@@ -423,6 +423,18 @@ class ReadModel:
         with _unavailable("index approval"):
             await self.kv.put(key, query_id.encode())
 
+    async def forget_approvals(self, record: QueryRecord) -> None:
+        """Drop the task-id index entries of ``record``'s approvals (the query is deleted)."""
+        task_ids = [outcome.request.task_id for outcome in record.approvals or []]
+        if record.approval is not None:
+            task_ids.append(record.approval.task_id)
+        for task_id in task_ids:
+            with (
+                contextlib.suppress(KeyNotFoundError, InvalidKeyError, ValueError),
+                _unavailable("forget approval"),
+            ):
+                await self.kv.purge(self._approval_key(record.tenant, task_id))
+
     async def by_task(self, tenant: str, task_id: str) -> QueryRecord | None:
         """The tenant's broker-mode query that asked for approval ``task_id``, or ``None``."""
         try:
