@@ -241,6 +241,14 @@ async def test_a_broker_mode_decision_writes_running_then_publishes_the_resume(
     assert pending["count"] == 0
     _, query = await _call(world, "GET", "/v1/queries/needs-approval")
     assert query["status"]["phase"] == "running"
+    # An ending is final whichever round reports it.
+    ended = msgspec.structs.replace(
+        _paused(query_id, "needs-approval", _approval("task-1")),
+        phase="canceled",
+        status=QueryStatus(phase="canceled"),
+        approval=None,
+    )
+    assert await broker.read_model.apply(ended)
 
 
 async def test_denials_cascade_to_arks_limit_and_an_approval_resets_the_count(

@@ -9,7 +9,8 @@ Which update may replace which status is status-sync's rule
 (:func:`ark_mesh.contracts.ordering.decide`), used as is so the CR mirror and the read model
 can never disagree: phases only move forward, a terminal phase is final. One addition for tool
 approvals: a decision writes the record back to ``running`` and opens a new round (as Ark's
-controller does when it resumes a query), so an update of an earlier round is old news.
+controller does when it resumes a query), so a non-terminal update of an earlier round is old
+news (an ending is final whichever round reports it).
 
 A query paused at ``input-required`` keeps its pending :class:`ApprovalRequest` in the record
 (from the status update that paused it), and every decided approval as an
@@ -359,7 +360,7 @@ class ReadModel:
             record = self.codec.decode(key, entry.value)
             if record is None:
                 return False
-            if update.round < record.round:
+            if update.round < record.round and not update.terminal:
                 verdict = Verdict(
                     False, f"from approval round {update.round}, before {record.round}"
                 )
