@@ -336,6 +336,10 @@ def test_broker_as_ark_api_writes_queries_and_reads_targets_only(chart: Chart) -
         assert rbac.can(account, "list", ark, resource, "team-a"), resource
         assert rbac.can(account, "watch", ark, resource, "team-a"), resource
         assert not rbac.can(account, "create", ark, resource, "team-a"), resource
+    # Tool approvals: a decision is a patch of the A2ATask's spec, never of its status.
+    for verb in ("get", "list", "patch"):
+        assert rbac.can(account, verb, ark, "a2atasks", "team-a"), verb
+    assert not rbac.can(account, "patch", ark, "a2atasks/status", "team-a")
     assert not rbac.can(account, "patch", ark, "queries/status", "team-a")
     assert not rbac.can(account, "get", "", "secrets", "team-a")
     assert not rbac.can(account, "get", ark, "memories", "team-a")

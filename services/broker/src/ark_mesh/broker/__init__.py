@@ -5,6 +5,7 @@
 * :class:`QueryBroker` — accept, read, stream and cancel queries (:mod:`.queries`);
 * :class:`EmbeddingsBroker` — embeddings requests and their results (:mod:`.embeddings`);
 * :class:`ReadModel` / :class:`InFlight` — the ``ark-queries`` read model (:mod:`.readmodel`);
+* :class:`ToolApprovals` — ark-api's tool approvals, both modes (:mod:`.approvals`);
 * :func:`build_app` — the aiohttp routes (:mod:`.api`); :mod:`.bodies`, :mod:`.sse`,
   :mod:`.openai_compat` are the pure protocol parts; :mod:`.tenancy` maps callers to tenants.
 
@@ -12,12 +13,14 @@ The exception tree is drawn in :mod:`ark_mesh.broker.errors`.
 """
 
 from ark_mesh.broker.api import build_app
+from ark_mesh.broker.approvals import ToolApprovals
 from ark_mesh.broker.bodies import (
     ChatCompletionRequest,
     EmbeddingsCreateRequest,
     QueryCreateRequest,
 )
 from ark_mesh.broker.config import (
+    ApprovalsConfig,
     AuthConfig,
     BrokerConfig,
     HttpConfig,
@@ -45,6 +48,7 @@ from ark_mesh.broker.tenancy import TenantResolver, hash_token
 
 __all__ = [
     "ApiError",
+    "ApprovalsConfig",
     "AuthConfig",
     "BadRequestError",
     "BrokerConfig",
@@ -68,6 +72,7 @@ __all__ = [
     "TenantResolver",
     "TenantToken",
     "TooManyRequestsError",
+    "ToolApprovals",
     "UnauthorizedError",
     "UnavailableError",
     "build_app",

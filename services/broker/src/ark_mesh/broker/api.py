@@ -10,6 +10,9 @@ GET     /v1/queries/{id}                             one query (read model)
 GET     /v1/queries/{id}/stream                      SSE of its chunks; ``Last-Event-ID`` resumes
 GET     /v1/queries/{id}/events                      its operation events ``{items, total}``
 POST    /v1/queries/{id}/cancel                      ask the running reconciler to stop → 202
+GET     /v1/tool-approvals[/pending]                 the tenant's tool approvals ``{items, count}``
+GET     /v1/tool-approvals/{name}                    one approval (``a2a-task-<taskId>``)
+POST    /v1/tool-approvals/{name}/decision           approve or reject it (both modes)
 POST    /openai/v1/chat/completions                  OpenAI-compatible, ``model: agent/<name>``
 POST    /openai/v1/embeddings                        OpenAI-compatible, ``model: [model/]<name>``
 GET     /openapi.json                                this API as an OpenAPI 3.1 document
@@ -44,9 +47,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ark_mesh.broker import direct
+from ark_mesh.broker.approvals import ToolApprovals
 from ark_mesh.broker.bodies import (
     MESSAGES_MIGRATION_WARNING,
     QUERY_CREATE_BODY,
+    ApprovalDecisionRequest,
     ChatCompletionRequest,
     EmbeddingsCreateRequest,
     QueryCreateRequest,
@@ -84,9 +89,11 @@ from ark_mesh.broker.readmodel import QueryRecord
 from ark_mesh.broker.responses import (
     AgentDetailResponse,
     AgentListResponse,
+    ApprovalDecisionResponse,
     CancelAccepted,
     ChatCompletion,
     ChatCompletionChunk,
+    ClientContext,
     CompletionFailure,
     EmbeddingsList,
     ErrorBody,
@@ -105,6 +112,8 @@ from ark_mesh.broker.responses import (
     Readiness,
     TeamDetailResponse,
     TeamListResponse,
+    ToolApprovalDetailResponse,
+    ToolApprovalListResponse,
     ToolDetailResponse,
     ToolListResponse,
 )
@@ -127,6 +136,7 @@ R = TypeVar("R", bound=Resource)
 BROKER: web.AppKey[QueryBroker] = web.AppKey("broker", QueryBroker)
 EMBEDDINGS: web.AppKey[EmbeddingsBroker] = web.AppKey("embeddings", EmbeddingsBroker)
 CATALOG: web.AppKey[Catalog] = web.AppKey("catalog", Catalog)
+APPROVALS: web.AppKey[ToolApprovals] = web.AppKey("approvals", ToolApprovals)
 MAX_PAGE = 2**31 - 1
 TENANTS: web.AppKey[TenantResolver] = web.AppKey("tenants", TenantResolver)
 HEALTH: web.AppKey[HealthServer] = web.AppKey("health", HealthServer)
@@ -148,6 +158,7 @@ def build_app(
     completion_wait: float,
     max_body_bytes: int,
     catalog: Catalog | None = None,
+    approvals: ToolApprovals | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[_trace_middleware, _error_middleware], client_max_size=max_body_bytes
@@ -155,6 +166,7 @@ def build_app(
     app[BROKER] = broker
     app[EMBEDDINGS] = embeddings
     app[CATALOG] = catalog or Catalog(None)
+    app[APPROVALS] = approvals or ToolApprovals(broker)
     app[TENANTS] = tenants
     app[HEALTH] = health
     app[HEARTBEAT] = heartbeat
@@ -583,6 +595,45 @@ async def cancel_query(request: web.Request) -> web.Response:
     )
 
 
+# --------------------------------------------------------------------------- /v1/tool-approvals
+
+
+async def list_tool_approvals(request: web.Request) -> web.Response:
+    """ark-api's listing, ``?phase=`` filtering (``pending``, ``approved``, ``rejected``,
+    ``expired``)."""
+    tenant = _tenant(request)
+    items = await request.app[APPROVALS].list(tenant, request.query.get("phase") or None)
+    return _json(ToolApprovalListResponse(items=items, count=len(items)))
+
+
+async def list_pending_tool_approvals(request: web.Request) -> web.Response:
+    items = await request.app[APPROVALS].list(_tenant(request), "pending")
+    return _json(ToolApprovalListResponse(items=items, count=len(items)))
+
+
+async def get_tool_approval(request: web.Request) -> web.Response:
+    return _json(await request.app[APPROVALS].get(_tenant(request), request.match_info["name"]))
+
+
+async def decide_tool_approval(request: web.Request) -> web.Response:
+    """Approve or reject: who decided is ``X-Forwarded-User`` (set by the proxy in front, as
+    for ark-api), else ``unknown``."""
+    tenant = _tenant(request)
+    name = request.match_info["name"]
+    body = decode_body(await _body(request), ApprovalDecisionRequest)
+    client = ClientContext(ip_address=request.remote, user_agent=request.headers.get("User-Agent"))
+    with bound_context(tenant=tenant):
+        answer = await request.app[APPROVALS].decide(
+            tenant,
+            name,
+            body.action,
+            reason=body.reason,
+            responded_by=request.headers.get("X-Forwarded-User") or "unknown",
+            client=client,
+        )
+    return _json(answer)
+
+
 # --------------------------------------------------------------------------- /v1/agents …
 
 
@@ -796,6 +847,17 @@ _ID = Param(
     "anything else is simply not found.",
 )
 _NAME = Param("name", "path", "The object's name in the caller's namespace.")
+_APPROVAL = Param(
+    "name",
+    "path",
+    "The approval's name, `a2a-task-<taskId>` (the query's `status.response.a2a.taskId`).",
+)
+_PHASE = Param(
+    "phase",
+    "query",
+    "Only approvals in this phase: `pending`, `approved`, `rejected`, `expired` (also "
+    "`failed`, `cancelled`).",
+)
 _PAGE = Param(
     "page", "query", "Page number, from 1.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}
 )
@@ -1070,6 +1132,50 @@ OPERATIONS: tuple[Operation, ...] = (
         replies=(
             Reply(200, "The vectors, in input order", EmbeddingsList),
             _OPENAI_TIMEOUT,
+        ),
+    ),
+    Operation(
+        "GET",
+        "/v1/tool-approvals",
+        list_tool_approvals,
+        "listToolApprovals",
+        "The tool approvals of the caller's namespace (broker-mode queries' and the A2ATasks "
+        "of Query resources), newest first",
+        "tool-approvals",
+        params=(_PHASE,),
+        replies=(Reply(200, "The approvals", ToolApprovalListResponse),),
+    ),
+    Operation(
+        "GET",
+        "/v1/tool-approvals/pending",
+        list_pending_tool_approvals,
+        "listPendingToolApprovals",
+        "The approvals waiting for a decision",
+        "tool-approvals",
+        replies=(Reply(200, "The pending approvals", ToolApprovalListResponse),),
+    ),
+    Operation(
+        "GET",
+        "/v1/tool-approvals/{name}",
+        get_tool_approval,
+        "getToolApproval",
+        "One approval: its tool calls, timeout, phase and decision",
+        "tool-approvals",
+        params=(_APPROVAL,),
+        replies=(Reply(200, "The approval", ToolApprovalDetailResponse),),
+    ),
+    Operation(
+        "POST",
+        "/v1/tool-approvals/{name}/decision",
+        decide_tool_approval,
+        "decideToolApproval",
+        "Approve or reject the pending tool calls; the query resumes",
+        "tool-approvals",
+        params=(_APPROVAL,),
+        body=ApprovalDecisionRequest,
+        replies=(
+            Reply(200, "Decided; `phase` is the action taken", ApprovalDecisionResponse),
+            Reply(409, "The approval is no longer pending (or was just decided)", ErrorEnvelope),
         ),
     ),
     *_catalog_routes(

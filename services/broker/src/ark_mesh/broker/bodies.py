@@ -23,6 +23,7 @@ from ark_mesh.contracts.ark import MIGRATION_WARNING_PREFIX
 __all__ = [
     "MESSAGES_MIGRATION_WARNING",
     "QUERY_CREATE_BODY",
+    "ApprovalDecisionRequest",
     "ChatCompletionRequest",
     "EmbeddingsCreateRequest",
     "QueryCreateRequest",
@@ -410,6 +411,13 @@ class EmbeddingsCreateRequest(msgspec.Struct, kw_only=True):
                 field = "input" if isinstance(self.input, str) else f"input[{index}]"
                 raise BadRequestError("input texts must not be empty", field=field)
         return texts
+
+
+class ApprovalDecisionRequest(_Strict, frozen=True):
+    """ark-api's ``POST /v1/tool-approvals/{name}/decision`` body."""
+
+    action: Literal["approved", "rejected"]
+    reason: str | None = None
 
 
 def is_name(name: str) -> bool:

@@ -18,6 +18,7 @@ from ark_mesh.service import ConfigError, HealthConfig, KubernetesConfig, Resour
 
 __all__ = [
     "SERVICE_NAME",
+    "ApprovalsConfig",
     "AuthConfig",
     "BrokerConfig",
     "HttpConfig",
@@ -81,6 +82,16 @@ class ReconciliationConfig(ConfigSection, frozen=True, kw_only=True):
     allowed_modes: tuple[ApiMode, ...] = ("broker", "direct")
 
 
+class ApprovalsConfig(ConfigSection, frozen=True, kw_only=True):
+    """Tool approvals of broker-mode queries: every ``sweep_seconds`` each replica applies
+    ``onTimeout`` to the approvals whose timeout has passed (direct queries: the controller),
+    and publishes a resume left unpublished for ``redispatch_seconds`` (a broker stopped
+    between recording a decision and publishing it)."""
+
+    sweep_seconds: float = 5.0
+    redispatch_seconds: float = 30.0
+
+
 class HttpConfig(ConfigSection, frozen=True, kw_only=True):
     host: str = "0.0.0.0"
     port: int = 8000
@@ -115,6 +126,7 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
     kubernetes: KubernetesConfig | None = None
     resources: ResourcesConfig | None = None
     reconciliation: ReconciliationConfig = ReconciliationConfig()
+    approvals: ApprovalsConfig = ApprovalsConfig()
     grace_period: float = 25.0
 
     def validate(self) -> BrokerConfig:
@@ -137,6 +149,10 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
                 f"reconciliation.default_reconciliation {modes.default_reconciliation!r} is not "
                 f"in reconciliation.allowed_modes {list(modes.allowed_modes)}"
             )
+        if self.approvals.sweep_seconds <= 0:
+            raise ConfigError("approvals.sweep_seconds must be greater than 0")
+        if self.approvals.redispatch_seconds < 0:
+            raise ConfigError("approvals.redispatch_seconds must not be negative")
         if self.limits.max_in_flight_per_tenant < 1:
             raise ConfigError("limits.max_in_flight_per_tenant must be at least 1")
         return self

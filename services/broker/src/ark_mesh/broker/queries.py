@@ -50,7 +50,6 @@ from ark_mesh.contracts import (
     ObjectMeta,
     Query,
     QueryEvent,
-    QueryRequest,
     QuerySpec,
     QueryStatus,
     StatusUpdate,
@@ -288,20 +287,9 @@ class QueryBroker:
             await self.read_model.create(record)
             recorded = True
             self.in_flight.remember(tenant, query_id)
-            request = QueryRequest(
-                query_id=query_id,
-                name=name,
-                namespace=tenant,
-                tenant=tenant,
-                origin="broker",
-                spec=spec,
-                labels={**labels, BROKER_MIRROR_LABEL: "true"}
-                if body.create_resource
-                else labels or None,
-                annotations=annotations or None,
+            request = record.work(
                 submitted_at=submitted.isoformat(),
                 deadline=(submitted + _timeout(spec)).isoformat(),
-                create_resource=body.create_resource,
             )
             await self.publisher.publish(
                 subjects.work_query(tenant), request, msg_id=request.msg_id
@@ -465,6 +453,7 @@ class QueryBroker:
                 pass
             except KubeError as exc:
                 raise UnavailableError(f"the Query mirror could not be deleted: {exc}") from exc
+        await self.read_model.forget_approvals(record)
         await self.read_model.delete(tenant, record.id)
         await self.read_model.release_name(tenant, record.name)
         self.in_flight.forget(tenant, record.id)

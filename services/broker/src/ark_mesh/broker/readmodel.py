@@ -7,7 +7,14 @@ broker replicas applying status updates never overwrite a newer status with an o
 
 Which update may replace which status is status-sync's rule
 (:func:`ark_mesh.contracts.ordering.decide`), used as is so the CR mirror and the read model
-can never disagree: phases only move forward, a terminal phase is final.
+can never disagree: phases only move forward, a terminal phase is final. One addition for tool
+approvals: a decision writes the record back to ``running`` and opens a new round (as Ark's
+controller does when it resumes a query), so a non-terminal update of an earlier round is old
+news (an ending is final whichever round reports it).
+
+A query paused at ``input-required`` keeps its pending :class:`ApprovalRequest` in the record
+(from the status update that paused it), and every decided approval as an
+:class:`ApprovalOutcome`; ``<tenant>.approvals.<taskId>`` finds the query of a task id.
 
 :class:`InFlight` watches the whole bucket and keeps, per tenant, the ids of queries that are
 accepted but not terminal — the admission count behind ``429``. Every replica watches the same
@@ -19,9 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import msgspec
 
@@ -41,23 +48,79 @@ from ark_mesh.bus import (
 )
 from ark_mesh.contracts import (
     TERMINAL_PHASES,
+    DurationError,
+    QueryRequest,
     QuerySpec,
     QueryStatus,
     StatusUpdate,
+    parse_duration,
     subjects,
 )
-from ark_mesh.contracts.ordering import decide
+from ark_mesh.contracts.approvals import ApprovalDecision, ApprovalRequest
+from ark_mesh.contracts.ark import BROKER_MIRROR_LABEL
+from ark_mesh.contracts.ordering import Verdict, decide
 from ark_mesh.telemetry import get_logger
 
-__all__ = ["InFlight", "QueryRecord", "ReadModel", "now"]
+__all__ = [
+    "ApprovalOutcome",
+    "InFlight",
+    "QueryRecord",
+    "ReadModel",
+    "approval_deadline",
+    "now",
+    "parse_instant",
+]
 
 _log = get_logger(__name__)
 _IDEMPOTENCY = "idempotency"
 _NAMES = "names"
+_APPROVALS = "approvals"
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_instant(text: str) -> datetime | None:
+    """An RFC 3339 instant (``Z`` or an offset; naive ones are UTC), or ``None``."""
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
+
+
+def approval_deadline(approval: ApprovalRequest) -> datetime | None:
+    """When ``approval``'s ``onTimeout`` applies: ``requestedAt + timeout``; ``None`` when it
+    has no timeout (it waits for a human for ever, as in Ark) or the values do not parse."""
+    if not approval.timeout:
+        return None
+    requested = parse_instant(approval.requested_at)
+    try:
+        timeout = parse_duration(approval.timeout)
+    except DurationError:
+        _log.warning("approval timeout unreadable", task_id=approval.task_id)
+        return None
+    if requested is None:
+        return None
+    return requested + max(timeout, timedelta(0))
+
+
+class ApprovalOutcome(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    """A decided approval of a broker-mode query: what was asked, what was answered.
+
+    ``action`` is what the decision means for the tool calls (``approved``/``rejected``; a
+    timeout answers as its ``onTimeout``), ``decision`` what the resumed run was told (a
+    rejection past the cascade limit is ``failed``)."""
+
+    request: ApprovalRequest
+    decision: ApprovalDecision
+    action: Literal["approved", "rejected"]
+    reason: str | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+    dispatched: bool = False
+    """Whether the resume was published (a sweep publishes one a stopped broker left)."""
 
 
 class QueryRecord(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -74,10 +137,50 @@ class QueryRecord(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=Tr
     updated_at: str | None = None
     annotations: dict[str, str] | None = None
     labels: dict[str, str] | None = None
+    approval: ApprovalRequest | None = None
+    """The approval the query waits for, while its phase is ``input-required``."""
+    approvals: list[ApprovalOutcome] | None = None
+    """The decided approvals, oldest first."""
+    approval_cascades: int = 0
+    """Denials in a row the query was resumed after (Ark's
+    :data:`~ark_mesh.contracts.approvals.APPROVAL_CASCADE_ANNOTATION`)."""
+    round: int = 0
+    """Approval decisions so far: status updates of an earlier round are old news."""
 
     @property
     def terminal(self) -> bool:
         return (self.status.phase or "") in TERMINAL_PHASES
+
+    @property
+    def pending_approval(self) -> ApprovalRequest | None:
+        return self.approval if self.status.phase == "input-required" else None
+
+    def work(
+        self,
+        *,
+        submitted_at: str,
+        deadline: str | None = None,
+        resume: ApprovalDecision | None = None,
+    ) -> QueryRequest:
+        """The work message of this query: the first one (with its start-by ``deadline``), or
+        one that resumes it after an approval decision (``resume``)."""
+        labels = self.labels or {}
+        return QueryRequest(
+            query_id=self.id,
+            name=self.name,
+            namespace=self.namespace,
+            tenant=self.tenant,
+            origin="broker",
+            spec=self.spec,
+            labels={**labels, BROKER_MIRROR_LABEL: "true"}
+            if self.create_resource
+            else labels or None,
+            annotations=self.annotations or None,
+            submitted_at=submitted_at,
+            deadline=deadline,
+            create_resource=self.create_resource,
+            resume=resume,
+        )
 
     def metadata(self) -> dict[str, Any]:
         """The query's metadata as a Query resource would carry it (``uid`` = its id)."""
@@ -257,18 +360,96 @@ class ReadModel:
             record = self.codec.decode(key, entry.value)
             if record is None:
                 return False
-            verdict = decide(update, {"phase": record.status.phase or ""})
+            if update.round < record.round and not update.terminal:
+                verdict = Verdict(
+                    False, f"from approval round {update.round}, before {record.round}"
+                )
+            else:
+                verdict = decide(update, {"phase": record.status.phase or ""})
             if not verdict.apply:
                 _log.debug("status update skipped", query_id=update.query_id, why=verdict.reason)
                 return False
             record.status = update.status
             record.updated_at = update.timestamp
+            if update.phase != "input-required":
+                record.approval = None
+            elif update.approval is not None:
+                await self._index_approval(update.tenant, update.approval.task_id, update.query_id)
+                record.approval = update.approval
             try:
                 with _unavailable("update"):
                     await self.kv.update(key, self.codec.encode(record), last=entry.revision)
             except KeyWrongLastSequenceError:
                 continue
             return True
+
+    async def mutate(
+        self, tenant: str, query_id: str, change: Callable[[QueryRecord], QueryRecord | None]
+    ) -> QueryRecord | None:
+        """Compare-and-set ``change`` of the record (re-read and re-run when another writer
+        won); ``None`` when there is no such record or ``change`` returned ``None`` (nothing to
+        write). ``change`` may raise to refuse."""
+        key = record_key(tenant, query_id)
+        while True:
+            try:
+                with _unavailable("get"):
+                    entry = await self.kv.get(key)
+            except (KeyNotFoundError, InvalidKeyError):
+                return None
+            record = self.codec.decode(key, entry.value) if entry.value else None
+            if record is None or entry.revision is None:
+                return None
+            changed = change(record)
+            if changed is None:
+                return None
+            try:
+                with _unavailable("update"):
+                    await self.kv.update(key, self.codec.encode(changed), last=entry.revision)
+            except KeyWrongLastSequenceError:
+                continue
+            return changed
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def _approval_key(self, tenant: str, task_id: str) -> str:
+        subjects.validate_token(task_id, "task id")
+        return f"{record_key(tenant, _APPROVALS)}.{task_id}"
+
+    async def _index_approval(self, tenant: str, task_id: str, query_id: str) -> None:
+        try:
+            key = self._approval_key(tenant, task_id)
+        except ValueError:
+            _log.warning("approval task id cannot be a key", task_id=task_id, query_id=query_id)
+            return
+        with _unavailable("index approval"):
+            await self.kv.put(key, query_id.encode())
+
+    async def forget_approvals(self, record: QueryRecord) -> None:
+        """Drop the task-id index entries of ``record``'s approvals (the query is deleted)."""
+        task_ids = [outcome.request.task_id for outcome in record.approvals or []]
+        if record.approval is not None:
+            task_ids.append(record.approval.task_id)
+        for task_id in task_ids:
+            with (
+                contextlib.suppress(KeyNotFoundError, InvalidKeyError, ValueError),
+                _unavailable("forget approval"),
+            ):
+                await self.kv.purge(self._approval_key(record.tenant, task_id))
+
+    async def by_task(self, tenant: str, task_id: str) -> QueryRecord | None:
+        """The tenant's broker-mode query that asked for approval ``task_id``, or ``None``."""
+        try:
+            key = self._approval_key(tenant, task_id)
+        except ValueError:
+            return None
+        try:
+            with _unavailable("get approval"):
+                entry = await self.kv.get(key)
+        except (KeyNotFoundError, InvalidKeyError):
+            return None
+        if not entry.value:
+            return None
+        return await self.get(tenant, entry.value.decode())
 
     # -- names -------------------------------------------------------------------------------
 
@@ -357,6 +538,8 @@ class InFlight:
         self._codec = codec or RecordCodec()
         self._open: dict[str, set[str]] = defaultdict(set)
         self._known: dict[str, set[str]] = defaultdict(set)
+        self._expiring: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._undispatched: dict[tuple[str, str], tuple[str, datetime]] = {}
         self._task: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
 
@@ -384,6 +567,42 @@ class InFlight:
     def forget(self, tenant: str, query_id: str) -> None:
         self._known[tenant].discard(query_id)
         self._open[tenant].discard(query_id)
+        self._expiring.pop((tenant, query_id), None)
+        self._undispatched.pop((tenant, query_id), None)
+
+    def note_approval(self, record: QueryRecord) -> None:
+        """Index when ``record``'s pending approval times out, and a decision whose resume is
+        not marked published (the broker-mode sweep reads these indexes, never the bucket)."""
+        key = (record.tenant, record.id)
+        approval = record.pending_approval
+        deadline = approval_deadline(approval) if approval is not None else None
+        if approval is None or deadline is None:
+            self._expiring.pop(key, None)
+        else:
+            self._expiring[key] = (approval.task_id, deadline)
+        last = record.approvals[-1] if record.approvals else None
+        decided = parse_instant(last.decision.decided_at) if last is not None else None
+        if last is None or last.dispatched or record.terminal or decided is None:
+            self._undispatched.pop(key, None)
+        else:
+            self._undispatched[key] = (last.decision.task_id, decided)
+
+    def undispatched(self, decided_before: datetime) -> list[tuple[str, str, str]]:
+        """``(tenant, query id, task id)`` of every decision decided before ``decided_before``
+        whose resume is not marked published."""
+        return [
+            (tenant, query_id, task_id)
+            for (tenant, query_id), (task_id, decided) in self._undispatched.items()
+            if decided <= decided_before
+        ]
+
+    def expired(self, at: datetime) -> list[tuple[str, str, str]]:
+        """``(tenant, query id, task id)`` of every pending approval whose timeout has passed."""
+        return [
+            (tenant, query_id, task_id)
+            for (tenant, query_id), (task_id, deadline) in self._expiring.items()
+            if deadline <= at
+        ]
 
     def counts(self) -> Mapping[str, int]:
         return {tenant: len(ids) for tenant, ids in self._open.items() if ids}
@@ -413,6 +632,7 @@ class InFlight:
                     record = self._codec.decode(entry.key, entry.value)
                     if record is None:
                         continue
+                    self.note_approval(record)
                     if record.terminal:
                         self.discard(tenant, query_id)
                     else:

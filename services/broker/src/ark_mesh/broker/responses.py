@@ -28,6 +28,7 @@ __all__ = [
     "AgentDetailResponse",
     "AgentListResponse",
     "AgentResponse",
+    "ApprovalDecisionResponse",
     "Availability",
     "CancelAccepted",
     "ChatCompletion",
@@ -35,6 +36,7 @@ __all__ = [
     "ChatCompletionChunk",
     "ChatCompletionMessage",
     "ChatCompletionUsage",
+    "ClientContext",
     "CompletionArk",
     "CompletionFailure",
     "CompletionFailureDetail",
@@ -46,6 +48,7 @@ __all__ = [
     "EventData",
     "EventItem",
     "EventList",
+    "ExecutionContext",
     "Health",
     "Mode",
     "ModelDetailResponse",
@@ -58,11 +61,19 @@ __all__ = [
     "QueryAccepted",
     "QueryDetailResponse",
     "QueryListResponse",
+    "QueryReference",
     "QueryResponse",
     "Readiness",
     "TeamDetailResponse",
     "TeamListResponse",
     "TeamResponse",
+    "ToolApprovalDecision",
+    "ToolApprovalDetailResponse",
+    "ToolApprovalListResponse",
+    "ToolApprovalPhase",
+    "ToolApprovalRequestStatus",
+    "ToolApprovalResponse",
+    "ToolCallInfo",
     "ToolDetailResponse",
     "ToolListResponse",
     "ToolResponse",
@@ -316,6 +327,121 @@ class ToolDetailResponse(_ArkApi, kw_only=True):
     annotations: dict[str, str] | None = None
     spec: dict[str, Any] | None = None
     status: dict[str, Any] | None = None
+
+
+# --------------------------------------------------------------------------- /v1/tool-approvals
+
+
+class _ArkApiCamel(msgspec.Struct, kw_only=True, rename="camel"):
+    """ark-api's tool-approval answers: camelCase (``queryRef``, ``toolCalls``), every field
+    present and ``null`` when unset, as its pydantic models serialise."""
+
+
+ToolApprovalPhase = Literal["pending", "approved", "rejected", "expired", "failed", "cancelled"]
+"""Ark's vocabulary (``pending``, ``approved``, ``rejected``, ``expired``), plus what an
+approval's A2ATask can end in otherwise: ``failed`` (an invalid decision) and ``cancelled``."""
+
+
+class QueryReference(_ArkApiCamel, kw_only=True):
+    name: str
+    namespace: str
+
+
+class ToolCallInfo(_ArkApiCamel, kw_only=True):
+    """One pending tool call: the model's call (``id``, ``type``, ``function.name`` as
+    ``name``, ``function.arguments`` as ``arguments``)."""
+
+    id: str
+    name: str
+    type: str
+    arguments: str
+    description: str | None = None
+    annotations: dict[str, bool] | None = None
+    agent_reasoning: str | None = None
+
+
+class ExecutionContext(_ArkApiCamel, kw_only=True):
+    """Who asked. ark-mesh keeps the conversation in the run's step log, not here, so
+    ``conversationHistory`` is empty and ``pendingToolCallIndex`` 0 (all calls are decided
+    together, as Ark's executor does)."""
+
+    conversation_history: str = ""
+    pending_tool_call_index: int = 0
+    completed_tool_results: list[str] | None = None
+    agent_name: str
+    agent_namespace: str
+
+
+class ClientContext(_ArkApiCamel, kw_only=True):
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+class ToolApprovalDecision(_ArkApiCamel, kw_only=True):
+    """How an approval was answered. ``action`` is ``approved`` or ``rejected`` (a timeout
+    answers as its ``onTimeout`` says, ``respondedBy`` naming the timeout)."""
+
+    action: str
+    responded_by: str
+    responded_at: str
+    reason: str | None = None
+    client_context: ClientContext | None = None
+
+
+class ToolApprovalRequestStatus(_ArkApiCamel, kw_only=True):
+    phase: ToolApprovalPhase | None = None
+    observed_generation: int | None = None
+    requested_at: str | None = None
+    decision: ToolApprovalDecision | None = None
+    approval_duration: str | None = None
+    conditions: list[dict[str, Any]] | None = None
+
+
+class ToolApprovalResponse(_ArkApiCamel, kw_only=True):
+    """One approval of a listing: ark-api's ``ToolApprovalResponse``, plus ``reconciliation``
+    (whose the query is: a Query resource's A2ATask, or a broker-mode query's record)."""
+
+    name: str
+    namespace: str
+    query_ref: QueryReference
+    tool_calls: list[ToolCallInfo]
+    phase: ToolApprovalPhase | None = None
+    creation_timestamp: str | None = None
+    reconciliation: Mode
+
+
+class ToolApprovalListResponse(msgspec.Struct, kw_only=True):
+    items: list[ToolApprovalResponse]
+    count: int
+
+
+class ToolApprovalDetailResponse(_ArkApiCamel, kw_only=True):
+    """One approval: ark-api's ``ToolApprovalDetailResponse``, plus ``reconciliation``."""
+
+    name: str
+    namespace: str
+    query_ref: QueryReference
+    tool_calls: list[ToolCallInfo]
+    timeout: str | None = None
+    on_timeout: str | None = None
+    approvers: list[dict[str, str]] | None = None
+    reason_required: bool | None = None
+    execution_context: ExecutionContext
+    status: ToolApprovalRequestStatus | None = None
+    metadata: dict[str, Any] | None = None
+    reconciliation: Mode
+
+
+class ApprovalDecisionResponse(_ArkApiCamel, kw_only=True):
+    """``POST …/decision``: the approval's new phase (the action taken) and the decision."""
+
+    name: str
+    namespace: str
+    phase: str
+    decision: ToolApprovalDecision
+
+
+# --------------------------------------------------------------------------- events
 
 
 class EventData(_Ark, kw_only=True):

@@ -10,6 +10,7 @@ closes first (running streams get the grace period), then the worker drains, the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ark_mesh.broker.api import build_app
+from ark_mesh.broker.approvals import ToolApprovals
 from ark_mesh.broker.catalog import Catalog, ResourceReader
 from ark_mesh.broker.config import SERVICE_NAME, BrokerConfig
 from ark_mesh.broker.embeddings import EmbeddingsBroker
@@ -63,6 +65,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         self.in_flight: InFlight | None = None
         self.broker: QueryBroker | None = None
         self._api: tuple[QueryBroker, EmbeddingsBroker] | None = None
+        self.approvals: ToolApprovals | None = None
         self.resources: ResourceSource | None = None
         self.catalog = Catalog(None)
         self.port: int = config.http.port
@@ -121,6 +124,13 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             kube=self.kube,
         )
         self._api = queries, EmbeddingsBroker(publisher=publisher, reader=StreamReader(bus))
+        self.approvals = approvals = ToolApprovals(
+            queries, redispatch_after=config.approvals.redispatch_seconds
+        )
+        sweeps = asyncio.create_task(
+            approvals.run_sweeps(config.approvals.sweep_seconds), name="broker-approval-sweeps"
+        )
+        stack.push_async_callback(_stop_task, sweeps)
         return WorkHandlers(self._apply)
 
     async def _resource_reader(self, stack: contextlib.AsyncExitStack) -> ResourceReader | None:
@@ -150,6 +160,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             completion_wait=config.limits.completion_wait_seconds,
             max_body_bytes=config.limits.max_body_bytes,
             catalog=self.catalog,
+            approvals=self.approvals,
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.grace_period)
         await runner.setup()
@@ -161,3 +172,9 @@ class BrokerService(WorkQueueService[StatusUpdate]):
     async def _apply(self, update: StatusUpdate, _: MessageContext) -> None:
         assert self.read_model is not None
         await self.read_model.apply(update)
+
+
+async def _stop_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
