@@ -72,6 +72,26 @@ class ServiceProcess:
             return "(no log)"
 
     async def start(self, *, ready_within: float = 60.0) -> Self:
+        """Start and wait for ``/readyz``. A port picked free can be taken by another process
+        before the service binds it (the machine runs other tests too): a start that fails
+        with "address already in use" is retried on fresh ports, twice."""
+        for attempt in range(3):
+            try:
+                return await self._start(ready_within)
+            except ServiceProcessError as exc:
+                if "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                self._fresh_ports()
+        raise AssertionError("unreachable")
+
+    def _fresh_ports(self) -> None:
+        self.health_port = free_port()
+        self.config["health"] = {"host": "127.0.0.1", "port": self.health_port}
+        http = self.config.get("http")
+        if isinstance(http, dict) and "port" in http:
+            self.config["http"] = {**http, "port": free_port()}
+
+    async def _start(self, ready_within: float) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         self._log = self.log_path.open("ab")
