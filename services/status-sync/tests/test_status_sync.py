@@ -134,8 +134,14 @@ async def test_phase_changes_are_recorded_as_kubernetes_events(sync: Any) -> Non
     await sync.publish(sync.update(query, "error", seq=2))
     await sync.wait_phase(query, "error")
 
-    listed = await sync.kube.list_objects(EVENTS, sync.namespace)
-    events = [e for e in listed.items if e["regarding"]["name"] == "observed"]
+    # The event of a transition is recorded right after its status write: wait for both.
+    async with asyncio.timeout(30):
+        while True:
+            listed = await sync.kube.list_objects(EVENTS, sync.namespace)
+            events = [e for e in listed.items if e["regarding"]["name"] == "observed"]
+            if len(events) >= 2:
+                break
+            await asyncio.sleep(0.05)
     assert sorted((e["reason"], e["type"]) for e in events) == [
         ("QueryErrored", "Warning"),
         ("QueryRunning", "Normal"),
