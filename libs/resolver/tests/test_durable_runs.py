@@ -90,6 +90,27 @@ def request_for(world: World) -> QueryRequest:
     return world.request(input="please file it", target=QueryTarget(type="agent", name="clerk"))
 
 
+def cut_off_during_submit(request: QueryRequest) -> RunLog:
+    """The log of a run that died while its first ``submit`` call was running."""
+    turn = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_a",
+                "type": "function",
+                "function": {"name": "submit", "arguments": '{"ticket": "A"}'},
+            }
+        ],
+    }
+    return RunLog(
+        query_id=request.query_id,
+        generation=request.generation,
+        steps=[ModelStep(speaker="clerk", message=turn)],
+        in_flight="call_a",
+    )
+
+
 async def test_a_gated_call_pauses_the_query_before_the_tool_runs(
     world: World, backend: ToolBackend
 ) -> None:
@@ -255,23 +276,7 @@ async def test_a_call_cut_off_by_a_crash_is_not_repeated_unless_idempotent(
     submit_tool(world, backend)
     gated_agent(world, gated=False)
     request = request_for(world)
-    turn = {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {
-                "id": "call_a",
-                "type": "function",
-                "function": {"name": "submit", "arguments": '{"ticket": "A"}'},
-            }
-        ],
-    }
-    crashed = RunLog(
-        query_id=request.query_id,
-        generation=request.generation,
-        steps=[ModelStep(speaker="clerk", message=turn)],
-        in_flight="call_a",
-    )
+    crashed = cut_off_during_submit(request)
 
     status, _ = await world.resolve(request, log=crashed)
 
@@ -289,22 +294,7 @@ async def test_an_idempotent_tool_cut_off_by_a_crash_runs_again(
     gated_agent(world, gated=False)
     script(world, Reply(content="filed"))
     request = request_for(world)
-    turn = {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {
-                "id": "call_a",
-                "type": "function",
-                "function": {"name": "submit", "arguments": '{"ticket": "A"}'},
-            }
-        ],
-    }
-    crashed = RunLog(
-        query_id=request.query_id,
-        steps=[ModelStep(speaker="clerk", message=turn)],
-        in_flight="call_a",
-    )
+    crashed = cut_off_during_submit(request)
 
     status, _ = await world.resolve(request, log=crashed)
 
