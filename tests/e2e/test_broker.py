@@ -19,6 +19,11 @@ from ark_mesh.contracts.ark import BROKER_MIRROR_LABEL
 pytestmark = pytest.mark.slow
 
 TOKEN = "e2e-token"
+BROKER_WITH_TOKEN = {
+    "broker": {
+        "auth": {"mode": "token", "tokens": [{"tenant": "default", "sha256": hash_token(TOKEN)}]}
+    }
+}
 
 
 async def _wait_done(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> Any:
@@ -35,17 +40,7 @@ async def _wait_done(http: aiohttp.ClientSession, url: str, headers: dict[str, s
 async def test_broker_query_reaches_done_without_a_query_resource_and_mirror_on_request(
     start_mesh,
 ) -> None:
-    mesh, _ = await start_mesh(
-        preset="scale-strict",
-        overrides={
-            "broker": {
-                "auth": {
-                    "mode": "token",
-                    "tokens": [{"tenant": "default", "sha256": hash_token(TOKEN)}],
-                }
-            }
-        },
-    )
+    mesh, _ = await start_mesh(preset="scale-strict", overrides=BROKER_WITH_TOKEN)
     port = mesh.services["broker"].config["http"]["port"]
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -109,17 +104,7 @@ async def test_a_broker_query_waits_for_approval_over_http_and_runs_the_tool_onc
     from ark_mesh.contracts import Agent, AgentSpec, AgentTool, ObjectMeta, ToolApproval
     from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedToolCall
 
-    mesh, _ = await start_mesh(
-        preset="scale-strict",
-        overrides={
-            "broker": {
-                "auth": {
-                    "mode": "token",
-                    "tokens": [{"tenant": "default", "sha256": hash_token(TOKEN)}],
-                }
-            }
-        },
-    )
+    mesh, _ = await start_mesh(preset="scale-strict", overrides=BROKER_WITH_TOKEN)
     assert mesh.fake_llm is not None
     await mesh.fake_llm.control.add_rules(
         [
