@@ -62,6 +62,17 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "one-namespace": ("scale-flexible", {"watchNamespace": "team-a"}),
     "external-nats": ("scale-strict", {"nats": {"url": "nats://nats.messaging:4222"}}),
     "ha-controller": ("scale-strict", {"controller": {"replicas": 3}}),
+    "autoscaled": (
+        "scale-flexible",
+        {
+            "queryReconciler": {"autoscaling": {"enabled": True, "maxReplicas": 20}},
+            "broker": {"autoscaling": {"enabled": True}},
+            "networkPolicy": {
+                "brokerFrom": [{"namespaceSelector": {"matchLabels": {"team": "apps"}}}],
+                "natsClients": [{"namespaceSelector": {"matchLabels": {"nats-client": "yes"}}}],
+            },
+        },
+    ),
     "broker-mirrors": (
         "scale-flexible",
         {
@@ -643,6 +654,111 @@ def test_image_and_extra_env_and_telemetry(chart: Chart) -> None:
     assert default["image"] == "ark-mesh:0.1.0", "the tag defaults to the chart's appVersion"
     assert {e["name"]: e.get("value") for e in default["env"]}["ARK_LOG_FORMAT"] == "json"
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in {e["name"] for e in default["env"]}
+
+
+@pytest.mark.parametrize("preset", ["scale-flexible", "scale-strict"])
+def test_every_multi_replica_service_has_a_disruption_budget_and_spreads(
+    chart: Chart, preset: str
+) -> None:
+    rendered = chart.render(preset, {"responsesReconciler": {"replicas": 3}})
+    budgets = {o["metadata"]["name"]: o for o in rendered.kinds("PodDisruptionBudget")}
+    for deployment in rendered.kinds("Deployment"):
+        name = deployment["metadata"]["name"]
+        spec = deployment["spec"]
+        selector = spec["selector"]["matchLabels"]
+        if spec["replicas"] > 1:
+            assert budgets[name]["spec"] == {
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": selector},
+            }
+            spread = spec["template"]["spec"]["topologySpreadConstraints"]
+            assert [c["topologyKey"] for c in spread] == [
+                "kubernetes.io/hostname",
+                "topology.kubernetes.io/zone",
+            ]
+            assert all(c["labelSelector"]["matchLabels"] == selector for c in spread)
+        else:
+            assert name not in budgets, "a single replica with a budget of 1 blocks every drain"
+            assert "topologySpreadConstraints" not in spec["template"]["spec"]
+    assert rendered.name("responses-reconciler") in budgets
+    assert rendered.name("query-reconciler") in budgets  # 2 replicas by default
+    off = chart.render(preset, {"podDisruptionBudget": {"enabled": False}})
+    assert not off.kinds("PodDisruptionBudget")
+
+
+def test_autoscaling_renders_an_hpa_and_a_budget(chart: Chart) -> None:
+    preset, values = VARIANTS["autoscaled"]
+    rendered = chart.render(preset, values)
+    hpas = {o["metadata"]["name"]: o["spec"] for o in rendered.kinds("HorizontalPodAutoscaler")}
+    assert set(hpas) == {rendered.name("query-reconciler"), rendered.name("broker")}
+    reconciler = hpas[rendered.name("query-reconciler")]
+    assert reconciler["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": rendered.name("query-reconciler"),
+    }
+    assert (reconciler["minReplicas"], reconciler["maxReplicas"]) == (2, 20)
+    assert reconciler["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    assert not chart.render("scale-flexible").kinds("HorizontalPodAutoscaler")
+
+
+def test_network_policies_admit_only_each_services_own_ports(chart: Chart) -> None:
+    preset, values = VARIANTS["autoscaled"]
+    rendered = chart.render(preset, values)
+    policies = {o["metadata"]["name"]: o["spec"] for o in rendered.kinds("NetworkPolicy")}
+    for deployment in rendered.kinds("Deployment"):
+        name = deployment["metadata"]["name"]
+        if name == rendered.name("fake-model"):
+            continue
+        policy = policies[name]
+        assert policy["podSelector"] == deployment["spec"]["selector"]
+        assert policy["policyTypes"] == ["Ingress"], "egress stays open (providers, tools)"
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        admitted = [port["port"] for rule in policy["ingress"] for port in rule["ports"]]
+        assert admitted == [port["name"] for port in container["ports"]]
+    broker = policies[rendered.name("broker")]
+    http = next(rule for rule in broker["ingress"] if rule["ports"][0]["port"] == "http")
+    assert http["from"] == values["networkPolicy"]["brokerFrom"]
+    nats = policies[rendered.name("nats")]
+    peers = nats["ingress"][0]["from"]
+    assert peers[0]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "ark-mesh"
+    assert peers[1:] == values["networkPolicy"]["natsClients"]
+    assert not chart.render(preset, {"networkPolicy": {"enabled": False}}).kinds("NetworkPolicy")
+
+
+def test_metrics_are_announced_for_scraping_and_can_be_switched_off(chart: Chart) -> None:
+    rendered = chart.render("scale-flexible")
+    for component in CONFIG_TYPES:
+        deployment = rendered.get("Deployment", rendered.name(component))
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        port = rendered.container(component)["ports"][0]["containerPort"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(port)
+        assert annotations["prometheus.io/path"] == "/metrics"
+        env = {e["name"]: e.get("value") for e in rendered.container(component)["env"]}
+        assert env["OTEL_METRICS_EXPORTER"] == "otlp,prometheus"
+    assert not rendered.kinds("PodMonitor")
+
+    monitored = chart.render(
+        "scale-flexible",
+        {"metrics": {"podMonitor": {"enabled": True, "labels": {"release": "kps"}}}},
+    )
+    monitors = {o["metadata"]["name"]: o for o in monitored.kinds("PodMonitor")}
+    assert set(monitors) == {monitored.name(c) for c in CONFIG_TYPES}
+    monitor = monitors[monitored.name("broker")]
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "health", "path": "/metrics", "interval": "30s"}
+    ]
+
+    off = chart.render("scale-flexible", {"metrics": {"enabled": False}})
+    for component in CONFIG_TYPES:
+        deployment = off.get("Deployment", off.name(component))
+        assert (
+            "prometheus.io/scrape" not in deployment["spec"]["template"]["metadata"]["annotations"]
+        )
+        env = {e["name"]: e.get("value") for e in off.container(component)["env"]}
+        assert env["OTEL_METRICS_EXPORTER"] == "otlp"
 
 
 def test_fake_model_resources_point_at_its_service(chart: Chart) -> None:

@@ -10,6 +10,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 
@@ -139,6 +140,41 @@ async def test_direct_query_reaches_done_with_stream_events_and_one_write_per_ph
             if expected <= reasons:
                 break
             await asyncio.sleep(0.1)
+
+    # Every process serves Prometheus metrics on its health port; the one that resolved the
+    # query counted the work message it handled.
+    pages = {name: await scrape(process.health_url) for name, process in mesh.services.items()}
+    for name, page in pages.items():
+        assert f'service_name="{name}"' in page, name
+    if mode == "standalone":
+        resolver = "query-reconciler"
+        assert "# TYPE ark_bus_messages_in_flight gauge" in pages[resolver]
+        handled = series(pages[resolver], "messaging_client_consumed_messages_total")
+        assert sum(handled.values()) >= 1, pages[resolver]
+        assert any('ark_outcome="ack"' in labels for labels in handled), handled
+        assert series(pages[resolver], "messaging_process_duration_seconds_count")
+        assert sum(series(pages[resolver], "messaging_client_sent_messages_total").values()) >= 3
+        assert (
+            sum(series(pages["status-sync"], "messaging_client_consumed_messages_total").values())
+            >= 2  # running, done
+        )
+
+
+async def scrape(health_url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(f"{health_url}/metrics") as reply:
+        assert reply.status == 200
+        assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return await reply.text()
+
+
+def series(page: str, name: str) -> dict[str, float]:
+    """The samples of one metric on a Prometheus page, by their label set."""
+    found: dict[str, float] = {}
+    for line in page.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            labels, _, value = line[len(name) :].rpartition(" ")
+            found[labels] = float(value)
+    return found
 
 
 async def test_a2a_agent_context_id_lands_in_status(start_mesh) -> None:

@@ -181,6 +181,8 @@ leaderElection: {{ $leader }}
   value: {{ printf "ark-mesh-%s" .component | quote }}
 - name: OTEL_RESOURCE_ATTRIBUTES
   value: {{ $attributes | quote }}
+- name: OTEL_METRICS_EXPORTER
+  value: {{ ternary "otlp,prometheus" "otlp" (and $v.metrics.enabled true) | quote }}
 {{- with $v.telemetry.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
@@ -239,6 +241,11 @@ spec:
       annotations:
         {{- /* the file as mounted: the ConfigMap's block scalar ends with a newline */}}
         checksum/config: {{ printf "%s\n" .config | sha256sum }}
+        {{- if $v.metrics.enabled }}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: {{ .values.healthPort | quote }}
+        prometheus.io/path: /metrics
+        {{- end }}
         {{- with $v.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -334,6 +341,130 @@ spec:
       affinity:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+      {{- if and $v.topologySpread.enabled (or (gt (int .values.replicas) 1) (dig "autoscaling" "enabled" false .values)) }}
+      {{- /* Replicas on different nodes (and zones when the cluster has them): a node drain
+             or a lost zone takes one replica, not the service. */}}
+      topologySpreadConstraints:
+        {{- range $v.topologySpread.topologyKeys }}
+        - maxSkew: {{ $v.topologySpread.maxSkew }}
+          topologyKey: {{ . }}
+          whenUnsatisfiable: {{ $v.topologySpread.whenUnsatisfiable }}
+          labelSelector:
+            matchLabels:
+              {{- include "ark-mesh.selectorLabels" $labels | nindent 14 }}
+        {{- end }}
+      {{- end }}
+{{ include "ark-mesh.servicePolicies" . }}
+{{- end -}}
+
+{{/* What keeps one service available and fenced, next to its Deployment: a PodDisruptionBudget
+     when it runs more than one replica, an optional HorizontalPodAutoscaler, a NetworkPolicy
+     admitting only its own ports, an optional PodMonitor. Same arguments as
+     ark-mesh.serviceDeployment. */}}
+{{- define "ark-mesh.servicePolicies" -}}
+{{- $ctx := .ctx -}}
+{{- $v := $ctx.Values -}}
+{{- $labels := dict "ctx" $ctx "component" .component -}}
+{{- $name := printf "%s-%s" (include "ark-mesh.fullname" $ctx) .component -}}
+{{- $autoscaling := dig "autoscaling" "enabled" false .values -}}
+{{- if and $v.podDisruptionBudget.enabled (or (gt (int .values.replicas) 1) $autoscaling) }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ark-mesh.labels" $labels | nindent 4 }}
+spec:
+  maxUnavailable: {{ $v.podDisruptionBudget.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "ark-mesh.selectorLabels" $labels | nindent 6 }}
+{{- end }}
+{{- if $autoscaling }}
+{{- $a := .values.autoscaling }}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ark-mesh.labels" $labels | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ $name }}
+  minReplicas: {{ $a.minReplicas }}
+  maxReplicas: {{ $a.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $a.targetCPUUtilizationPercentage }}
+{{- end }}
+{{- if $v.networkPolicy.enabled }}
+---
+{{- /* Ingress only: egress stays open (model providers, MCP and A2A servers, the Kubernetes
+       API live anywhere). The health port takes probes and Prometheus; the service's own
+       ports (broker http, controller webhook) take their clients. */}}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ark-mesh.labels" $labels | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "ark-mesh.selectorLabels" $labels | nindent 6 }}
+  policyTypes: [Ingress]
+  ingress:
+    - ports:
+        - port: health
+          protocol: TCP
+      {{- with $v.networkPolicy.metricsFrom }}
+      from:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- range .ports }}
+    - ports:
+        - port: {{ .name }}
+          protocol: TCP
+      {{- if and (eq .name "http") $v.networkPolicy.brokerFrom }}
+      from:
+        {{- toYaml $v.networkPolicy.brokerFrom | nindent 8 }}
+      {{- end }}
+    {{- end }}
+{{- end }}
+{{- if and $v.metrics.enabled $v.metrics.podMonitor.enabled }}
+---
+{{- /* A PodMonitor, not a ServiceMonitor: the health port is on every pod and behind no
+       Service, and each replica must be scraped on its own. */}}
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ark-mesh.labels" $labels | nindent 4 }}
+    {{- with $v.metrics.podMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "ark-mesh.selectorLabels" $labels | nindent 6 }}
+  podMetricsEndpoints:
+    - port: health
+      path: /metrics
+      interval: {{ $v.metrics.podMonitor.interval }}
+{{- end }}
 {{- end -}}
 
 {{/* The ConfigMap holding one service's config file: (dict "ctx" $ "component" … "config" …). */}}

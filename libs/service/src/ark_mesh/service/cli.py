@@ -78,7 +78,7 @@ def service_main(
         help="YAML or JSON configuration file (default: $ARK_MESH_CONFIG, else defaults)",
     )
     args = parser.parse_args(argv)
-    configure_telemetry(name)
+    telemetry = configure_telemetry(name)
     log = get_logger(name)
     try:
         config = load_config(config_type, args.config)
@@ -86,7 +86,12 @@ def service_main(
     except ConfigError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    health = HealthServer(config.health.host, config.health.port)
+    scrape = telemetry.scrape
+    health = HealthServer(
+        config.health.host,
+        config.health.port,
+        metrics=None if scrape is None else scrape.exposition,
+    )
     failures = (*START_ERRORS, *start_errors)
     try:
         asyncio.run(run_service(service, health=health, grace=grace(config)))

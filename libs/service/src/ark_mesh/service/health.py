@@ -4,6 +4,9 @@ Liveness only says the event loop answers (restarting a process whose NATS is do
 help); readiness runs every registered check, so a replica that lost NATS or has not synced its
 watch stops receiving traffic without being killed. Each check is a plain callable returning a
 bool or raising, so components register their own state without knowing about HTTP.
+
+``/metrics`` (Prometheus text) is served on the same port when the process's telemetry has a
+scrape reader: one port per pod for the kubelet and for Prometheus.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ark_mesh.telemetry.prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
+
 __all__ = ["HealthServer", "ReadinessCheck"]
 
 ReadinessCheck = Callable[[], bool | Awaitable[bool]]
@@ -23,7 +28,13 @@ ReadinessCheck = Callable[[], bool | Awaitable[bool]]
 class HealthServer:
     """A small aiohttp server with the probe endpoints (and any extra routes a service adds)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        metrics: Callable[[], str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.app = web.Application()
@@ -31,6 +42,9 @@ class HealthServer:
         self._runner: web.AppRunner | None = None
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
+        self._metrics = metrics
+        if metrics is not None:
+            self.app.router.add_get("/metrics", self._metrics_page)
 
     def add_check(self, name: str, check: ReadinessCheck) -> None:
         self._checks[name] = check
@@ -67,6 +81,12 @@ class HealthServer:
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+    async def _metrics_page(self, _: web.Request) -> web.Response:
+        assert self._metrics is not None
+        # Collecting walks every instrument's series: cheap, but off the event loop's hot path.
+        page = await asyncio.get_running_loop().run_in_executor(None, self._metrics)
+        return web.Response(body=page.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
     async def _readyz(self, _: web.Request) -> web.Response:
         results = await self.readiness()

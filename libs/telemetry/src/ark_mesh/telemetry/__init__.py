@@ -5,6 +5,7 @@
 * :func:`bound_context` / :func:`bind_context` — put ``tenant``, ``query_id``… on every line.
 * :class:`MessagingTelemetry` — PRODUCER/CONSUMER spans with trace context carried in NATS
   headers, and the standard bus metrics.
+* :class:`PrometheusScrape` — the metrics as Prometheus text, for ``/metrics`` on the health port.
 * :mod:`ark_mesh.telemetry.testing` — :func:`~ark_mesh.telemetry.testing.capture_logs`.
 """
 
@@ -20,10 +21,12 @@ from ark_mesh.telemetry.logs import (
     unbind_context,
 )
 from ark_mesh.telemetry.messaging import Attr, MessagingMetrics, MessagingTelemetry
+from ark_mesh.telemetry.prometheus import PrometheusScrape
 from ark_mesh.telemetry.propagation import extract_context, inject_context
 from ark_mesh.telemetry.providers import (
     configure_metrics,
     configure_tracing,
+    prometheus_wanted,
     service_resource,
     shutdown_providers,
 )
@@ -34,6 +37,7 @@ __all__ = [
     "LogFormat",
     "MessagingMetrics",
     "MessagingTelemetry",
+    "PrometheusScrape",
     "TelemetryConfigError",
     "TelemetryError",
     "TelemetryHandles",
@@ -48,6 +52,7 @@ __all__ = [
     "extract_context",
     "get_logger",
     "inject_context",
+    "prometheus_wanted",
     "service_resource",
     "shutdown_providers",
     "unbind_context",

@@ -40,9 +40,28 @@ from opentelemetry.trace import Span, SpanKind, Tracer, TracerProvider
 
 from ark_mesh.telemetry.propagation import extract_context, inject_context
 
-__all__ = ["Attr", "MessagingMetrics", "MessagingTelemetry"]
+__all__ = ["SECONDS_BUCKETS", "Attr", "MessagingMetrics", "MessagingTelemetry"]
 
 _SCOPE: Final = "ark_mesh.bus"
+
+SECONDS_BUCKETS: Final = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+"""OpenTelemetry's recommended boundaries for durations in seconds (the SDK's default ones are
+for milliseconds): a handler or publish time lands in a bucket that tells something."""
 
 
 class Attr:
@@ -86,6 +105,7 @@ class MessagingMetrics:
                 "messaging.process.duration",
                 unit="s",
                 description="Time a handler took for one message",
+                explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
             ),
             in_flight=meter.create_up_down_counter(
                 "ark.bus.messages.in_flight",
@@ -111,6 +131,7 @@ class MessagingMetrics:
                 "messaging.client.operation.duration",
                 unit="s",
                 description="Publish round trip until JetStream acknowledged the message",
+                explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
             ),
         )
 

@@ -8,6 +8,10 @@ trace ids keep flowing through messages and into log lines at almost no cost, an
 exported. ``OTEL_SDK_DISABLED=true`` forces that mode; ``OTEL_TRACES_EXPORTER=none`` /
 ``OTEL_METRICS_EXPORTER=none`` switch off one signal.
 
+Metrics are also served for Prometheus on each process's health port (``/metrics``, see
+:mod:`ark_mesh.telemetry.prometheus`) unless ``OTEL_METRICS_EXPORTER`` leaves ``prometheus``
+out of its list (default ``otlp,prometheus``) or the SDK is disabled.
+
 Tests pass their own span processors / metric readers (in-memory) and may ask for a provider
 that is *not* installed globally, so several tests can each own an isolated provider.
 
@@ -31,7 +35,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from ark_mesh.telemetry.errors import TelemetryConfigError
 
-__all__ = ["configure_metrics", "configure_tracing", "service_resource", "shutdown_providers"]
+__all__ = [
+    "configure_metrics",
+    "configure_tracing",
+    "prometheus_wanted",
+    "service_resource",
+    "shutdown_providers",
+]
 
 _ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
 _TRACES_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -39,6 +49,9 @@ _METRICS_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
 _DISABLED: Final = "OTEL_SDK_DISABLED"
 _TRACES_EXPORTER: Final = "OTEL_TRACES_EXPORTER"
 _METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
+# OTLP when an endpoint is set, and always the scrape page on the health port (it costs nothing
+# until Prometheus asks for it).
+_METRICS_DEFAULT: Final = "otlp,prometheus"
 
 # The providers this module installed globally; OpenTelemetry refuses to replace a global
 # provider, so a second configure call must hand back the first one instead of a dud.
@@ -55,13 +68,30 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise TelemetryConfigError(name, raw, "true or false")
 
 
+def _exporters(env: Mapping[str, str], selector: str, default: str) -> set[str]:
+    """The exporters named in ``selector`` (a comma-separated list, as the specification has it)."""
+    raw = env.get(selector, default)
+    chosen = {part.strip().lower() for part in raw.split(",") if part.strip()}
+    known = {"otlp", "none"} | ({"prometheus"} if selector == _METRICS_EXPORTER else set())
+    unknown = chosen - known
+    if unknown:
+        raise TelemetryConfigError(selector, raw, " or ".join(sorted(known)))
+    return set() if "none" in chosen else chosen
+
+
 def _exporter_wanted(env: Mapping[str, str], selector: str, *endpoints: str) -> bool:
-    choice = env.get(selector, "otlp").strip().lower()
-    if choice == "none":
+    default = _METRICS_DEFAULT if selector == _METRICS_EXPORTER else "otlp"
+    if "otlp" not in _exporters(env, selector, default):
         return False
-    if choice != "otlp":
-        raise TelemetryConfigError(selector, choice, "otlp or none (only OTLP/HTTP is built in)")
     return any(env.get(name) for name in endpoints)
+
+
+def prometheus_wanted(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the health port serves ``/metrics``: unless the SDK is off or metrics are ``none``."""
+    source = os.environ if env is None else env
+    if _flag(source, _DISABLED):
+        return False
+    return "prometheus" in _exporters(source, _METRICS_EXPORTER, _METRICS_DEFAULT)
 
 
 def service_resource(service: str, env: Mapping[str, str] | None = None) -> Resource:

@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ark_mesh.broker import direct
@@ -124,11 +125,20 @@ from ark_mesh.contracts import Agent, Chunk, Model, Resource, Team, Tool, parse_
 from ark_mesh.contracts.ark import MIGRATION_WARNING_PREFIX, STREAMING_ANNOTATION
 from ark_mesh.service import HealthServer
 from ark_mesh.telemetry import bound_context, extract_context, get_logger
+from ark_mesh.telemetry.messaging import SECONDS_BUCKETS
 
 __all__ = ["OPERATIONS", "build_app"]
 
 _log = get_logger(__name__)
 _tracer = trace.get_tracer("ark_mesh.broker")
+# OpenTelemetry's HTTP server metric: one series per route template and status, never per path
+# (paths hold query ids). For a stream the duration is the stream's, as the convention has it.
+_request_duration = metrics.get_meter("ark_mesh.broker").create_histogram(
+    "http.server.request.duration",
+    unit="s",
+    description="Duration of HTTP server requests.",
+    explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 R = TypeVar("R", bound=Resource)
@@ -269,10 +279,19 @@ async def _trace_middleware(request: web.Request, handler: Handler) -> web.Strea
             "url.path": request.path,
         },
     ) as span:
+        started = time.perf_counter()
         response = await handler(request)
         span.set_attribute("http.response.status_code", response.status)
         if response.status >= 500:
             span.set_status(Status(StatusCode.ERROR))
+        _request_duration.record(
+            time.perf_counter() - started,
+            {
+                "http.request.method": request.method,
+                "http.route": template if route is not None else "",
+                "http.response.status_code": response.status,
+            },
+        )
         return response
 
 
