@@ -23,9 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from nats.js.errors import KeyNotFoundError
 
-from ark_mesh.bus import Bus, DecryptionError
+from ark_mesh.bus import Bus, DecryptionError, KeyNotFoundError
 from ark_mesh.contracts import SubjectError, subjects
 from ark_mesh.telemetry import get_logger
 

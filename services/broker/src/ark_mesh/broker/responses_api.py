@@ -40,7 +40,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from ark_mesh.broker.bodies import ChatCompletionRequest, decode_body
+from ark_mesh.broker.bodies import ChatCompletionRequest, decode_body, is_name
 from ark_mesh.broker.conversations import StoredResponse
 from ark_mesh.broker.errors import BadRequestError, GatewayTimeoutError, NotFoundError
 from ark_mesh.broker.openai_compat import (
@@ -471,6 +471,38 @@ def _not_found(model: str, result: ResponsesResult) -> web.Response | None:
     )
 
 
+def _no_such_target(model: str) -> web.Response | None:
+    """``model_not_found`` at once for a target whose name cannot name a resource."""
+    name = model.partition("/")[2]
+    if is_name(name):
+        return None
+    return _json(
+        openai_error(
+            f"The model {model!r} does not exist: {name!r} is not a resource name",
+            error_type="invalid_request_error",
+            code="model_not_found",
+            param="model",
+        ),
+        404,
+    )
+
+
+def _require_user_text(target: str, messages: list[dict[str, Any]]) -> None:
+    """An agent or team runs on the last user message: it must be there, with text."""
+    if target.startswith("model/"):
+        return
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            if _text_of(message).strip():
+                return
+            break
+    raise BadRequestError(
+        f"{target} needs the conversation to end with a user message with text",
+        field="input",
+        status=400,
+    )
+
+
 def _gone(request: web.Request) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
@@ -592,6 +624,9 @@ async def create_response(
     target = body.target()
     body.refuse_unsupported()
     new = input_messages(body.input)
+    invalid = _no_such_target(target)
+    if invalid is not None:
+        return invalid
     earlier: list[dict[str, Any]] = []
     if body.previous_response_id is not None:
         previous = await broker.store.get(tenant, body.previous_response_id)
@@ -608,6 +643,7 @@ async def create_response(
         earlier = list(previous.conversation)
     within, timeout = _timeout(body.meta("timeout"), "metadata.timeout", completion_wait)
     conversation = [*earlier, *new]
+    _require_user_text(target, conversation)
     system: list[dict[str, Any]] = (
         [{"role": "system", "content": body.instructions}] if body.instructions else []
     )
@@ -754,6 +790,9 @@ async def chat_on_model(
     ``messages`` list goes to the Model through the responses-reconciler."""
     body.user_input()  # the same check as the query path: a user message with text
     target = body.target()
+    invalid = _no_such_target(body.model)
+    if invalid is not None:
+        return invalid
     within, timeout = _timeout(body.meta("timeout"), "metadata.timeout", completion_wait)
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     with bound_context(tenant=tenant, request_id=request_id):
