@@ -5,8 +5,11 @@ tenancy of stored responses, ``store: false``, refused input items and parameter
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
+import aiohttp
 import msgspec
 import openai
 import pytest
@@ -141,3 +144,69 @@ async def test_chat_on_a_model_sends_the_history_and_keeps_the_chat_shapes(
     assert ark["query"] == completion.id
     assert ark["queryStatus"]["response"]["target"] == {"type": "model", "name": "default"}
     assert responding.fake.requests_to("chat")[-1].body["messages"] == history
+
+
+async def test_a_failed_run_is_a_500_or_a_response_failed_event_and_is_not_stored(
+    responding: Any,
+) -> None:
+    responding.fake.add_rule(
+        {"match": {"user": "refuse"}, "reply": {"error": {"status": 400, "message": "nope"}}}
+    )
+    async with client(responding) as a:
+        with pytest.raises(openai.InternalServerError) as failed:
+            await a.responses.create(model="model/default", input="refuse")
+        assert "nope" in str(failed.value)
+        assert failed.value.response.headers["x-should-retry"] == "false"
+
+        events = [
+            event
+            async for event in await a.responses.create(
+                model="model/default", input="refuse", stream=True
+            )
+        ]
+    assert [event.type for event in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.failed",
+    ]
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final.status == "failed"
+    assert final.error is not None
+    assert "nope" in final.error.message
+    async with client(responding) as a:
+        with pytest.raises(openai.NotFoundError):
+            await a.responses.retrieve(final.id)
+
+
+@pytest.mark.parametrize("path", ["responses", "chat/completions"])
+async def test_a_client_that_leaves_a_non_streaming_call_cancels_the_model_call(
+    responding: Any, path: str
+) -> None:
+    slow = " ".join(f"w{n}" for n in range(80))
+    responding.fake.add_rule(
+        {"match": {"user": "take your time"}, "reply": {"content": slow, "delay": 60}}
+    )
+    body: dict[str, Any] = {"model": "model/default"}
+    if path == "responses":
+        body["input"] = "take your time"
+    else:
+        body["messages"] = [{"role": "user", "content": "take your time"}]
+    # The client gives up once the model call has started: its connection closes.
+    async with aiohttp.ClientSession() as http:
+        post = asyncio.ensure_future(
+            http.post(f"{responding.url}/openai/v1/{path}", json=body, headers=responding.auth())
+        )
+        async with asyncio.timeout(30):
+            while True:
+                if responding.fake.requests_to("chat"):
+                    break
+                await asyncio.sleep(0.02)
+        post.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await post
+    async with asyncio.timeout(30):
+        while True:
+            if responding.fake.requests_to("chat")[0].outcome != "pending":
+                break
+            await asyncio.sleep(0.05)
+    assert responding.fake.requests_to("chat")[0].outcome == "client_disconnected"
