@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import openai
 import pytest
 
 from ark_mesh.bus import StreamReader
-from ark_mesh.contracts import ResponsesResult, decoder_for, subjects
+from ark_mesh.contracts import ResponsesResult, Tool, decoder_for, subjects
 from ark_mesh.devmesh import LocalMesh
 from ark_mesh.devmesh.presets import MODULES
 from ark_mesh.testing.fake_llm import RecordedRequest
@@ -156,6 +157,31 @@ async def test_a_streamed_response_and_chat_completions_on_a_model(start_mesh: A
     assert unknown.value.code == "model_not_found"
     with pytest.raises(openai.NotFoundError):
         await client.responses.create(model="model/nope", input="hi", stream=True)
+
+    # A tool target: the last user message is its arguments.
+    async with await mesh.client() as kube:
+        await kube.create(
+            msgspec.convert(
+                {
+                    "apiVersion": "ark.mckinsey.com/v1alpha1",
+                    "kind": "Tool",
+                    "metadata": {"name": "noop", "namespace": mesh.namespace},
+                    "spec": {"type": "builtin", "description": "does nothing"},
+                },
+                Tool,
+            )
+        )
+    # The reconciler learns of the new Tool through its watch: until then it is not found.
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                tool = await client.responses.create(
+                    model="tool/noop", input='{"message": "tool says hi"}'
+                )
+                break
+            except openai.NotFoundError:
+                await asyncio.sleep(0.1)
+    assert tool.output_text == "tool says hi"
 
     # Chat completions on model/<name>: the whole history goes to the model.
     history = [

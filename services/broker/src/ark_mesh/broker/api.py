@@ -1197,7 +1197,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/openai/v1/responses",
         create_openai_response,
         "createResponse",
-        "OpenAI Responses API; `model` is `agent/<name>`, `team/…` or `model/…`; "
+        "OpenAI Responses API; `model` is `agent/<name>`, `team/…`, `model/…` or `tool/…`; "
         "`previous_response_id` continues a stored response",
         "openai",
         body=ResponsesCreateRequest,

@@ -97,7 +97,8 @@ _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "develop
 
 
 class ResponsesCreateRequest(msgspec.Struct, kw_only=True):
-    """``POST /openai/v1/responses``: OpenAI's body. Parameters a target of the mesh cannot
+    """``POST /openai/v1/responses``: OpenAI's body (``model`` is ``agent/<name>``,
+    ``team/…``, ``model/…`` or ``tool/…``). Parameters a target of the mesh cannot
     honour are refused by name (``tools``, ``background``, ``conversation``); sampling ones
     (``temperature``, ``max_output_tokens`` …) are accepted and, as for chat completions, not
     forwarded (the Model or Agent resource configures its model)."""
@@ -137,13 +138,6 @@ class ResponsesCreateRequest(msgspec.Struct, kw_only=True):
             raise BadRequestError(
                 "model must be 'agent/<name>', 'team/<name>', 'model/<name>' or 'tool/<name>', "
                 f"got {self.model!r}",
-                field="model",
-                status=400,
-            )
-        if kind == "tool":
-            raise BadRequestError(
-                "a tool target runs as a query: use POST /openai/v1/chat/completions or "
-                "/v1/queries for 'tool/<name>'",
                 field="model",
                 status=400,
             )
@@ -488,7 +482,7 @@ def _no_such_target(model: str) -> web.Response | None:
 
 
 def _require_user_text(target: str, messages: list[dict[str, Any]]) -> None:
-    """An agent or team runs on the last user message: it must be there, with text."""
+    """An agent, team or tool runs on the last user message: it must be there, with text."""
     if target.startswith("model/"):
         return
     for message in reversed(messages):
