@@ -178,15 +178,16 @@ async def test_a_failed_run_is_a_500_or_a_response_failed_event_and_is_not_store
             await a.responses.retrieve(final.id)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("path", ["responses", "chat/completions"])
-async def test_a_client_that_leaves_a_non_streaming_call_cancels_the_model_call(
-    responding: Any, path: str
+async def test_a_client_that_leaves_cancels_the_model_call(
+    responding: Any, path: str, stream: bool
 ) -> None:
     slow = " ".join(f"w{n}" for n in range(80))
     responding.fake.add_rule(
         {"match": {"user": "take your time"}, "reply": {"content": slow, "delay": 60}}
     )
-    body: dict[str, Any] = {"model": "model/default"}
+    body: dict[str, Any] = {"model": "model/default", "stream": stream}
     if path == "responses":
         body["input"] = "take your time"
     else:
@@ -203,7 +204,7 @@ async def test_a_client_that_leaves_a_non_streaming_call_cancels_the_model_call(
                 await asyncio.sleep(0.02)
         post.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await post
+            (await post).close()  # a stream that had already started: close it
     async with asyncio.timeout(30):
         while True:
             if responding.fake.requests_to("chat")[0].outcome != "pending":

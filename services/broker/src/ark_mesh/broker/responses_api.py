@@ -316,8 +316,7 @@ class _Turn:
 
     def stored(self, result: ResponsesResult) -> StoredResponse:
         usage = _usage(result)
-        answer = dict(result.message or {"role": "assistant", "content": ""})
-        answer = {"role": "assistant", "content": _text_of(answer)}
+        answer = {"role": "assistant", "content": _text_of(result.message)}
         return StoredResponse(
             id=self.id,
             tenant=result.tenant,
@@ -543,6 +542,15 @@ async def _close(entries: AsyncIterator[Any]) -> None:
             await aclose()
 
 
+async def _abandon(entries: AsyncIterator[Any], pending: asyncio.Future[Any]) -> None:
+    """Stop reading a stream the client left before it was followed to its end."""
+    if not pending.done():
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+            await pending
+    await _close(entries)
+
+
 async def _first(
     entries: AsyncIterator[StreamEntry[Chunk]], within: float
 ) -> tuple[asyncio.Future[StreamEntry[Chunk]], StreamEntry[Chunk] | None]:
@@ -708,8 +716,8 @@ async def _stream_response(
             return missing
     events = ResponseEvents(turn)
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
-    await response.prepare(request)
     try:
+        await response.prepare(request)
         await response.write(events.started())
         async with asyncio.timeout_at(deadline):
             async for entry in _follow(entries, pending, heartbeat):
@@ -733,6 +741,7 @@ async def _stream_response(
         await _cancel_soon(broker, tenant, turn.id, "the broker's wait ran out")
         await response.write(events.failed(f"the response did not finish within {within:g}s"))
     except (ConnectionResetError, asyncio.CancelledError):
+        await _abandon(entries, pending)
         await _cancel_soon(broker, tenant, turn.id, "the client went away")
         raise
     await response.write_eof()
@@ -847,9 +856,9 @@ async def _stream_chat(
             return missing
     shaper = ChunkShaper(include_usage=body.include_usage())
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
-    await response.prepare(request)
-    await response.write(comment("connected"))
     try:
+        await response.prepare(request)
+        await response.write(comment("connected"))
         async with asyncio.timeout_at(deadline):
             async for entry in _follow(entries, pending, heartbeat):
                 if entry is None:
@@ -862,6 +871,7 @@ async def _stream_chat(
         await _cancel_soon(broker, tenant, request_id, "the broker's wait ran out")
         _log.info("chat stream cut at its deadline", request_id=request_id)
     except (ConnectionResetError, asyncio.CancelledError):
+        await _abandon(entries, pending)
         await _cancel_soon(broker, tenant, request_id, "the client went away")
         raise
     usage = shaper.usage_chunk()
