@@ -47,6 +47,14 @@ async def test_a_stored_response_is_the_tenants_own(responding: Any) -> None:
             )
         assert other.value.body["param"] == "previous_response_id"  # type: ignore[index]
 
+        with pytest.raises(openai.NotFoundError):
+            await b.responses.delete(first.id)
+        await a.responses.delete(first.id)
+        with pytest.raises(openai.NotFoundError):
+            await a.responses.retrieve(first.id)
+        with pytest.raises(openai.NotFoundError):
+            await a.responses.delete(first.id)
+
 
 async def test_the_conversation_is_kept_in_kv_under_the_tenant_and_response_id(
     responding: Any,

@@ -16,7 +16,7 @@ POST    /v1/tool-approvals/{name}/decision           approve or reject it (both 
 POST    /openai/v1/chat/completions                  OpenAI-compatible, ``model: agent/<name>``
 POST    /openai/v1/embeddings                        OpenAI-compatible, ``model: [model/]<name>``
 POST    /openai/v1/responses                         OpenAI Responses API (responses-reconciler)
-GET     /openai/v1/responses/{id}                    a stored response
+GET     /openai/v1/responses/{id}                    a stored response (``DELETE``: forget it)
 GET     /openapi.json                                this API as an OpenAPI 3.1 document
 GET     /healthz, /readyz                            probes (also on the health port)
 ======  ===========================================  ==============================================
@@ -114,6 +114,7 @@ from ark_mesh.broker.responses import (
     OpenAIError,
     OpenAIModelList,
     OpenAIResponse,
+    OpenAIResponseDeleted,
     OpenAIResponseStreamEvent,
     QueryDetailResponse,
     QueryListResponse,
@@ -130,6 +131,7 @@ from ark_mesh.broker.responses_api import (
     ResponsesCreateRequest,
     chat_on_model,
     create_response,
+    delete_response,
     get_response,
 )
 from ark_mesh.broker.responses_bus import ResponsesBroker
@@ -845,6 +847,15 @@ async def get_openai_response(request: web.Request) -> web.Response:
     )
 
 
+async def delete_openai_response(request: web.Request) -> web.Response:
+    return await delete_response(
+        request,
+        tenant=_tenant(request),
+        response_id=request.match_info["response_id"],
+        broker=_responses(request),
+    )
+
+
 async def create_embeddings(request: web.Request) -> web.Response:
     """Embeddings through the embeddings-reconciler; errors in OpenAI's shape (``param`` names
     the field), which OpenAI clients turn into their errors."""
@@ -1030,6 +1041,7 @@ def _catalog_routes(
 
 
 _OPENAI_TIMEOUT = Reply(504, "The query did not finish in time", OpenAIError)
+_RESPONSE_ID = Param("response_id", "path", "The response's id (`resp_…`).")
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -1230,10 +1242,24 @@ OPERATIONS: tuple[Operation, ...] = (
         "getResponse",
         "A stored response (`store` was not false) of the caller's tenant",
         "openai",
-        params=(Param("response_id", "path", "The response's id (`resp_…`)."),),
+        params=(_RESPONSE_ID,),
         dialect="openai",
         replies=(
             Reply(200, "The response", OpenAIResponse),
+            Reply(404, "No such response in the caller's tenant", OpenAIError),
+        ),
+    ),
+    Operation(
+        "DELETE",
+        "/openai/v1/responses/{response_id}",
+        delete_openai_response,
+        "deleteResponse",
+        "Forget a stored response: it can no longer be read or continued",
+        "openai",
+        params=(_RESPONSE_ID,),
+        dialect="openai",
+        replies=(
+            Reply(200, "Deleted", OpenAIResponseDeleted),
             Reply(404, "No such response in the caller's tenant", OpenAIError),
         ),
     ),

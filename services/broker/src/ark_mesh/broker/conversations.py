@@ -98,6 +98,14 @@ class ResponseStore:
             return None
         return stored
 
+    async def delete(self, tenant: str, response_id: str) -> bool:
+        """Forget the tenant's stored response; whether there was one to forget."""
+        if await self.get(tenant, response_id) is None:
+            return False
+        kv = await self.bus.key_value(self.bucket)
+        await kv.purge(response_key(tenant, response_id))
+        return True
+
     async def put(self, stored: StoredResponse) -> None:
         key = response_key(stored.tenant, stored.id)
         kv = await self.bus.key_value(self.bucket)

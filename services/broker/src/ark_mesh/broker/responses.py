@@ -60,6 +60,7 @@ __all__ = [
     "OpenAIModel",
     "OpenAIModelList",
     "OpenAIResponse",
+    "OpenAIResponseDeleted",
     "OpenAIResponseError",
     "OpenAIResponseMessage",
     "OpenAIResponseOutputText",
@@ -667,6 +668,14 @@ class OpenAIResponse(_OpenAI, kw_only=True):
     text: dict[str, Any] = msgspec.field(default_factory=lambda: {"format": {"type": "text"}})
     truncation: Literal["disabled", "auto"] = "disabled"
     background: bool = False
+
+
+class OpenAIResponseDeleted(_OpenAI, kw_only=True):
+    """``DELETE /openai/v1/responses/{id}``: the response is forgotten (it cannot be continued)."""
+
+    id: str
+    object: Literal["response"] = "response"
+    deleted: bool = True
 
 
 class OpenAIResponseStreamEvent(_OpenAI, kw_only=True):

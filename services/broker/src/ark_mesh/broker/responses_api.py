@@ -51,6 +51,7 @@ from ark_mesh.broker.openai_compat import (
 )
 from ark_mesh.broker.responses import (
     OpenAIResponse,
+    OpenAIResponseDeleted,
     OpenAIResponseError,
     OpenAIResponseMessage,
     OpenAIResponseOutputText,
@@ -76,6 +77,7 @@ __all__ = [
     "ResponsesCreateRequest",
     "chat_on_model",
     "create_response",
+    "delete_response",
     "get_response",
     "input_messages",
 ]
@@ -758,6 +760,15 @@ async def get_response(
     if stored is None:
         raise NotFoundError(f"No response with id {response_id!r} found.", field="response_id")
     return _json(stored_response(stored))
+
+
+async def delete_response(
+    request: web.Request, *, tenant: str, response_id: str, broker: ResponsesBroker
+) -> web.Response:
+    """``DELETE /openai/v1/responses/{id}``: forget a stored response of the caller's tenant."""
+    if not (_RESPONSE_ID.match(response_id) and await broker.store.delete(tenant, response_id)):
+        raise NotFoundError(f"No response with id {response_id!r} found.", field="response_id")
+    return _json(OpenAIResponseDeleted(id=response_id))
 
 
 # --------------------------------------------------------------------------- chat on a Model
