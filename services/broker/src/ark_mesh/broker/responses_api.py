@@ -59,7 +59,7 @@ from ark_mesh.broker.responses import (
 )
 from ark_mesh.broker.responses_bus import ResponsesBroker
 from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event
-from ark_mesh.bus import StreamEntry
+from ark_mesh.bus import BusError, NatsError, StreamEntry
 from ark_mesh.contracts import (
     Chunk,
     DurationError,
@@ -419,6 +419,10 @@ class ResponseEvents:
             )
         )
 
+    def error(self, code: str, message: str) -> bytes:
+        """OpenAI's ``error`` event: the mesh could not finish the stream as it should."""
+        return self._event("error", {"code": code, "message": message, "param": None})
+
     def failed(self, message: str, result: ResponsesResult | None = None) -> bytes:
         snapshot = self.turn.response("failed", result=result, error=message)
         return self._event("response.failed", {"response": snapshot})
@@ -711,8 +715,11 @@ async def _stream_response(
     early = _early_failure(first)
     if early is not None and _UNKNOWN_TARGET.search(early) is not None:
         await _close(entries)
-        async with asyncio.timeout(within):
-            result = await broker.result(tenant, turn.id)
+        try:
+            async with asyncio.timeout(within):
+                result = await broker.result(tenant, turn.id)
+        except TimeoutError:
+            raise GatewayTimeoutError(f"no result for {turn.id} within {within:g}s") from None
         missing = _not_found(turn.body.model, result)
         if missing is not None:
             return missing
@@ -732,9 +739,16 @@ async def _stream_response(
             result = await broker.result(tenant, turn.id)
         if result.status == "completed":
             text = _text_of(result.message)
+            unstored: str | None = None
             if turn.body.store:
-                await broker.store.put(turn.stored(result))
+                try:
+                    await broker.store.put(turn.stored(result))
+                except (BusError, NatsError) as exc:
+                    _log.warning("response not stored", response_id=turn.id, error=str(exc))
+                    unstored = f"the response could not be stored, so it cannot be continued: {exc}"
             await response.write(events.completed(text, result))
+            if unstored is not None:
+                await response.write(events.error("store_failed", unstored))
         else:
             await response.write(
                 events.failed(result.error or f"the response ended {result.status}", result)
@@ -746,6 +760,12 @@ async def _stream_response(
         await _abandon(entries, pending)
         await _cancel_soon(broker, tenant, turn.id, "the client went away")
         raise
+    except (BusError, NatsError) as exc:
+        # The answer was already started: the failure can only be an event now.
+        _log.warning("lost the response's stream", response_id=turn.id, error=str(exc))
+        await _abandon(entries, pending)
+        await _cancel_soon(broker, tenant, turn.id, "the broker lost the stream")
+        await response.write(events.error("unavailable", f"NATS is unavailable: {exc}"))
     await response.write_eof()
     return response
 
@@ -860,8 +880,11 @@ async def _stream_chat(
     early = _early_failure(first)
     if early is not None and _UNKNOWN_TARGET.search(early) is not None:
         await _close(entries)
-        async with asyncio.timeout(within):
-            result = await broker.result(tenant, request_id)
+        try:
+            async with asyncio.timeout(within):
+                result = await broker.result(tenant, request_id)
+        except TimeoutError:
+            raise GatewayTimeoutError(f"no result for {request_id} within {within:g}s") from None
         missing = _not_found(body.model, result)
         if missing is not None:
             return missing
