@@ -219,3 +219,25 @@ async def test_a_client_that_leaves_cancels_the_model_call(
                 break
             await asyncio.sleep(0.05)
     assert responding.fake.requests_to("chat")[0].outcome == "client_disconnected"
+
+
+async def test_a_stream_past_its_timeout_ends_with_response_failed(responding: Any) -> None:
+    responding.fake.add_rule(
+        {"match": {"user": "never mind"}, "reply": {"content": "late", "delay": 30}}
+    )
+    async with client(responding) as a:
+        events = [
+            event
+            async for event in await a.responses.create(
+                model="model/default",
+                input="never mind",
+                stream=True,
+                metadata={"timeout": "1s"},
+            )
+        ]
+    assert [event.type for event in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.failed",
+    ]
+    assert events[-1].response.status == "failed"  # type: ignore[union-attr]

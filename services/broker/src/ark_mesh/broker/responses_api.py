@@ -95,6 +95,8 @@ _UNKNOWN_TARGET = re.compile(
     r"|target references (agent|team|model|tool) '.*' which does not exist in namespace",
     re.DOTALL,
 )
+_RESULT_WAIT = 30.0
+"""Seconds a stream waits for the result once its final chunk is in (published right after)."""
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
@@ -668,7 +670,10 @@ async def create_response(
             conversation_id=body.meta("conversationId"),
         )
         if body.stream:
-            return await _stream_response(request, turn, tenant, broker, heartbeat, within)
+            # A stream is bounded by the run's own timeout only (as a query's stream is): the
+            # reconciler ends the run, and the stream with it; a client that leaves cancels it.
+            bound = within if timeout is not None else None
+            return await _stream_response(request, turn, tenant, broker, heartbeat, bound)
         try:
             result = await _wait(
                 request, broker.result(tenant, turn.id), within=within, poll=heartbeat
@@ -706,20 +711,22 @@ async def _stream_response(
     tenant: str,
     broker: ResponsesBroker,
     heartbeat: float,
-    within: float,
+    within: float | None,
 ) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
+    deadline = loop.time() + within if within is not None else None
     entries = aiter(broker.chunks(tenant, turn.id))
     pending, first = await _first(entries, heartbeat)
     early = _early_failure(first)
     if early is not None and _UNKNOWN_TARGET.search(early) is not None:
         await _close(entries)
         try:
-            async with asyncio.timeout(within):
+            async with asyncio.timeout(_RESULT_WAIT):
                 result = await broker.result(tenant, turn.id)
         except TimeoutError:
-            raise GatewayTimeoutError(f"no result for {turn.id} within {within:g}s") from None
+            raise GatewayTimeoutError(
+                f"no result for {turn.id} within {_RESULT_WAIT:g}s of its final chunk"
+            ) from None
         missing = _not_found(turn.body.model, result)
         if missing is not None:
             return missing
@@ -736,6 +743,7 @@ async def _stream_response(
                 text = _delta_text(entry.message)
                 if text:
                     await response.write(events.delta(text))
+        async with asyncio.timeout(_RESULT_WAIT):
             result = await broker.result(tenant, turn.id)
         if result.status == "completed":
             text = _text_of(result.message)
@@ -755,7 +763,7 @@ async def _stream_response(
             )
     except TimeoutError:
         await _cancel_soon(broker, tenant, turn.id, "the broker's wait ran out")
-        await response.write(events.failed(f"the response did not finish within {within:g}s"))
+        await response.write(events.failed("the response did not finish in time"))
     except (ConnectionResetError, asyncio.CancelledError):
         await _abandon(entries, pending)
         await _cancel_soon(broker, tenant, turn.id, "the client went away")
@@ -841,7 +849,8 @@ async def chat_on_model(
             conversation_id=body.meta("conversationId"),
         )
         if body.stream:
-            return await _stream_chat(request, body, request_id, tenant, broker, heartbeat, within)
+            bound = within if timeout is not None else None
+            return await _stream_chat(request, body, request_id, tenant, broker, heartbeat, bound)
         try:
             result = await _wait(
                 request, broker.result(tenant, request_id), within=within, poll=heartbeat
@@ -872,19 +881,22 @@ async def _stream_chat(
     tenant: str,
     broker: ResponsesBroker,
     heartbeat: float,
-    within: float,
+    within: float | None,
 ) -> web.StreamResponse:
-    deadline = asyncio.get_running_loop().time() + within
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within if within is not None else None
     entries = aiter(broker.chunks(tenant, request_id))
     pending, first = await _first(entries, heartbeat)
     early = _early_failure(first)
     if early is not None and _UNKNOWN_TARGET.search(early) is not None:
         await _close(entries)
         try:
-            async with asyncio.timeout(within):
+            async with asyncio.timeout(_RESULT_WAIT):
                 result = await broker.result(tenant, request_id)
         except TimeoutError:
-            raise GatewayTimeoutError(f"no result for {request_id} within {within:g}s") from None
+            raise GatewayTimeoutError(
+                f"no result for {request_id} within {_RESULT_WAIT:g}s of its final chunk"
+            ) from None
         missing = _not_found(body.model, result)
         if missing is not None:
             return missing
