@@ -32,6 +32,7 @@ from ark_mesh.broker import (
 from ark_mesh.bus import BusConfig, ConnectionSettings, WorkerSettings
 from ark_mesh.embeddings_reconciler import EmbeddingsReconcilerConfig, EmbeddingsReconcilerService
 from ark_mesh.query_reconciler import QueryReconcilerConfig, QueryReconcilerService
+from ark_mesh.responses_reconciler import ResponsesReconcilerConfig, ResponsesReconcilerService
 from ark_mesh.service import HealthConfig, HealthServer, ResourcesConfig
 from ark_mesh.testing.fake_llm import FakeModelServer
 from ark_mesh.testing.nats_server import NatsServer
@@ -96,6 +97,7 @@ class World:
     brokers: list[BrokerService] = field(default_factory=list)
     reconcilers: list[QueryReconcilerService] = field(default_factory=list)
     embedders: list[EmbeddingsReconcilerService] = field(default_factory=list)
+    responders: list[ResponsesReconcilerService] = field(default_factory=list)
     healths: list[HealthServer] = field(default_factory=list)
 
     def bus(self) -> BusConfig:
@@ -170,6 +172,19 @@ class World:
         service = EmbeddingsReconcilerService(config)
         await service.start(await self._health())
         self.embedders.append(service)
+        return service
+
+    async def start_responses_reconciler(self) -> ResponsesReconcilerService:
+        """A responses-reconciler on the tenants' resources (chat on ``model/…`` and the
+        Responses API go to it)."""
+        config = ResponsesReconcilerConfig(
+            bus=self.bus(),
+            resources=self.resources(),
+            health=HealthConfig(host="127.0.0.1", port=0),
+        )
+        service = ResponsesReconcilerService(config)
+        await service.start(await self._health())
+        self.responders.append(service)
         return service
 
     async def start_broker(self, config: BrokerConfig | None = None) -> BrokerService:
@@ -260,6 +275,8 @@ class World:
             await reconciler.stop(5.0)
         for embedder in reversed(self.embedders):
             await embedder.stop(5.0)
+        for responder in reversed(self.responders):
+            await responder.stop(5.0)
         for health in self.healths:
             await health.stop()
 

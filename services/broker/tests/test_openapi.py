@@ -50,7 +50,11 @@ def test_every_route_has_its_parameters_bodies_and_errors() -> None:
         for entry in methods.values()
         if "text/event-stream" in entry["responses"].get("200", {}).get("content", {})
     }
-    assert streams == {"/v1/queries/{id}/stream", "/openai/v1/chat/completions"}
+    assert streams == {
+        "/v1/queries/{id}/stream",
+        "/openai/v1/chat/completions",
+        "/openai/v1/responses",
+    }
 
 
 async def test_the_broker_serves_the_checked_in_document(running: Any) -> None:

@@ -118,11 +118,12 @@ def _route(path: str) -> str:
 
 @pytest.fixture
 async def mesh(world: Any) -> Any:
-    """The broker (token auth), a query-reconciler and an embeddings-reconciler with one
+    """The broker (token auth), a query-, a responses- and an embeddings-reconciler with one
     embeddings Model ``embedder`` per tenant: every route reaches real work. A non-streaming
     call waits at most 15 s (then its documented 504), so a generated ``timeout`` cannot
     stretch the run."""
     await world.start_reconciler()
+    await world.start_responses_reconciler()
     await world.start_embeddings_reconciler(
         [
             {

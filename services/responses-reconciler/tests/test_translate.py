@@ -17,7 +17,8 @@ from ark_mesh.responses_reconciler import (
 def test_targets_are_type_slash_name() -> None:
     assert parse_target("agent/helper") == Target("agent", "helper")
     assert parse_target("model/gpt-4o").label == "model/gpt-4o"
-    for bad in ("helper", "tool/x", "agent/", "agent/a/b"):
+    assert parse_target("tool/lookup") == Target("tool", "lookup")
+    for bad in ("helper", "prompt/x", "agent/", "agent/a/b"):
         with pytest.raises(InvalidRequestError, match=repr(bad)):
             parse_target(bad)
 

@@ -303,6 +303,9 @@ class Topology:
         yield _kv_stream(subjects.QUERIES_BUCKET, c.queries_bucket, "Latest status per query")
         yield _kv_stream(subjects.CANCEL_BUCKET, c.cancel_bucket, "Cancel flags per query")
         yield _kv_stream(subjects.RUNS_BUCKET, c.runs_bucket, "Step log of each running query")
+        yield _kv_stream(
+            subjects.RESPONSES_BUCKET, c.responses_bucket, "Stored OpenAI responses (conversations)"
+        )
 
     def _kinds(self) -> tuple[subjects.WorkKind, ...]:
         return tuple(consumer.kind for consumer in self.config.work_consumers)

@@ -27,6 +27,7 @@ __all__ = [
     "ARK_WORK",
     "CANCEL_BUCKET",
     "QUERIES_BUCKET",
+    "RESPONSES_BUCKET",
     "RUNS_BUCKET",
     "STREAM_SUBJECTS",
     "Subject",
@@ -62,6 +63,11 @@ CANCEL_BUCKET = "ark-cancel"
 RUNS_BUCKET = "ark-runs"
 """KV bucket of run step logs (:class:`~ark_mesh.contracts.approvals.RunLog`), key
 ``<tenant>.<queryId>``: what a redelivered or resumed query replays instead of re-executing."""
+
+RESPONSES_BUCKET = "ark-responses"
+"""KV bucket of stored OpenAI Responses (``POST /openai/v1/responses``), key
+``<tenant>.<responseId>``: the conversation a ``previous_response_id`` continues, readable by
+every broker replica."""
 
 WorkKind = Literal["query", "responses", "embeddings"]
 QueryChannel = Literal["chunk", "event", "status", "result", "cancel"]

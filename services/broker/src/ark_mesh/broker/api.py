@@ -15,6 +15,8 @@ GET     /v1/tool-approvals/{name}                    one approval (``a2a-task-<t
 POST    /v1/tool-approvals/{name}/decision           approve or reject it (both modes)
 POST    /openai/v1/chat/completions                  OpenAI-compatible, ``model: agent/<name>``
 POST    /openai/v1/embeddings                        OpenAI-compatible, ``model: [model/]<name>``
+POST    /openai/v1/responses                         OpenAI Responses API (responses-reconciler)
+GET     /openai/v1/responses/{id}                    a stored response (``DELETE``: forget it)
 GET     /openapi.json                                this API as an OpenAPI 3.1 document
 GET     /healthz, /readyz                            probes (also on the health port)
 ======  ===========================================  ==============================================
@@ -74,7 +76,12 @@ from ark_mesh.broker.catalog import (
     tool_summary,
 )
 from ark_mesh.broker.embeddings import EmbeddingsBroker
-from ark_mesh.broker.errors import ApiError, BadRequestError, GatewayTimeoutError
+from ark_mesh.broker.errors import (
+    ApiError,
+    BadRequestError,
+    GatewayTimeoutError,
+    UnavailableError,
+)
 from ark_mesh.broker.openai_compat import (
     ChunkShaper,
     chat_completion,
@@ -107,6 +114,9 @@ from ark_mesh.broker.responses import (
     ModelListResponse,
     OpenAIError,
     OpenAIModelList,
+    OpenAIResponse,
+    OpenAIResponseDeleted,
+    OpenAIResponseStreamEvent,
     QueryDetailResponse,
     QueryListResponse,
     QueryResponse,
@@ -118,6 +128,14 @@ from ark_mesh.broker.responses import (
     ToolDetailResponse,
     ToolListResponse,
 )
+from ark_mesh.broker.responses_api import (
+    ResponsesCreateRequest,
+    chat_on_model,
+    create_response,
+    delete_response,
+    get_response,
+)
+from ark_mesh.broker.responses_bus import ResponsesBroker
 from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event, parse_last_event_id
 from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import BusError, NatsError, StreamEntry
@@ -147,6 +165,7 @@ BROKER: web.AppKey[QueryBroker] = web.AppKey("broker", QueryBroker)
 EMBEDDINGS: web.AppKey[EmbeddingsBroker] = web.AppKey("embeddings", EmbeddingsBroker)
 CATALOG: web.AppKey[Catalog] = web.AppKey("catalog", Catalog)
 APPROVALS: web.AppKey[ToolApprovals] = web.AppKey("approvals", ToolApprovals)
+RESPONSES: web.AppKey[ResponsesBroker] = web.AppKey("responses", ResponsesBroker)
 MAX_PAGE = 2**31 - 1
 TENANTS: web.AppKey[TenantResolver] = web.AppKey("tenants", TenantResolver)
 HEALTH: web.AppKey[HealthServer] = web.AppKey("health", HealthServer)
@@ -169,6 +188,7 @@ def build_app(
     max_body_bytes: int,
     catalog: Catalog | None = None,
     approvals: ToolApprovals | None = None,
+    responses: ResponsesBroker | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[_trace_middleware, _error_middleware], client_max_size=max_body_bytes
@@ -177,6 +197,8 @@ def build_app(
     app[EMBEDDINGS] = embeddings
     app[CATALOG] = catalog or Catalog(None)
     app[APPROVALS] = approvals or ToolApprovals(broker)
+    if responses is not None:
+        app[RESPONSES] = responses
     app[TENANTS] = tenants
     app[HEALTH] = health
     app[HEARTBEAT] = heartbeat
@@ -737,6 +759,16 @@ async def openai_models(request: web.Request) -> web.Response:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     tenant = _tenant(request)
     body = decode_body(await _body(request), ChatCompletionRequest)
+    if body.target()["type"] == "model":
+        # A Model answers the whole conversation: the responses-reconciler's work.
+        return await chat_on_model(
+            request,
+            body,
+            tenant=tenant,
+            broker=_responses(request),
+            heartbeat=request.app[HEARTBEAT],
+            completion_wait=request.app[COMPLETION_WAIT],
+        )
     timeout = body.meta("timeout")
     spec_body = convert_body(
         {
@@ -804,6 +836,43 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 query_id=record.id, name=record.name, model=body.model, status=final.status
             )
         )
+
+
+def _responses(request: web.Request) -> ResponsesBroker:
+    responses = request.app.get(RESPONSES)
+    if responses is None:
+        raise UnavailableError("this broker has no responses path configured")
+    return responses
+
+
+async def create_openai_response(request: web.Request) -> web.StreamResponse:
+    """OpenAI's Responses API through the responses-reconciler (:mod:`.responses_api`)."""
+    return await create_response(
+        request,
+        tenant=_tenant(request),
+        data=await _body(request),
+        broker=_responses(request),
+        heartbeat=request.app[HEARTBEAT],
+        completion_wait=request.app[COMPLETION_WAIT],
+    )
+
+
+async def get_openai_response(request: web.Request) -> web.Response:
+    return await get_response(
+        request,
+        tenant=_tenant(request),
+        response_id=request.match_info["response_id"],
+        broker=_responses(request),
+    )
+
+
+async def delete_openai_response(request: web.Request) -> web.Response:
+    return await delete_response(
+        request,
+        tenant=_tenant(request),
+        response_id=request.match_info["response_id"],
+        broker=_responses(request),
+    )
 
 
 async def create_embeddings(request: web.Request) -> web.Response:
@@ -991,6 +1060,7 @@ def _catalog_routes(
 
 
 _OPENAI_TIMEOUT = Reply(504, "The query did not finish in time", OpenAIError)
+_RESPONSE_ID = Param("response_id", "path", "The response's id (`resp_…`).")
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -1151,6 +1221,65 @@ OPERATIONS: tuple[Operation, ...] = (
         replies=(
             Reply(200, "The vectors, in input order", EmbeddingsList),
             _OPENAI_TIMEOUT,
+        ),
+    ),
+    Operation(
+        "POST",
+        "/openai/v1/responses",
+        create_openai_response,
+        "createResponse",
+        "OpenAI Responses API; `model` is `agent/<name>`, `team/…`, `model/…` or `tool/…`; "
+        "`previous_response_id` continues a stored response",
+        "openai",
+        body=ResponsesCreateRequest,
+        dialect="openai",
+        replies=(
+            Reply(
+                200,
+                "The response; with `stream: true` Responses events (`event:` + `data:`)",
+                OpenAIResponse,
+                sse=OpenAIResponseStreamEvent,
+            ),
+            Reply(
+                404,
+                "The target named by `model`, or `previous_response_id`, does not exist",
+                OpenAIError,
+            ),
+            Reply(
+                500,
+                "The run ended failed or canceled (`x-should-retry: false`)",
+                OpenAIError,
+                headers={"x-should-retry": "`false`: retrying would run the request again."},
+            ),
+            _OPENAI_TIMEOUT,
+        ),
+    ),
+    Operation(
+        "GET",
+        "/openai/v1/responses/{response_id}",
+        get_openai_response,
+        "getResponse",
+        "A stored response (`store` was not false) of the caller's tenant",
+        "openai",
+        params=(_RESPONSE_ID,),
+        dialect="openai",
+        replies=(
+            Reply(200, "The response", OpenAIResponse),
+            Reply(404, "No such response in the caller's tenant", OpenAIError),
+        ),
+    ),
+    Operation(
+        "DELETE",
+        "/openai/v1/responses/{response_id}",
+        delete_openai_response,
+        "deleteResponse",
+        "Forget a stored response: it can no longer be read or continued",
+        "openai",
+        params=(_RESPONSE_ID,),
+        dialect="openai",
+        replies=(
+            Reply(200, "Deleted", OpenAIResponseDeleted),
+            Reply(404, "No such response in the caller's tenant", OpenAIError),
         ),
     ),
     Operation(

@@ -50,6 +50,7 @@ __all__ = [
     "EventList",
     "ExecutionContext",
     "Health",
+    "InputTokensDetails",
     "Mode",
     "ModelDetailResponse",
     "ModelListResponse",
@@ -58,6 +59,14 @@ __all__ = [
     "OpenAIErrorBody",
     "OpenAIModel",
     "OpenAIModelList",
+    "OpenAIResponse",
+    "OpenAIResponseDeleted",
+    "OpenAIResponseError",
+    "OpenAIResponseMessage",
+    "OpenAIResponseOutputText",
+    "OpenAIResponseStreamEvent",
+    "OpenAIResponseUsage",
+    "OutputTokensDetails",
     "QueryAccepted",
     "QueryDetailResponse",
     "QueryListResponse",
@@ -585,3 +594,109 @@ class OpenAIModelList(_OpenAI, kw_only=True):
 
     object: Literal["list"] = "list"
     data: list[OpenAIModel]
+
+
+# --------------------------------------------------------------------------- /openai/v1/responses
+
+
+class OpenAIResponseOutputText(_OpenAI, kw_only=True):
+    """One ``output_text`` content part of an assistant message."""
+
+    type: Literal["output_text"] = "output_text"
+    text: str
+    annotations: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+class OpenAIResponseMessage(_OpenAI, kw_only=True):
+    """The assistant's message, the one output item a response of the mesh has."""
+
+    id: str
+    type: Literal["message"] = "message"
+    role: Literal["assistant"] = "assistant"
+    status: Literal["in_progress", "completed", "incomplete"]
+    content: list[OpenAIResponseOutputText]
+
+
+class InputTokensDetails(_OpenAI, kw_only=True):
+    cached_tokens: int = 0
+
+
+class OutputTokensDetails(_OpenAI, kw_only=True):
+    reasoning_tokens: int = 0
+
+
+class OpenAIResponseUsage(_OpenAI, kw_only=True):
+    """The run's real token usage (every model call of an agent or team counted)."""
+
+    input_tokens: int
+    input_tokens_details: InputTokensDetails = msgspec.field(default_factory=InputTokensDetails)
+    output_tokens: int
+    output_tokens_details: OutputTokensDetails = msgspec.field(default_factory=OutputTokensDetails)
+    total_tokens: int
+
+
+class OpenAIResponseError(_OpenAI, kw_only=True):
+    """Why a response ``failed`` (``code`` is OpenAI's ``server_error`` for a run that failed)."""
+
+    code: str
+    message: str
+
+
+class OpenAIResponse(_OpenAI, kw_only=True):
+    """OpenAI's ``response`` object (``POST``/``GET /openai/v1/responses``). The SDKs' ``output_text``
+    is a property over ``output``; ``model`` is the target as sent (``agent/<name>`` …)."""
+
+    id: str
+    object: Literal["response"] = "response"
+    created_at: int
+    completed_at: int | None = None
+    status: Literal["completed", "failed", "in_progress", "cancelled", "incomplete", "queued"]
+    model: str
+    output: list[OpenAIResponseMessage]
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    error: OpenAIResponseError | None = None
+    incomplete_details: dict[str, Any] | None = None
+    usage: OpenAIResponseUsage | None = None
+    store: bool = True
+    parallel_tool_calls: bool = False
+    tool_choice: Literal["auto", "none"] = "auto"
+    tools: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    temperature: float | None = None
+    top_p: float | None = None
+    text: dict[str, Any] = msgspec.field(default_factory=lambda: {"format": {"type": "text"}})
+    truncation: Literal["disabled", "auto"] = "disabled"
+    background: bool = False
+
+
+class OpenAIResponseDeleted(_OpenAI, kw_only=True):
+    """``DELETE /openai/v1/responses/{id}``: the response is forgotten (it cannot be continued)."""
+
+    id: str
+    object: Literal["response"] = "response"
+    deleted: bool = True
+
+
+class OpenAIResponseStreamEvent(_OpenAI, kw_only=True):
+    """One event of a streamed response (documentation only): ``event:`` is ``type``, then the
+    ``data:`` line. In order: ``response.created``, ``response.in_progress``,
+    ``response.output_item.added``, ``response.content_part.added``,
+    ``response.output_text.delta``…, ``response.output_text.done``,
+    ``response.content_part.done``, ``response.output_item.done`` and ``response.completed`` —
+    or ``response.failed`` when the run failed (``error`` when the mesh could not follow it)."""
+
+    type: str
+    sequence_number: int
+    response: OpenAIResponse | None = None
+    output_index: int | None = None
+    content_index: int | None = None
+    item_id: str | None = None
+    item: OpenAIResponseMessage | None = None
+    part: OpenAIResponseOutputText | None = None
+    delta: str | None = None
+    text: str | None = None
+    logprobs: list[Any] | None = None
+    code: str | None = None
+    message: str | None = None
+    param: str | None = None

@@ -21,9 +21,11 @@ from ark_mesh.broker.api import build_app
 from ark_mesh.broker.approvals import ToolApprovals
 from ark_mesh.broker.catalog import Catalog, ResourceReader
 from ark_mesh.broker.config import SERVICE_NAME, BrokerConfig
+from ark_mesh.broker.conversations import ResponseStore
 from ark_mesh.broker.embeddings import EmbeddingsBroker
 from ark_mesh.broker.queries import QueryBroker
 from ark_mesh.broker.readmodel import InFlight, ReadModel, RecordCodec
+from ark_mesh.broker.responses_bus import ResponsesBroker
 from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import (
     Bus,
@@ -64,7 +66,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         self.read_model: ReadModel | None = None
         self.in_flight: InFlight | None = None
         self.broker: QueryBroker | None = None
-        self._api: tuple[QueryBroker, EmbeddingsBroker] | None = None
+        self._api: tuple[QueryBroker, EmbeddingsBroker, ResponsesBroker] | None = None
         self.approvals: ToolApprovals | None = None
         self.resources: ResourceSource | None = None
         self.catalog = Catalog(None)
@@ -123,7 +125,17 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             cancels=CancelChannel(bus),
             kube=self.kube,
         )
-        self._api = queries, EmbeddingsBroker(publisher=publisher, reader=StreamReader(bus))
+        responses = ResponsesBroker(
+            publisher=publisher,
+            reader=StreamReader(bus),
+            cancels=CancelChannel(bus),
+            store=ResponseStore(bus),
+        )
+        self._api = (
+            queries,
+            EmbeddingsBroker(publisher=publisher, reader=StreamReader(bus)),
+            responses,
+        )
         self.approvals = approvals = ToolApprovals(
             queries, redispatch_after=config.approvals.redispatch_seconds
         )
@@ -150,7 +162,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
     async def serve(self, health: HealthServer, stack: contextlib.AsyncExitStack) -> None:
         config = self.config
         assert self._api is not None  # setup built it
-        queries, embeddings = self._api
+        queries, embeddings, responses = self._api
         self.app = app = build_app(
             queries,
             embeddings,
@@ -161,6 +173,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             max_body_bytes=config.limits.max_body_bytes,
             catalog=self.catalog,
             approvals=self.approvals,
+            responses=responses,
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.grace_period)
         await runner.setup()

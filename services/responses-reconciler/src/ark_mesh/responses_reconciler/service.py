@@ -12,7 +12,7 @@ import contextlib
 
 import aiohttp
 
-from ark_mesh.bus import Bus, Publisher
+from ark_mesh.bus import Bus, CancelChannel, Publisher, StreamReader
 from ark_mesh.contracts import ResponsesRequest
 from ark_mesh.responses_reconciler.config import SERVICE_NAME, ResponsesReconcilerConfig
 from ark_mesh.responses_reconciler.handler import ResponsesWork
@@ -48,6 +48,8 @@ class ResponsesReconcilerService(ReconcilerService[ResponsesRequest, ResponsesRe
             models=models,
             http=http,
             reconciler_id=config.identity(),
+            cancels=CancelChannel(bus),
+            reader=StreamReader(bus),
         )
         # No ``recover``: a body the worker could not decode names no request id to answer on.
         return WorkHandlers(work.handle, identify=_identify, end=work.end_dead_letter)

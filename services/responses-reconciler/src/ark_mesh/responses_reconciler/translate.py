@@ -26,8 +26,8 @@ from ark_mesh.responses_reconciler.errors import InvalidRequestError
 
 __all__ = ["Target", "as_query_request", "last_user_text", "parse_target", "timeout_of"]
 
-TargetType = Literal["agent", "team", "model"]
-_TYPES: tuple[TargetType, ...] = ("agent", "team", "model")
+TargetType = Literal["agent", "team", "model", "tool"]
+_TYPES: tuple[TargetType, ...] = ("agent", "team", "model", "tool")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ class Target:
 
 
 def parse_target(raw: str) -> Target:
-    """``agent/<name>``, ``team/<name>`` or ``model/<name>`` (the OpenAI ``model`` field of Ark)."""
+    """``agent/<name>``, ``team/<name>``, ``model/<name>`` or ``tool/<name>`` (the OpenAI
+    ``model`` field of Ark). A tool target runs as a query: the last user message is its input
+    (a JSON object of arguments, else ``{"input": text}``)."""
     kind, _, name = raw.partition("/")
     if not name or "/" in name or kind not in _TYPES:
         raise InvalidRequestError(
@@ -92,7 +94,7 @@ def earlier_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def as_query_request(
     request: ResponsesRequest, target: Target, *, input_text: str | None = None
 ) -> QueryRequest:
-    """The Query an agent or team target runs as: the last user message is its input, and
+    """The Query an agent, team or tool target runs as: the last user message is its input, and
     :func:`earlier_messages` its history. A model target passes its own ``input_text`` (its
     messages go to the model whole). A streaming request is annotated the way ark-api annotates
     a query whose client asks to stream, so the model calls stream too."""
