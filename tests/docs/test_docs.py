@@ -65,7 +65,12 @@ def test_subjects_page_names_every_stream_subject_and_message() -> None:
         *(s for s in subjects.STREAM_SUBJECTS if f"`{s}`" not in page),
         *(
             b
-            for b in (subjects.QUERIES_BUCKET, subjects.CANCEL_BUCKET, subjects.RUNS_BUCKET)
+            for b in (
+                subjects.QUERIES_BUCKET,
+                subjects.CANCEL_BUCKET,
+                subjects.RUNS_BUCKET,
+                subjects.SESSIONS_BUCKET,
+            )
             if f"`{b}`" not in page
         ),
         *(

@@ -28,6 +28,7 @@ __all__ = [
     "CANCEL_BUCKET",
     "QUERIES_BUCKET",
     "RUNS_BUCKET",
+    "SESSIONS_BUCKET",
     "STREAM_SUBJECTS",
     "Subject",
     "SubjectKind",
@@ -62,6 +63,9 @@ CANCEL_BUCKET = "ark-cancel"
 RUNS_BUCKET = "ark-runs"
 """KV bucket of run step logs (:class:`~ark_mesh.contracts.approvals.RunLog`), key
 ``<tenant>.<queryId>``: what a redelivered or resumed query replays instead of re-executing."""
+SESSIONS_BUCKET = "ark-sessions"
+"""KV bucket of the sessions read model (Ark's broker ``/sessions``), key
+``<tenant>.<sessionKey>``: the aggregate the brokers fold from ``ARK_EVENTS``."""
 
 WorkKind = Literal["query", "responses", "embeddings"]
 QueryChannel = Literal["chunk", "event", "status", "result", "cancel"]

@@ -15,6 +15,8 @@ GET     /v1/tool-approvals/{name}                    one approval (``a2a-task-<t
 POST    /v1/tool-approvals/{name}/decision           approve or reject it (both modes)
 POST    /openai/v1/chat/completions                  OpenAI-compatible, ``model: agent/<name>``
 POST    /openai/v1/embeddings                        OpenAI-compatible, ``model: [model/]<name>``
+ALL     /conversations, /messages, /memory-status    Ark's Memory API on ARK_MEMORY (.memory_api)
+GET     /sessions[/{id}]                             sessions folded from events (.sessions)
 GET     /openapi.json                                this API as an OpenAPI 3.1 document
 GET     /healthz, /readyz                            probes (also on the health port)
 ======  ===========================================  ==============================================
@@ -74,6 +76,7 @@ from ark_mesh.broker.catalog import (
 )
 from ark_mesh.broker.embeddings import EmbeddingsBroker
 from ark_mesh.broker.errors import ApiError, BadRequestError, GatewayTimeoutError
+from ark_mesh.broker.memory_api import MEMORY, ConversationMemory, memory_operations
 from ark_mesh.broker.openai_compat import (
     ChunkShaper,
     chat_completion,
@@ -117,6 +120,7 @@ from ark_mesh.broker.responses import (
     ToolDetailResponse,
     ToolListResponse,
 )
+from ark_mesh.broker.sessions_api import SESSIONS, Sessions, session_operations
 from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event, parse_last_event_id
 from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import BusError, NatsError, StreamEntry
@@ -159,6 +163,8 @@ def build_app(
     max_body_bytes: int,
     catalog: Catalog | None = None,
     approvals: ToolApprovals | None = None,
+    memory: ConversationMemory | None = None,
+    sessions: Sessions | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[_trace_middleware, _error_middleware], client_max_size=max_body_bytes
@@ -168,6 +174,10 @@ def build_app(
     app[CATALOG] = catalog or Catalog(None)
     app[APPROVALS] = approvals or ToolApprovals(broker)
     app[TENANTS] = tenants
+    if memory is not None:
+        app[MEMORY] = memory
+    if sessions is not None:
+        app[SESSIONS] = sessions
     app[HEALTH] = health
     app[HEARTBEAT] = heartbeat
     app[COMPLETION_WAIT] = completion_wait
@@ -1197,6 +1207,8 @@ OPERATIONS: tuple[Operation, ...] = (
         dialect="openai",
         replies=(Reply(200, "The targets", OpenAIModelList),),
     ),
+    *memory_operations(_tenant),
+    *session_operations(_tenant),
     Operation(
         "GET",
         "/openapi.json",
