@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 from ark_mesh.broker import BrokerService
+from ark_mesh.broker.sessions import StoredSession, fold
+from ark_mesh.contracts import QueryEvent
 from ark_mesh.query_reconciler import QueryReconcilerConfig, QueryReconcilerService
 from ark_mesh.query_reconciler.config import MemoryConfig
 from ark_mesh.service import HealthConfig, ResourcesConfig
@@ -190,8 +192,15 @@ async def test_bad_memory_requests_name_the_field(mesh: Any) -> None:
         status, answer = await call(world, "POST", "/messages", body)
         assert status == 422, answer
         assert answer["error"]["field"] == field
-    status, answer = await call(world, "GET", "/messages?limit=0")
-    assert (status, answer["error"]["field"]) == (400, "limit")
+    for path, field in (
+        ("/messages?limit=0", "limit"),
+        ("/messages?watch=true", "watch"),
+        ("/sessions?watch=true", "watch"),
+        ("/sessions?status=busy", "status"),
+        ("/sessions?limit=5&limit=6", "limit"),
+    ):
+        status, answer = await call(world, "GET", path)
+        assert (status, answer["error"]["field"]) == (400, field), path
 
 
 async def test_a_session_reads_the_same_from_either_replica(mesh: Any) -> None:
@@ -289,3 +298,48 @@ async def test_a_session_reads_the_same_from_either_replica(mesh: Any) -> None:
     assert [item["sessionId"] for item in page["items"]] == ["session-demo"]
     assert page["hasMore"] is False
     assert (await call(world, "GET", "/sessions/unknown"))[0] == 404
+
+
+def _event(reason: str, seq_time: str, **data: str) -> QueryEvent:
+    identity = {"sessionId": "s-1", "queryName": "q-1", "queryNamespace": TENANT_A}
+    return QueryEvent(timestamp=seq_time, reason=reason, data={**identity, **data})
+
+
+def _replay(events: list[tuple[int, QueryEvent]]) -> StoredSession | None:
+    stored = None
+    for seq, event in events:
+        stored = fold(stored, TENANT_A, event, seq) or stored
+    return stored
+
+
+def test_the_fold_is_idempotent_and_tolerates_events_out_of_order() -> None:
+    events = [
+        (3, _event("QueryExecutionStart", "2026-01-01T00:00:01.000Z")),
+        (5, _event("ToolCallError", "2026-01-01T00:00:02.000Z", toolName="search")),
+        (
+            8,
+            _event(
+                "QueryExecutionComplete",
+                "2026-01-01T00:01:05.000Z",
+                agent="helper",
+                targetType="agent",
+                conversationId="c-1",
+            ),
+        ),
+    ]
+    in_order = _replay(events)
+    assert in_order is not None
+    query = in_order.entry.queries["q-1"]
+    # A later done clears the transient error; the tool is set once from toolName.
+    assert (query.phase, query.error, query.tool, query.agent) == ("done", None, "search", "helper")
+    assert in_order.entry.status == "idle"
+    assert in_order.entry.conversations[0].duration == "1m 4s"
+    # Applying any event again changes nothing.
+    for seq, event in events:
+        assert fold(in_order, TENANT_A, event, seq) is None
+    # The same events in another order (two replicas took them) fold to the same aggregate.
+    shuffled = _replay([events[2], events[0], events[1]])
+    assert shuffled is not None
+    assert msgspec.json.encode(shuffled.entry) == msgspec.json.encode(in_order.entry)
+    # An event without a session or a query name is dropped, as in Ark.
+    assert fold(None, TENANT_A, QueryEvent(timestamp="t", reason="x", data={}), 1) is None

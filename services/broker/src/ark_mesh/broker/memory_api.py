@@ -43,6 +43,7 @@ __all__ = [
     "MessagesPage",
     "int_param",
     "memory_operations",
+    "refuse_watch",
 ]
 
 _decode = decoder_for(ConversationMessages)
@@ -337,10 +338,11 @@ def _memory(request: web.Request) -> ConversationMemory:
     return memory
 
 
-def _refuse_watch(request: web.Request) -> None:
+def refuse_watch(request: web.Request) -> None:
+    """``watch=true`` asks for an SSE stream these routes do not serve: refused by name."""
     if request.query.get("watch") == "true":
         raise BadRequestError(
-            "watch=true (an SSE stream of messages) is not served; page with cursor instead",
+            "watch=true (an SSE stream) is not served here; page with limit and cursor instead",
             field="watch",
             status=400,
         )
@@ -412,7 +414,7 @@ def memory_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
         return web.Response(status=200)
 
     async def list_messages(request: web.Request) -> web.Response:
-        _refuse_watch(request)
+        refuse_watch(request)
         tenant = tenant_of(request)
         limit = int_param(request, "limit", 1, MAX_LIMIT) or DEFAULT_LIMIT
         cursor = int_param(request, "cursor", 0, 2**63 - 1)

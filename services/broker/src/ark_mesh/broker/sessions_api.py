@@ -19,7 +19,7 @@ import msgspec
 from aiohttp import web
 
 from ark_mesh.broker.errors import BadRequestError, NotFoundError, UnavailableError
-from ark_mesh.broker.memory_api import DEFAULT_MEMORY_NAME, MAX_LIMIT, int_param
+from ark_mesh.broker.memory_api import DEFAULT_MEMORY_NAME, MAX_LIMIT, int_param, refuse_watch
 from ark_mesh.broker.openapi import Operation, Param, Reply
 from ark_mesh.broker.readmodel import parse_instant
 from ark_mesh.broker.sessions import SessionEntry, SessionIndex, SessionStore, status_counts
@@ -152,6 +152,7 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
 
     async def list_sessions(request: web.Request) -> web.Response:
         tenant = tenant_of(request)
+        refuse_watch(request)
         entries = _sessions(request).index.sessions(tenant)
         limit = int_param(request, "limit", 1, MAX_LIMIT)
         cursor = int_param(request, "cursor", 0, 2**31 - 1)
@@ -204,6 +205,7 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
         Param("search", "query", "Substring of the id, name, or a query's agent/team/tool."),
         Param("sort", "query", "Sort key.", {"enum": list(_SORTS)}),
         Param("order", "query", "Sort order (default `desc`).", {"enum": ["asc", "desc"]}),
+        Param("watch", "query", "`true` is refused: watching is not served."),
     )
     listing = (
         Reply(
