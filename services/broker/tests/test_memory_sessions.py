@@ -158,6 +158,8 @@ async def test_messages_round_trip_become_history_and_stay_in_their_tenant(mesh:
     assert {item["query_id"] for item in rest["items"]} == {name}
 
     # ark-api's views of the same store.
+    proxied = await call(world, "GET", f"/v1/broker/messages?memory=default&conversation_id={cid}")
+    assert proxied == (200, page)
     assert (await call(world, "GET", "/v1/conversations"))[1] == {
         "items": [{"conversationId": cid, "memoryName": "default"}],
         "total": 1,
@@ -298,6 +300,18 @@ async def test_a_session_reads_the_same_from_either_replica(mesh: Any) -> None:
     assert [item["sessionId"] for item in page["items"]] == ["session-demo"]
     assert page["hasMore"] is False
     assert (await call(world, "GET", "/sessions/unknown"))[0] == 404
+    early = (await call(world, "GET", "/sessions?limit=10&dateTo=2000-01-01"))[1]
+    assert early["total"] == 0
+    assert (await call(world, "GET", "/sessions?limit=10&dateFrom=2000-01-01"))[1]["total"] == 1
+
+    # Purging sessions is per tenant too.
+    assert (await call(world, "DELETE", "/sessions", tenant=TENANT_B))[0] == 200
+    assert (await call(world, "GET", "/sessions/session-demo"))[0] == 200
+    assert (await call(world, "DELETE", "/v1/broker/sessions", broker=second))[1] == {
+        "status": "success",
+        "message": "Sessions purged",
+    }
+    assert (await call(world, "GET", "/sessions/session-demo"))[0] == 404
 
 
 def _event(reason: str, seq_time: str, **data: str) -> QueryEvent:

@@ -378,9 +378,9 @@ def memory_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
 
     async def delete_conversations(request: web.Request) -> web.Response:
         await _memory(request).purge(tenant_of(request))
-        if request.path.startswith("/v1/"):
+        if request.path.startswith("/v1/conversations"):
             return _json(ApiMessage(message="All conversations deleted successfully"))
-        if request.path == "/messages":
+        if request.path.endswith("/messages"):
             return _json(StatusMessage(status="success", message="Memory purged"))
         return _json(StatusMessage(status="success", message="All conversations deleted"))
 
@@ -598,6 +598,45 @@ def memory_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
             "purgeMessages",
             "Delete all of the caller's messages (Ark's older route)",
             tag,
+            replies=(status,),
+        ),
+        Operation(
+            "GET",
+            "/v1/broker/messages",
+            list_messages,
+            "brokerListMessages",
+            "ark-api's proxy of `GET /messages` (the dashboard's memory view)",
+            api_tag,
+            params=(
+                Param("memory", "query", "The Memory whose broker to ask (broker mode: ignored)."),
+                Param("conversation_id", "query", "Only this conversation's messages."),
+                Param("query_id", "query", "Only this query's messages."),
+                Param(
+                    "limit",
+                    "query",
+                    f"Messages per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}).",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                ),
+                Param(
+                    "cursor",
+                    "query",
+                    "Messages after this sequence (the previous page's `nextCursor`).",
+                    {"type": "integer", "minimum": 0},
+                ),
+                Param("watch", "query", "`true` is refused: watching is not served."),
+            ),
+            replies=(Reply(200, "One page", MessagesPage),),
+        ),
+        Operation(
+            "DELETE",
+            "/v1/broker/messages",
+            delete_conversations,
+            "brokerPurgeMessages",
+            "ark-api's proxy of `DELETE /messages`: the caller's messages",
+            api_tag,
+            params=(
+                Param("memory", "query", "The Memory whose broker to ask (broker mode: ignored)."),
+            ),
             replies=(status,),
         ),
         Operation(

@@ -381,6 +381,12 @@ class SessionStore:
         stored = self.decode(key, entry.value) if entry.value else None
         return stored.entry if stored is not None and stored.tenant == tenant else None
 
+    async def purge(self, keys: Iterable[str]) -> None:
+        """Forget these sessions (their keys, as :meth:`SessionIndex.keys` lists them)."""
+        for key in keys:
+            with contextlib.suppress(KeyNotFoundError, InvalidKeyError), _unavailable("purge"):
+                await self.kv.purge(key)
+
     async def apply(self, tenant: str, event: QueryEvent, seq: int) -> bool:
         """Fold one event in; ``False`` when it changed nothing."""
         session_id = event.data.get("sessionId")
@@ -446,6 +452,9 @@ class SessionIndex:
 
     def sessions(self, tenant: str) -> list[SessionEntry]:
         return list(self._sessions.get(tenant, {}).values())
+
+    def keys(self, tenant: str) -> list[str]:
+        return list(self._sessions.get(tenant, {}))
 
     async def start(self) -> None:
         watcher = await self._store.kv.watch(">")

@@ -19,7 +19,13 @@ import msgspec
 from aiohttp import web
 
 from ark_mesh.broker.errors import BadRequestError, NotFoundError, UnavailableError
-from ark_mesh.broker.memory_api import DEFAULT_MEMORY_NAME, MAX_LIMIT, int_param, refuse_watch
+from ark_mesh.broker.memory_api import (
+    DEFAULT_MEMORY_NAME,
+    MAX_LIMIT,
+    StatusMessage,
+    int_param,
+    refuse_watch,
+)
 from ark_mesh.broker.openapi import Operation, Param, Reply
 from ark_mesh.broker.readmodel import parse_instant
 from ark_mesh.broker.sessions import SessionEntry, SessionIndex, SessionStore, status_counts
@@ -134,6 +140,20 @@ def _filtered(request: web.Request, entries: list[SessionEntry]) -> list[Session
                 for value in (query.agent, query.team, query.tool)
             )
         ]
+    for name, after in (("dateFrom", True), ("dateTo", False)):
+        text = request.query.get(name)
+        if text is None:
+            continue
+        bound = parse_instant(text)
+        if bound is None:
+            raise BadRequestError(
+                f"{name} must be an RFC 3339 date or instant, got {text!r}", field=name, status=400
+            )
+        entries = [
+            entry
+            for entry in entries
+            if (_last_activity(entry) >= bound if after else _last_activity(entry) <= bound)
+        ]
     sort = _choice(request, "sort", _SORTS)
     order: Literal["asc", "desc"] = (
         "asc" if _choice(request, "order", ("asc", "desc")) == "asc" else "desc"
@@ -180,6 +200,12 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
             raise NotFoundError(f"session {session_id!r} not found", field="session_id")
         return _json(entry)
 
+    async def purge_sessions(request: web.Request) -> web.Response:
+        tenant = tenant_of(request)
+        sessions = _sessions(request)
+        await sessions.store.purge(sessions.index.keys(tenant))
+        return _json(StatusMessage(status="success", message="Sessions purged"))
+
     async def api_list_sessions(request: web.Request) -> web.Response:
         tenant = tenant_of(request)
         entries = _sessions(request).index.sessions(tenant)
@@ -203,6 +229,8 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
         Param("cursor", "query", "Offset of the page.", {"type": "integer", "minimum": 0}),
         Param("status", "query", "Only sessions in this status.", {"enum": list(_STATUSES)}),
         Param("search", "query", "Substring of the id, name, or a query's agent/team/tool."),
+        Param("dateFrom", "query", "Only sessions active at or after this instant."),
+        Param("dateTo", "query", "Only sessions active at or before this instant."),
         Param("sort", "query", "Sort key.", {"enum": list(_SORTS)}),
         Param("order", "query", "Sort order (default `desc`).", {"enum": ["asc", "desc"]}),
         Param("watch", "query", "`true` is refused: watching is not served."),
@@ -215,8 +243,10 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
         ),
     )
     one = (Reply(200, "The session", SessionEntry),)
+    memory = Param("memory", "query", "The Memory whose broker to ask (broker mode: ignored).")
     operations: list[Operation] = []
     for prefix, suffix in (("", ""), ("/v1/broker", "Broker")):
+        extra = (memory,) if prefix else ()
         operations += [
             Operation(
                 "GET",
@@ -226,8 +256,18 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
                 "The caller's sessions (folded from the operation events)"
                 + (" — ark-api's proxy of the broker's route" if prefix else ""),
                 "sessions",
-                params=page_params,
+                params=(*page_params, *extra),
                 replies=listing,
+            ),
+            Operation(
+                "DELETE",
+                f"{prefix}/sessions",
+                purge_sessions,
+                f"purgeSessions{suffix}",
+                "Forget the caller's sessions (events still to come start new ones)",
+                "sessions",
+                params=extra,
+                replies=(Reply(200, "Purged", StatusMessage),),
             ),
             Operation(
                 "GET",
@@ -236,7 +276,7 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
                 f"getSession{suffix}",
                 "One session: its queries, status, participants and conversations",
                 "sessions",
-                params=(sid,),
+                params=(sid, *extra),
                 replies=one,
             ),
         ]
