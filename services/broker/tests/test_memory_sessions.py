@@ -10,6 +10,7 @@ from either replica.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ import pytest
 import yaml
 
 from ark_mesh.broker import BrokerService
-from ark_mesh.broker.sessions import StoredSession, fold
+from ark_mesh.broker.sessions import SessionStore, StoredSession, fold, session_key
+from ark_mesh.bus import PayloadCipher
 from ark_mesh.contracts import QueryEvent
 from ark_mesh.query_reconciler import QueryReconcilerConfig, QueryReconcilerService
 from ark_mesh.query_reconciler.config import MemoryConfig
@@ -357,3 +359,21 @@ def test_the_fold_is_idempotent_and_tolerates_events_out_of_order() -> None:
     assert msgspec.json.encode(shuffled.entry) == msgspec.json.encode(in_order.entry)
     # An event without a session or a query name is dropped, as in Ark.
     assert fold(None, TENANT_A, QueryEvent(timestamp="t", reason="x", data={}), 1) is None
+
+
+async def test_sessions_are_sealed_with_the_tenants_key(mesh: Any) -> None:
+    sessions = mesh.brokers[0].sessions
+    assert sessions is not None
+    store = SessionStore(sessions.store.kv, PayloadCipher({TENANT_A: {"k1": os.urandom(32)}}))
+    event = _event("QueryExecutionError", "2026-01-01T00:00:01.000Z", error="the launch code")
+    assert await store.apply(TENANT_A, event, 7)
+    raw = await store.kv.get(session_key(TENANT_A, "s-1"))
+    assert raw.value is not None
+    assert b"launch code" not in raw.value
+    entry = await store.get(TENANT_A, "s-1")
+    assert entry is not None
+    assert (entry.status, entry.queries["q-1"].error) == ("error", "the launch code")
+    # Another tenant's lookup does not find it.
+    assert await store.get(TENANT_B, "s-1") is None
+    # Applying the same delivery again writes nothing.
+    assert not await store.apply(TENANT_A, event, 7)
