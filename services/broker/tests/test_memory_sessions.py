@@ -98,6 +98,17 @@ async def until(world: Any, path: str, check: Any, *, broker: BrokerService, wit
             await asyncio.sleep(0.05)
 
 
+async def folded(broker: BrokerService) -> None:
+    """Wait until the shared ``broker-sessions`` consumer has folded every event so far."""
+    assert broker.bus is not None
+    async with asyncio.timeout(60):
+        while True:
+            info = await broker.bus.jsm.consumer_info("ARK_EVENTS", "broker-sessions")
+            if not info.num_pending and not info.num_ack_pending:
+                return
+            await asyncio.sleep(0.05)
+
+
 async def test_messages_round_trip_become_history_and_stay_in_their_tenant(mesh: Any) -> None:
     world = mesh
     status, created = await call(world, "POST", "/conversations")
@@ -305,6 +316,18 @@ async def test_a_session_reads_the_same_from_either_replica(mesh: Any) -> None:
     early = (await call(world, "GET", "/sessions?limit=10&dateTo=2000-01-01"))[1]
     assert early["total"] == 0
     assert (await call(world, "GET", "/sessions?limit=10&dateFrom=2000-01-01"))[1]["total"] == 1
+
+    only = (await call(world, "GET", "/sessions?session_id=session-demo&status=error"))[1]
+    assert list(only["sessions"]) == ["session-demo"]
+
+    # Removing the failed query (the finalizer's route) recomputes the session; first every
+    # event is folded, so none of its events comes back after the delete.
+    await folded(second)
+    status, _ = await call(world, "DELETE", f"/sessions/queries/{failed_name}")
+    assert status == 200
+    healed = (await call(world, "GET", "/sessions/session-demo", broker=second))[1]
+    assert sorted(healed["queries"]) == sorted(names)
+    assert (healed["status"], healed["errorCount"]) == ("idle", 0)
 
     # Purging sessions is per tenant too.
     assert (await call(world, "DELETE", "/sessions", tenant=TENANT_B))[0] == 200

@@ -387,6 +387,32 @@ class SessionStore:
             with contextlib.suppress(KeyNotFoundError, InvalidKeyError), _unavailable("purge"):
                 await self.kv.purge(key)
 
+    async def remove_query(self, key: str, query_name: str) -> bool:
+        """Drop query ``query_name`` from the session at ``key`` (Ark's
+        ``DELETE /sessions/queries/{name}``, the finalizer's); a session left without queries
+        is purged. ``False`` when the session did not hold it."""
+        while True:
+            try:
+                with _unavailable("get"):
+                    current = await self.kv.get(key)
+            except (KeyNotFoundError, InvalidKeyError):
+                return False
+            stored = self.decode(key, current.value) if current.value else None
+            if stored is None or query_name not in stored.entry.queries:
+                return False
+            if len(stored.entry.queries) == 1:
+                await self.purge([key])
+                return True
+            del stored.entry.queries[query_name]
+            stored.watermarks.pop(query_name, None)
+            _recompute(stored.entry)  # lastActivity stays: a delete is not activity
+            try:
+                with _unavailable("write"):
+                    await self.kv.update(key, self.encode(key, stored), last=current.revision)
+            except KeyWrongLastSequenceError:
+                continue
+            return True
+
     async def apply(self, tenant: str, event: QueryEvent, seq: int) -> bool:
         """Fold one event in; ``False`` when it changed nothing."""
         session_id = event.data.get("sessionId")

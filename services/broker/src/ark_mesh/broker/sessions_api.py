@@ -124,6 +124,9 @@ def _conversation_count(entry: SessionEntry) -> int:
 
 
 def _filtered(request: web.Request, entries: list[SessionEntry]) -> list[SessionEntry]:
+    session_id = request.query.get("session_id")
+    if session_id:
+        entries = [entry for entry in entries if entry.session_id == session_id]
     status = _choice(request, "status", _STATUSES)
     if status is not None:
         entries = [entry for entry in entries if entry.status == status]
@@ -197,7 +200,7 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
         session_id = request.match_info["session_id"]
         entry = await _sessions(request).store.get(tenant, session_id)
         if entry is None:
-            raise NotFoundError(f"session {session_id!r} not found", field="session_id")
+            raise NotFoundError("Session not found", field="session_id")
         return _json(entry)
 
     async def purge_sessions(request: web.Request) -> web.Response:
@@ -205,6 +208,20 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
         sessions = _sessions(request)
         await sessions.store.purge(sessions.index.keys(tenant))
         return _json(StatusMessage(status="success", message="Sessions purged"))
+
+    async def delete_session_query(request: web.Request) -> web.Response:
+        tenant = tenant_of(request)
+        query_name = request.match_info["query_id"]
+        sessions = _sessions(request)
+        removed = 0
+        for key in sessions.index.keys(tenant):
+            removed += await sessions.store.remove_query(key, query_name)
+        return _json(
+            StatusMessage(
+                status="success",
+                message=f"Query {query_name} removed from {removed} session(s)",
+            )
+        )
 
     async def api_list_sessions(request: web.Request) -> web.Response:
         tenant = tenant_of(request)
@@ -227,6 +244,7 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
             {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
         ),
         Param("cursor", "query", "Offset of the page.", {"type": "integer", "minimum": 0}),
+        Param("session_id", "query", "Only this session."),
         Param("status", "query", "Only sessions in this status.", {"enum": list(_STATUSES)}),
         Param("search", "query", "Substring of the id, name, or a query's agent/team/tool."),
         Param("dateFrom", "query", "Only sessions active at or after this instant."),
@@ -280,6 +298,18 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
                 replies=one,
             ),
         ]
+    operations.append(
+        Operation(
+            "DELETE",
+            "/sessions/queries/{query_id}",
+            delete_session_query,
+            "deleteSessionQuery",
+            "Remove a query (by name) from the caller's sessions; a session left empty goes",
+            "sessions",
+            params=(Param("query_id", "path", "The query's name."),),
+            replies=(Reply(200, "Removed", StatusMessage),),
+        )
+    )
     operations.append(
         Operation(
             "GET",
