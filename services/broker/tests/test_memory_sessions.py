@@ -203,6 +203,9 @@ async def test_bad_memory_requests_name_the_field(mesh: Any) -> None:
         ({"conversation_id": "c", "query_id": "q", "messages": "hi"}, "messages"),
         ({"query_id": "q", "messages": []}, "conversation_id"),
     ]
+    empty = {"conversation_id": "empty", "query_id": "q", "messages": []}
+    assert (await call(world, "POST", "/messages", empty))[0] == 200
+    assert (await call(world, "GET", "/conversations/empty"))[0] == 404
     for body, field in cases:
         status, answer = await call(world, "POST", "/messages", body)
         assert status == 422, answer

@@ -202,8 +202,9 @@ class ConversationMemory:
             )
         return found
 
-    async def append(self, tenant: str, body: PostMessagesRequest) -> int:
-        """Append ``body.messages`` as one record; its stream sequence."""
+    async def append(self, tenant: str, body: PostMessagesRequest) -> int | None:
+        """Append ``body.messages`` as one record; its stream sequence (``None``: no messages,
+        nothing written, as Ark adds nothing)."""
         subject = self.subject(tenant, body.conversation_id)
         if subject is None:
             raise BadRequestError(
@@ -221,6 +222,8 @@ class ConversationMemory:
                     field="ttl_seconds",
                 )
             headers["Nats-TTL"] = f"{body.ttl_seconds}s"
+        if not body.messages:
+            return None
         record = ConversationMessages(
             conversation_id=body.conversation_id,
             query_id=body.query_id,
