@@ -306,6 +306,28 @@ async def test_a_session_reads_the_same_from_either_replica(mesh: Any) -> None:
     assert broken["errorCount"] == 1
     assert broken["queries"][failed_name]["phase"] == "error"
     assert broken["queries"][failed_name]["error"]
+    assert "conversationId" not in broken["queries"][failed_name]
+
+    # Messages stored for a known query (Ark's applyMessage): it joins their conversation, and
+    # the session's lastActivity is the messages' time.
+    await until(  # the replica's listing index knows the query (applyMessage looks there)
+        world,
+        "/sessions?session_id=session-demo",
+        lambda body: failed_name in body["sessions"]["session-demo"]["queries"],
+        broker=second,
+    )
+    note = {"role": "user", "content": "a note"}
+    late = {"conversation_id": "late", "query_id": failed_name, "messages": [note]}
+    assert (await call(world, "POST", "/messages", late, broker=second))[0] == 200
+    stored = (await call(world, "GET", "/conversations/late"))[1]["messages"][0]
+    joined = (await call(world, "GET", "/sessions/session-demo"))[1]
+    assert joined["queries"][failed_name]["conversationId"] == "late"
+    assert "late" in [c["conversationId"] for c in joined["conversations"]]
+    assert joined["lastActivity"] == stored["timestamp"]
+    assert (
+        joined["queries"][failed_name]["lastActivity"]
+        == broken["queries"][failed_name]["lastActivity"]
+    )
     page = await until(
         world,
         "/sessions?limit=10&status=error",

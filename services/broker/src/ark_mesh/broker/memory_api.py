@@ -23,7 +23,7 @@ name rather than ignored — the stream's ``max_age`` is then the TTL of every m
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -55,6 +55,8 @@ DEFAULT_MEMORY_NAME = "default"
 a tenant in one store, reported under the name Ark's default Memory has."""
 
 Record = StreamEntry[ConversationMessages]
+AppendHook = Callable[[str, str, str, str], Awaitable[object]]
+"""``(tenant, conversation_id, query_id, timestamp)`` of an append."""
 
 
 # --------------------------------------------------------------------------- bodies
@@ -168,6 +170,8 @@ class ConversationMemory:
         self._reader = StreamReader(bus, subjects.ARK_MEMORY)
         self._allow_ttl = allow_ttl
         self._read_timeout = read_timeout
+        self.on_append: AppendHook | None = None
+        """Told of every append (the sessions read model's ``applyMessage``)."""
 
     @staticmethod
     def subject(tenant: str, conversation_id: str | None) -> str | None:
@@ -236,6 +240,8 @@ class ConversationMemory:
             )
         except (BusError, NatsError) as exc:
             raise UnavailableError(f"cannot append to conversation memory: {exc}") from exc
+        if self.on_append is not None:
+            await self.on_append(tenant, body.conversation_id, body.query_id, record.timestamp)
         return ack.seq
 
     async def purge(self, tenant: str, conversation_id: str | None = None) -> None:

@@ -144,6 +144,8 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             bus, publisher, allow_ttl=bool(config.bus.topology.memory.allow_msg_ttl)
         )
         await self._start_sessions(bus, publisher, stack)
+        assert self.sessions is not None
+        self.memory.on_append = self.sessions.apply_message
         sweeps = asyncio.create_task(
             approvals.run_sweeps(config.approvals.sweep_seconds), name="broker-approval-sweeps"
         )

@@ -413,6 +413,34 @@ class SessionStore:
                 continue
             return True
 
+    async def apply_message(self, key: str, query_name: str, conversation_id: str, at: str) -> bool:
+        """Ark's ``applyMessage``: messages of a known query were stored — the session's
+        ``lastActivity`` moves (the query's does not: it elects the session's status) and the
+        query joins ``conversation_id`` if it had none. ``False`` when nothing changed."""
+        while True:
+            try:
+                with _unavailable("get"):
+                    current = await self.kv.get(key)
+            except (KeyNotFoundError, InvalidKeyError):
+                return False
+            stored = self.decode(key, current.value) if current.value else None
+            query = stored.entry.queries.get(query_name) if stored is not None else None
+            if stored is None or query is None:
+                return False
+            before = _encoder.encode(stored.entry)
+            stored.entry.last_activity = _later(stored.entry.last_activity, at)
+            if not query.conversation_id:
+                query.conversation_id = conversation_id
+                _recompute(stored.entry)
+            if _encoder.encode(stored.entry) == before:
+                return False
+            try:
+                with _unavailable("write"):
+                    await self.kv.update(key, self.encode(key, stored), last=current.revision)
+            except KeyWrongLastSequenceError:
+                continue
+            return True
+
     async def apply(self, tenant: str, event: QueryEvent, seq: int) -> bool:
         """Fold one event in; ``False`` when it changed nothing."""
         session_id = event.data.get("sessionId")
@@ -481,6 +509,14 @@ class SessionIndex:
 
     def keys(self, tenant: str) -> list[str]:
         return list(self._sessions.get(tenant, {}))
+
+    def holding(self, tenant: str, query_name: str) -> list[str]:
+        """Keys of the tenant's sessions that hold query ``query_name``."""
+        return [
+            key
+            for key, entry in self._sessions.get(tenant, {}).items()
+            if query_name in entry.queries
+        ]
 
     async def start(self) -> None:
         watcher = await self._store.kv.watch(">")

@@ -44,6 +44,13 @@ class Sessions:
     store: SessionStore
     index: SessionIndex
 
+    async def apply_message(
+        self, tenant: str, conversation_id: str, query_name: str, at: str
+    ) -> None:
+        """Ark's ``applyMessage`` for messages appended through ``POST /messages``."""
+        for key in self.index.holding(tenant, query_name):
+            await self.store.apply_message(key, query_name, conversation_id, at)
+
 
 class SessionsStore(msgspec.Struct, kw_only=True):
     sessions: dict[str, SessionEntry]
