@@ -35,6 +35,7 @@ from ark_mesh.broker.openapi import Operation, Param, Reply
 from ark_mesh.broker.readmodel import now
 from ark_mesh.bus import Bus, BusError, NatsError, Publisher, StreamEntry, StreamReader
 from ark_mesh.contracts import ConversationMessages, SubjectError, decoder_for, subjects
+from ark_mesh.telemetry import get_logger
 
 __all__ = [
     "MEMORY",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 _decode = decoder_for(ConversationMessages)
+_log = get_logger(__name__)
 _encoder = msgspec.json.Encoder()
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -241,7 +243,15 @@ class ConversationMemory:
         except (BusError, NatsError) as exc:
             raise UnavailableError(f"cannot append to conversation memory: {exc}") from exc
         if self.on_append is not None:
-            await self.on_append(tenant, body.conversation_id, body.query_id, record.timestamp)
+            # The messages are stored: a 503 now would make the client append them twice.
+            try:
+                await self.on_append(tenant, body.conversation_id, body.query_id, record.timestamp)
+            except UnavailableError as exc:
+                _log.warning(
+                    "session not updated for appended messages",
+                    query_id=body.query_id,
+                    error=exc.message,
+                )
         return ack.seq
 
     async def purge(self, tenant: str, conversation_id: str | None = None) -> None:
