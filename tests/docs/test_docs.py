@@ -70,6 +70,7 @@ def test_subjects_page_names_every_stream_subject_and_message() -> None:
                 subjects.CANCEL_BUCKET,
                 subjects.RUNS_BUCKET,
                 subjects.RESPONSES_BUCKET,
+                subjects.SESSIONS_BUCKET,
             )
             if f"`{b}`" not in page
         ),

@@ -46,6 +46,7 @@ async def test_second_provisioning_changes_nothing(bus: Bus, kit: type) -> None:
         "KV_ark-cancel",
         "KV_ark-runs",
         "KV_ark-responses",
+        "KV_ark-sessions",
         "ARK_WORK/query-reconciler",
         "ARK_STATUS/status-sync",
     } <= names

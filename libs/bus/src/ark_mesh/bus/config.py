@@ -150,6 +150,7 @@ class TopologyConfig(ConfigSection, frozen=True, kw_only=True):
     cancel_bucket: KeyValueSettings = KeyValueSettings(ttl=_DAY)
     runs_bucket: KeyValueSettings = KeyValueSettings(ttl=7 * _DAY)
     responses_bucket: KeyValueSettings = KeyValueSettings(ttl=30 * _DAY)
+    sessions_bucket: KeyValueSettings = KeyValueSettings(ttl=30 * _DAY)
     work_consumers: tuple[WorkConsumerSettings, ...] = msgspec.field(
         default_factory=_default_work_consumers
     )

@@ -8,7 +8,8 @@ Layout (ARCHITECTURE §4)::
     ARK_STATUS   limits      ark.*.query.*.status, …result
     ARK_MEMORY   limits      ark.*.memory.*               max-age = message TTL
     ARK_DLQ      limits      ark.*.dlq.*
-    KV ark-queries (broker read model), KV ark-cancel (cancel flags), KV ark-runs (run step logs)
+    KV ark-queries (broker read model), KV ark-cancel (cancel flags), KV ark-runs (run step logs),
+    KV ark-sessions (the broker's sessions read model)
 
 **Dedicated tenants.** A tenant with its own reconcilers gets its own work stream
 ``ARK_WORK_TENANT_<tenant>`` over ``ark.<tenant>.work.>``, with the same durable names. The
@@ -306,6 +307,7 @@ class Topology:
         yield _kv_stream(
             subjects.RESPONSES_BUCKET, c.responses_bucket, "Stored OpenAI responses (conversations)"
         )
+        yield _kv_stream(subjects.SESSIONS_BUCKET, c.sessions_bucket, "Sessions read model")
 
     def _kinds(self) -> tuple[subjects.WorkKind, ...]:
         return tuple(consumer.kind for consumer in self.config.work_consumers)

@@ -29,6 +29,7 @@ __all__ = [
     "QUERIES_BUCKET",
     "RESPONSES_BUCKET",
     "RUNS_BUCKET",
+    "SESSIONS_BUCKET",
     "STREAM_SUBJECTS",
     "Subject",
     "SubjectKind",
@@ -63,6 +64,9 @@ CANCEL_BUCKET = "ark-cancel"
 RUNS_BUCKET = "ark-runs"
 """KV bucket of run step logs (:class:`~ark_mesh.contracts.approvals.RunLog`), key
 ``<tenant>.<queryId>``: what a redelivered or resumed query replays instead of re-executing."""
+SESSIONS_BUCKET = "ark-sessions"
+"""KV bucket of the sessions read model (Ark's broker ``/sessions``), key
+``<tenant>.<sessionKey>``: the aggregate the brokers fold from ``ARK_EVENTS``."""
 
 RESPONSES_BUCKET = "ark-responses"
 """KV bucket of stored OpenAI Responses (``POST /openai/v1/responses``), key

@@ -17,6 +17,8 @@ POST    /openai/v1/chat/completions                  OpenAI-compatible, ``model:
 POST    /openai/v1/embeddings                        OpenAI-compatible, ``model: [model/]<name>``
 POST    /openai/v1/responses                         OpenAI Responses API (responses-reconciler)
 GET     /openai/v1/responses/{id}                    a stored response (``DELETE``: forget it)
+ALL     /conversations, /messages, /memory-status    Ark's Memory API on ARK_MEMORY (.memory_api)
+GET     /sessions[/{id}]                             sessions folded from events (.sessions)
 GET     /openapi.json                                this API as an OpenAPI 3.1 document
 GET     /healthz, /readyz                            probes (also on the health port)
 ======  ===========================================  ==============================================
@@ -82,6 +84,7 @@ from ark_mesh.broker.errors import (
     GatewayTimeoutError,
     UnavailableError,
 )
+from ark_mesh.broker.memory_api import MEMORY, ConversationMemory, memory_operations
 from ark_mesh.broker.openai_compat import (
     ChunkShaper,
     chat_completion,
@@ -136,6 +139,7 @@ from ark_mesh.broker.responses_api import (
     get_response,
 )
 from ark_mesh.broker.responses_bus import ResponsesBroker
+from ark_mesh.broker.sessions_api import SESSIONS, Sessions, session_operations
 from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event, parse_last_event_id
 from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import BusError, NatsError, StreamEntry
@@ -189,6 +193,8 @@ def build_app(
     catalog: Catalog | None = None,
     approvals: ToolApprovals | None = None,
     responses: ResponsesBroker | None = None,
+    memory: ConversationMemory | None = None,
+    sessions: Sessions | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[_trace_middleware, _error_middleware], client_max_size=max_body_bytes
@@ -200,6 +206,10 @@ def build_app(
     if responses is not None:
         app[RESPONSES] = responses
     app[TENANTS] = tenants
+    if memory is not None:
+        app[MEMORY] = memory
+    if sessions is not None:
+        app[SESSIONS] = sessions
     app[HEALTH] = health
     app[HEARTBEAT] = heartbeat
     app[COMPLETION_WAIT] = completion_wait
@@ -1345,6 +1355,8 @@ OPERATIONS: tuple[Operation, ...] = (
         dialect="openai",
         replies=(Reply(200, "The targets", OpenAIModelList),),
     ),
+    *memory_operations(_tenant),
+    *session_operations(_tenant),
     Operation(
         "GET",
         "/openapi.json",

@@ -30,6 +30,7 @@ __all__ = [
 
 SERVICE_NAME = "broker"
 STATUS_FILTER = f"{subjects.ROOT}.*.query.*.status"
+EVENTS_FILTER = f"{subjects.ROOT}.*.query.*.event"
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -105,8 +106,9 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
     """Everything the broker reads at start.
 
     ``durable`` is the broker's *own* consumer on ``ARK_STATUS`` (it keeps the ``ark-queries``
-    read model; status-sync has its own). It is added to ``bus.topology.consumers`` when the
-    topology does not list it. ``provision`` creates or updates the topology at start.
+    read model; status-sync has its own), ``sessions_durable`` its consumer on ``ARK_EVENTS``
+    (it keeps the ``ark-sessions`` read model, :mod:`.sessions`). Both are shared by every
+    replica and added to ``bus.topology.consumers`` when the topology does not list them. ``provision`` creates or updates the topology at start.
     ``kubernetes`` is needed for Query resources — ``createResource: true`` (the mirror) and
     ``reconciliation: direct`` — and for the Query resources ``GET /v1/queries`` lists next to
     the broker's own: absent, such requests are refused; an empty section means in-cluster
@@ -118,6 +120,7 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
     bus: BusConfig = msgspec.field(default_factory=_default_bus)
     provision: bool = True
     durable: str = "broker"
+    sessions_durable: str = "broker-sessions"
     http: HttpConfig = HttpConfig()
     health: HealthConfig = HealthConfig()
     auth: AuthConfig = AuthConfig()
@@ -165,11 +168,23 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
             stream=subjects.ARK_STATUS, durable=self.durable, filter_subject=STATUS_FILTER
         )
 
-    def topology(self) -> TopologyConfig:
-        """The configured topology plus the broker's own status consumer."""
-        topology = self.bus.topology
-        if any(c.durable == self.durable for c in topology.consumers):
-            return topology
-        return msgspec.structs.replace(
-            topology, consumers=(*topology.consumers, self.status_consumer())
+    def sessions_consumer(self) -> ConsumerSettings:
+        for consumer in self.bus.topology.consumers:
+            if consumer.durable == self.sessions_durable:
+                return consumer
+        return ConsumerSettings(
+            stream=subjects.ARK_EVENTS, durable=self.sessions_durable, filter_subject=EVENTS_FILTER
         )
+
+    def topology(self) -> TopologyConfig:
+        """The configured topology plus the broker's own status and events consumers."""
+        topology = self.bus.topology
+        listed = {c.durable for c in topology.consumers}
+        missing = tuple(
+            consumer
+            for consumer in (self.status_consumer(), self.sessions_consumer())
+            if consumer.durable not in listed
+        )
+        if not missing:
+            return topology
+        return msgspec.structs.replace(topology, consumers=(*topology.consumers, *missing))

@@ -23,9 +23,12 @@ from ark_mesh.broker.catalog import Catalog, ResourceReader
 from ark_mesh.broker.config import SERVICE_NAME, BrokerConfig
 from ark_mesh.broker.conversations import ResponseStore
 from ark_mesh.broker.embeddings import EmbeddingsBroker
+from ark_mesh.broker.memory_api import ConversationMemory
 from ark_mesh.broker.queries import QueryBroker
 from ark_mesh.broker.readmodel import InFlight, ReadModel, RecordCodec
 from ark_mesh.broker.responses_bus import ResponsesBroker
+from ark_mesh.broker.sessions import SessionIndex, SessionStore
+from ark_mesh.broker.sessions_api import Sessions
 from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import (
     Bus,
@@ -35,8 +38,9 @@ from ark_mesh.bus import (
     StreamReader,
     Topology,
     TopologyConfig,
+    Worker,
 )
-from ark_mesh.contracts import StatusUpdate, subjects
+from ark_mesh.contracts import QueryEvent, StatusUpdate, subjects
 from ark_mesh.kube import KubeClient, ResourceCache
 from ark_mesh.service import (
     HealthServer,
@@ -68,6 +72,9 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         self.broker: QueryBroker | None = None
         self._api: tuple[QueryBroker, EmbeddingsBroker, ResponsesBroker] | None = None
         self.approvals: ToolApprovals | None = None
+        self.memory: ConversationMemory | None = None
+        self.sessions: Sessions | None = None
+        self.sessions_worker: Worker[QueryEvent] | None = None
         self.resources: ResourceSource | None = None
         self.catalog = Catalog(None)
         self.port: int = config.http.port
@@ -88,7 +95,13 @@ class BrokerService(WorkQueueService[StatusUpdate]):
 
     def checks(self) -> Mapping[str, ReadinessCheck]:
         checks: dict[str, ReadinessCheck] = {
-            "read_model": lambda: self.in_flight is not None and self.in_flight.synced
+            "read_model": lambda: self.in_flight is not None and self.in_flight.synced,
+            "sessions": lambda: (
+                self.sessions is not None
+                and self.sessions.index.synced
+                and self.sessions_worker is not None
+                and self.sessions_worker.running
+            ),
         }
         if self.config.resources is not None:
             checks["resources"] = lambda: self.resources is not None and self.resources.ready()
@@ -139,11 +152,41 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         self.approvals = approvals = ToolApprovals(
             queries, redispatch_after=config.approvals.redispatch_seconds
         )
+        self.memory = ConversationMemory(
+            bus, publisher, allow_ttl=bool(config.bus.topology.memory.allow_msg_ttl)
+        )
+        await self._start_sessions(bus, publisher, stack)
+        assert self.sessions is not None
+        self.memory.on_append = self.sessions.apply_message
         sweeps = asyncio.create_task(
             approvals.run_sweeps(config.approvals.sweep_seconds), name="broker-approval-sweeps"
         )
         stack.push_async_callback(_stop_task, sweeps)
         return WorkHandlers(self._apply)
+
+    async def _start_sessions(
+        self, bus: Bus, publisher: Publisher, stack: contextlib.AsyncExitStack
+    ) -> None:
+        """The sessions read model: its index (a watch of ``ark-sessions``) and the worker of
+        the ``broker-sessions`` consumer every replica shares (see :mod:`.sessions` for why one
+        shared consumer and compare-and-set writes)."""
+        store = SessionStore(await bus.key_value(subjects.SESSIONS_BUCKET), bus.cipher)
+        index = SessionIndex(store)
+        await index.start()
+        stack.push_async_callback(index.stop)
+        self.sessions = Sessions(store=store, index=index)
+        consumer = self.config.sessions_consumer()
+        self.sessions_worker = worker = Worker.for_type(
+            bus,
+            (consumer.stream, consumer.durable),
+            QueryEvent,
+            store.handle,
+            settings=self.config.bus.worker.for_service(f"{self.name}-sessions"),
+            publisher=publisher,
+            telemetry=self.telemetry,
+        )
+        await worker.start()
+        stack.push_async_callback(worker.stop)
 
     async def _resource_reader(self, stack: contextlib.AsyncExitStack) -> ResourceReader | None:
         """The store ``/v1/agents``… read: the ``resources`` section (as the reconcilers
@@ -174,6 +217,8 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             catalog=self.catalog,
             approvals=self.approvals,
             responses=responses,
+            memory=self.memory,
+            sessions=self.sessions,
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.grace_period)
         await runner.setup()
