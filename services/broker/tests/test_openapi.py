@@ -50,7 +50,17 @@ def test_every_route_has_its_parameters_bodies_and_errors() -> None:
         for entry in methods.values()
         if "text/event-stream" in entry["responses"].get("200", {}).get("content", {})
     }
-    assert streams == {"/v1/queries/{id}/stream", "/openai/v1/chat/completions"}
+    assert streams == {
+        "/v1/queries/{id}/stream",
+        "/v1/queries/{id}/events",
+        "/openai/v1/chat/completions",
+        "/stream/{queryName}",
+        "/events",
+        "/events/{queryId}",
+        "/v1/broker/events",
+        "/v1/broker/events/{queryId}",
+        "/v1/broker/chunks",
+    }
 
 
 async def test_the_broker_serves_the_checked_in_document(running: Any) -> None:

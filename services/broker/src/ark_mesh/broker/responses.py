@@ -48,6 +48,7 @@ __all__ = [
     "EventData",
     "EventItem",
     "EventList",
+    "EventPage",
     "ExecutionContext",
     "Health",
     "Mode",
@@ -64,6 +65,8 @@ __all__ = [
     "QueryReference",
     "QueryResponse",
     "Readiness",
+    "StreamError",
+    "StreamErrorEvent",
     "TeamDetailResponse",
     "TeamListResponse",
     "TeamResponse",
@@ -445,13 +448,14 @@ class ApprovalDecisionResponse(_ArkApiCamel, kw_only=True):
 
 
 class EventData(_Ark, kw_only=True):
-    """An Ark operation event as Ark's broker stores it (``POST /events`` body)."""
+    """An Ark operation event as Ark's broker stores it (``POST /events`` body): every field
+    present (none has a default, so none is left out as one)."""
 
     timestamp: str
-    event_type: Literal["Normal", "Warning"] = "Normal"
+    event_type: Literal["Normal", "Warning"]
     reason: str
-    message: str = ""
-    data: dict[str, str] = msgspec.field(default_factory=dict)
+    message: str
+    data: dict[str, str]
 
 
 class EventItem(_Ark, kw_only=True):
@@ -466,6 +470,31 @@ class EventList(_Ark, kw_only=True):
     items: list[EventItem]
     total: int
     has_more: bool
+
+
+class EventPage(_Ark, kw_only=True):
+    """A page of Ark's broker ``GET /events`` (and ``/events/{queryId}``): the events
+    themselves, as Ark's broker lists them (each item's ``data``), ``total`` events matching
+    (whatever the cursor), and ``nextCursor`` (the last item's sequence, to pass as
+    ``cursor``) only while ``hasMore``."""
+
+    items: list[EventData]
+    total: int
+    has_more: bool
+    next_cursor: int | None = None
+
+
+class StreamError(_Ark, kw_only=True):
+    message: str
+    type: str
+    code: str | None = None
+
+
+class StreamErrorEvent(_Ark, kw_only=True):
+    """The event Ark's broker sends on ``GET /stream/{queryName}`` when ``wait-for-query``
+    passes without a chunk (then ``[DONE]``)."""
+
+    error: StreamError
 
 
 # --------------------------------------------------------------------------- probes
