@@ -293,6 +293,38 @@ async def test_ark_api_chunks_proxy_streams_one_query(running) -> None:
     proxied, _ = await running.sse(f"/v1/broker/chunks?watch=true&query-id={name}&memory=default")
     assert [e.data for e in proxied] == [e.data for e in direct]
 
-    status, body = await _error(running, "/v1/broker/chunks?limit=1")
-    assert status == 400
-    assert body["error"]["field"] == "watch"
+
+async def test_chunks_page_through_every_query_of_the_tenant(running) -> None:
+    first, first_name = await _finished(running, "chunks of one")
+    second, second_name = await _finished(running, "chunks of two")
+    await _finished(running, "not yours", tenant="team-b")
+    stored = {}
+    for query_id, name in ((first, first_name), (second, second_name)):
+        events, _ = await running.sse(f"/stream/{name}?from-beginning=true")
+        stored[query_id] = [json.loads(e.data) for e in events[:-1]]
+
+    status, everything = await running.get("/stream?limit=1000")
+    assert status == 200
+    assert everything["hasMore"] is False
+    assert everything["total"] == len(everything["items"]) == sum(map(len, stored.values()))
+    for query_id, chunks in stored.items():
+        mine = [i for i in everything["items"] if i["data"]["queryId"] == query_id]
+        assert [item["data"]["chunk"] for item in mine] == chunks
+    numbers = [item["sequenceNumber"] for item in everything["items"]]
+    assert numbers == sorted(numbers)
+
+    pages: list[dict[str, Any]] = []
+    path = "/stream?limit=3"
+    while True:
+        status, body = await running.get(path)
+        assert status == 200, body
+        pages += body["items"]
+        if not body["hasMore"]:
+            break
+        assert body["nextCursor"] == body["items"][-1]["sequenceNumber"]
+        path = f"/stream?limit=3&cursor={body['nextCursor']}"
+    assert pages == everything["items"]
+
+    status, proxied = await running.get("/v1/broker/chunks?limit=1000&memory=default")
+    assert status == 200
+    assert proxied == everything

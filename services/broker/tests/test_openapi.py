@@ -55,6 +55,7 @@ def test_every_route_has_its_parameters_bodies_and_errors() -> None:
         "/v1/queries/{id}/events",
         "/openai/v1/chat/completions",
         "/stream/{queryName}",
+        "/stream",
         "/events",
         "/events/{queryId}",
         "/v1/broker/events",

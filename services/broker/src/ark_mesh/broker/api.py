@@ -17,6 +17,7 @@ POST    /v1/tool-approvals/{name}/decision           approve or reject it (both 
 POST    /openai/v1/chat/completions                  OpenAI-compatible, ``model: agent/<name>``
 POST    /openai/v1/embeddings                        OpenAI-compatible, ``model: [model/]<name>``
 GET     /stream/{queryName}                          Ark broker: a query's chunks by name (SSE)
+GET     /stream                                      Ark broker: all chunks, a page or SSE
 GET     /events[/{queryId}]                          Ark broker: events, a page or SSE
 GET     /v1/broker/events[/{query_id}], /chunks      ark-api's proxies of those
 GET     /openapi.json                                this API as an OpenAPI 3.1 document
@@ -97,6 +98,7 @@ from ark_mesh.broker.responses import (
     CancelAccepted,
     ChatCompletion,
     ChatCompletionChunk,
+    ChunkPage,
     ClientContext,
     CompletionFailure,
     EmbeddingsList,
@@ -572,7 +574,7 @@ async def query_events(request: web.Request) -> web.StreamResponse:
     tenant = _tenant(request)
     query_id = request.match_info["id"]
     watch = arkbroker.watching(request.query)
-    after = _resume_after(request) if watch else None
+    after = _resume_after(request)
     broker = request.app[BROKER]
     query_id = (await broker.get(tenant, query_id)).id
     if watch:
@@ -596,6 +598,10 @@ async def ark_query_events(request: web.Request) -> web.StreamResponse:
     tenant = _tenant(request)
     ref = request.match_info["queryId"]
     return await arkbroker.query_events(request, request.app[BROKER], tenant, ref)
+
+
+async def ark_chunks(request: web.Request) -> web.StreamResponse:
+    return await arkbroker.chunks(request, request.app[BROKER], _tenant(request))
 
 
 async def ark_api_chunks(request: web.Request) -> web.StreamResponse:
@@ -920,16 +926,21 @@ _IDEMPOTENCY_KEY = Param(
 )
 _BY_ID = {"id": "$response.body#/id"}
 _QUERY_LINKS = {
-    operation_id: _BY_ID
-    for operation_id in (
-        "getQuery",
-        "streamQuery",
-        "listQueryEvents",
-        "cancelQuery",
-        "updateQuery",
-        "patchCancelQuery",
-        "deleteQuery",
-    )
+    **{
+        operation_id: _BY_ID
+        for operation_id in (
+            "getQuery",
+            "streamQuery",
+            "listQueryEvents",
+            "cancelQuery",
+            "updateQuery",
+            "patchCancelQuery",
+            "deleteQuery",
+        )
+    },
+    "arkStreamQuery": {"queryName": "$response.body#/name"},
+    "arkListQueryEvents": {"queryId": "$response.body#/id"},
+    "arkApiBrokerChunks": {"query.query-id": "$response.body#/name", "query.watch": "true"},
 }
 _CREATE_REPLIES = (
     Reply(
@@ -1059,6 +1070,13 @@ _ARK_CHUNKS = Reply(
     "The chunks as Ark's broker sends them (no `id:`), then `[DONE]`; an error chunk, or Ark's "
     "timeout event, ends the stream",
     sse=(ChatCompletionChunk, StreamErrorEvent),
+)
+_ARK_CHUNK_PAGE = Reply(
+    200,
+    "A page of broker items (`nextCursor` while `hasMore`), or with `watch=true` each chunk "
+    "stored from then on as `data:`",
+    ChunkPage,
+    sse=ChatCompletionChunk,
 )
 _ARK_EVENTS = Reply(
     200,
@@ -1310,6 +1328,17 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET",
+        "/stream",
+        ark_chunks,
+        "arkListChunks",
+        "Ark broker: the tenant's chunks of every query, one page, or server-sent events of "
+        "new chunks",
+        "ark-broker",
+        params=(_ARK_LIMIT, _CURSOR, _WATCH),
+        replies=(_ARK_CHUNK_PAGE,),
+    ),
+    Operation(
+        "GET",
         "/events",
         ark_events,
         "arkListEvents",
@@ -1354,10 +1383,19 @@ OPERATIONS: tuple[Operation, ...] = (
         ark_api_chunks,
         "arkApiBrokerChunks",
         "ark-api's proxy of the broker's chunks: `watch=true&query-id=<name>` is the query's "
-        "stream from the beginning (the listing across queries is not served)",
+        "stream from the beginning, anything else `GET /stream`",
         "ark-broker",
         params=(_WATCH, _CHUNKS_QUERY, _ARK_LIMIT, _CURSOR, _MEMORY),
-        replies=(_ARK_CHUNKS,),
+        replies=(
+            Reply(
+                200,
+                "A page of chunks, or SSE: the query's chunks to `[DONE]` (with `query-id`), "
+                "else new chunks",
+                ChunkPage,
+                sse=(ChatCompletionChunk, StreamErrorEvent),
+            ),
+            Reply(404, "No query of that name in the caller's namespace", ErrorEnvelope),
+        ),
     ),
     Operation(
         "GET",

@@ -5,6 +5,7 @@ The routes Ark's dashboard, ark-api and CLI read from ``ark-broker`` (and ark-ap
 
 ==========================  ==========================================  ========================
 ``GET /stream/{queryName}``  ARK_CHUNKS ``ark.<tenant>.query.<id>.chunk``  SSE to ``[DONE]``
+``GET /stream``              ARK_CHUNKS ``ark.<tenant>.query.*.chunk``     page, or SSE (``watch``)
 ``GET /events``              ARK_EVENTS ``ark.<tenant>.query.*.event``     page, or SSE (``watch``)
 ``GET /events/{queryId}``    ARK_EVENTS ``ark.<tenant>.query.<id>.event``  page, or SSE (``watch``)
 ==========================  ==========================================  ========================
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -42,6 +44,9 @@ from ark_mesh.broker.openai_compat import openai_chunk
 from ark_mesh.broker.queries import QueryBroker
 from ark_mesh.broker.readmodel import QueryRecord
 from ark_mesh.broker.responses import (
+    ChunkItem,
+    ChunkPage,
+    ChunkRecord,
     EventData,
     EventItem,
     EventPage,
@@ -59,6 +64,8 @@ __all__ = [
     "PaginationError",
     "ValidationError",
     "broker_chunks",
+    "chunk_item",
+    "chunks",
     "event_data",
     "event_item",
     "events",
@@ -125,6 +132,8 @@ def _integer(query: Mapping[str, str], name: str, error: type[BadRequestError]) 
         return None
     if not (value.isascii() and value.isdigit()) or len(value) > 19:
         raise error(f"{name} must be a non-negative integer, got {value!r}", field=name)
+    if int(value) > MAX_SEQUENCE:
+        raise error(f"{name} cannot exceed {MAX_SEQUENCE}", field=name)
     return int(value)
 
 
@@ -135,10 +144,7 @@ def _page_params(query: Mapping[str, str]) -> tuple[int, int | None]:
         raise PaginationError("limit must be a positive integer", field="limit")
     if limit is not None and limit > MAX_LIMIT:
         raise PaginationError(f"limit cannot exceed {MAX_LIMIT}", field="limit")
-    cursor = _integer(query, "cursor", PaginationError)
-    if cursor is not None and cursor > MAX_SEQUENCE:
-        raise PaginationError(f"cursor cannot exceed {MAX_SEQUENCE}", field="cursor")
-    return limit or DEFAULT_LIMIT, cursor
+    return limit or DEFAULT_LIMIT, _integer(query, "cursor", PaginationError)
 
 
 def _wait_seconds(query: Mapping[str, str]) -> int | None:
@@ -402,6 +408,41 @@ def _session_filter(session_id: str | None) -> Callable[[QueryEvent], bool] | No
     return lambda message: message.data.get("sessionId") == session_id
 
 
+async def _page(
+    reader: StreamReader,
+    subject: str,
+    decoder: Callable[[bytes], M],
+    *,
+    limit: int,
+    cursor: int | None,
+    keep: Callable[[M], bool] | None = None,
+) -> tuple[list[StreamEntry[M]], int, bool]:
+    """One page of the entries on ``subject`` after ``cursor``: the entries, how many match
+    in all (whatever the cursor), whether more follow.
+
+    Unfiltered, it reads at most ``limit`` entries from the cursor on and counts the subject
+    on the server (more follow: entries were still pending after the last one read). With
+    ``keep`` (``session_id``: a field inside the event, not in its subject) every entry of
+    the subject is read and filtered, as Ark's broker filters its store."""
+    start = cursor + 1 if cursor is not None else None
+    if keep is None:
+        total = await reader.count(subject)
+        entries = [
+            entry
+            async for entry in reader.read(
+                subject, decoder=decoder, start_seq=start, caught_up=True, limit=limit
+            )
+        ]
+        return entries, total, len(entries) == limit and entries[-1].pending > 0
+    matching = [
+        entry
+        async for entry in reader.read(subject, decoder=decoder, caught_up=True)
+        if keep(entry.message)
+    ]
+    after = [entry for entry in matching if cursor is None or entry.seq > cursor]
+    return after[:limit], len(matching), len(after) > limit
+
+
 async def page(
     reader: StreamReader,
     subject: str,
@@ -410,31 +451,11 @@ async def page(
     cursor: int | None,
     keep: Callable[[QueryEvent], bool] | None = None,
 ) -> EventPage:
-    """One page of the events on ``subject`` after ``cursor``.
-
-    Unfiltered, it reads at most ``limit`` events from the cursor on and counts the subject
-    on the server (``hasMore``: events were still pending after the last one read). With
-    ``keep`` (``session_id``: a field inside the event, not in its subject) every event of
-    the subject is read and filtered, as Ark's broker filters its store."""
-    start = cursor + 1 if cursor is not None else None
-    if keep is None:
-        total = await reader.count(subject)
-        entries = [
-            entry
-            async for entry in reader.read(
-                subject, decoder=_event, start_seq=start, caught_up=True, limit=limit
-            )
-        ]
-        has_more = len(entries) == limit and entries[-1].pending > 0
-    else:
-        matching = [
-            entry
-            async for entry in reader.read(subject, decoder=_event, caught_up=True)
-            if keep(entry.message)
-        ]
-        total = len(matching)
-        after = [entry for entry in matching if cursor is None or entry.seq > cursor]
-        entries, has_more = after[:limit], len(after) > limit
+    """One page of Ark's ``GET /events``: the events themselves, ``nextCursor`` while
+    ``hasMore``."""
+    entries, total, has_more = await _page(
+        reader, subject, _event, limit=limit, cursor=cursor, keep=keep
+    )
     return EventPage(
         items=[event_data(entry.message) for entry in entries],
         total=total,
@@ -447,16 +468,17 @@ async def watch(
     request: web.Request,
     broker: QueryBroker,
     subject: str,
+    decoder: Callable[[bytes], M],
     *,
     start: int | None,
-    render: Callable[[StreamEntry[QueryEvent]], bytes | None],
+    render: Callable[[StreamEntry[M]], bytes | None],
 ) -> web.StreamResponse:
-    """SSE of the events on ``subject``: from stream sequence ``start`` (``None``: only
-    events stored from now on, i.e. after the ``: connected`` comment), live, until the
+    """SSE of the entries on ``subject``: from stream sequence ``start`` (``None``: only
+    entries stored from now on, i.e. after the ``: connected`` comment), live, until the
     client leaves (or ``watch_max_seconds``)."""
     if start is None:
         start = await broker.reader.last_sequence(subject) + 1
-    entries = broker.reader.read(subject, decoder=_event, start_seq=start)
+    entries = broker.reader.read(subject, decoder=decoder, start_seq=start)
     response = await open_sse(request)
     await pump(
         response,
@@ -480,12 +502,14 @@ def _render_event(
     return render
 
 
-def _replay_from(query: Mapping[str, str], cursor: int | None) -> int | None:
-    """Where a watch starts: the first event (``from-beginning``), after ``cursor``, or
-    ``None`` (new events only), as Ark's broker replays."""
-    if _flag(query, "from-beginning"):
-        return 1
-    return cursor + 1 if cursor is not None else None
+def _watch_start(query: Mapping[str, str], cursor: int | None) -> tuple[bool, int | None]:
+    """Whether to watch, and where a watch starts: the first event (``from-beginning``),
+    after ``cursor``, or ``None`` (new events only), as Ark's broker replays. Both flags are
+    checked whatever the answer, so a malformed one is never ignored."""
+    watch, from_beginning = _flag(query, "watch"), _flag(query, "from-beginning")
+    if from_beginning:
+        return watch, 1
+    return watch, cursor + 1 if cursor is not None else None
 
 
 async def events(request: web.Request, broker: QueryBroker, tenant: str) -> web.StreamResponse:
@@ -495,9 +519,11 @@ async def events(request: web.Request, broker: QueryBroker, tenant: str) -> web.
     limit, cursor = _page_params(query)
     keep = _session_filter(query.get("session_id"))
     subject = _tenant_events(tenant)
-    if _flag(query, "watch"):
-        start = _replay_from(query, cursor)
-        return await watch(request, broker, subject, start=start, render=_render_event(keep))
+    watching_, start = _watch_start(query, cursor)
+    if watching_:
+        return await watch(
+            request, broker, subject, _event, start=start, render=_render_event(keep)
+        )
     with bound_context(tenant=tenant):
         body = await page(broker.reader, subject, limit=limit, cursor=cursor, keep=keep)
     return web.Response(body=_encoder.encode(body), content_type="application/json")
@@ -514,12 +540,14 @@ async def query_events(
     ever read."""
     query = request.query
     limit, cursor = _page_params(query)
+    watching_, start = _watch_start(query, cursor)
     query_id = await resolve(broker, tenant, ref) or ref
     subject = _query_events(tenant, query_id)
     with bound_context(tenant=tenant, query_id=query_id):
-        if _flag(query, "watch"):
-            start = _replay_from(query, cursor)
-            return await watch(request, broker, subject, start=start, render=_render_event(None))
+        if watching_:
+            return await watch(
+                request, broker, subject, _event, start=start, render=_render_event(None)
+            )
         body = await page(broker.reader, subject, limit=limit, cursor=cursor)
     return web.Response(body=_encoder.encode(body), content_type="application/json")
 
@@ -537,23 +565,70 @@ async def watch_query_events(
             request,
             broker,
             subject,
+            _event,
             start=start,
             render=lambda entry: event(_encoder.encode(event_item(entry)), id=entry.seq),
         )
 
 
+# --------------------------------------------------------------------------- GET /stream
+
+
+def _tenant_chunks(tenant: str) -> str:
+    """Every chunk subject of the tenant (ARK_CHUNKS holds ``ark.*.query.*.chunk``)."""
+    return f"{subjects.ROOT}.{subjects.validate_token(tenant, 'tenant')}.query.*.chunk"
+
+
+def chunk_item(entry: StreamEntry[Chunk]) -> ChunkItem:
+    """A chunk in Ark's broker item envelope. ``queryId`` is the query's id (its subject's
+    token; Ark's writers key chunks by name), ``timestamp`` the chunk's ``created``."""
+    created = datetime.fromtimestamp(entry.message.created, UTC)
+    return ChunkItem(
+        sequence_number=entry.seq,
+        timestamp=created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        data=ChunkRecord(
+            query_id=entry.subject.split(".")[3],
+            chunk=msgspec.json.decode(openai_chunk(entry.data)),
+        ),
+    )
+
+
+async def chunks(request: web.Request, broker: QueryBroker, tenant: str) -> web.StreamResponse:
+    """Ark's ``GET /stream``: the tenant's chunks of every query, one page of broker items,
+    or with ``watch=true`` each chunk stored from now on as ``data:``."""
+    query = request.query
+    limit, cursor = _page_params(query)
+    subject = _tenant_chunks(tenant)
+    if watching(query):
+        return await watch(
+            request,
+            broker,
+            subject,
+            _chunk,
+            start=None,
+            render=lambda entry: event(openai_chunk(entry.data)),
+        )
+    with bound_context(tenant=tenant):
+        entries, total, has_more = await _page(
+            broker.reader, subject, _chunk, limit=limit, cursor=cursor
+        )
+    body = ChunkPage(
+        items=[chunk_item(entry) for entry in entries],
+        total=total,
+        has_more=has_more,
+        next_cursor=entries[-1].seq if has_more else None,
+    )
+    return web.Response(body=_encoder.encode(body), content_type="application/json")
+
+
 async def broker_chunks(
     request: web.Request, broker: QueryBroker, tenant: str
 ) -> web.StreamResponse:
-    """ark-api's ``GET /v1/broker/chunks?watch=true&query-id=<name>``: the query's stream
-    from the beginning (ark-api proxies it to ``/stream/<name>?from-beginning=true``)."""
-    query = request.query
-    _page_params(query)
-    name = query.get("query-id")
-    if not _flag(query, "watch") or not name:
-        raise ValidationError(
-            "this broker serves chunks per query only: send watch=true and query-id=<query "
-            "name> (the chunk listing across queries is not served)",
-            field="query-id" if _flag(query, "watch") else "watch",
-        )
-    return await stream_by_name(request, broker, tenant, name, from_beginning=True)
+    """ark-api's ``GET /v1/broker/chunks``: with ``watch=true&query-id=<name>`` the query's
+    stream from the beginning (ark-api asks ``/stream/<name>?from-beginning=true``), else
+    Ark's ``GET /stream``."""
+    name = request.query.get("query-id")
+    if watching(request.query) and name:
+        _page_params(request.query)
+        return await stream_by_name(request, broker, tenant, name, from_beginning=True)
+    return await chunks(request, broker, tenant)

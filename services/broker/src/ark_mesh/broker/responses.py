@@ -36,6 +36,9 @@ __all__ = [
     "ChatCompletionChunk",
     "ChatCompletionMessage",
     "ChatCompletionUsage",
+    "ChunkItem",
+    "ChunkPage",
+    "ChunkRecord",
     "ClientContext",
     "CompletionArk",
     "CompletionFailure",
@@ -479,6 +482,31 @@ class EventPage(_Ark, kw_only=True):
     ``cursor``) only while ``hasMore``."""
 
     items: list[EventData]
+    total: int
+    has_more: bool
+    next_cursor: int | None = None
+
+
+class ChunkRecord(_Ark, kw_only=True):
+    """What Ark's broker stores per chunk: the query and the chunk as its stream sends it."""
+
+    query_id: str
+    chunk: dict[str, Any]
+
+
+class ChunkItem(_Ark, kw_only=True):
+    """A chunk in Ark's broker item envelope (``GET /stream`` pages)."""
+
+    sequence_number: int
+    timestamp: str
+    data: ChunkRecord
+
+
+class ChunkPage(_Ark, kw_only=True):
+    """A page of Ark's broker ``GET /stream``: broker items, ``nextCursor`` while
+    ``hasMore``."""
+
+    items: list[ChunkItem]
     total: int
     has_more: bool
     next_cursor: int | None = None
