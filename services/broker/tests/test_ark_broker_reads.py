@@ -4,8 +4,11 @@ and ark-api's ``/v1/broker/…`` proxies, against a real broker, reconciler and 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+from ark_mesh.broker.api import BROKER
+from ark_mesh.contracts import ArkChunkMetadata, Chunk, ChunkError, subjects
 from ark_mesh.testing.fake_llm import Match, Reply, Rule
 
 TIMEOUT_EVENT = {
@@ -95,6 +98,35 @@ async def test_a_live_query_is_followed_to_done(running) -> None:
 
     followed, _ = await running.sse(f"/stream/{query_id}?from-beginning=true")
     assert [e.data for e in followed] == [e.data for e in replayed]
+
+
+async def test_an_error_chunk_is_forwarded_then_done(running) -> None:
+    """A writer's error line (Ark's executor sends one when a model call fails mid-stream)
+    ends the stream: forwarded, then ``[DONE]``, whatever follows it."""
+    running.fake.add_rule(
+        Rule(match=Match(user="fails mid-stream"), reply=Reply(content="late", delay=2.0))
+    )
+    query_id, name = await _submit(running, "fails mid-stream")
+    error = Chunk(
+        id="chatcmpl-error",
+        created=int(time.time()),
+        model=name,
+        error=ChunkError(message="the model went away", code="model_error"),
+        ark=ArkChunkMetadata(query=query_id),
+        seq=10_000,
+    )
+    publisher = running.brokers[0].app[BROKER].publisher
+    await publisher.publish(subjects.query_chunk("team-a", query_id), error)
+
+    events, _ = await running.sse(f"/stream/{name}?from-beginning=true")
+    assert events[-1].data == "[DONE]"
+    forwarded = json.loads(events[-2].data)
+    assert forwarded["error"] == {
+        "message": "the model went away",
+        "type": "server_error",
+        "code": "model_error",
+    }
+    assert all("completedQuery" not in json.loads(e.data)["ark"] for e in events[:-1])
 
 
 async def test_wait_for_query_times_out_with_arks_error_event(running) -> None:
