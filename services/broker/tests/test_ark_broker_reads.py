@@ -257,6 +257,11 @@ async def test_event_page_parameters_are_checked(running) -> None:
             assert status == 400, (path, query, body)
             assert body["error"]["code"] == "PAGINATION_ERROR"
             assert body["error"]["field"] == field
+    for bad in ("a.b", "a*", "a%3Eb", "a%20b"):
+        for path in (f"/events/{bad}", f"/stream/{bad}"):
+            status, body = await _error(running, path)
+            assert status == 404, (path, body)
+            assert body["error"]["code"] == "NOT_FOUND"
     status, body = await _error(running, "/events?watch=maybe")
     assert status == 400
     assert body["error"]["code"] == "VALIDATION_ERROR"

@@ -3,12 +3,12 @@
 The routes Ark's dashboard, ark-api and CLI read from ``ark-broker`` (and ark-api's
 ``/v1/broker/…`` proxies of them), over the streams the mesh already writes:
 
-==========================  ==========================================  ========================
+===========================  ==========================================  ========================
 ``GET /stream/{queryName}``  ARK_CHUNKS ``ark.<tenant>.query.<id>.chunk``  SSE to ``[DONE]``
 ``GET /stream``              ARK_CHUNKS ``ark.<tenant>.query.*.chunk``     page, or SSE (``watch``)
 ``GET /events``              ARK_EVENTS ``ark.<tenant>.query.*.event``     page, or SSE (``watch``)
 ``GET /events/{queryId}``    ARK_EVENTS ``ark.<tenant>.query.<id>.event``  page, or SSE (``watch``)
-==========================  ==========================================  ========================
+===========================  ==========================================  ========================
 
 Every subject read carries the caller's tenant, so another tenant's chunks and events cannot
 be reached whatever name or id is sent.
@@ -18,8 +18,8 @@ within the stream as Ark's are within its store, though not consecutive for one 
 query (other subjects share the stream). ``cursor`` is exclusive, as in Ark.
 
 **Shapes** are Ark's: a page is ``{items, total, hasMore, nextCursor?}`` whose items are the
-events themselves (Ark's broker lists each stored item's ``data``), and a watch sends each
-event as ``data: <event>``; chunks are sent exactly as ``/v1/queries/{id}/stream`` sends them
+events themselves (Ark's broker lists each stored item's ``data``), or for chunks broker items
+``{sequenceNumber, timestamp, data: {queryId, chunk}}``; a watch sends each as ``data:``; chunks are sent exactly as ``/v1/queries/{id}/stream`` sends them
 (:func:`~ark_mesh.broker.openai_compat.openai_chunk`), without ``id:`` lines, as Ark's broker.
 
 **Parameters** are checked as Ark's broker checks them: ``limit`` 1 to 1000 (default 100) and
@@ -56,7 +56,7 @@ from ark_mesh.broker.responses import (
 from ark_mesh.broker.sse import DONE, MAX_SEQUENCE, SSE_HEADERS, comment, event
 from ark_mesh.bus import StreamEntry, StreamReader
 from ark_mesh.contracts import Chunk, QueryEvent, decoder_for, subjects
-from ark_mesh.telemetry import bound_context, get_logger
+from ark_mesh.telemetry import bound_context
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -76,7 +76,6 @@ __all__ = [
     "watching",
 ]
 
-_log = get_logger(__name__)
 _chunk = decoder_for(Chunk).decode
 _event = decoder_for(QueryEvent).decode
 _encoder = msgspec.json.Encoder()
