@@ -7,10 +7,22 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from ark_mesh.broker.api import BROKER
-from ark_mesh.contracts import ArkChunkMetadata, Chunk, ChunkError, subjects
+from ark_mesh.contracts import (
+    ArkChunkMetadata,
+    Chunk,
+    ChunkChoice,
+    ChunkDelta,
+    ChunkError,
+    QueryEvent,
+    subjects,
+)
+from ark_mesh.service import KubernetesConfig
 from ark_mesh.testing.fake_llm import Match, Reply, Rule
 
+TARGET = {"type": "agent", "name": "helper"}
 TIMEOUT_EVENT = {
     "error": {
         "message": "Request timeout waiting for streaming query response",
@@ -365,3 +377,74 @@ async def test_chunks_page_through_every_query_of_the_tenant(running) -> None:
     status, proxied = await running.get("/v1/broker/chunks?limit=1000&memory=default")
     assert status == 200
     assert proxied == everything
+
+
+# --------------------------------------------------------------------------- direct mode
+
+
+@pytest.fixture
+async def direct(world: Any, kube_emulator: Any) -> Any:
+    """A broker with Kubernetes (the emulator): direct queries are Query resources."""
+    for namespace in ("team-a", "team-b"):
+        kube_emulator.ensure_namespace(namespace)
+    await world.start_reconciler()
+    await world.start_broker(
+        world.broker_config(
+            kubernetes=KubernetesConfig(kubeconfig=str(kube_emulator.kubeconfig_path))
+        )
+    )
+    return world
+
+
+async def test_a_query_resource_is_streamed_and_its_events_read_by_its_uid(direct: Any) -> None:
+    """A Query resource's chunks and events are keyed by its uid (what a standalone
+    reconciler publishes); the name finds them. No controller runs here, so this test writes
+    them as one would, on the real bus."""
+    status, created, _ = await direct.post(
+        {"name": "direct-1", "input": "hi", "target": TARGET, "reconciliation": "direct"}
+    )
+    assert status == 200, created
+    uid = created["id"]
+    publisher = direct.brokers[0].app[BROKER].publisher
+    now = int(time.time())
+    token = Chunk(
+        id="chatcmpl-1",
+        created=now,
+        model="fake-model",
+        choices=[ChunkChoice(delta=ChunkDelta(content="hello"))],
+        ark=ArkChunkMetadata(query=uid),
+        seq=1,
+    )
+    failure = Chunk(
+        id="chatcmpl-error",
+        created=now,
+        model="fake-model",
+        error=ChunkError(message="gone", code="model_error"),
+        ark=ArkChunkMetadata(query=uid),
+        seq=2,
+    )
+    started = QueryEvent(
+        timestamp="2026-01-01T00:00:00Z",
+        reason="QueryExecutionStart",
+        message="Executing query direct-1",
+        data={"queryId": uid, "queryName": "direct-1", "queryNamespace": "team-a"},
+    )
+    for message in (token, failure):
+        await publisher.publish(subjects.query_chunk("team-a", uid), message)
+    await publisher.publish(subjects.query_event("team-a", uid), started)
+
+    events, _ = await direct.sse("/stream/direct-1?from-beginning=true")
+    assert [json.loads(e.data)["id"] for e in events[:-1]] == ["chatcmpl-1", "chatcmpl-error"]
+    assert json.loads(events[0].data)["choices"][0]["delta"]["content"] == "hello"
+    assert events[-1].data == "[DONE]"
+
+    for ref in ("direct-1", uid):
+        status, page = await direct.get(f"/events/{ref}")
+        assert status == 200
+        assert [item["reason"] for item in page["items"]] == ["QueryExecutionStart"]
+        assert page["items"][0]["eventType"] == "Normal"
+
+    status, body = await _error(direct, "/stream/direct-1", tenant="team-b")
+    assert status == 404, body
+    status, page = await direct.get(f"/events/{uid}", tenant="team-b")
+    assert page["total"] == 0
