@@ -125,14 +125,7 @@ from ark_mesh.broker.responses import (
     ToolDetailResponse,
     ToolListResponse,
 )
-from ark_mesh.broker.sse import (
-    DONE,
-    MAX_SEQUENCE,
-    SSE_HEADERS,
-    comment,
-    event,
-    parse_last_event_id,
-)
+from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event, parse_last_event_id
 from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import BusError, NatsError, StreamEntry
 from ark_mesh.contracts import Agent, Chunk, Model, Resource, Team, Tool, parse_duration
@@ -1032,13 +1025,13 @@ _WAIT_FOR_QUERY = Param(
     "query",
     "Seconds (clamped to 1 to 300) to wait for the query to exist and send a chunk; past "
     "them Ark's timeout error event, then `[DONE]`. Without it an unknown name is a 404.",
-    {"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE},
+    {"type": "integer", "minimum": 0, "maximum": arkbroker.MAX_NUMBER},
 )
 _MAX_CHUNK_SIZE = Param(
     "max-chunk-size",
     "query",
     "Ark's testing aid: validated, not used (as in Ark's broker).",
-    {"type": "integer", "minimum": 1, "maximum": MAX_SEQUENCE},
+    {"type": "integer", "minimum": 1, "maximum": arkbroker.MAX_NUMBER},
 )
 _ARK_LIMIT = Param(
     "limit",
@@ -1051,7 +1044,7 @@ _CURSOR = Param(
     "query",
     "Only items after this sequence (exclusive; a page's `nextCursor`): JetStream stream "
     "sequences.",
-    {"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE},
+    {"type": "integer", "minimum": 0, "maximum": arkbroker.MAX_NUMBER},
 )
 _WATCH = Param(
     "watch", "query", "`true`: server-sent events, live, instead of a page.", _TRUE_FALSE

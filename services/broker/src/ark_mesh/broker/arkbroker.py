@@ -61,6 +61,7 @@ from ark_mesh.telemetry import bound_context
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
+    "MAX_NUMBER",
     "PaginationError",
     "ValidationError",
     "broker_chunks",
@@ -85,6 +86,8 @@ Ending = Literal["end", "timeout", "cut"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_NUMBER = MAX_SEQUENCE
+"""The largest ``cursor``, ``wait-for-query`` or ``max-chunk-size`` taken (a stream sequence)."""
 WAIT_MIN_SECONDS = 1
 WAIT_MAX_SECONDS = 300
 _LOOKUP_BACKOFF = (0.1, 1.0)
