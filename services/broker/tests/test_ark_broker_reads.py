@@ -280,15 +280,18 @@ async def test_event_page_parameters_are_checked(running) -> None:
     assert body["error"]["field"] == "watch"
 
 
-async def _watch_until(world: Any, path: str, reason: str, submit: str) -> list[dict[str, Any]]:
-    """Open ``path``, accept a query once it is connected, and read events until one with
-    ``reason`` comes (the caller's timeout bounds the wait)."""
+async def _watch_until(
+    world: Any, path: str, reason: str, *submit: tuple[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Open ``path``, accept queries (text, extra fields) once it is connected, and read
+    events until one with ``reason`` comes (the caller's timeout bounds the wait)."""
     seen: list[dict[str, Any]] = []
     async with world.http.get(f"{world.url}{path}", headers=world.auth()) as response:
         assert response.status == 200
         assert response.headers["Access-Control-Allow-Origin"] == "*"
         assert await response.content.readline() == b": connected\n"
-        await _submit(world, submit)
+        for text, extra in submit:
+            await _submit(world, text, **extra)
         async for raw in response.content:
             line = raw.decode().rstrip("\n")
             if line.startswith("data: "):
@@ -300,15 +303,25 @@ async def _watch_until(world: Any, path: str, reason: str, submit: str) -> list[
 
 async def test_events_watch_sends_new_events(running) -> None:
     old, _ = await _finished(running, "before the watch")
-    seen = await _watch_until(running, "/events?watch=true", "QueryExecutionStart", "watched")
+    seen = await _watch_until(running, "/events?watch=true", "QueryExecutionStart", ("watched", {}))
     assert all(item["data"]["queryId"] != old for item in seen)
     assert seen[-1]["data"]["queryNamespace"] == "team-a"
 
     # from-beginning replays what was stored first.
     seen = await _watch_until(
-        running, "/events?watch=true&from-beginning=true", "QueryExecutionStart", "again"
+        running, "/events?watch=true&from-beginning=true", "QueryExecutionStart", ("again", {})
     )
     assert seen[0]["data"]["queryId"] == old
+
+    # session_id keeps that session's events only.
+    seen = await _watch_until(
+        running,
+        "/events?watch=true&session_id=s-watched",
+        "QueryExecutionStart",
+        ("no session", {}),
+        ("in the session", {"sessionId": "s-watched"}),
+    )
+    assert {item["data"]["sessionId"] for item in seen} == {"s-watched"}
 
 
 async def test_query_events_watch_is_sse_with_sequence_ids(running) -> None:
