@@ -440,7 +440,7 @@ def test_broker_values_reach_its_config(chart: Chart, tmp_path: Path) -> None:
                 "maxBodyBytes": 2048,
                 "completionWaitSeconds": 30,
             },
-            "streaming": {"heartbeatSeconds": 5},
+            "streaming": {"heartbeatSeconds": 5, "watchMaxSeconds": 600},
             "queryMirrors": True,
             "gracePeriod": 40,
             "provision": False,
@@ -454,6 +454,9 @@ def test_broker_values_reach_its_config(chart: Chart, tmp_path: Path) -> None:
     assert config.limits.max_body_bytes == 2048
     assert config.limits.completion_wait_seconds == 30
     assert config.streaming.heartbeat_seconds == 5
+    assert config.streaming.watch_max_seconds == 600
+    default = decode(chart.render("scale-strict"), "broker", tmp_path)
+    assert default.streaming.watch_max_seconds is None, "watches follow until the client leaves"
     assert config.kubernetes is not None, "queryMirrors renders a kubernetes section"
     assert config.kubernetes.kubeconfig is None, "in-cluster credentials"
     assert config.grace_period == 40

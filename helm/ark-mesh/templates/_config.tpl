@@ -156,7 +156,9 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "retryAfterSeconds" $b.limits.retryAfterSeconds
     "maxBodyBytes" $b.limits.maxBodyBytes
     "completionWaitSeconds" $b.limits.completionWaitSeconds)
-  "streaming" (dict "heartbeatSeconds" $b.streaming.heartbeatSeconds)
+  "streaming" (dict
+    "heartbeatSeconds" $b.streaming.heartbeatSeconds
+    "watchMaxSeconds" $b.streaming.watchMaxSeconds)
   "reconciliation" (dict
     "defaultReconciliation" $b.reconciliation.defaultReconciliation
     "allowedModes" $b.reconciliation.allowedModes)

@@ -124,3 +124,40 @@ async def test_undecodable_entries_are_skipped_or_raised(
         raised.append(error.reason)
     assert raised
     assert "malformed JSON" in raised[0]
+
+
+async def test_count_and_last_sequence_of_a_subject(
+    bus: Bus, topology: Topology, publisher: Publisher, kit: type
+) -> None:
+    reader = StreamReader(bus)
+    mine = f"ark.{kit.tenant}.query.*.event"
+    assert await reader.count(mine) == 0
+    assert await reader.last_sequence(mine) == 0
+    for query_id, steps in (("qa", 3), ("qb", 2)):
+        for index in range(steps):
+            event = QueryEvent(timestamp="2026-01-01T00:00:00Z", reason=f"Step{index}")
+            await publisher.publish(subjects.query_event(kit.tenant, query_id), event)
+    await publisher.publish(
+        subjects.query_event("someone-else", "qa"),
+        QueryEvent(timestamp="2026-01-01T00:00:00Z", reason="Theirs"),
+    )
+    assert await reader.count(mine) == 5
+    assert await reader.count(subjects.query_event(kit.tenant, "qb")) == 2
+    last = await reader.last_sequence(mine)
+    theirs = await reader.last(
+        subjects.query_event("someone-else", "qa"), decoder=decoder_for(QueryEvent)
+    )
+    assert theirs is not None
+    assert last == theirs.seq  # the stream's last sequence, whoever's subject it is
+    # A read from the next sequence sends exactly what is stored from then on.
+    await publisher.publish(
+        subjects.query_event(kit.tenant, "qc"),
+        QueryEvent(timestamp="2026-01-01T00:00:00Z", reason="Later"),
+    )
+    later = [
+        entry.message.reason
+        async for entry in reader.read(
+            mine, decoder=decoder_for(QueryEvent), start_seq=last + 1, caught_up=True
+        )
+    ]
+    assert later == ["Later"]

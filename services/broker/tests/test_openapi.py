@@ -54,6 +54,14 @@ def test_every_route_has_its_parameters_bodies_and_errors() -> None:
         "/v1/queries/{id}/stream",
         "/openai/v1/chat/completions",
         "/openai/v1/responses",
+        "/v1/queries/{id}/events",
+        "/stream/{queryName}",
+        "/stream",
+        "/events",
+        "/events/{queryId}",
+        "/v1/broker/events",
+        "/v1/broker/events/{queryId}",
+        "/v1/broker/chunks",
     }
 
 

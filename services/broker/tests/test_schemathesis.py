@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ark_mesh.broker import LimitsConfig
+from ark_mesh.broker import LimitsConfig, SSEConfig
 from ark_mesh.broker.api import OPERATIONS
 
 CHECKS = (
@@ -121,7 +121,8 @@ async def mesh(world: Any) -> Any:
     """The broker (token auth), a query-, a responses- and an embeddings-reconciler with one
     embeddings Model ``embedder`` per tenant: every route reaches real work. A non-streaming
     call waits at most 15 s (then its documented 504), so a generated ``timeout`` cannot
-    stretch the run."""
+    stretch the run, and a ``watch=true`` stream (or a ``wait-for-query`` wait) ends after
+    1 s, as a proxy's idle limit would end it (they follow the stream for ever otherwise)."""
     await world.start_reconciler()
     await world.start_responses_reconciler()
     await world.start_embeddings_reconciler(
@@ -146,7 +147,8 @@ async def mesh(world: Any) -> Any:
     )
     await world.start_broker(
         world.broker_config(
-            limits=LimitsConfig(max_in_flight_per_tenant=50, completion_wait_seconds=15.0)
+            limits=LimitsConfig(max_in_flight_per_tenant=50, completion_wait_seconds=15.0),
+            streaming=SSEConfig(heartbeat_seconds=0.5, watch_max_seconds=1.0),
         )
     )
     return world

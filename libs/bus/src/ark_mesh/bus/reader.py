@@ -40,6 +40,7 @@ _log = get_logger(__name__)
 M = TypeVar("M")
 
 _HEARTBEAT_SECONDS = 2.0
+_COUNT_CONSUMER_IDLE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,37 @@ class StreamReader:
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
+
+    async def last_sequence(self, subject: str) -> int:
+        """The last sequence of the stream storing ``subject`` (0 while it is empty). A read
+        from the next one sends exactly what is stored from this call on: a live watch that
+        starts there misses nothing stored after it answered (unlike a consumer delivering
+        "new" messages from whenever it is created)."""
+        stream = await self._stream_for(subject)
+        info = await self.bus.jsm.stream_info(stream)
+        return info.state.last_seq
+
+    async def count(self, subject: str) -> int:
+        """How many messages the stream holds now on ``subject`` (wildcards allowed).
+
+        The pending count of a throwaway pull consumer filtered on ``subject``: one answer from
+        the server whatever the number of distinct subjects (the stream's per-subject counts
+        would list every one of them). The consumer is deleted at once (and, being ephemeral
+        with an inactivity threshold, goes away on its own if that fails)."""
+        stream = await self._stream_for(subject)
+        info = await self.bus.jsm.add_consumer(
+            stream,
+            api.ConsumerConfig(
+                filter_subject=subject,
+                deliver_policy=api.DeliverPolicy.ALL,
+                ack_policy=api.AckPolicy.NONE,
+                mem_storage=True,
+                inactive_threshold=_COUNT_CONSUMER_IDLE_SECONDS,
+            ),
+        )
+        with contextlib.suppress(nats.errors.Error, NotFoundError):
+            await self.bus.jsm.delete_consumer(stream, info.name)
+        return info.num_pending or 0
 
     async def last(self, subject: str, *, decoder: Callable[[bytes], M]) -> StreamEntry[M] | None:
         """The newest entry of a literal subject, or ``None`` (a direct lookup, no consumer).

@@ -234,7 +234,10 @@ class ChunkUsage(_OpenAI, frozen=True):
     total_tokens: int = 0
 
 
-class ChunkError(_OpenAI, frozen=True):
+class ChunkError(_OpenAI, frozen=True, omit_defaults=False):
+    """Every field present, ``type`` too: Ark's broker checks an error line has a string
+    ``type`` before forwarding it, and OpenAI's clients read it."""
+
     message: str
     type: str = "server_error"
     code: str | None = None

@@ -8,7 +8,8 @@ POST    /v1/queries                                  accept a query → 202 ``{i
 GET     /v1/queries                                  the tenant's queries ``{items, count}``
 GET     /v1/queries/{id}                             one query (read model)
 GET     /v1/queries/{id}/stream                      SSE of its chunks; ``Last-Event-ID`` resumes
-GET     /v1/queries/{id}/events                      its operation events ``{items, total}``
+GET     /v1/queries/{id}/events                      its operation events ``{items, total}``;
+                                                     ``?watch=true``: SSE, live
 POST    /v1/queries/{id}/cancel                      ask the running reconciler to stop → 202
 GET     /v1/tool-approvals[/pending]                 the tenant's tool approvals ``{items, count}``
 GET     /v1/tool-approvals/{name}                    one approval (``a2a-task-<taskId>``)
@@ -19,6 +20,10 @@ POST    /openai/v1/responses                         OpenAI Responses API (respo
 GET     /openai/v1/responses/{id}                    a stored response (``DELETE``: forget it)
 ALL     /conversations, /messages, /memory-status    Ark's Memory API on ARK_MEMORY (.memory_api)
 GET     /sessions[/{id}]                             sessions folded from events (.sessions)
+GET     /stream/{queryName}                          Ark broker: a query's chunks by name (SSE)
+GET     /stream                                      Ark broker: all chunks, a page or SSE
+GET     /events[/{queryId}]                          Ark broker: events, a page or SSE
+GET     /v1/broker/events[/{query_id}], /chunks      ark-api's proxies of those
 GET     /openapi.json                                this API as an OpenAPI 3.1 document
 GET     /healthz, /readyz                            probes (also on the health port)
 ======  ===========================================  ==============================================
@@ -51,7 +56,7 @@ from aiohttp import web
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ark_mesh.broker import direct
+from ark_mesh.broker import arkbroker, direct
 from ark_mesh.broker.approvals import ToolApprovals
 from ark_mesh.broker.bodies import (
     MESSAGES_MIGRATION_WARNING,
@@ -104,6 +109,7 @@ from ark_mesh.broker.responses import (
     CancelAccepted,
     ChatCompletion,
     ChatCompletionChunk,
+    ChunkPage,
     ClientContext,
     CompletionFailure,
     EmbeddingsList,
@@ -112,6 +118,7 @@ from ark_mesh.broker.responses import (
     EventData,
     EventItem,
     EventList,
+    EventPage,
     Health,
     ModelDetailResponse,
     ModelListResponse,
@@ -124,6 +131,7 @@ from ark_mesh.broker.responses import (
     QueryListResponse,
     QueryResponse,
     Readiness,
+    StreamErrorEvent,
     TeamDetailResponse,
     TeamListResponse,
     ToolApprovalDetailResponse,
@@ -606,27 +614,42 @@ async def stream_query(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def query_events(request: web.Request) -> web.Response:
+async def query_events(request: web.Request) -> web.StreamResponse:
     tenant = _tenant(request)
     query_id = request.match_info["id"]
+    watch = arkbroker.watching(request.query)
+    after = _resume_after(request)
     broker = request.app[BROKER]
     query_id = (await broker.get(tenant, query_id)).id
-    entries = await broker.events(tenant, query_id)
-    items = [
-        EventItem(
-            sequence_number=entry.seq,
-            timestamp=entry.message.timestamp,
-            data=EventData(
-                timestamp=entry.message.timestamp,
-                event_type=entry.message.event_type,
-                reason=entry.message.reason,
-                message=entry.message.message,
-                data=dict(entry.message.data),
-            ),
-        )
-        for entry in entries
-    ]
+    if watch:
+        return await arkbroker.watch_query_events(request, broker, tenant, query_id, after)
+    items = [arkbroker.event_item(entry) for entry in await broker.events(tenant, query_id)]
     return _json(EventList(items=items, total=len(items), has_more=False))
+
+
+# --------------------------------------------------------------------------- Ark broker reads
+
+
+async def ark_stream(request: web.Request) -> web.StreamResponse:
+    return await arkbroker.stream(request, request.app[BROKER], _tenant(request))
+
+
+async def ark_events(request: web.Request) -> web.StreamResponse:
+    return await arkbroker.events(request, request.app[BROKER], _tenant(request))
+
+
+async def ark_query_events(request: web.Request) -> web.StreamResponse:
+    tenant = _tenant(request)
+    ref = request.match_info["queryId"]
+    return await arkbroker.query_events(request, request.app[BROKER], tenant, ref)
+
+
+async def ark_chunks(request: web.Request) -> web.StreamResponse:
+    return await arkbroker.chunks(request, request.app[BROKER], _tenant(request))
+
+
+async def ark_api_chunks(request: web.Request) -> web.StreamResponse:
+    return await arkbroker.broker_chunks(request, request.app[BROKER], _tenant(request))
 
 
 async def cancel_query(request: web.Request) -> web.Response:
@@ -994,16 +1017,21 @@ _IDEMPOTENCY_KEY = Param(
 )
 _BY_ID = {"id": "$response.body#/id"}
 _QUERY_LINKS = {
-    operation_id: _BY_ID
-    for operation_id in (
-        "getQuery",
-        "streamQuery",
-        "listQueryEvents",
-        "cancelQuery",
-        "updateQuery",
-        "patchCancelQuery",
-        "deleteQuery",
-    )
+    **{
+        operation_id: _BY_ID
+        for operation_id in (
+            "getQuery",
+            "streamQuery",
+            "listQueryEvents",
+            "cancelQuery",
+            "updateQuery",
+            "patchCancelQuery",
+            "deleteQuery",
+        )
+    },
+    "arkStreamQuery": {"queryName": "$response.body#/name"},
+    "arkListQueryEvents": {"queryId": "$response.body#/id"},
+    "arkApiBrokerChunks": {"query.query-id": "$response.body#/name", "query.watch": "true"},
 }
 _CREATE_REPLIES = (
     Reply(
@@ -1071,6 +1099,83 @@ def _catalog_routes(
 
 _OPENAI_TIMEOUT = Reply(504, "The query did not finish in time", OpenAIError)
 _RESPONSE_ID = Param("response_id", "path", "The response's id (`resp_…`).")
+
+_TRUE_FALSE = {"type": "string", "enum": ["true", "false"]}
+_QUERY_NAME = Param(
+    "queryName",
+    "path",
+    "The query's name in the caller's namespace (a broker-mode query's id is taken too).",
+)
+_QUERY_ID = Param(
+    "queryId",
+    "path",
+    "The query's id (the uid its events carry as `queryId`), or its name in the caller's "
+    "namespace; an id without events is an empty page.",
+)
+_FROM_BEGINNING = Param(
+    "from-beginning",
+    "query",
+    "`true`: replay what is stored first, then follow live (without it a watch sends only "
+    "what is stored from now on, or after `cursor`).",
+    _TRUE_FALSE,
+)
+_WAIT_FOR_QUERY = Param(
+    "wait-for-query",
+    "query",
+    "Seconds (clamped to 1 to 300) to wait for the query to exist and send a chunk; past "
+    "them Ark's timeout error event, then `[DONE]`. Without it an unknown name is a 404.",
+    {"type": "integer", "minimum": 0, "maximum": arkbroker.MAX_NUMBER},
+)
+_MAX_CHUNK_SIZE = Param(
+    "max-chunk-size",
+    "query",
+    "Ark's testing aid: validated, not used (as in Ark's broker).",
+    {"type": "integer", "minimum": 1, "maximum": arkbroker.MAX_NUMBER},
+)
+_ARK_LIMIT = Param(
+    "limit",
+    "query",
+    f"Items per page (default {arkbroker.DEFAULT_LIMIT}, at most {arkbroker.MAX_LIMIT}).",
+    {"type": "integer", "minimum": 1, "maximum": arkbroker.MAX_LIMIT},
+)
+_CURSOR = Param(
+    "cursor",
+    "query",
+    "Only items after this sequence (exclusive; a page's `nextCursor`): JetStream stream "
+    "sequences.",
+    {"type": "integer", "minimum": 0, "maximum": arkbroker.MAX_NUMBER},
+)
+_WATCH = Param(
+    "watch", "query", "`true`: server-sent events, live, instead of a page.", _TRUE_FALSE
+)
+_SESSION_ID = Param("session_id", "query", "Only events whose `data.sessionId` is this.")
+_MEMORY = Param(
+    "memory",
+    "query",
+    "ark-api's choice of broker (a Memory's name): accepted; one store serves them all.",
+)
+_CHUNKS_QUERY = Param(
+    "query-id", "query", "The query's name (ark-api streams it from the beginning)."
+)
+_ARK_CHUNKS = Reply(
+    200,
+    "The chunks as Ark's broker sends them (no `id:`), then `[DONE]`; an error chunk, or Ark's "
+    "timeout event, ends the stream",
+    sse=(ChatCompletionChunk, StreamErrorEvent),
+)
+_ARK_CHUNK_PAGE = Reply(
+    200,
+    "A page of broker items (`nextCursor` while `hasMore`), or with `watch=true` each chunk "
+    "stored from then on as `data:`",
+    ChunkPage,
+    sse=ChatCompletionChunk,
+)
+_ARK_EVENTS = Reply(
+    200,
+    "A page of events (`nextCursor` while `hasMore`), or with `watch=true` each event as `data:`",
+    EventPage,
+    sse=EventData,
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -1170,10 +1275,17 @@ OPERATIONS: tuple[Operation, ...] = (
         "/v1/queries/{id}/events",
         query_events,
         "listQueryEvents",
-        "The query's operation events so far",
+        "The query's operation events so far; with `watch=true` as server-sent events, live",
         "queries",
-        params=(_ID,),
-        replies=(Reply(200, "The events, in order", EventList),),
+        params=(_ID, _WATCH, _LAST_EVENT_ID, _AFTER),
+        replies=(
+            Reply(
+                200,
+                "The events, in order; SSE with `id:` = stream sequence (`Last-Event-ID` resumes)",
+                EventList,
+                sse=EventItem,
+            ),
+        ),
     ),
     Operation(
         "POST",
@@ -1357,6 +1469,87 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     *memory_operations(_tenant),
     *session_operations(_tenant),
+    Operation(
+        "GET",
+        "/stream/{queryName}",
+        ark_stream,
+        "arkStreamQuery",
+        "Ark broker: the query's chunks by name as server-sent events, to `[DONE]`",
+        "ark-broker",
+        params=(_QUERY_NAME, _FROM_BEGINNING, _WAIT_FOR_QUERY, _MAX_CHUNK_SIZE),
+        replies=(_ARK_CHUNKS,),
+    ),
+    Operation(
+        "GET",
+        "/stream",
+        ark_chunks,
+        "arkListChunks",
+        "Ark broker: the tenant's chunks of every query, one page, or server-sent events of "
+        "new chunks",
+        "ark-broker",
+        params=(_ARK_LIMIT, _CURSOR, _WATCH),
+        replies=(_ARK_CHUNK_PAGE,),
+    ),
+    Operation(
+        "GET",
+        "/events",
+        ark_events,
+        "arkListEvents",
+        "Ark broker: the tenant's operation events, one page, or server-sent events",
+        "ark-broker",
+        params=(_ARK_LIMIT, _CURSOR, _WATCH, _FROM_BEGINNING, _SESSION_ID),
+        replies=(_ARK_EVENTS,),
+    ),
+    Operation(
+        "GET",
+        "/events/{queryId}",
+        ark_query_events,
+        "arkListQueryEvents",
+        "Ark broker: one query's operation events, one page, or server-sent events",
+        "ark-broker",
+        params=(_QUERY_ID, _ARK_LIMIT, _CURSOR, _WATCH, _FROM_BEGINNING),
+        replies=(_ARK_EVENTS,),
+    ),
+    Operation(
+        "GET",
+        "/v1/broker/events",
+        ark_events,
+        "arkApiBrokerEvents",
+        "ark-api's proxy of the broker's `GET /events`",
+        "ark-broker",
+        params=(_ARK_LIMIT, _CURSOR, _WATCH, _FROM_BEGINNING, _SESSION_ID, _MEMORY),
+        replies=(_ARK_EVENTS,),
+    ),
+    Operation(
+        "GET",
+        "/v1/broker/events/{queryId}",
+        ark_query_events,
+        "arkApiBrokerQueryEvents",
+        "ark-api's proxy of the broker's `GET /events/{queryId}`",
+        "ark-broker",
+        params=(_QUERY_ID, _ARK_LIMIT, _CURSOR, _WATCH, _FROM_BEGINNING, _MEMORY),
+        replies=(_ARK_EVENTS,),
+    ),
+    Operation(
+        "GET",
+        "/v1/broker/chunks",
+        ark_api_chunks,
+        "arkApiBrokerChunks",
+        "ark-api's proxy of the broker's chunks: `watch=true&query-id=<name>` is the query's "
+        "stream from the beginning, anything else `GET /stream`",
+        "ark-broker",
+        params=(_WATCH, _CHUNKS_QUERY, _ARK_LIMIT, _CURSOR, _MEMORY),
+        replies=(
+            Reply(
+                200,
+                "A page of chunks, or SSE: the query's chunks to `[DONE]` (with `query-id`), "
+                "else new chunks",
+                ChunkPage,
+                sse=(ChatCompletionChunk, StreamErrorEvent),
+            ),
+            Reply(404, "No query of that name in the caller's namespace", ErrorEnvelope),
+        ),
+    ),
     Operation(
         "GET",
         "/openapi.json",

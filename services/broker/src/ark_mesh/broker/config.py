@@ -63,9 +63,14 @@ class LimitsConfig(ConfigSection, frozen=True, kw_only=True):
 
 
 class SSEConfig(ConfigSection, frozen=True, kw_only=True):
-    """SSE: a ``: heartbeat`` comment after ``heartbeat_seconds`` without a chunk."""
+    """SSE: a ``: heartbeat`` comment after ``heartbeat_seconds`` without a chunk.
+
+    ``watch_max_seconds`` (unset: no limit, as Ark) ends a ``watch=true`` stream of Ark's
+    broker routes, and a ``GET /stream/{queryName}`` still waiting or following, after that
+    long, as a proxy's idle limit would: the client reconnects (EventSource does by itself)."""
 
     heartbeat_seconds: float = 15.0
+    watch_max_seconds: float | None = None
 
 
 ApiMode = Literal["broker", "direct"]

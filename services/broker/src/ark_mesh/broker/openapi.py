@@ -58,7 +58,8 @@ class Param:
 @dataclass(frozen=True)
 class Reply:
     """One documented answer. ``body`` is the JSON body's type; ``sse`` the type of each
-    ``data:`` line of a ``text/event-stream`` answer (both: the request chooses); ``headers``
+    ``data:`` line of a ``text/event-stream`` answer (a tuple: any of those types; both
+    ``body`` and ``sse``: the request chooses); ``headers``
     the response headers it sets; ``links`` the operations its answer leads to (OpenAPI links:
     operation id → parameter → runtime expression), which clients and stateful testing follow."""
 
@@ -147,12 +148,21 @@ def _sse_event(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _alternatives(sse: Any) -> tuple[Any, ...]:
+    """The types an event of ``sse`` may be (a tuple of them, one type, or none)."""
+    if sse is None:
+        return ()
+    return tuple(sse) if isinstance(sse, tuple) else (sse,)
+
+
 def _content(reply: Reply, refs: Mapping[Any, dict[str, Any]]) -> dict[str, Any] | None:
     content: dict[str, Any] = {}
     if reply.body is not None:
         content["application/json"] = {"schema": refs[reply.body]}
     if reply.sse is not None:
-        content["text/event-stream"] = {"schema": _sse_event(refs[reply.sse])}
+        kinds = _alternatives(reply.sse)
+        data = refs[kinds[0]] if len(kinds) == 1 else {"anyOf": [refs[kind] for kind in kinds]}
+        content["text/event-stream"] = {"schema": _sse_event(data)}
     return content or None
 
 
@@ -178,7 +188,8 @@ def openapi_document(operations: Iterable[Operation]) -> dict[str, Any]:
     types: list[Any] = []
     for op in operations:
         candidates = [op.body, *(r.body for r in replies[op.operation_id])]
-        candidates += [r.sse for r in replies[op.operation_id]]
+        for reply in replies[op.operation_id]:
+            candidates += _alternatives(reply.sse)
         for type_ in candidates:
             if type_ is not None and type_ not in types:
                 types.append(type_)

@@ -36,6 +36,9 @@ __all__ = [
     "ChatCompletionChunk",
     "ChatCompletionMessage",
     "ChatCompletionUsage",
+    "ChunkItem",
+    "ChunkPage",
+    "ChunkRecord",
     "ClientContext",
     "CompletionArk",
     "CompletionFailure",
@@ -48,6 +51,7 @@ __all__ = [
     "EventData",
     "EventItem",
     "EventList",
+    "EventPage",
     "ExecutionContext",
     "Health",
     "InputTokensDetails",
@@ -73,6 +77,8 @@ __all__ = [
     "QueryReference",
     "QueryResponse",
     "Readiness",
+    "StreamError",
+    "StreamErrorEvent",
     "TeamDetailResponse",
     "TeamListResponse",
     "TeamResponse",
@@ -454,13 +460,14 @@ class ApprovalDecisionResponse(_ArkApiCamel, kw_only=True):
 
 
 class EventData(_Ark, kw_only=True):
-    """An Ark operation event as Ark's broker stores it (``POST /events`` body)."""
+    """An Ark operation event as Ark's broker stores it (``POST /events`` body): every field
+    present (none has a default, so none is left out as one)."""
 
     timestamp: str
-    event_type: Literal["Normal", "Warning"] = "Normal"
+    event_type: Literal["Normal", "Warning"]
     reason: str
-    message: str = ""
-    data: dict[str, str] = msgspec.field(default_factory=dict)
+    message: str
+    data: dict[str, str]
 
 
 class EventItem(_Ark, kw_only=True):
@@ -475,6 +482,56 @@ class EventList(_Ark, kw_only=True):
     items: list[EventItem]
     total: int
     has_more: bool
+
+
+class EventPage(_Ark, kw_only=True):
+    """A page of Ark's broker ``GET /events`` (and ``/events/{queryId}``): the events
+    themselves, as Ark's broker lists them (each item's ``data``), ``total`` events matching
+    (whatever the cursor), and ``nextCursor`` (the last item's sequence, to pass as
+    ``cursor``) only while ``hasMore``."""
+
+    items: list[EventData]
+    total: int
+    has_more: bool
+    next_cursor: int | None = None
+
+
+class ChunkRecord(_Ark, kw_only=True):
+    """What Ark's broker stores per chunk: the query and the chunk as its stream sends it."""
+
+    query_id: str
+    chunk: dict[str, Any]
+
+
+class ChunkItem(_Ark, kw_only=True):
+    """A chunk in Ark's broker item envelope (``GET /stream`` pages)."""
+
+    sequence_number: int
+    timestamp: str
+    data: ChunkRecord
+
+
+class ChunkPage(_Ark, kw_only=True):
+    """A page of Ark's broker ``GET /stream``: broker items, ``nextCursor`` while
+    ``hasMore``."""
+
+    items: list[ChunkItem]
+    total: int
+    has_more: bool
+    next_cursor: int | None = None
+
+
+class StreamError(_Ark, kw_only=True):
+    message: str
+    type: str
+    code: str | None = None
+
+
+class StreamErrorEvent(_Ark, kw_only=True):
+    """The event Ark's broker sends on ``GET /stream/{queryName}`` when ``wait-for-query``
+    passes without a chunk (then ``[DONE]``)."""
+
+    error: StreamError
 
 
 # --------------------------------------------------------------------------- probes
