@@ -161,14 +161,17 @@ async def test_messages_round_trip_become_history_and_stay_in_their_tenant(mesh:
     assert page["total"] == len(page["items"])
     assert page["hasMore"] is False
 
-    # Pages hold whole saves: the seeded record (two messages) is one page of limit 1.
+    # `limit` is exact even inside one save; the next page continues where this one stopped.
     status, first = await call(world, "GET", f"/messages?conversation_id={cid}&limit=1")
-    assert [item["query_id"] for item in first["items"]] == ["seed", "seed"]
+    assert [item["message"] for item in first["items"]] == seeded[:1]
     assert first["hasMore"] is True
     status, rest = await call(
         world, "GET", f"/messages?conversation_id={cid}&cursor={first['nextCursor']}"
     )
-    assert {item["query_id"] for item in rest["items"]} == {name}
+    assert [item["message"] for item in rest["items"]][:1] == seeded[1:]
+    assert [item["query_id"] for item in rest["items"]][1:] == [name] * (len(rest["items"]) - 1)
+    sequences = [item["sequence"] for item in first["items"] + rest["items"]]
+    assert sequences == sorted(set(sequences)), "unique and increasing"
 
     # ark-api's views of the same store.
     proxied = await call(world, "GET", f"/v1/broker/messages?memory=default&conversation_id={cid}")

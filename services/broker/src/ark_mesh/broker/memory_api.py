@@ -9,11 +9,12 @@ and what queries saved is listed here. Everything is scoped to the caller's tena
 is the subject's second token, so another tenant's conversation is simply not there (``404``),
 and ``DELETE /conversations`` purges the caller's conversations only (Ark's purges the store).
 
-Sequences: a record is one JetStream message, so every message of one save shares the record's
-stream sequence as its ``sequence``; a page never splits a record (it may hold fewer than
-``limit`` messages, never more, unless one record alone is larger), and ``cursor`` is exclusive,
-as in Ark: ``nextCursor`` is the last sequence of the page. Deleting one query's messages
-deletes its records (each record holds one query's save), by sequence.
+Sequences: a record is one JetStream message holding every message of one save, so a message's
+``sequence`` is its record's stream sequence times :data:`PER_RECORD` plus its place in the
+record: unique, increasing in stream order, and a page holds exactly ``limit`` messages even
+when that splits a save. ``cursor`` is exclusive, as in Ark: ``nextCursor`` is the last
+sequence of the page. Deleting one query's messages deletes its records (each record holds one
+query's save), by stream sequence.
 
 ``ttl_seconds`` on ``POST /messages`` becomes JetStream's per-message TTL (``Nats-TTL``), which
 needs a stream created with ``allow_msg_ttl`` (nats-server 2.11); otherwise it is refused by
@@ -82,7 +83,7 @@ class ConversationIds(msgspec.Struct, kw_only=True):
 
 
 class MemoryItem(msgspec.Struct, kw_only=True):
-    """One message as Ark's broker lists it; ``sequence`` is its record's stream sequence."""
+    """One message as Ark's broker lists it; ``sequence`` places it (see the module docstring)."""
 
     timestamp: str
     conversation_id: str
@@ -101,6 +102,20 @@ class MessagesPage(msgspec.Struct, kw_only=True, omit_defaults=True):
     total: int
     has_more: bool = msgspec.field(name="hasMore")
     next_cursor: int | None = msgspec.field(default=None, name="nextCursor")
+
+
+class MemoryConversationMessages(msgspec.Struct, kw_only=True):
+    """ark-api's ``GET /v1/memories/{name}/conversations/{id}/messages``.
+
+    ark-api passes the memory service's ``/messages`` answer through, so which keys a client
+    finds depended on the broker behind it: the newest broker pages ``items`` (records), while
+    Ark's dashboard reads ``messages`` and renders each one's ``role`` and ``content``. Both are
+    here, so either client reads the conversation."""
+
+    items: list[MemoryItem]
+    total: int
+    messages: list[Any]
+    """The conversation's chat messages in order (each record's ``message``)."""
 
 
 class ConversationStats(msgspec.Struct, kw_only=True):
@@ -281,6 +296,11 @@ class ConversationMemory:
         return deleted
 
 
+PER_RECORD = 1 << 16
+"""Sequence numbers one record spans: a save holds far fewer messages, and stream sequences up
+to 2**37 keep every ``sequence`` a safe integer for JavaScript clients."""
+
+
 def items_of(records: list[Record]) -> list[MemoryItem]:
     return [
         MemoryItem(
@@ -288,10 +308,10 @@ def items_of(records: list[Record]) -> list[MemoryItem]:
             conversation_id=entry.message.conversation_id,
             query_id=entry.message.query_id,
             message=message,
-            sequence=entry.seq,
+            sequence=entry.seq * PER_RECORD + index,
         )
         for entry in records
-        for message in entry.message.messages
+        for index, message in enumerate(entry.message.messages[:PER_RECORD])
     ]
 
 
@@ -300,23 +320,16 @@ def conversation_ids(records: list[Record]) -> list[str]:
 
 
 def page(records: list[Record], *, limit: int, cursor: int | None) -> MessagesPage:
-    """Whole records after ``cursor`` up to ``limit`` messages (at least one record)."""
-    total = sum(len(entry.message.messages) for entry in records)
-    after = [entry for entry in records if cursor is None or entry.seq > cursor]
-    taken: list[Record] = []
-    count = 0
-    for entry in after:
-        size = len(entry.message.messages)
-        if taken and count + size > limit:
-            break
-        taken.append(entry)
-        count += size
+    """The messages after ``cursor`` (exclusive), at most ``limit`` of them."""
+    items = items_of(records)
+    after = [item for item in items if cursor is None or item.sequence > cursor]
+    taken = after[:limit]
     more = len(taken) < len(after)
     return MessagesPage(
-        items=items_of(taken),
-        total=total,
+        items=taken,
+        total=len(items),
         has_more=more,
-        next_cursor=taken[-1].seq if more and taken else None,
+        next_cursor=taken[-1].sequence if more and taken else None,
     )
 
 
@@ -499,7 +512,12 @@ def memory_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
         tenant = tenant_of(request)
         conversation_id = request.match_info["conversation_id"]
         records = await _memory(request).records(tenant, conversation_id)
-        return _json(page(records, limit=MAX_LIMIT, cursor=None))
+        items = items_of(records)
+        return _json(
+            MemoryConversationMessages(
+                items=items, total=len(items), messages=[item.message for item in items]
+            )
+        )
 
     cid = Param("conversation_id", "path", "The conversation's id.")
     qid = Param("query_id", "path", "The query's name (Ark's memory key for a query).")
@@ -728,6 +746,6 @@ def memory_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
             "ark-api: one conversation's messages (the broker's `/messages` page)",
             api_tag,
             params=(Param("name", "path", "The Memory's name."), cid),
-            replies=(Reply(200, "The messages", MessagesPage),),
+            replies=(Reply(200, "The messages", MemoryConversationMessages),),
         ),
     )
