@@ -175,8 +175,28 @@ async def test_ark_cli_query_streams_through_the_broker_proxy_and_reads_back(
     assert "Polled" in polled["status"]["response"]["content"]
 
     # `ark sessions`: GET /v1/sessions, the CLI reads items.
+    async with asyncio.timeout(30):  # the read model folds the queries' events as they come
+        while True:
+            listed = (await get_json(http, f"{base}/v1/sessions"))["items"]
+            if SESSION in {item["sessionId"] for item in listed}:
+                break
+            await asyncio.sleep(0.2)
+
+    # `ark sessions delete`: one query's messages, then the session (its messages with it).
+    conversation = query["status"]["conversationId"]
+    records = f"{base}/v1/memory-messages?conversation={conversation}"
+    assert name in {item["queryId"] for item in (await get_json(http, records))["items"]}
+    async with http.delete(f"{base}/v1/sessions/{SESSION}/queries/{name}/messages") as response:
+        assert response.status == 200, await response.text()
+        assert "message" in await response.json()
+    assert name not in {item["queryId"] for item in (await get_json(http, records))["items"]}
+    async with http.delete(f"{base}/v1/sessions/{SESSION}") as response:
+        assert response.status == 200, await response.text()
     sessions = await get_json(http, f"{base}/v1/sessions")
-    assert SESSION in {item["sessionId"] for item in sessions["items"]}
+    assert SESSION not in {item["sessionId"] for item in sessions["items"]}
+    assert (await get_json(http, records))["items"] == []
+    async with http.delete(f"{base}/v1/sessions/{SESSION}") as response:
+        assert response.status == 404, await response.text()
 
 
 async def test_ark_dashboard_query_session_and_memory_views(

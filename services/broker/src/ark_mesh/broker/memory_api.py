@@ -40,6 +40,7 @@ from ark_mesh.telemetry import get_logger
 
 __all__ = [
     "MEMORY",
+    "ApiMessage",
     "ConversationMemory",
     "MemoryItem",
     "MessagesPage",

@@ -22,13 +22,21 @@ from ark_mesh.broker.errors import BadRequestError, NotFoundError, UnavailableEr
 from ark_mesh.broker.memory_api import (
     DEFAULT_MEMORY_NAME,
     MAX_LIMIT,
+    MEMORY,
+    ApiMessage,
     StatusMessage,
     int_param,
     refuse_watch,
 )
 from ark_mesh.broker.openapi import Operation, Param, Reply
 from ark_mesh.broker.readmodel import parse_instant
-from ark_mesh.broker.sessions import SessionEntry, SessionIndex, SessionStore, status_counts
+from ark_mesh.broker.sessions import (
+    SessionEntry,
+    SessionIndex,
+    SessionStore,
+    session_key,
+    status_counts,
+)
 
 __all__ = ["SESSIONS", "Sessions", "session_operations"]
 
@@ -230,6 +238,44 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
             )
         )
 
+    # ark-api's deletes (what `ark sessions delete` calls): ark-api forwards them to every
+    # Memory's service, where a session's messages are the messages of its queries. Here the
+    # session's queries are known from the read model, so their messages are deleted from the
+    # conversation memory and the session is forgotten.
+    async def api_delete_session(request: web.Request) -> web.Response:
+        tenant = tenant_of(request)
+        session_id = request.match_info["session_id"]
+        sessions = _sessions(request)
+        entry = await sessions.store.get(tenant, session_id)
+        if entry is None:
+            raise NotFoundError(f"Session {session_id} not found", field="session_id")
+        memory = request.app[MEMORY]
+        for name, query in entry.queries.items():
+            await memory.delete_query(tenant, name, query.conversation_id)
+        await sessions.store.purge([session_key(tenant, session_id)])
+        return _json(ApiMessage(message=f"Session {session_id} deleted from 1 memory service(s)"))
+
+    async def api_delete_sessions(request: web.Request) -> web.Response:
+        tenant = tenant_of(request)
+        sessions = _sessions(request)
+        await request.app[MEMORY].purge(tenant)
+        await sessions.store.purge(sessions.index.keys(tenant))
+        return _json(ApiMessage(message="All sessions deleted successfully from 1 memory services"))
+
+    async def api_delete_session_query(request: web.Request) -> web.Response:
+        tenant = tenant_of(request)
+        session_id = request.match_info["session_id"]
+        query_id = request.match_info["query_id"]
+        entry = await _sessions(request).store.get(tenant, session_id)
+        query = entry.queries.get(query_id) if entry is not None else None
+        conversation = query.conversation_id if query is not None else None
+        await request.app[MEMORY].delete_query(tenant, query_id, conversation)
+        return _json(
+            ApiMessage(
+                message=f"Query {query_id} messages deleted successfully from session {session_id}"
+            )
+        )
+
     async def api_list_sessions(request: web.Request) -> web.Response:
         tenant = tenant_of(request)
         entries = _sessions(request).index.sessions(tenant)
@@ -329,4 +375,35 @@ def session_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
             replies=(Reply(200, "The sessions", ApiSessionList),),
         )
     )
+    operations += [
+        Operation(
+            "DELETE",
+            "/v1/sessions",
+            api_delete_sessions,
+            "apiDeleteSessions",
+            "ark-api: forget the caller's sessions and delete their conversation memory",
+            "sessions",
+            replies=(Reply(200, "Deleted", ApiMessage),),
+        ),
+        Operation(
+            "DELETE",
+            "/v1/sessions/{session_id}",
+            api_delete_session,
+            "apiDeleteSession",
+            "ark-api: forget one session and delete its queries' messages",
+            "sessions",
+            params=(sid,),
+            replies=(Reply(200, "Deleted", ApiMessage),),
+        ),
+        Operation(
+            "DELETE",
+            "/v1/sessions/{session_id}/queries/{query_id}/messages",
+            api_delete_session_query,
+            "apiDeleteSessionQueryMessages",
+            "ark-api: delete one query's messages (the query stays in the session)",
+            "sessions",
+            params=(sid, Param("query_id", "path", "The query's name.")),
+            replies=(Reply(200, "Deleted", ApiMessage),),
+        ),
+    ]
     return tuple(operations)
