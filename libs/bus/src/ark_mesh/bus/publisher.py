@@ -39,11 +39,16 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ark_mesh.bus.connection import Bus
-from ark_mesh.bus.errors import BusClosedError, PublishError, PublishTimeoutError
+from ark_mesh.bus.errors import (
+    BusClosedError,
+    PayloadTooLargeError,
+    PublishError,
+    PublishTimeoutError,
+)
 from ark_mesh.contracts import MSG_ID_HEADER, SCHEMA_HEADER, Message, encode
 from ark_mesh.telemetry import Attr, MessagingTelemetry, get_logger
 
-__all__ = ["PubAck", "Publisher", "PublisherSettings"]
+__all__ = ["PubAck", "Publisher", "PublisherSettings", "header_bytes"]
 
 _log = get_logger(__name__)
 
@@ -89,6 +94,12 @@ class PublisherSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class _NoStreamError(Exception):
     pass
+
+
+def header_bytes(headers: Mapping[str, str]) -> int:
+    """What ``headers`` add to a message on the wire (``NATS/1.0\\r\\n``, ``k: v\\r\\n``
+    each, ``\\r\\n``): the server counts them in ``max_payload``."""
+    return 12 + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
 
 
 def _no_responders_pause(tries: int) -> float:
@@ -334,6 +345,16 @@ class Publisher:
     async def _send(
         self, subject: str, payload: bytes, reply: str, headers: dict[str, str]
     ) -> None:
+        # The server counts headers in max_payload and closes the connection of a client that
+        # sends more; nats-py checks the body alone. Refuse here, naming the sizes.
+        size = len(payload) + header_bytes(headers)
+        limit = self.bus.nc.max_payload
+        if size > limit:
+            raise PayloadTooLargeError(
+                subject,
+                f"the message is {size} bytes with its headers, more than the server's "
+                f"max_payload of {limit} bytes",
+            )
         try:
             await self.bus.nc.publish(subject, payload, reply=reply, headers=headers)
         except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError) as error:

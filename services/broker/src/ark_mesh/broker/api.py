@@ -72,6 +72,7 @@ from ark_mesh.broker.catalog import (
     tool_detail,
     tool_summary,
 )
+from ark_mesh.broker.chat_metadata import requested_annotations
 from ark_mesh.broker.embeddings import EmbeddingsBroker
 from ark_mesh.broker.errors import ApiError, BadRequestError, GatewayTimeoutError
 from ark_mesh.broker.openai_compat import (
@@ -719,6 +720,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     tenant = _tenant(request)
     body = decode_body(await _body(request), ChatCompletionRequest)
     timeout = body.meta("timeout")
+    # metadata.queryAnnotations / metadata.ark, as ark-api reads them (400 naming the key).
+    annotations = requested_annotations(body.metadata)
     spec_body = convert_body(
         {
             "name": f"openai-query-{uuid.uuid4().hex[:8]}",
@@ -734,12 +737,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     broker = request.app[BROKER]
     # A client asking for SSE asks for the model's tokens as they come: annotate the query the
     # way ark-api does, so its model calls are streamed (see ark_mesh.resolver.streaming).
-    annotations = {STREAMING_ANNOTATION: "true"} if body.stream else None
+    if body.stream:
+        annotations[STREAMING_ANNOTATION] = "true"
     with bound_context(tenant=tenant):
-        record, _ = await broker.accept(tenant, spec_body, annotations=annotations)
+        record, _ = await broker.accept(tenant, spec_body, annotations=annotations or None)
     with bound_context(tenant=tenant, query_id=record.id):
         if body.stream:
-            shaper = ChunkShaper(include_usage=body.include_usage())
+            shaper = ChunkShaper(include_usage=body.include_usage(), model=body.model)
 
             def render(entry: StreamEntry[Chunk]) -> bytes | None:
                 shaped = shaper.chunk(entry.data)

@@ -5,7 +5,8 @@ The request id is minted here, the :class:`~ark_mesh.contracts.EmbeddingsRequest
 ``ark.<tenant>.work.embeddings`` (``Nats-Msg-Id`` = the request id, so a publish retried by the
 bus is not embedded twice), and the embeddings-reconciler answers exactly once on
 ``ark.<tenant>.query.<request_id>.result``. The result is read from the *start* of that subject,
-so an answer that lands before the read begins is not missed.
+so an answer that lands before the read begins is not missed, and a result sent in pieces (larger
+than one NATS message, :mod:`ark_mesh.bus.large`) is read whole.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 
 from ark_mesh.broker.errors import UnavailableError
-from ark_mesh.bus import BusError, Publisher, StreamReader
+from ark_mesh.bus import BusError, Publisher, StreamReader, read_whole
 from ark_mesh.contracts import EmbeddingsRequest, EmbeddingsResult, decoder_for, subjects
 from ark_mesh.telemetry import get_logger
 
@@ -63,7 +64,8 @@ class EmbeddingsBroker:
             inputs=len(texts),
         )
         async with asyncio.timeout(within):
-            async for entry in self.reader.read(
+            async for entry in read_whole(
+                self.reader,
                 subjects.query_result(tenant, request.request_id),
                 decoder=_result,
                 until=lambda _: True,

@@ -43,6 +43,7 @@ __all__ = [
     "embeddings_list",
     "openai_chunk",
     "openai_error",
+    "stream_failure",
     "unknown_target",
 ]
 
@@ -86,9 +87,11 @@ class ChunkShaper:
     The loop in OpenAI's docs (``chunk.choices[0]``) then never meets an empty ``choices``.
     """
 
-    def __init__(self, *, include_usage: bool) -> None:
+    def __init__(self, *, include_usage: bool, model: str = "") -> None:
         self.include_usage = include_usage
+        self.model = model
         self._final: dict[str, Any] | None = None
+        self.failed = False
 
     def chunk(self, data: bytes) -> bytes | None:
         """The chunk as sent to the client, or ``None`` when it is not sent."""
@@ -102,12 +105,16 @@ class ChunkShaper:
             return None  # a model call's usage: only the query's total is sent, when asked
         chunk["usage"] = None
         if final:
+            failure = stream_failure(chunk, model=self.model)
+            if failure is not None:
+                self.failed = True
+                return msgspec.json.encode(failure)
             self._final = chunk
         return msgspec.json.encode(chunk)
 
     def usage_chunk(self) -> bytes | None:
         """The closing usage chunk, when asked for and the stream reached its final chunk."""
-        if not self.include_usage or self._final is None:
+        if not self.include_usage or self._final is None or self.failed:
             return None
         completed = self._final["ark"]["completedQuery"]
         usage = (completed.get("status") or {}).get("tokenUsage") or {}
@@ -126,6 +133,30 @@ class ChunkShaper:
                 "ark": {"query": self._final["ark"].get("query")},
             }
         )
+
+
+def stream_failure(final: dict[str, Any], *, model: str) -> dict[str, Any] | None:
+    """The SSE error event that replaces the final chunk of a query that did not end ``done``.
+
+    OpenAI's SDKs raise ``APIError`` on a ``data: {"error": {...}}`` line (ark-api sends one
+    when its stream fails); an ordinary final chunk would end the stream as if it had succeeded.
+    The object is OpenAI's error with ark-api's ``status`` (404 for an unknown target, else
+    500) and the query's id and phase under ``ark``.
+    """
+    completed = final["ark"]["completedQuery"]
+    raw = completed.get("status") if isinstance(completed, dict) else None
+    if not isinstance(raw, dict) or raw.get("phase") in (None, "done"):
+        return None
+    status = msgspec.convert(raw, QueryStatus)
+    missing = unknown_target(status, model=model)
+    if missing is not None:
+        body = msgspec.to_builtins(missing.error)
+        body["status"] = 404
+    else:
+        failure = completion_error(status).error
+        body = msgspec.to_builtins(failure)
+        body["status"] = 500
+    return {"error": body, "ark": {"query": final["ark"].get("query"), "phase": status.phase}}
 
 
 def chat_completion(*, query_id: str, name: str, model: str, status: QueryStatus) -> ChatCompletion:

@@ -13,7 +13,7 @@ and the result is stored before the work message is acked.
 
 from __future__ import annotations
 
-from ark_mesh.bus import Publisher
+from ark_mesh.bus import Publisher, publish_whole
 from ark_mesh.contracts import (
     Chunk,
     QueryEvent,
@@ -66,7 +66,9 @@ class ResponsesSink:
         self.last_status = update
 
     async def result(self, result: ResponsesResult) -> None:
-        await self._publisher.publish(
+        # In pieces when larger than one NATS message (:mod:`ark_mesh.bus.large`).
+        await publish_whole(
+            self._publisher,
             subjects.query_result(self._tenant, self._request_id),
             result,
             msg_id=result_msg_id(self._request_id),
