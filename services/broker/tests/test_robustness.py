@@ -339,3 +339,21 @@ async def test_nats_unavailable_is_503_with_retry_after(running: Any) -> None:
             assert (await response.json())["error"]["code"] == "UNAVAILABLE"
     finally:
         running.nats.start()
+
+
+async def test_a_query_whose_status_exceeds_one_nats_message_fails_at_once(running: Any) -> None:
+    # The fake model echoes the input: the answer's status update is larger than NATS'
+    # max_payload (1 MiB). It ends in error naming that, from its first delivery, and its
+    # dead letter (larger still) is stored in pieces instead of blocking the work.
+    async with running.http.post(
+        f"{running.url}/v1/queries",
+        json={"input": "x" * 600_000, "target": TARGET},
+        headers=running.auth(),
+    ) as response:
+        assert response.status == 202, await response.text()
+        query_id = (await response.json())["id"]
+    final = await running.wait_phase(query_id, "done", "error", "canceled")
+    assert final["status"]["phase"] == "error"
+    [condition] = final["status"]["conditions"]
+    assert "more than the server's max_payload" in condition["message"]
+    assert len(running.fake.requests_to("chat")) == 1  # not redelivered

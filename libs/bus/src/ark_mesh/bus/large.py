@@ -75,20 +75,24 @@ async def publish_whole(
     message: Message,
     *,
     msg_id: str,
+    headers: Mapping[str, str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_payload: int | None = None,
 ) -> PubAck:
     """Publish ``message`` on ``subject``, in pieces when it is larger than one message.
 
     Returns the acknowledgement of the whole (of its last piece). ``max_payload`` overrides
-    the server's limit (tests; a stream with a smaller ``max_msg_size``). Raises
+    the server's limit (tests; a stream with a smaller ``max_msg_size``); ``headers`` go on
+    every piece (e.g. the trace context). Raises
     :class:`PayloadTooLargeError` when the encoded message is larger than ``max_bytes``,
     before anything is published.
     """
     payload = encode(message)
     size = piece_size(max_payload or publisher.bus.nc.max_payload)
     if len(payload) <= size:
-        return await publisher.publish(subject, payload, schema=message.SCHEMA, msg_id=msg_id)
+        return await publisher.publish(
+            subject, payload, schema=message.SCHEMA, msg_id=msg_id, headers=headers
+        )
     if len(payload) > max_bytes:
         raise PayloadTooLargeError(
             subject,
@@ -112,7 +116,7 @@ async def publish_whole(
             payload[index * size : (index + 1) * size],
             schema=message.SCHEMA,
             msg_id=msg_id if last else f"{msg_id}:{group}:{index}",
-            headers={PART_HEADER: f"{index}/{count}", PARTS_HEADER: group},
+            headers={**(headers or {}), PART_HEADER: f"{index}/{count}", PARTS_HEADER: group},
         )
     assert ack is not None
     return ack

@@ -94,6 +94,7 @@ from ark_mesh.broker.responses import (
     CancelAccepted,
     ChatCompletion,
     ChatCompletionChunk,
+    ChatCompletionStreamError,
     ClientContext,
     CompletionFailure,
     EmbeddingsList,
@@ -1103,9 +1104,10 @@ OPERATIONS: tuple[Operation, ...] = (
         replies=(
             Reply(
                 200,
-                "The completion; with `stream: true` server-sent chunks and `[DONE]`",
+                "The completion; with `stream: true` server-sent chunks and `[DONE]`, the "
+                "final chunk replaced by an error line when the query failed",
                 ChatCompletion,
-                sse=ChatCompletionChunk,
+                sse=(ChatCompletionChunk, ChatCompletionStreamError),
             ),
             Reply(404, "The target named by `model` does not exist", OpenAIError),
             Reply(

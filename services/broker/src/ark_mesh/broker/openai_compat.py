@@ -23,6 +23,7 @@ from ark_mesh.broker.responses import (
     ChatCompletion,
     ChatCompletionChoice,
     ChatCompletionMessage,
+    ChatCompletionStreamError,
     ChatCompletionUsage,
     CompletionArk,
     CompletionFailure,
@@ -32,6 +33,8 @@ from ark_mesh.broker.responses import (
     EmbeddingsUsage,
     OpenAIError,
     OpenAIErrorBody,
+    StreamErrorArk,
+    StreamErrorBody,
 )
 from ark_mesh.contracts import EmbeddingsResult, QueryStatus
 
@@ -85,6 +88,8 @@ class ChunkShaper:
     chunk. So: usage-only chunks are dropped, and with ``include_usage`` one chunk with the
     query's total usage (``completedQuery.status.tokenUsage``) follows the final one.
     The loop in OpenAI's docs (``chunk.choices[0]``) then never meets an empty ``choices``.
+    A query that did not end ``done`` ends with an error line instead of its final chunk
+    (:func:`stream_failure`), on which OpenAI's SDKs raise.
     """
 
     def __init__(self, *, include_usage: bool, model: str = "") -> None:
@@ -135,8 +140,8 @@ class ChunkShaper:
         )
 
 
-def stream_failure(final: dict[str, Any], *, model: str) -> dict[str, Any] | None:
-    """The SSE error event that replaces the final chunk of a query that did not end ``done``.
+def stream_failure(final: dict[str, Any], *, model: str) -> ChatCompletionStreamError | None:
+    """The SSE error line that replaces the final chunk of a query that did not end ``done``.
 
     OpenAI's SDKs raise ``APIError`` on a ``data: {"error": {...}}`` line (ark-api sends one
     when its stream fails); an ordinary final chunk would end the stream as if it had succeeded.
@@ -149,14 +154,15 @@ def stream_failure(final: dict[str, Any], *, model: str) -> dict[str, Any] | Non
         return None
     status = msgspec.convert(raw, QueryStatus)
     missing = unknown_target(status, model=model)
-    if missing is not None:
-        body = msgspec.to_builtins(missing.error)
-        body["status"] = 404
-    else:
-        failure = completion_error(status).error
-        body = msgspec.to_builtins(failure)
-        body["status"] = 500
-    return {"error": body, "ark": {"query": final["ark"].get("query"), "phase": status.phase}}
+    body, code = (
+        (missing.error, 404) if missing is not None else (completion_error(status).error, 500)
+    )
+    return ChatCompletionStreamError(
+        error=StreamErrorBody(
+            message=body.message, type=body.type, param=body.param, code=body.code, status=code
+        ),
+        ark=StreamErrorArk(query=final["ark"].get("query"), phase=status.phase or "error"),
+    )
 
 
 def chat_completion(*, query_id: str, name: str, model: str, status: QueryStatus) -> ChatCompletion:

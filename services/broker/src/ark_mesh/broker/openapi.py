@@ -58,7 +58,8 @@ class Param:
 @dataclass(frozen=True)
 class Reply:
     """One documented answer. ``body`` is the JSON body's type; ``sse`` the type of each
-    ``data:`` line of a ``text/event-stream`` answer (both: the request chooses); ``headers``
+    ``data:`` line of a ``text/event-stream`` answer, or a tuple of the types a line may have
+    (both: the request chooses); ``headers``
     the response headers it sets; ``links`` the operations its answer leads to (OpenAPI links:
     operation id → parameter → runtime expression), which clients and stateful testing follow."""
 
@@ -151,7 +152,10 @@ def _content(reply: Reply, refs: Mapping[Any, dict[str, Any]]) -> dict[str, Any]
     content: dict[str, Any] = {}
     if reply.body is not None:
         content["application/json"] = {"schema": refs[reply.body]}
-    if reply.sse is not None:
+    if isinstance(reply.sse, tuple):
+        lines = {"anyOf": [refs[line] for line in reply.sse]}
+        content["text/event-stream"] = {"schema": _sse_event(lines)}
+    elif reply.sse is not None:
         content["text/event-stream"] = {"schema": _sse_event(refs[reply.sse])}
     return content or None
 
@@ -178,7 +182,9 @@ def openapi_document(operations: Iterable[Operation]) -> dict[str, Any]:
     types: list[Any] = []
     for op in operations:
         candidates = [op.body, *(r.body for r in replies[op.operation_id])]
-        candidates += [r.sse for r in replies[op.operation_id]]
+        for reply in replies[op.operation_id]:
+            # ``sse`` may be a tuple: the lines a stream can carry (e.g. chunks or an error).
+            candidates += list(reply.sse) if isinstance(reply.sse, tuple) else [reply.sse]
         for type_ in candidates:
             if type_ is not None and type_ not in types:
                 types.append(type_)
