@@ -50,14 +50,16 @@ try:
         stream = client.chat.completions.create(
             model="agent/assistant", messages=messages, stream=True, **kwargs
         )
-        texts, usages, empty = [], [], 0
+        texts, usages, empty, count = [], [], 0, 0
         for chunk in stream:
+            count += 1
             if chunk.usage is not None:
-                usages.append(chunk.usage.total_tokens)
+                usages.append((count, chunk.usage.total_tokens))
                 empty += not chunk.choices
                 continue
             texts.append(chunk.choices[0].delta.content or "")  # OpenAI's documented loop
         out["text"], out["usages"], out["empty_with_usage"] = "".join(texts), usages, empty
+        out["chunks"] = count
     elif action in ("unknown", "unknown-stream", "failing-stream"):
         model = "agent/assistant" if action == "failing-stream" else "agent/no-such-agent"
         stream = client.chat.completions.create(
@@ -170,7 +172,8 @@ async def test_a_stream_with_include_usage_ends_with_exactly_one_usage_chunk(
 ) -> None:
     out = await run_client(mesh, "stream-usage")
     assert "stream-usage" in out["text"]
-    [total] = out["usages"]
+    [(position, total)] = out["usages"]
+    assert position == out["chunks"]  # the last chunk
     assert total > 0
     assert out["empty_with_usage"] == 1
 

@@ -17,6 +17,8 @@ import openai
 import pytest
 
 from ark_mesh.broker import SSEConfig
+from ark_mesh.bus import Bus, StreamReader, read_whole
+from ark_mesh.contracts import DeadLetter, decoder_for, subjects
 from ark_mesh.testing.fake_llm import Match, Reply, Rule, ScriptedError, Usage
 
 TARGET = {"type": "agent", "name": "helper"}
@@ -343,11 +345,12 @@ async def test_nats_unavailable_is_503_with_retry_after(running: Any) -> None:
 
 async def test_a_query_whose_status_exceeds_one_nats_message_fails_at_once(running: Any) -> None:
     # The fake model echoes the input: the answer's status update is larger than NATS'
-    # max_payload (1 MiB). It ends in error naming that, from its first delivery, and its
-    # dead letter (larger still) is stored in pieces instead of blocking the work.
+    # max_payload (1 MiB). It ends in error naming that, from its first delivery; its dead
+    # letter (the work message in base64, larger than max_payload too) is stored in pieces
+    # instead of blocking the work for ever.
     async with running.http.post(
         f"{running.url}/v1/queries",
-        json={"input": "x" * 600_000, "target": TARGET},
+        json={"input": "x" * 900_000, "target": TARGET},
         headers=running.auth(),
     ) as response:
         assert response.status == 202, await response.text()
@@ -357,3 +360,19 @@ async def test_a_query_whose_status_exceeds_one_nats_message_fails_at_once(runni
     [condition] = final["status"]["conditions"]
     assert "more than the server's max_payload" in condition["message"]
     assert len(running.fake.requests_to("chat")) == 1  # not redelivered
+
+    bus = await Bus.connect(servers=(running.nats.url,), name="dlq-reader")
+    try:
+        [letter] = [
+            entry.message
+            async for entry in read_whole(
+                StreamReader(bus),
+                subjects.dlq("team-a", "query"),
+                decoder=decoder_for(DeadLetter).decode,
+                caught_up=True,
+            )
+        ]
+    finally:
+        await bus.close()
+    assert len(letter.data) > 900_000
+    assert query_id in letter.reason or "max_payload" in letter.reason
