@@ -21,8 +21,9 @@ from ark_mesh.bus import (
     publish_whole,
     read_whole,
 )
+from ark_mesh.bus.deadletter import publish_dead_letter
 from ark_mesh.bus.large import PART_HEADER, PARTS_HEADER
-from ark_mesh.contracts import DecodeError, EmbeddingsResult, decoder_for, subjects
+from ark_mesh.contracts import DeadLetter, DecodeError, EmbeddingsResult, decoder_for, subjects
 from ark_mesh.testing.nats_server import NatsServer
 
 TENANT = "acme"
@@ -175,3 +176,30 @@ async def test_a_last_piece_without_its_earlier_pieces_is_undecodable(
     assert await read_all(bus, subject, start_seq=last) == []
     with pytest.raises(DecodeError, match="were not read"):
         await read_all(bus, subject, start_seq=last, skip_undecodable=False)
+
+
+async def test_a_dead_letter_larger_than_max_payload_is_stored_in_pieces(
+    bus: Bus, topology: Topology, publisher: Publisher
+) -> None:
+    original = os.urandom(MAX_PAYLOAD)  # base64 in the letter: a third larger still
+    letter, target, _ = await publish_dead_letter(
+        publisher,
+        subject=subjects.work_embeddings(TENANT),
+        data=original,
+        headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        reason="too large to handle",
+        deliveries=1,
+        stream=subjects.ARK_WORK,
+        stream_seq=7,
+        service="test",
+    )
+    info = await bus.jsm.stream_info(subjects.ARK_DLQ)
+    assert info.state.messages > 1  # pieces
+    [read] = [
+        entry.message
+        async for entry in read_whole(
+            StreamReader(bus), target, decoder=decoder_for(DeadLetter).decode, caught_up=True
+        )
+    ]
+    assert read == letter
+    assert read.data == original

@@ -15,8 +15,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-from ark_mesh.broker.errors import UnavailableError
-from ark_mesh.bus import BusError, Publisher, StreamReader, read_whole
+from ark_mesh.broker.errors import TooLargeError, UnavailableError
+from ark_mesh.bus import BusError, PayloadTooLargeError, Publisher, StreamReader, read_whole
 from ark_mesh.contracts import EmbeddingsRequest, EmbeddingsResult, decoder_for, subjects
 from ark_mesh.telemetry import get_logger
 
@@ -38,8 +38,10 @@ class EmbeddingsBroker:
     ) -> EmbeddingsResult:
         """The result for ``texts`` embedded with the Model ``model`` of ``tenant``'s namespace.
 
-        Raises :class:`TimeoutError` when no result came within ``within`` seconds and
-        :class:`~ark_mesh.broker.errors.UnavailableError` when the request could not be queued.
+        Raises :class:`TimeoutError` when no result came within ``within`` seconds,
+        :class:`~ark_mesh.broker.errors.TooLargeError` when the request is larger than one NATS
+        message and :class:`~ark_mesh.broker.errors.UnavailableError` when it could not be
+        queued.
         """
         request = EmbeddingsRequest(
             request_id=str(uuid.uuid4()),
@@ -54,6 +56,11 @@ class EmbeddingsBroker:
             await self.publisher.publish(
                 subjects.work_embeddings(tenant), request, msg_id=request.request_id
             )
+        except PayloadTooLargeError as exc:
+            raise TooLargeError(
+                f"the embeddings request is larger than the bus carries: {exc.detail}",
+                field="input",
+            ) from exc
         except BusError as exc:
             raise UnavailableError(f"the embeddings request could not be queued: {exc}") from exc
         _log.info(
