@@ -1,6 +1,7 @@
 """The official ``openai`` client, in its own process, against a real mesh (every part a process:
 NATS, the Kubernetes emulator, the fake model, controller, query-reconciler, status-sync,
-broker): models, completions streamed and not, usage, and failures the SDK raises once.
+broker): models, completions streamed and not, usage, and failures the SDK raises once; and a
+Query resource too large for one NATS message.
 
 One mesh serves the whole module (module-scoped fixture); each test runs one client program
 (``CLIENT`` below, a ``python -c`` subprocess with the SDK's default retries) and reads what it
@@ -21,9 +22,10 @@ import msgspec
 import pytest
 import pytest_asyncio
 
-from ark_mesh.contracts import Agent, Team, Tool
+from ark_mesh.contracts import Agent, Query, Team, Tool
 from ark_mesh.devmesh import LocalMesh
 from ark_mesh.kube import KubeClient
+from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import Match, Reply, Rule
 from ark_mesh.testing.fake_llm.script import ScriptedError
 
@@ -206,3 +208,22 @@ async def test_a_stream_whose_query_fails_raises_an_api_error(mesh: LocalMesh) -
     assert body["type"] == "server_error"
     assert body["code"] == "query_error"
     assert "the model refused" in body["message"]
+
+
+async def test_a_query_resource_too_large_for_one_nats_message_ends_in_error_at_once(
+    mesh: LocalMesh,
+) -> None:
+    # Standalone (the preset's default): the controller cannot publish a work message above
+    # NATS' max_payload, and says so on the Query instead of retrying for ever.
+    async with await KubeClient.from_kubeconfig(str(mesh.kubeconfig)) as client:
+        await client.create(ark_objects.query("huge", mesh.namespace, "x" * 1_100_000))
+        async with asyncio.timeout(60):
+            while True:
+                query = await client.get(Query, mesh.namespace, "huge")
+                if query.status is not None and query.status.phase in ("done", "error"):
+                    break
+                await asyncio.sleep(0.1)
+    assert query.status.phase == "error"
+    [condition] = [c for c in query.status.conditions or [] if c.type == "Completed"]
+    assert "too large to be sent to a reconciler" in condition.message
+    assert "max_payload of 1048576 bytes" in condition.message
