@@ -152,7 +152,10 @@ def stream_failure(final: dict[str, Any], *, model: str) -> ChatCompletionStream
     raw = completed.get("status") if isinstance(completed, dict) else None
     if not isinstance(raw, dict) or raw.get("phase") in (None, "done"):
         return None
-    status = msgspec.convert(raw, QueryStatus)
+    try:
+        status = msgspec.convert(raw, QueryStatus)
+    except msgspec.ValidationError:  # a status this version cannot read: still an error line
+        status = QueryStatus(phase="error", error=str(raw.get("error") or raw.get("phase")))
     missing = unknown_target(status, model=model)
     body, code = (
         (missing.error, 404) if missing is not None else (completion_error(status).error, 500)
