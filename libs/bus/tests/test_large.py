@@ -17,6 +17,7 @@ from ark_mesh.bus import (
     PermanentError,
     Publisher,
     StreamReader,
+    StreamSettings,
     Topology,
     publish_whole,
     read_whole,
@@ -203,3 +204,17 @@ async def test_a_dead_letter_larger_than_max_payload_is_stored_in_pieces(
     ]
     assert read == letter
     assert read.data == original
+
+
+async def test_a_message_above_the_streams_max_msg_size_is_payload_too_large(
+    bus: Bus, publisher: Publisher, kit: type
+) -> None:
+    limited = kit.small_topology(status=StreamSettings(max_msg_size=4096))
+    await Topology(limited).provision(bus)
+    subject = subjects.query_result(TENANT, "r7")
+    with pytest.raises(PayloadTooLargeError, match="message size exceeds maximum allowed"):
+        await publisher.publish(subject, result("r7", 40), msg_id="r7:result")
+    # Pieces are cut to the server's max_payload; given the stream's smaller limit, they fit.
+    whole = result("r7", 40)
+    await publish_whole(publisher, subject, whole, msg_id="r7:result", max_payload=3072 + 8192)
+    assert await read_all(bus, subject) == [whole]

@@ -107,10 +107,21 @@ def _no_responders_pause(tries: int) -> float:
     return min(1.0, 0.05 * 2.0**tries)
 
 
+_TOO_LARGE_FOR_STREAM: Final = 10054
+"""JetStream's ``err_code``: larger than the stream's ``max_msg_size``."""
+
+
 class _RejectedError(Exception):
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, too_large: bool = False) -> None:
         self.description = description
+        self.too_large = too_large
         super().__init__(description)
+
+    def error(self, subject: str) -> PublishError:
+        """What the caller gets: a stream size limit is permanent, like ``max_payload``."""
+        if self.too_large:
+            return PayloadTooLargeError(subject, self.description)
+        return PublishError(subject, self.description)
 
 
 @dataclass(slots=True)
@@ -256,7 +267,7 @@ class Publisher:
                     await asyncio.sleep(pause)
                     continue
                 except _RejectedError as rejected:
-                    raise PublishError(subject, rejected.description) from None
+                    raise rejected.error(subject) from None
                 finally:
                     self._waiters.pop(token, None)
                 elapsed = time.perf_counter() - started
@@ -391,7 +402,7 @@ class Publisher:
                 self._retry_later(entry, pause, error, budget=self.settings.no_responders_for)
             return
         except _RejectedError as rejected:
-            self._fail(entry, PublishError(entry.subject, rejected.description))
+            self._fail(entry, rejected.error(entry.subject))
             return
         attrs = self.telemetry.attrs(Attr.SCHEMA, entry.schema)
         self.telemetry.metrics.publish_duration.record(time.monotonic() - entry.first_sent, attrs)
@@ -406,7 +417,10 @@ class Publisher:
             raise _NoStreamError()
         wire = _ack_decoder.decode(msg.data)
         if wire.error is not None:
-            raise _RejectedError(str(wire.error.get("description", wire.error)))
+            raise _RejectedError(
+                str(wire.error.get("description", wire.error)),
+                too_large=wire.error.get("err_code") == _TOO_LARGE_FOR_STREAM,
+            )
         return PubAck(stream=wire.stream, seq=wire.seq, duplicate=wire.duplicate)
 
     def _fail(self, entry: _Windowed, error: Exception) -> None:
