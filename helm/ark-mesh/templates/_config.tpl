@@ -113,6 +113,7 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "preload" $e.resourceCache.preload
     "syncTimeout" $e.resourceCache.syncTimeout)
   "maxBatch" $e.maxBatch
+  "maxResultBytes" (int64 $e.maxResultBytes)
   "timeout" $e.timeout
   "health" (dict "host" "0.0.0.0" "port" $e.healthPort)
   "gracePeriod" $e.gracePeriod

@@ -156,7 +156,7 @@ class World:
         return service
 
     async def start_embeddings_reconciler(
-        self, models: list[dict[str, Any]]
+        self, models: list[dict[str, Any]], **changes: Any
     ) -> EmbeddingsReconcilerService:
         """An embeddings-reconciler whose Models are ``models`` (manifests)."""
         directory = self.root / "embedding-models"
@@ -168,6 +168,7 @@ class World:
                 source="manifests", manifests=str(directory), default_namespace=TENANT_A
             ),
             health=HealthConfig(host="127.0.0.1", port=0),
+            **changes,
         )
         service = EmbeddingsReconcilerService(config)
         await service.start(await self._health())

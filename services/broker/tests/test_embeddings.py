@@ -89,6 +89,39 @@ async def test_a_single_string_and_dimensions(embedding: Any) -> None:
     assert call.body["dimensions"] == 8
 
 
+MANY = [f"text number {index}" for index in range(60)]
+
+
+async def test_a_result_larger_than_one_nats_message_arrives_whole(embedding: Any) -> None:
+    # 60 vectors of 1,536 floats are about 2 MB of JSON: twice NATS' default max_payload.
+    async with client(embedding) as api:
+        exact = await api.embeddings.create(
+            model="embedder", input=MANY, dimensions=1536, encoding_format="float"
+        )
+        packed = await api.embeddings.create(model="embedder", input=MANY, dimensions=1536)
+    expected = [embedding_vector(text, 1536) for text in MANY]
+    assert [item.index for item in exact.data] == list(range(60))
+    assert [item.embedding for item in exact.data] == expected
+    for item, vector in zip(packed.data, expected, strict=True):
+        assert item.embedding == pytest.approx(vector, rel=1e-6, abs=1e-7)
+    # One provider call per request: the result was not redelivered on the way.
+    assert len(embedding.fake.requests_to("embeddings")) == 2
+
+
+async def test_a_result_too_large_to_deliver_fails_at_once_naming_its_size(world: Any) -> None:
+    await world.start_embeddings_reconciler(
+        [embeddings_model("embedder", "team-a", world.fake.base_url)], max_result_bytes=100_000
+    )
+    await world.start_broker()
+    async with client(world) as api:
+        with pytest.raises(openai.BadRequestError) as raised:
+            await api.embeddings.create(model="embedder", input=MANY, dimensions=1536)
+    assert "The embeddings result cannot be delivered" in raised.value.message
+    assert "more than the 100000 bytes" in raised.value.message
+    # Answered from the first delivery: the provider was called once, not once per redelivery.
+    assert len(world.fake.requests_to("embeddings")) == 1
+
+
 async def test_an_unknown_model_is_an_openai_error_naming_it(embedding: Any) -> None:
     async with client(embedding) as api:
         with pytest.raises(openai.BadRequestError) as raised:

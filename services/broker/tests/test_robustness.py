@@ -339,3 +339,53 @@ async def test_nats_unavailable_is_503_with_retry_after(running: Any) -> None:
             assert (await response.json())["error"]["code"] == "UNAVAILABLE"
     finally:
         running.nats.start()
+
+
+async def test_a_query_whose_status_exceeds_one_nats_message_fails_at_once(running: Any) -> None:
+    # The fake model echoes the input: the answer's status update is larger than NATS'
+    # max_payload (1 MiB). It ends in error naming that, from its first delivery, and the
+    # error's own messages (final chunk with the input, record) fit.
+    async with running.http.post(
+        f"{running.url}/v1/queries",
+        json={"input": "x" * 400_000, "target": TARGET},
+        headers=running.auth(),
+    ) as response:
+        assert response.status == 202, await response.text()
+        query_id = (await response.json())["id"]
+    final = await running.wait_phase(query_id, "done", "error", "canceled")
+    assert final["status"]["phase"] == "error"
+    [condition] = final["status"]["conditions"]
+    assert "more than the server's max_payload" in condition["message"]
+    assert len(running.fake.requests_to("chat")) == 1  # not redelivered
+    async with running.http.get(
+        f"{running.url}/v1/queries/{query_id}/stream", headers=running.auth()
+    ) as response:
+        lines = [line for line in (await response.text()).splitlines() if line.startswith("data:")]
+    assert lines[-1] == "data: [DONE]"
+    assert '"completedQuery"' in lines[-2]  # the ending's final chunk was delivered
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/queries", {"input": "x" * 600_000, "target": TARGET}),
+        (
+            "/openai/v1/chat/completions",
+            {"model": "agent/helper", "messages": [{"role": "user", "content": "x" * 600_000}]},
+        ),
+    ],
+)
+async def test_a_query_larger_than_the_bus_carries_is_413_naming_the_input(
+    running: Any, path: str, body: dict[str, Any]
+) -> None:
+    async with running.http.post(
+        f"{running.url}{path}", json=body, headers=running.auth()
+    ) as response:
+        assert response.status == 413, await response.text()
+        assert "Retry-After" not in response.headers  # retrying the same request cannot help
+        error = (await response.json())["error"]
+    assert error.get("field", error.get("param")) == "input", error
+    assert "half of the NATS server's max_payload of 1048576 bytes" in error["message"]
+    _, listed = await running.get("/v1/queries")
+    assert listed["items"] == []
+    assert running.fake.requests_to("chat") == []

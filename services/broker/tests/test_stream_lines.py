@@ -52,3 +52,53 @@ def test_an_ordinary_chunk_is_served_as_a_chunk() -> None:
     served = msgspec.json.decode(openai_chunk(stored(chunk)))
     assert served["object"] == "chat.completion.chunk"
     assert "schema" not in served
+
+
+def final_line(phase: str, error: str | None) -> bytes:
+    return msgspec.json.encode(
+        {
+            "id": "chatcmpl-final",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "q",
+            "choices": [{"index": 0, "delta": {"content": ""}}],
+            "ark": {
+                "query": "q1",
+                "completedQuery": {"status": {"phase": phase, "error": error}},
+            },
+            "seq": 3,
+        }
+    )
+
+
+def test_a_failed_querys_final_chunk_becomes_an_error_line_and_no_usage_follows() -> None:
+    shaper = ChunkShaper(include_usage=True, model="agent/helper")
+    line = msgspec.json.decode(shaper.chunk(final_line("error", "the model refused")) or b"")
+    assert line == {
+        "error": {
+            "message": "the model refused",
+            "type": "server_error",
+            "param": None,
+            "code": "query_error",
+            "status": 500,
+        },
+        "ark": {"query": "q1", "phase": "error"},
+    }
+    assert shaper.usage_chunk() is None
+
+
+def test_an_unknown_target_found_mid_stream_is_a_404_model_not_found_line() -> None:
+    missing = "target references agent 'ghost' which does not exist in namespace 'team-a'"
+    shaper = ChunkShaper(include_usage=False, model="agent/ghost")
+    line = msgspec.json.decode(shaper.chunk(final_line("error", missing)) or b"")
+    assert (line["error"]["status"], line["error"]["code"], line["error"]["param"]) == (
+        404,
+        "model_not_found",
+        "model",
+    )
+
+
+def test_a_done_querys_final_chunk_is_forwarded() -> None:
+    shaper = ChunkShaper(include_usage=False)
+    line = msgspec.json.decode(shaper.chunk(final_line("done", None)) or b"")
+    assert line["id"] == "chatcmpl-final"

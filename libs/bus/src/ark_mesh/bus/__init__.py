@@ -7,6 +7,8 @@
 * :class:`Worker` — shared pull consumer, bounded slots, heartbeats, typed outcomes, DLQ,
   graceful drain (:mod:`.worker`); handlers raise :class:`TransientError` / :class:`PermanentError`.
 * :class:`StreamReader` — replay a subject from a sequence, then follow live (:mod:`.reader`).
+* :func:`publish_whole` / :func:`read_whole` — a message larger than the server's
+  ``max_payload`` (a result) travels in pieces on its own subject (:mod:`.large`).
 * :class:`CancelChannel` / :func:`cancel_watch` — cancel via core NATS plus a KV flag (:mod:`.cancel`).
 * :class:`RunLogStore` — step logs of durable runs in KV ``ark-runs``, sealed per tenant,
   saved with a revision check (:mod:`.runs`).
@@ -44,6 +46,7 @@ from ark_mesh.bus.errors import (
     EncryptionError,
     EncryptionRequiredError,
     HandlerError,
+    PayloadTooLargeError,
     PermanentError,
     PublishError,
     PublishTimeoutError,
@@ -65,6 +68,7 @@ from ark_mesh.bus.kv import (
     NatsError,
     NatsTimeoutError,
 )
+from ark_mesh.bus.large import Reassembler, publish_whole, read_whole
 from ark_mesh.bus.lifecycle import shutdown_signal
 from ark_mesh.bus.publisher import PubAck, Publisher, PublisherSettings
 from ark_mesh.bus.reader import StreamEntry, StreamReader
@@ -105,6 +109,7 @@ __all__ = [
     "NatsError",
     "NatsTimeoutError",
     "PayloadCipher",
+    "PayloadTooLargeError",
     "PermanentError",
     "ProvisionReport",
     "ProvisionResult",
@@ -113,6 +118,7 @@ __all__ = [
     "PublishTimeoutError",
     "Publisher",
     "PublisherSettings",
+    "Reassembler",
     "RunLogConflictError",
     "RunLogError",
     "RunLogStore",
@@ -137,6 +143,8 @@ __all__ = [
     "can_merge",
     "cancel_watch",
     "merge_chunks",
+    "publish_whole",
+    "read_whole",
     "run_key",
     "shutdown_signal",
 ]

@@ -7,7 +7,8 @@ fails the original is left alone (naked for later) — a dead letter is never lo
 
 ``DeadLetter.data`` is the original body byte for byte, so an encrypted message stays
 ciphertext; the dead letter itself goes to the tenant's DLQ subject and is sealed again by the
-publisher when the tenant has keys.
+publisher when the tenant has keys. A letter larger than one NATS message is stored in pieces
+(:mod:`ark_mesh.bus.large`); read the DLQ with :func:`~ark_mesh.bus.read_whole`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from ark_mesh.bus.context import tenant_of
+from ark_mesh.bus.large import publish_whole
 from ark_mesh.bus.publisher import PubAck, Publisher
 from ark_mesh.contracts import DeadLetter, subjects
 
@@ -95,8 +97,14 @@ async def publish_dead_letter(
         dead_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     )
     target = dead_letter_subject(subject, kind)
-    ack = await publisher.publish(
-        target, letter, msg_id=dead_letter_msg_id(stream, stream_seq), headers=_trace(headers)
+    # A letter holds the whole original (base64 in JSON, a third larger), so a message near
+    # max_payload makes a letter above it: it goes in pieces (read with read_whole).
+    ack = await publish_whole(
+        publisher,
+        target,
+        letter,
+        msg_id=dead_letter_msg_id(stream, stream_seq),
+        headers=_trace(headers),
     )
     return letter, target, ack
 

@@ -7,6 +7,8 @@ Bus errors (raised *by* the bus to its caller)::
      ├── BusClosedError               the connection was closed or is draining
      ├── PublishError                 JetStream did not store a publish (names the subject)
      │    ├── PublishTimeoutError     …no acknowledgement in time (retries included)
+     │    ├── PayloadTooLargeError    …larger than one message (or its pieces) can carry;
+     │    │                           also a PermanentError, so a handler fails at once
      │    └── EncryptionRequiredError …refused: the tenant requires encryption and this
      │                                process has no key for it (fail closed; also an
      │                                EncryptionError)
@@ -55,6 +57,7 @@ __all__ = [
     "EncryptionError",
     "EncryptionRequiredError",
     "HandlerError",
+    "PayloadTooLargeError",
     "PermanentError",
     "PublishError",
     "PublishTimeoutError",
@@ -233,3 +236,13 @@ class TransientError(HandlerError):
 
 class PermanentError(HandlerError):
     """The message can never succeed (invalid request, unknown target…); dead-letter it."""
+
+
+class PayloadTooLargeError(PublishError, PermanentError):
+    """A message cannot be stored whole: larger than the server's ``max_payload`` (headers
+    included), or, sent in pieces (:mod:`ark_mesh.bus.large`), larger than the pieces allow.
+
+    Also a :class:`PermanentError`: a handler that lets it escape is dead-lettered on its first
+    delivery instead of being redelivered to fail the same way, so whoever waits on the
+    outcome hears of it at once (the service's dead-letter ending answers them).
+    """

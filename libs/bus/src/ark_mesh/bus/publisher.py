@@ -39,11 +39,16 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ark_mesh.bus.connection import Bus
-from ark_mesh.bus.errors import BusClosedError, PublishError, PublishTimeoutError
+from ark_mesh.bus.errors import (
+    BusClosedError,
+    PayloadTooLargeError,
+    PublishError,
+    PublishTimeoutError,
+)
 from ark_mesh.contracts import MSG_ID_HEADER, SCHEMA_HEADER, Message, encode
 from ark_mesh.telemetry import Attr, MessagingTelemetry, get_logger
 
-__all__ = ["PubAck", "Publisher", "PublisherSettings"]
+__all__ = ["PubAck", "Publisher", "PublisherSettings", "header_bytes"]
 
 _log = get_logger(__name__)
 
@@ -91,15 +96,32 @@ class _NoStreamError(Exception):
     pass
 
 
+def header_bytes(headers: Mapping[str, str]) -> int:
+    """What ``headers`` add to a message on the wire (``NATS/1.0\\r\\n``, ``k: v\\r\\n``
+    each, ``\\r\\n``): the server counts them in ``max_payload``."""
+    return 12 + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+
+
 def _no_responders_pause(tries: int) -> float:
     """Back off from 0.1 s to at most 1 s between "no responders" retries."""
     return min(1.0, 0.05 * 2.0**tries)
 
 
+_TOO_LARGE_FOR_STREAM: Final = 10054
+"""JetStream's ``err_code``: larger than the stream's ``max_msg_size``."""
+
+
 class _RejectedError(Exception):
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, too_large: bool = False) -> None:
         self.description = description
+        self.too_large = too_large
         super().__init__(description)
+
+    def error(self, subject: str) -> PublishError:
+        """What the caller gets: a stream size limit is permanent, like ``max_payload``."""
+        if self.too_large:
+            return PayloadTooLargeError(subject, self.description)
+        return PublishError(subject, self.description)
 
 
 @dataclass(slots=True)
@@ -245,7 +267,7 @@ class Publisher:
                     await asyncio.sleep(pause)
                     continue
                 except _RejectedError as rejected:
-                    raise PublishError(subject, rejected.description) from None
+                    raise rejected.error(subject) from None
                 finally:
                     self._waiters.pop(token, None)
                 elapsed = time.perf_counter() - started
@@ -334,6 +356,16 @@ class Publisher:
     async def _send(
         self, subject: str, payload: bytes, reply: str, headers: dict[str, str]
     ) -> None:
+        # The server counts headers in max_payload and closes the connection of a client that
+        # sends more; nats-py checks the body alone. Refuse here, naming the sizes.
+        size = len(payload) + header_bytes(headers)
+        limit = self.bus.nc.max_payload
+        if size > limit:
+            raise PayloadTooLargeError(
+                subject,
+                f"the message is {size} bytes with its headers, more than the server's "
+                f"max_payload of {limit} bytes",
+            )
         try:
             await self.bus.nc.publish(subject, payload, reply=reply, headers=headers)
         except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError) as error:
@@ -370,7 +402,7 @@ class Publisher:
                 self._retry_later(entry, pause, error, budget=self.settings.no_responders_for)
             return
         except _RejectedError as rejected:
-            self._fail(entry, PublishError(entry.subject, rejected.description))
+            self._fail(entry, rejected.error(entry.subject))
             return
         attrs = self.telemetry.attrs(Attr.SCHEMA, entry.schema)
         self.telemetry.metrics.publish_duration.record(time.monotonic() - entry.first_sent, attrs)
@@ -385,7 +417,10 @@ class Publisher:
             raise _NoStreamError()
         wire = _ack_decoder.decode(msg.data)
         if wire.error is not None:
-            raise _RejectedError(str(wire.error.get("description", wire.error)))
+            raise _RejectedError(
+                str(wire.error.get("description", wire.error)),
+                too_large=wire.error.get("err_code") == _TOO_LARGE_FOR_STREAM,
+            )
         return PubAck(stream=wire.stream, seq=wire.seq, duplicate=wire.duplicate)
 
     def _fail(self, entry: _Windowed, error: Exception) -> None:

@@ -15,7 +15,14 @@ from typing import Any
 
 import msgspec
 
-from ark_mesh.bus import Bus, BusError, ConnectionSettings, StreamReader, TopologyMissingError
+from ark_mesh.bus import (
+    Bus,
+    BusError,
+    ConnectionSettings,
+    StreamReader,
+    TopologyMissingError,
+    read_whole,
+)
 from ark_mesh.contracts import DeadLetter, DecodeError, decode_any, decoder_for
 
 from . import output
@@ -83,8 +90,12 @@ async def dlq(args: argparse.Namespace) -> int:
     found = 0
     try:
         reader = StreamReader(bus)
-        async for entry in reader.read(
-            subject, decoder=decoder_for(DeadLetter).decode, caught_up=True, idle_timeout=5.0
+        async for entry in read_whole(
+            reader,
+            subject,
+            decoder=decoder_for(DeadLetter).decode,
+            caught_up=True,
+            idle_timeout=5.0,
         ):
             letter = entry.message
             found += 1

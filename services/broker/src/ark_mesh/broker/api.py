@@ -82,6 +82,7 @@ from ark_mesh.broker.catalog import (
     tool_detail,
     tool_summary,
 )
+from ark_mesh.broker.chat_metadata import requested_annotations
 from ark_mesh.broker.embeddings import EmbeddingsBroker
 from ark_mesh.broker.errors import (
     ApiError,
@@ -109,6 +110,7 @@ from ark_mesh.broker.responses import (
     CancelAccepted,
     ChatCompletion,
     ChatCompletionChunk,
+    ChatCompletionStreamError,
     ChunkPage,
     ClientContext,
     CompletionFailure,
@@ -803,6 +805,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             completion_wait=request.app[COMPLETION_WAIT],
         )
     timeout = body.meta("timeout")
+    # metadata.queryAnnotations / metadata.ark, as ark-api reads them (400 naming the key).
+    annotations = requested_annotations(body.metadata)
     spec_body = convert_body(
         {
             "name": f"openai-query-{uuid.uuid4().hex[:8]}",
@@ -818,12 +822,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     broker = request.app[BROKER]
     # A client asking for SSE asks for the model's tokens as they come: annotate the query the
     # way ark-api does, so its model calls are streamed (see ark_mesh.resolver.streaming).
-    annotations = {STREAMING_ANNOTATION: "true"} if body.stream else None
+    if body.stream:
+        annotations[STREAMING_ANNOTATION] = "true"
     with bound_context(tenant=tenant):
-        record, _ = await broker.accept(tenant, spec_body, annotations=annotations)
+        record, _ = await broker.accept(tenant, spec_body, annotations=annotations or None)
     with bound_context(tenant=tenant, query_id=record.id):
         if body.stream:
-            shaper = ChunkShaper(include_usage=body.include_usage())
+            shaper = ChunkShaper(include_usage=body.include_usage(), model=body.model)
 
             def render(entry: StreamEntry[Chunk]) -> bytes | None:
                 shaped = shaper.chunk(entry.data)
@@ -1310,9 +1315,10 @@ OPERATIONS: tuple[Operation, ...] = (
         replies=(
             Reply(
                 200,
-                "The completion; with `stream: true` server-sent chunks and `[DONE]`",
+                "The completion; with `stream: true` server-sent chunks and `[DONE]`, the "
+                "final chunk replaced by an error line when the query failed",
                 ChatCompletion,
-                sse=ChatCompletionChunk,
+                sse=(ChatCompletionChunk, ChatCompletionStreamError),
             ),
             Reply(404, "The target named by `model` does not exist", OpenAIError),
             Reply(

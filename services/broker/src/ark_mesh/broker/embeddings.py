@@ -5,7 +5,8 @@ The request id is minted here, the :class:`~ark_mesh.contracts.EmbeddingsRequest
 ``ark.<tenant>.work.embeddings`` (``Nats-Msg-Id`` = the request id, so a publish retried by the
 bus is not embedded twice), and the embeddings-reconciler answers exactly once on
 ``ark.<tenant>.query.<request_id>.result``. The result is read from the *start* of that subject,
-so an answer that lands before the read begins is not missed.
+so an answer that lands before the read begins is not missed, and a result sent in pieces (larger
+than one NATS message, :mod:`ark_mesh.bus.large`) is read whole.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-from ark_mesh.broker.errors import UnavailableError
-from ark_mesh.bus import BusError, Publisher, StreamReader
+from ark_mesh.broker.errors import TooLargeError, UnavailableError
+from ark_mesh.bus import BusError, PayloadTooLargeError, Publisher, StreamReader, read_whole
 from ark_mesh.contracts import EmbeddingsRequest, EmbeddingsResult, decoder_for, subjects
 from ark_mesh.telemetry import get_logger
 
@@ -37,8 +38,10 @@ class EmbeddingsBroker:
     ) -> EmbeddingsResult:
         """The result for ``texts`` embedded with the Model ``model`` of ``tenant``'s namespace.
 
-        Raises :class:`TimeoutError` when no result came within ``within`` seconds and
-        :class:`~ark_mesh.broker.errors.UnavailableError` when the request could not be queued.
+        Raises :class:`TimeoutError` when no result came within ``within`` seconds,
+        :class:`~ark_mesh.broker.errors.TooLargeError` when the request is larger than one NATS
+        message and :class:`~ark_mesh.broker.errors.UnavailableError` when it could not be
+        queued.
         """
         request = EmbeddingsRequest(
             request_id=str(uuid.uuid4()),
@@ -53,6 +56,11 @@ class EmbeddingsBroker:
             await self.publisher.publish(
                 subjects.work_embeddings(tenant), request, msg_id=request.request_id
             )
+        except PayloadTooLargeError as exc:
+            raise TooLargeError(
+                f"the embeddings request is larger than the bus carries: {exc.detail}",
+                field="input",
+            ) from exc
         except BusError as exc:
             raise UnavailableError(f"the embeddings request could not be queued: {exc}") from exc
         _log.info(
@@ -63,7 +71,8 @@ class EmbeddingsBroker:
             inputs=len(texts),
         )
         async with asyncio.timeout(within):
-            async for entry in self.reader.read(
+            async for entry in read_whole(
+                self.reader,
                 subjects.query_result(tenant, request.request_id),
                 decoder=_result,
                 until=lambda _: True,

@@ -8,6 +8,7 @@
         ├── UnauthorizedError        401 no or unknown bearer token
         ├── NotFoundError            404 unknown id, or another tenant's id (never 403: ids don't leak)
         ├── ConflictError            409 the name is taken, or an Idempotency-Key is still being accepted
+        ├── TooLargeError            413 larger than the bus can carry (``field`` names what)
         ├── TooManyRequestsError     429 the tenant has too many queries in flight (``Retry-After``)
         ├── UnavailableError         503 NATS or Kubernetes did not take the request; retry later
         └── GatewayTimeoutError      504 the mesh gave no answer in time (embeddings)
@@ -28,6 +29,7 @@ __all__ = [
     "ConflictError",
     "GatewayTimeoutError",
     "NotFoundError",
+    "TooLargeError",
     "TooManyRequestsError",
     "UnauthorizedError",
     "UnavailableError",
@@ -77,6 +79,11 @@ class NotFoundError(ApiError):
 class ConflictError(ApiError):
     status = 409
     code = "CONFLICT"
+
+
+class TooLargeError(ApiError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
 
 
 class TooManyRequestsError(ApiError):

@@ -23,6 +23,7 @@ from ark_mesh.broker.responses import (
     ChatCompletion,
     ChatCompletionChoice,
     ChatCompletionMessage,
+    ChatCompletionStreamError,
     ChatCompletionUsage,
     CompletionArk,
     CompletionFailure,
@@ -32,6 +33,8 @@ from ark_mesh.broker.responses import (
     EmbeddingsUsage,
     OpenAIError,
     OpenAIErrorBody,
+    StreamErrorArk,
+    StreamErrorBody,
 )
 from ark_mesh.contracts import EmbeddingsResult, QueryStatus
 
@@ -43,6 +46,7 @@ __all__ = [
     "embeddings_list",
     "openai_chunk",
     "openai_error",
+    "stream_failure",
     "unknown_target",
 ]
 
@@ -84,11 +88,15 @@ class ChunkShaper:
     chunk. So: usage-only chunks are dropped, and with ``include_usage`` one chunk with the
     query's total usage (``completedQuery.status.tokenUsage``) follows the final one.
     The loop in OpenAI's docs (``chunk.choices[0]``) then never meets an empty ``choices``.
+    A query that did not end ``done`` ends with an error line instead of its final chunk
+    (:func:`stream_failure`), on which OpenAI's SDKs raise.
     """
 
-    def __init__(self, *, include_usage: bool) -> None:
+    def __init__(self, *, include_usage: bool, model: str = "") -> None:
         self.include_usage = include_usage
+        self.model = model
         self._final: dict[str, Any] | None = None
+        self.failed = False
 
     def chunk(self, data: bytes) -> bytes | None:
         """The chunk as sent to the client, or ``None`` when it is not sent."""
@@ -102,12 +110,16 @@ class ChunkShaper:
             return None  # a model call's usage: only the query's total is sent, when asked
         chunk["usage"] = None
         if final:
+            failure = stream_failure(chunk, model=self.model)
+            if failure is not None:
+                self.failed = True
+                return msgspec.json.encode(failure)
             self._final = chunk
         return msgspec.json.encode(chunk)
 
     def usage_chunk(self) -> bytes | None:
         """The closing usage chunk, when asked for and the stream reached its final chunk."""
-        if not self.include_usage or self._final is None:
+        if not self.include_usage or self._final is None or self.failed:
             return None
         completed = self._final["ark"]["completedQuery"]
         usage = (completed.get("status") or {}).get("tokenUsage") or {}
@@ -126,6 +138,34 @@ class ChunkShaper:
                 "ark": {"query": self._final["ark"].get("query")},
             }
         )
+
+
+def stream_failure(final: dict[str, Any], *, model: str) -> ChatCompletionStreamError | None:
+    """The SSE error line that replaces the final chunk of a query that did not end ``done``.
+
+    OpenAI's SDKs raise ``APIError`` on a ``data: {"error": {...}}`` line (ark-api sends one
+    when its stream fails); an ordinary final chunk would end the stream as if it had succeeded.
+    The object is OpenAI's error with ark-api's ``status`` (404 for an unknown target, else
+    500) and the query's id and phase under ``ark``.
+    """
+    completed = final["ark"]["completedQuery"]
+    raw = completed.get("status") if isinstance(completed, dict) else None
+    if not isinstance(raw, dict) or raw.get("phase") in (None, "done"):
+        return None
+    try:
+        status = msgspec.convert(raw, QueryStatus)
+    except msgspec.ValidationError:  # a status this version cannot read: still an error line
+        status = QueryStatus(phase="error", error=str(raw.get("error") or raw.get("phase")))
+    missing = unknown_target(status, model=model)
+    body, code = (
+        (missing.error, 404) if missing is not None else (completion_error(status).error, 500)
+    )
+    return ChatCompletionStreamError(
+        error=StreamErrorBody(
+            message=body.message, type=body.type, param=body.param, code=body.code, status=code
+        ),
+        ark=StreamErrorArk(query=final["ark"].get("query"), phase=status.phase or "error"),
+    )
 
 
 def chat_completion(*, query_id: str, name: str, model: str, status: QueryStatus) -> ChatCompletion:

@@ -113,7 +113,12 @@ def _error_replies(operation: Operation) -> list[Reply]:
         replies.append(Reply(404, "Not found in the caller's namespace", envelope))
     if operation.body is not None:
         replies += [
-            Reply(413, "The body is larger than `limits.max_body_bytes`", envelope),
+            Reply(
+                413,
+                "The body is larger than `limits.max_body_bytes`, or a query larger than the bus "
+                "carries (`field: input`)",
+                envelope,
+            ),
             Reply(422, "A body field is invalid; `field`/`param` names it", envelope),
         ]
     replies += [

@@ -44,6 +44,7 @@ from ark_mesh.broker.errors import (
     UnavailableError,
 )
 from ark_mesh.broker.readmodel import InFlight, QueryRecord, ReadModel, now
+from ark_mesh.broker.sizes import check_query_size
 from ark_mesh.bus import BusError, CancelChannel, Publisher, StreamEntry, StreamReader
 from ark_mesh.contracts import (
     Chunk,
@@ -249,6 +250,7 @@ class QueryBroker:
     ) -> QueryRecord:
         self.refuse_unsupported(body)
         spec = body.spec()
+        check_query_size(spec, max_payload=self.publisher.bus.nc.max_payload)
         name = body.name or f"query-{uuid.uuid4().hex[:8]}"
         annotations = {**body.annotations(), **(extra or {})}
         annotations.pop(RECONCILIATION_ANNOTATION, None)

@@ -35,6 +35,7 @@ __all__ = [
     "ChatCompletionChoice",
     "ChatCompletionChunk",
     "ChatCompletionMessage",
+    "ChatCompletionStreamError",
     "ChatCompletionUsage",
     "ChunkItem",
     "ChunkPage",
@@ -78,6 +79,8 @@ __all__ = [
     "QueryResponse",
     "Readiness",
     "StreamError",
+    "StreamErrorArk",
+    "StreamErrorBody",
     "StreamErrorEvent",
     "TeamDetailResponse",
     "TeamListResponse",
@@ -599,6 +602,30 @@ class ChatCompletionChunk(_OpenAI, kw_only=True):
     usage: ChatCompletionUsage | None = None
     error: dict[str, Any] | None = None
     ark: dict[str, Any] | None = None
+
+
+class StreamErrorBody(_OpenAI, kw_only=True):
+    """OpenAI's error object with ark-api's ``status``: the HTTP status the failure would have
+    had before the stream began (404 unknown target, 500 a query that failed)."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+    status: int
+
+
+class StreamErrorArk(_OpenAI, kw_only=True):
+    query: str | None = None
+    phase: str
+
+
+class ChatCompletionStreamError(_OpenAI, kw_only=True):
+    """The ``data:`` line that replaces the final chunk when the query did not end ``done``
+    (then ``[DONE]``): OpenAI's SDKs raise ``APIError`` on it, as on ark-api's stream errors."""
+
+    error: StreamErrorBody
+    ark: StreamErrorArk
 
 
 class CompletionFailureDetail(_OpenAI, kw_only=True):

@@ -5,7 +5,8 @@ request id is minted by the caller (``resp_…`` for the Responses API, ``chatcm
 completion on a Model), the :class:`~ark_mesh.contracts.ResponsesRequest` goes to
 ``ark.<tenant>.work.responses`` (``Nats-Msg-Id`` = the request id, so a publish retried by the
 bus is not answered twice), chunks arrive on ``ark.<tenant>.query.<id>.chunk`` when the request
-streams and the one :class:`~ark_mesh.contracts.ResponsesResult` on ``….result``. Both are read
+streams and the one :class:`~ark_mesh.contracts.ResponsesResult` on ``….result`` (read whole:
+a long answer arrives in pieces, :mod:`ark_mesh.bus.large`). Both are read
 from the *start* of their subject, so nothing that lands before the read begins is missed.
 A cancel goes through :class:`~ark_mesh.bus.CancelChannel` (core subject + KV flag), which the
 reconciler watches for the whole run, so a request still queued is canceled too.
@@ -26,6 +27,7 @@ from ark_mesh.bus import (
     Publisher,
     StreamEntry,
     StreamReader,
+    read_whole,
 )
 from ark_mesh.contracts import (
     Chunk,
@@ -115,8 +117,11 @@ class ResponsesBroker:
 
     async def result(self, tenant: str, request_id: str) -> ResponsesResult:
         """The request's one result (waits for it; bound the wait at the call site)."""
-        async for entry in self.reader.read(
-            subjects.query_result(tenant, request_id), decoder=_result, until=lambda _: True
+        async for entry in read_whole(
+            self.reader,
+            subjects.query_result(tenant, request_id),
+            decoder=_result,
+            until=lambda _: True,
         ):
             return entry.message
         raise TimeoutError  # the read ended without a result

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from ark_mesh.bus import PayloadTooLargeError
 from ark_mesh.contracts import (
     TERMINAL_PHASES,
     A2ATask,
@@ -231,7 +232,13 @@ class Reconciler:
                 await self._end(query, now, Ending.timed_out_in_queue())
                 return None
             if not self.standalone.dispatched(request):
-                await self.standalone.dispatch(request)
+                try:
+                    await self.standalone.dispatch(request)
+                except PayloadTooLargeError as exc:
+                    # Larger than one NATS message: no retry can make it fit; say so now.
+                    message = f"The query is too large to be sent to a reconciler: {exc.detail}"
+                    await self._end(query, now, Ending.error(message))
+                    return None
                 log.info("query dispatched", query=meta.name, namespace=meta.namespace)
             return (deadline - now).total_seconds()
         return None

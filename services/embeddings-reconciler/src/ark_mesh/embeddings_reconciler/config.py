@@ -14,6 +14,7 @@ from typing import Annotated
 import msgspec
 
 from ark_mesh.bus import BusConfig, WorkerSettings
+from ark_mesh.bus.large import DEFAULT_MAX_BYTES
 from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.service import HealthConfig, ResourcesConfig
 
@@ -41,6 +42,8 @@ class EmbeddingsReconcilerConfig(ConfigSection, frozen=True, kw_only=True):
     Azure deployments often far lower); larger requests are split, and the vectors are joined
     back in input order. ``timeout`` bounds one provider call; the SDK never retries on its own
     (``max_retries`` 0), a failed call is redelivered by the bus with backoff instead.
+    ``max_result_bytes`` is the largest encoded result sent (in pieces when larger than one
+    NATS message, :mod:`ark_mesh.bus.large`); a larger one is answered ``failed`` at once.
     """
 
     bus: BusConfig = msgspec.field(default_factory=_default_bus)
@@ -49,5 +52,6 @@ class EmbeddingsReconcilerConfig(ConfigSection, frozen=True, kw_only=True):
     resources: ResourcesConfig = msgspec.field(default_factory=_default_resources)
     max_batch: Annotated[int, msgspec.Meta(ge=1)] = 256
     timeout: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    max_result_bytes: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_MAX_BYTES
     health: HealthConfig = HealthConfig()
     grace_period: float = 25.0

@@ -8,7 +8,9 @@ arrived on — :class:`EmbeddingsWork`
    :func:`~ark_mesh.resolver.models.endpoint_for` (provider, base URL, API key from Secrets,
    headers, Azure API version) — exactly as a query would reach the same Model;
 2. embeds the input in batches of ``max_batch`` and publishes one ``completed``
-   :class:`~ark_mesh.contracts.EmbeddingsResult` on ``ark.<tenant>.query.<request_id>.result``.
+   :class:`~ark_mesh.contracts.EmbeddingsResult` on ``ark.<tenant>.query.<request_id>.result``
+   — in pieces (:func:`~ark_mesh.bus.publish_whole`) when it is larger than one NATS message;
+   one too large even for that is answered ``failed``, naming its size.
 
 A permanent failure (unknown Model, unusable Model, provider 4xx, invalid request) is answered
 with a ``failed`` result naming the problem and acked — retrying cannot help. A transient one
@@ -28,9 +30,12 @@ from datetime import UTC, datetime
 from ark_mesh.bus import (
     DeadLetterNotice,
     MessageContext,
+    PayloadTooLargeError,
     Publisher,
     TransientError,
+    publish_whole,
 )
+from ark_mesh.bus.large import DEFAULT_MAX_BYTES
 from ark_mesh.contracts import (
     EmbeddingsRequest,
     EmbeddingsResult,
@@ -75,11 +80,13 @@ class EmbeddingsWork:
         embedder: Embedder,
         *,
         max_batch: int,
+        max_result_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self._publisher = publisher
         self._store = store
         self._embedder = embedder
         self._max_batch = max_batch
+        self._max_result_bytes = max_result_bytes
 
     async def handle(self, request: EmbeddingsRequest, context: MessageContext) -> None:
         with bound_context(
@@ -128,11 +135,18 @@ class EmbeddingsWork:
         )
 
     async def _answer(self, result: EmbeddingsResult) -> None:
-        await self._publisher.publish(
-            subjects.query_result(result.tenant, result.request_id),
-            result,
-            msg_id=result_msg_id(result.request_id),
-        )
+        subject = subjects.query_result(result.tenant, result.request_id)
+        msg_id = result_msg_id(result.request_id)
+        try:
+            # In pieces when larger than one NATS message (many or long vectors).
+            await publish_whole(
+                self._publisher, subject, result, msg_id=msg_id, max_bytes=self._max_result_bytes
+            )
+        except PayloadTooLargeError as exc:
+            # Too large even in pieces: the caller hears why now, not after redeliveries.
+            log.warning("embeddings result too large to deliver", reason=exc.detail)
+            failed = _failed_for(result, f"The embeddings result cannot be delivered: {exc.detail}")
+            await self._publisher.publish(subject, failed, msg_id=msg_id)
 
     async def end_dead_letter(self, request: EmbeddingsRequest, notice: DeadLetterNotice) -> None:
         """Answer a request whose work was dead-lettered (the skeleton decoded and checked it)."""
@@ -151,6 +165,17 @@ def _failed(request: EmbeddingsRequest, error: str) -> EmbeddingsResult:
         tenant=request.tenant,
         status="failed",
         model=request.model,
+        error=error,
+        finished_at=_now(),
+    )
+
+
+def _failed_for(result: EmbeddingsResult, error: str) -> EmbeddingsResult:
+    return EmbeddingsResult(
+        request_id=result.request_id,
+        tenant=result.tenant,
+        status="failed",
+        model=result.model,
         error=error,
         finished_at=_now(),
     )

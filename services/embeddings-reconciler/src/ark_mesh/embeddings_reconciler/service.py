@@ -40,7 +40,13 @@ class EmbeddingsReconcilerService(ReconcilerService[EmbeddingsRequest, Embedding
     ) -> WorkHandlers[EmbeddingsRequest]:
         embedder = OpenAIEmbeddings(timeout=self.config.timeout)
         stack.push_async_callback(embedder.aclose)
-        work = EmbeddingsWork(publisher, self.store, embedder, max_batch=self.config.max_batch)
+        work = EmbeddingsWork(
+            publisher,
+            self.store,
+            embedder,
+            max_batch=self.config.max_batch,
+            max_result_bytes=self.config.max_result_bytes,
+        )
         return WorkHandlers(work.handle, identify=_identify, end=work.end_dead_letter)
 
 

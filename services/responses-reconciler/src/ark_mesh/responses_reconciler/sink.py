@@ -25,7 +25,7 @@ import time
 
 import msgspec
 
-from ark_mesh.bus import Publisher
+from ark_mesh.bus import Publisher, publish_whole
 from ark_mesh.contracts import (
     ArkChunkMetadata,
     Chunk,
@@ -116,7 +116,9 @@ class ResponsesSink:
         self.last_status = update
 
     async def result(self, result: ResponsesResult) -> None:
-        await self._publisher.publish(
+        # In pieces when larger than one NATS message (:mod:`ark_mesh.bus.large`).
+        await publish_whole(
+            self._publisher,
             subjects.query_result(self._tenant, self._request_id),
             result,
             msg_id=result_msg_id(self._request_id),
