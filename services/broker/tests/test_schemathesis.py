@@ -176,7 +176,8 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         # (a tool approval's decision too) an existing name, which random names rarely are
         # (test_ark_api.py and test_tool_approvals.py read them); a conversation is found only
         # once messages were added to it, a session once a query's events were folded (and
-        # until a fuzzed DELETE /sessions): test_memory_sessions.py reads them.
+        # until a fuzzed DELETE /sessions): test_memory_sessions.py and
+        # tests/e2e/test_ark_clients.py (the session deletes) read them.
         queries = {
             route
             for route in documented
@@ -187,6 +188,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
                 ("GET", "/conversations/{conversation_id}"),
                 ("GET", "/sessions/{session_id}"),
                 ("GET", "/v1/broker/sessions/{session_id}"),
+                ("DELETE", "/v1/sessions/{session_id}"),
             }
         }
         assert queries <= succeeded, sorted(queries - succeeded)
