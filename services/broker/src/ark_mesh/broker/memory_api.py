@@ -525,6 +525,26 @@ def memory_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
     status = Reply(200, "Done", StatusMessage)
     api_done = Reply(200, "Done", ApiMessage)
     tag, api_tag = "memory", "memory (ark-api)"
+    memory_param = Param(
+        "memory", "query", "The Memory whose broker to ask (broker mode: ignored)."
+    )
+    messages_params = (
+        Param("conversation_id", "query", "Only this conversation's messages."),
+        Param("query_id", "query", "Only this query's messages."),
+        Param(
+            "limit",
+            "query",
+            f"Messages per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}).",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        ),
+        Param(
+            "cursor",
+            "query",
+            "Messages after this sequence (the previous page's `nextCursor`).",
+            {"type": "integer", "minimum": 0},
+        ),
+        Param("watch", "query", "`true` is refused: watching is not served."),
+    )
     return (
         Operation(
             "POST",
@@ -610,23 +630,7 @@ def memory_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
             "listMessages",
             "A page of the caller's messages, oldest first",
             tag,
-            params=(
-                Param("conversation_id", "query", "Only this conversation's messages."),
-                Param("query_id", "query", "Only this query's messages."),
-                Param(
-                    "limit",
-                    "query",
-                    f"Messages per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}).",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-                ),
-                Param(
-                    "cursor",
-                    "query",
-                    "Messages after this sequence (the previous page's `nextCursor`).",
-                    {"type": "integer", "minimum": 0},
-                ),
-                Param("watch", "query", "`true` is refused: watching is not served."),
-            ),
+            params=messages_params,
             replies=(Reply(200, "One page", MessagesPage),),
         ),
         Operation(
@@ -645,24 +649,7 @@ def memory_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
             "brokerListMessages",
             "ark-api's proxy of `GET /messages` (the dashboard's memory view)",
             api_tag,
-            params=(
-                Param("memory", "query", "The Memory whose broker to ask (broker mode: ignored)."),
-                Param("conversation_id", "query", "Only this conversation's messages."),
-                Param("query_id", "query", "Only this query's messages."),
-                Param(
-                    "limit",
-                    "query",
-                    f"Messages per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}).",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-                ),
-                Param(
-                    "cursor",
-                    "query",
-                    "Messages after this sequence (the previous page's `nextCursor`).",
-                    {"type": "integer", "minimum": 0},
-                ),
-                Param("watch", "query", "`true` is refused: watching is not served."),
-            ),
+            params=(memory_param, *messages_params),
             replies=(Reply(200, "One page", MessagesPage),),
         ),
         Operation(
@@ -672,9 +659,7 @@ def memory_operations(tenant_of: TenantOf) -> tuple[Operation, ...]:
             "brokerPurgeMessages",
             "ark-api's proxy of `DELETE /messages`: the caller's messages",
             api_tag,
-            params=(
-                Param("memory", "query", "The Memory whose broker to ask (broker mode: ignored)."),
-            ),
+            params=(memory_param,),
             replies=(status,),
         ),
         Operation(
