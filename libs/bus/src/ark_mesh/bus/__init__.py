@@ -6,7 +6,9 @@
   :class:`ChunkCoalescer` merges token deltas (:mod:`.coalesce`).
 * :class:`Worker` — shared pull consumer, bounded slots, heartbeats, typed outcomes, DLQ,
   graceful drain (:mod:`.worker`); handlers raise :class:`TransientError` / :class:`PermanentError`.
-* :class:`StreamReader` — replay a subject from a sequence, then follow live (:mod:`.reader`).
+* :class:`StreamReader` — replay a subject from a sequence, then follow live (:mod:`.reader`);
+  :class:`Fanout` — one shared live feed per stream, fanned out in memory to many followers
+  (:mod:`.fanout`).
 * :class:`CancelChannel` / :func:`cancel_watch` — cancel via core NATS plus a KV flag (:mod:`.cancel`).
 * :class:`RunLogStore` — step logs of durable runs in KV ``ark-runs``, sealed per tenant,
   saved with a revision check (:mod:`.runs`).
@@ -47,6 +49,9 @@ from ark_mesh.bus.errors import (
     PermanentError,
     PublishError,
     PublishTimeoutError,
+    ReaderLagError,
+    ReadError,
+    ReaderUnavailableError,
     RunLogConflictError,
     RunLogError,
     RunLogUnreadableError,
@@ -56,6 +61,7 @@ from ark_mesh.bus.errors import (
     TopologyMissingError,
     TransientError,
 )
+from ark_mesh.bus.fanout import Fanout
 from ark_mesh.bus.kv import (
     InvalidKeyError,
     KeyNotFoundError,
@@ -93,6 +99,7 @@ __all__ = [
     "EncryptionKeySettings",
     "EncryptionRequiredError",
     "EncryptionSettings",
+    "Fanout",
     "Handler",
     "HandlerError",
     "InvalidKeyError",
@@ -113,6 +120,9 @@ __all__ = [
     "PublishTimeoutError",
     "Publisher",
     "PublisherSettings",
+    "ReadError",
+    "ReaderLagError",
+    "ReaderUnavailableError",
     "RunLogConflictError",
     "RunLogError",
     "RunLogStore",

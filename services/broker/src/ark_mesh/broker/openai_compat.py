@@ -43,6 +43,7 @@ __all__ = [
     "embeddings_list",
     "openai_chunk",
     "openai_error",
+    "stream_failure",
     "unknown_target",
 ]
 
@@ -206,4 +207,14 @@ def openai_error(
     """OpenAI's error object; ``param`` names the offending request field, as OpenAI does."""
     return OpenAIError(
         error=OpenAIErrorBody(message=message, type=error_type, param=param, code=code)
+    )
+
+
+def stream_failure(error: BaseException) -> OpenAIError:
+    """The error object ending a chat stream whose read failed after it started (then
+    ``[DONE]``): OpenAI's SDKs raise it as an ``APIError`` from the stream."""
+    return openai_error(
+        f"the stream cannot continue, NATS is unavailable: {error}",
+        error_type="server_error",
+        code="unavailable",
     )

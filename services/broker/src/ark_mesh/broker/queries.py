@@ -44,7 +44,7 @@ from ark_mesh.broker.errors import (
     UnavailableError,
 )
 from ark_mesh.broker.readmodel import InFlight, QueryRecord, ReadModel, now
-from ark_mesh.bus import BusError, CancelChannel, Publisher, StreamEntry, StreamReader
+from ark_mesh.bus import BusError, CancelChannel, Fanout, Publisher, StreamEntry, StreamReader
 from ark_mesh.contracts import (
     Chunk,
     ObjectMeta,
@@ -87,10 +87,13 @@ class QueryBroker:
         in_flight: InFlight,
         cancels: CancelChannel,
         kube: KubeClient | None = None,
+        fanout: Fanout | None = None,
     ) -> None:
         self.config = config
         self.publisher = publisher
         self.reader = reader
+        self.fanout = fanout or Fanout(reader)
+        """Live reads share one consumer per stream (:class:`~ark_mesh.bus.Fanout`)."""
         self.read_model = read_model
         self.in_flight = in_flight
         self.cancels = cancels
@@ -381,8 +384,9 @@ class QueryBroker:
     ) -> AsyncIterator[StreamEntry[Chunk]]:
         """The query's chunks after stream sequence ``after``, live, through the final chunk.
 
-        A short-lived ordered consumer per reader (never a durable one per client)."""
-        return self.reader.read(
+        Followed through the shared feed (one consumer per broker, whatever the number of
+        clients); a catch-up from ``after`` uses a short-lived ordered consumer."""
+        return self.fanout.follow(
             subjects.query_chunk(tenant, query_id),
             decoder=_chunk,
             start_seq=after + 1 if after is not None else None,

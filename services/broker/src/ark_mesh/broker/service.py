@@ -33,6 +33,7 @@ from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import (
     Bus,
     CancelChannel,
+    Fanout,
     MessageContext,
     Publisher,
     StreamReader,
@@ -70,6 +71,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         self.read_model: ReadModel | None = None
         self.in_flight: InFlight | None = None
         self.broker: QueryBroker | None = None
+        self.fanout: Fanout | None = None
         self._api: tuple[QueryBroker, EmbeddingsBroker, ResponsesBroker] | None = None
         self.approvals: ToolApprovals | None = None
         self.memory: ConversationMemory | None = None
@@ -129,10 +131,14 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             self.kube = kube = await config.kubernetes.connect()
             stack.push_async_callback(kube.close)
         self.catalog = Catalog(await self._resource_reader(stack))
+        # One shared live feed per stream for every SSE route of this replica.
+        self.fanout = fanout = Fanout(StreamReader(bus))
+        stack.push_async_callback(fanout.close)
         self.broker = queries = QueryBroker(
             config,
             publisher=publisher,
             reader=StreamReader(bus),
+            fanout=fanout,
             read_model=read_model,
             in_flight=in_flight,
             cancels=CancelChannel(bus),
@@ -143,6 +149,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             reader=StreamReader(bus),
             cancels=CancelChannel(bus),
             store=ResponseStore(bus),
+            fanout=fanout,
         )
         self._api = (
             queries,
