@@ -175,10 +175,15 @@ class _Feed:
         return len(self.patterns) + sum(len(group) for group in self.exact.values())
 
     async def stop(self) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        # nats-py's next_msg sits on asyncio.wait_for, which on Python 3.11 can swallow a
+        # cancellation that races its own timeout: cancel until the task has ended.
+        task = self.task
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
 
 
 class Fanout:

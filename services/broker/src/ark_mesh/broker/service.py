@@ -132,12 +132,13 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             stack.push_async_callback(kube.close)
         self.catalog = Catalog(await self._resource_reader(stack))
         # One shared live feed per stream for every SSE route of this replica.
-        self.fanout = fanout = Fanout(StreamReader(bus))
+        reader = StreamReader(bus, create_within=config.streaming.read_within_seconds)
+        self.fanout = fanout = Fanout(reader, buffer=config.streaming.follower_buffer)
         stack.push_async_callback(fanout.close)
         self.broker = queries = QueryBroker(
             config,
             publisher=publisher,
-            reader=StreamReader(bus),
+            reader=reader,
             fanout=fanout,
             read_model=read_model,
             in_flight=in_flight,
@@ -146,7 +147,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         )
         responses = ResponsesBroker(
             publisher=publisher,
-            reader=StreamReader(bus),
+            reader=reader,
             cancels=CancelChannel(bus),
             store=ResponseStore(bus),
             fanout=fanout,
