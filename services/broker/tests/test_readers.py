@@ -47,7 +47,9 @@ async def _chunk_consumers(world: Any) -> int:
 async def _eventually(check: Any, what: str, within: float = 60.0) -> None:
     """Poll ``check`` (a safety net with a generous bound, never a timing assertion)."""
     async with asyncio.timeout(within):
-        while not await check():
+        while True:
+            if await check():
+                return
             await asyncio.sleep(0.05)
 
 
@@ -205,9 +207,7 @@ async def test_a_nats_outage_is_503_everywhere_and_ends_every_stream(world: Any)
                 ),
                 "approvals": ("GET", "/v1/tool-approvals", None),
             }
-            answers = await asyncio.gather(
-                *(_answer(world, *call) for call in routes.values())
-            )
+            answers = await asyncio.gather(*(_answer(world, *call) for call in routes.values()))
             for route, answer in zip(routes, answers, strict=True):
                 _assert_unavailable(route, answer)
         finally:
