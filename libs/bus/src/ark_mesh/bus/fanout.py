@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TypeVar
 
 from ark_mesh.bus.errors import BusError, ReaderLagError, ReaderUnavailableError
@@ -235,7 +235,7 @@ class Fanout:
         decoder: Callable[[bytes], M],
         start_seq: int | None = None,
         until: Callable[[StreamEntry[M]], bool] | None = None,
-    ) -> AsyncIterator[StreamEntry[M]]:
+    ) -> AsyncGenerator[StreamEntry[M], None]:
         """Yield the entries of ``subject`` from ``start_seq`` (default: the first), live,
         until ``until(entry)`` (that entry is yielded) or the caller stops. Raises a
         :class:`~ark_mesh.bus.errors.ReadError` when the read cannot go on (never hangs on a

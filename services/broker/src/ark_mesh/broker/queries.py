@@ -410,13 +410,15 @@ class QueryBroker:
 
     async def wait_terminal(self, tenant: str, query_id: str, *, within: float) -> StatusUpdate:
         """Follow the query's status subject until a terminal update (``TimeoutError`` after
-        ``within`` seconds). Reads the stream, not the read model: no polling."""
-        async with asyncio.timeout(within):
-            async for entry in self.reader.read(
-                subjects.query_status(tenant, query_id),
-                decoder=_status,
-                until=lambda entry: entry.message.terminal,
-            ):
+        ``within`` seconds). Reads the stream, not the read model: no polling; through the
+        shared feed, so waiting callers hold no consumer each."""
+        follow = self.fanout.follow(
+            subjects.query_status(tenant, query_id),
+            decoder=_status,
+            until=lambda entry: entry.message.terminal,
+        )
+        async with asyncio.timeout(within), contextlib.aclosing(follow) as entries:
+            async for entry in entries:
                 if entry.message.terminal:
                     return entry.message
         raise TimeoutError  # the read ended without a terminal update

@@ -13,6 +13,7 @@ reconciler watches for the whole run, so a request still queued is canceled too.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -119,10 +120,12 @@ class ResponsesBroker:
 
     async def result(self, tenant: str, request_id: str) -> ResponsesResult:
         """The request's one result (waits for it; bound the wait at the call site)."""
-        async for entry in self.reader.read(
+        follow = self.fanout.follow(
             subjects.query_result(tenant, request_id), decoder=_result, until=lambda _: True
-        ):
-            return entry.message
+        )
+        async with contextlib.aclosing(follow) as entries:
+            async for entry in entries:
+                return entry.message
         raise TimeoutError  # the read ended without a result
 
     async def cancel(self, tenant: str, request_id: str, reason: str) -> None:
