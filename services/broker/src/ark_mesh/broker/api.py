@@ -1286,7 +1286,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "The query's chunks as server-sent events, live, to `[DONE]`",
         "queries",
         params=(_ID, _LAST_EVENT_ID, _AFTER),
-        replies=(Reply(200, "Chunks with `id:` = stream sequence", sse=ChatCompletionChunk),),
+        replies=(
+            Reply(
+                200,
+                "Chunks with `id:` = stream sequence, then `[DONE]`; a stream that cannot "
+                "continue (NATS away) ends with an error line, then `[DONE]`",
+                sse=(ChatCompletionChunk, StreamErrorEvent),
+            ),
+        ),
     ),
     Operation(
         "GET",
