@@ -181,3 +181,19 @@ async def test_a_read_that_cannot_create_its_consumer_raises_within_its_bound(
     finally:
         await nats_server.astart()
         await bus.wait_connected(30)
+
+
+async def test_a_read_whose_consumer_cannot_be_recreated_ends_within_its_bound(
+    bus: Bus, topology: Topology, publisher: Publisher, kit: type
+) -> None:
+    """The stream goes away under a live read: nats-py keeps trying to re-create the ordered
+    consumer in the background; the read notices and raises instead of waiting for ever."""
+    reader = StreamReader(bus, subj.ARK_CHUNKS, create_within=2.0, create_attempt=1.0)
+    subject = subj.query_chunk(kit.tenant, "q1")
+    await publisher.publish(subject, _chunk(1))
+    entries = aiter(reader.read(subject, decoder=_decode))
+    assert (await anext(entries)).message.seq == 1
+    await bus.jsm.delete_stream(subj.ARK_CHUNKS)
+    async with asyncio.timeout(60):
+        with pytest.raises(ReaderUnavailableError, match="could not be re-created"):
+            await anext(entries)

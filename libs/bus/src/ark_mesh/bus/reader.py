@@ -15,8 +15,8 @@ are decoded; :attr:`StreamEntry.data` is the clear body.
 ``create_within`` seconds (nats-server ≤ 2.11 can place an ordered consumer on an offline
 cluster node, and the creation then times out), then the read raises
 :class:`~ark_mesh.bus.errors.ReaderUnavailableError`; so does a read that has been without a
-connection to NATS for that long (nats-py would otherwise wait for ever, re-creating the
-consumer in the background).
+connection to NATS for that long, or whose consumer has been gone (nats-py re-creates it in the
+background, and would otherwise retry for ever without telling the read).
 
 Stop conditions (any may be combined): ``until(entry)`` is true (the entry is still yielded —
 it is usually the terminal event), no message for ``idle_timeout`` seconds, the reader has
@@ -64,6 +64,9 @@ leader election (a few seconds), short enough that a client is told rather than 
 _RETRY_PAUSE = (0.1, 2.0)
 _WATCH_SECONDS = 1.0
 """How often a read waiting for a message checks that NATS is still there."""
+_PROBE_SECONDS = 5.0
+"""Silence after which a read checks that its consumer still exists (heartbeats come every
+2 s, and nats-py re-creates a consumer after two missed ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,28 @@ class StreamReader:
                 await asyncio.sleep(min(pause, left))
                 pause = min(pause * 2, longest)
 
+    async def _probe(self, sub: Any, subject: str, alive: float, last_seq: int) -> float:
+        """After a silence, ask the server for the read's consumer: nats-py re-creates a lost
+        ordered consumer in the background and only reports failures to the connection's
+        error callback, so a consumer that cannot be re-created would leave the read waiting
+        for ever. Returns the new "last seen alive" time; raises once it has been gone for
+        longer than the bound."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.create_attempt):
+                await sub.consumer_info()
+        except (nats.errors.Error, TimeoutError) as error:
+            gone = loop.time() - alive
+            if gone >= self.create_within:
+                raise ReaderUnavailableError(
+                    subject,
+                    f"its ordered consumer has been gone for {gone:.0f}s and could not be "
+                    f"re-created ({type(error).__name__}: {error})",
+                    last_seq=last_seq,
+                ) from error
+            return alive
+        return loop.time()
+
     def _check_connected(self, subject: str, last_seq: int) -> None:
         """Raise when NATS has been away longer than the bound (a read must not hang)."""
         health = self.bus.health
@@ -192,6 +217,7 @@ class StreamReader:
         sub = await self._subscribe(subject, stream, config)
         loop = asyncio.get_running_loop()
         last_seq = 0
+        alive = loop.time()
         try:
             if caught_up:
                 info = await sub.consumer_info()
@@ -210,6 +236,8 @@ class StreamReader:
                     msg = await sub.next_msg(timeout=wait)
                 except TimeoutError:
                     self._check_connected(subject, last_seq)
+                    if loop.time() - alive >= _PROBE_SECONDS:
+                        alive = await self._probe(sub, subject, alive, last_seq)
                     continue
                 except nats.errors.ConnectionClosedError:
                     raise BusClosedError("the bus connection is closed") from None
@@ -218,6 +246,7 @@ class StreamReader:
                 except ValueError:
                     continue
                 last_seq = delivery.stream_seq
+                alive = loop.time()
                 if idle_timeout is not None:
                     idle_by = loop.time() + idle_timeout
                 try:
