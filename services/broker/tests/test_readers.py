@@ -206,6 +206,27 @@ async def test_a_nats_outage_is_503_everywhere_and_ends_every_stream(world: Any)
                     },
                 ),
                 "approvals": ("GET", "/v1/tool-approvals", None),
+                "update query": ("PUT", f"/v1/queries/{done}", {"cancel": True}),
+                "patch cancel": ("PATCH", f"/v1/queries/{done}/cancel", None),
+                "delete query": ("DELETE", f"/v1/queries/{done}", None),
+                "events watch": ("GET", f"/v1/queries/{done}/events?watch=true", None),
+                "ark query events": ("GET", f"/events/{done}", None),
+                "ark chunks watch": ("GET", "/stream?watch=true", None),
+                "ark-api chunks": ("GET", f"/v1/broker/chunks?watch=true&query-id={done}", None),
+                "responses": (
+                    "POST",
+                    "/openai/v1/responses",
+                    {"model": "agent/helper", "input": "hi"},
+                ),
+                "responses stream": (
+                    "POST",
+                    "/openai/v1/responses",
+                    {"model": "agent/helper", "input": "hi", "stream": True},
+                ),
+                "stored response": ("GET", "/openai/v1/responses/resp_abc", None),
+                "embeddings": ("POST", "/openai/v1/embeddings", {"model": "m", "input": "hi"}),
+                "conversations": ("GET", "/conversations", None),
+                "memory status": ("GET", "/memory-status", None),
             }
             answers = await asyncio.gather(*(_answer(world, *call) for call in routes.values()))
             for route, answer in zip(routes, answers, strict=True):
