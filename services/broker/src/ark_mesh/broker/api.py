@@ -846,6 +846,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             # non-streaming call (404 model_not_found) instead of a 200 stream of a failure.
             entries = aiter(broker.chunks(tenant, record.id, after=None))
             first, entry = await _first_entry(entries, request.app[HEARTBEAT])
+            failed = first.exception() if first.done() and not first.cancelled() else None
+            if isinstance(failed, arkbroker.STREAM_FAILURES):
+                await _close(entries)
+                raise failed  # nothing sent yet: a 503 like any other NATS trouble
             completed = entry.message.ark.completed_query if entry is not None else None
             if completed is not None and completed.status is not None:
                 missing = unknown_target(completed.status, model=body.model)
