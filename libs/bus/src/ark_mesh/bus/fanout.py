@@ -6,6 +6,8 @@ they hung up together. Here a process holds **one feed per stream** — an order
 ``ark.*.query.*.<kind>`` (every tenant's chunks, or events…), started at the stream's end the
 first time someone follows — and hands each entry to the followers of its subject (a literal
 subject, or a tenant's ``ark.<tenant>.query.*.<kind>``) through a bounded in-memory queue.
+Bodies travel sealed (:mod:`.encryption`): each follower opens only what it reads, so a tenant
+nobody follows costs no decryption.
 
 A follower that starts from an earlier point (from the beginning, ``Last-Event-ID``) first
 registers with the feed, so everything the feed delivers from then on is buffered for it, then
@@ -30,7 +32,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable
 from typing import TypeVar
 
-from ark_mesh.bus.errors import BusError, ReaderLagError, ReaderUnavailableError
+from ark_mesh.bus.errors import BusError, DecryptionError, ReaderLagError, ReaderUnavailableError
 from ark_mesh.bus.reader import StreamEntry, StreamReader
 from ark_mesh.contracts import DecodeError
 from ark_mesh.contracts.subjects import ROOT
@@ -117,7 +119,8 @@ class _Feed:
 
     async def _run(self, start: int) -> None:
         try:
-            async for entry in self.reader.read(self.filter, decoder=_raw, start_seq=start):
+            read = self.reader.read(self.filter, decoder=_raw, start_seq=start, sealed=True)
+            async for entry in read:
                 self.position = entry.seq
                 self._dispatch(entry)
             error: BaseException = ReaderUnavailableError(
@@ -248,6 +251,7 @@ class Fanout:
                 yield entry
             return
         stream = await self.reader.stream_of(subject)
+        cipher = self.reader.bus.cipher
         feed = await self._feed(stream, filter)
         follower = _Follower(subject, self.buffer)
         feed.add(follower)
@@ -270,10 +274,11 @@ class Fanout:
                     continue
                 delivered = item.seq
                 try:
-                    message = decoder(item.data)
-                except DecodeError as error:
+                    data = cipher.open(item.subject, item.data, item.headers)
+                    message = decoder(data)
+                except (DecodeError, DecryptionError) as error:
                     _log.warning(
-                        "skipping undecodable stream entry",
+                        "skipping unreadable stream entry",
                         stream=stream,
                         seq=item.seq,
                         reason=error.reason,
@@ -282,7 +287,7 @@ class Fanout:
                 entry = StreamEntry(
                     seq=item.seq,
                     subject=item.subject,
-                    data=item.data,
+                    data=data,
                     headers=item.headers,
                     message=message,
                     pending=follower.queue.qsize(),

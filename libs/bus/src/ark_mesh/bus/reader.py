@@ -198,6 +198,7 @@ class StreamReader:
         caught_up: bool = False,
         limit: int | None = None,
         skip_undecodable: bool = True,
+        sealed: bool = False,
     ) -> AsyncIterator[StreamEntry[M]]:
         """Yield entries of ``subject`` from ``start_seq`` (default: the first one).
 
@@ -205,6 +206,8 @@ class StreamReader:
         conversation or a stream unreadable forever) unless ``skip_undecodable`` is false, in
         which case the :class:`~ark_mesh.contracts.DecodeError` propagates. Entries that cannot
         be decrypted are treated the same way (:class:`~ark_mesh.bus.errors.DecryptionError`).
+        ``sealed`` hands the bodies over as stored, not opened (a shared feed opens only what
+        someone follows, :mod:`.fanout`).
         """
         stream = await self._stream_for(subject)
         cipher = self.bus.cipher
@@ -250,7 +253,7 @@ class StreamReader:
                 if idle_timeout is not None:
                     idle_by = loop.time() + idle_timeout
                 try:
-                    data = cipher.open(msg.subject, msg.data, msg.headers)
+                    data = msg.data if sealed else cipher.open(msg.subject, msg.data, msg.headers)
                     message = decoder(data)
                 except (DecodeError, DecryptionError) as error:
                     if not skip_undecodable:
