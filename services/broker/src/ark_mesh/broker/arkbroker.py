@@ -253,7 +253,7 @@ def cannot_continue(error: BaseException) -> bytes:
         _encoder.encode(
             StreamErrorEvent(
                 error=StreamError(
-                    message=f"the stream cannot continue, NATS is unavailable: {error}",
+                    message=f"the stream cannot continue (resume it): {error}",
                     type="server_error",
                     code="unavailable",
                 )

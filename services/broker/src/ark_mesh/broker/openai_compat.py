@@ -214,7 +214,7 @@ def stream_failure(error: BaseException) -> OpenAIError:
     """The error object ending a chat stream whose read failed after it started (then
     ``[DONE]``): OpenAI's SDKs raise it as an ``APIError`` from the stream."""
     return openai_error(
-        f"the stream cannot continue, NATS is unavailable: {error}",
+        f"the stream cannot continue (resume it): {error}",
         error_type="server_error",
         code="unavailable",
     )
