@@ -240,3 +240,49 @@ async def test_a_nats_outage_is_503_everywhere_and_ends_every_stream(world: Any)
     full, _ = await world.sse(path)
     seen = [(i, d) for i, d in zip(ids, data[: len(ids)], strict=True)]
     assert seen + [(e.id, e.data) for e in resumed] == [(e.id, e.data) for e in full]
+
+
+async def _open_stream(world: Any, path: str, body: Any) -> aiohttp.ClientResponse:
+    response = await world.http.post(
+        f"{world.url}{path}",
+        data=json.dumps(body).encode(),
+        headers={**world.auth(), "Content-Type": "application/json"},
+    )
+    assert response.status == 200, await response.text()
+    await _first_data(response)
+    return response
+
+
+async def test_streams_on_the_responses_path_end_in_their_dialect_when_nats_goes(
+    world: Any,
+) -> None:
+    """A chat stream on a Model ends with OpenAI's error object and ``[DONE]``; a Responses
+    stream with its ``error`` event (OpenAI's Responses streams have no ``[DONE]``)."""
+    _long_answers(world, chunk_delay=0.1)
+    await world.start_responses_reconciler()
+    await world.start_broker(
+        world.broker_config(streaming=SSEConfig(heartbeat_seconds=0.5, read_within_seconds=2.0))
+    )
+    chat = await _open_stream(
+        world,
+        "/openai/v1/chat/completions",
+        {"model": "model/default", "stream": True, "messages": [{"role": "user", "content": LONG}]},
+    )
+    responses = await _open_stream(
+        world, "/openai/v1/responses", {"model": "model/default", "input": LONG, "stream": True}
+    )
+    await world.nats.astop()
+    try:
+        async with asyncio.timeout(60):
+            chat_text = (await chat.read()).decode()
+            responses_text = (await responses.read()).decode()
+    finally:
+        chat.close()
+        responses.close()
+        await world.nats.astart()
+    data = [line[6:] for line in chat_text.splitlines() if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    assert json.loads(data[-2])["error"]["code"] == "unavailable"
+    kinds = [line[7:] for line in responses_text.splitlines() if line.startswith("event: ")]
+    assert kinds[-1] == "error"
+    await world.brokers[0].bus.wait_connected(60)
