@@ -159,7 +159,9 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "completionWaitSeconds" $b.limits.completionWaitSeconds)
   "streaming" (dict
     "heartbeatSeconds" $b.streaming.heartbeatSeconds
-    "watchMaxSeconds" $b.streaming.watchMaxSeconds)
+    "watchMaxSeconds" $b.streaming.watchMaxSeconds
+    "readWithinSeconds" $b.streaming.readWithinSeconds
+    "followerBuffer" $b.streaming.followerBuffer)
   "reconciliation" (dict
     "defaultReconciliation" $b.reconciliation.defaultReconciliation
     "allowedModes" $b.reconciliation.allowedModes)

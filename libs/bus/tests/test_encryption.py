@@ -21,6 +21,7 @@ from ark_mesh.bus import (
     EncryptionKeySettings,
     EncryptionRequiredError,
     EncryptionSettings,
+    Fanout,
     MessageContext,
     PayloadCipher,
     Publisher,
@@ -399,3 +400,27 @@ async def test_a_bad_key_stops_connect_before_any_network_use(tmp_path: object) 
     with pytest.raises(EncryptionConfigError, match="tenant 'acme', key 'k1'"):
         # Nothing listens there; the key error comes first.
         await Bus.connect(servers=("nats://127.0.0.1:1",), connect_attempts=1, encryption=settings)
+
+
+async def test_a_shared_feed_opens_sealed_bodies_for_its_followers(
+    sealed_bus: Bus, nats_server: NatsServer
+) -> None:
+    """The feed carries bodies sealed; a follower gets them opened, catch-up and live alike."""
+    publisher = await Publisher.create(sealed_bus)
+    subject = subjects.query_chunk(TENANT, "q1")
+    for seq in (1, 2):
+        await publisher.publish(subject, _chunk(seq))
+    fanout = Fanout(StreamReader(sealed_bus))
+    texts: list[str] = []
+    follower = fanout.follow(subject, decoder=decoder_for(Chunk))
+    async for entry in follower:
+        texts.append(entry.message.choices[0].delta.content or "")
+        if len(texts) == 2:
+            for seq in (3, 4):
+                await publisher.publish(subject, _chunk(seq))
+        if len(texts) == 4:
+            break
+    await follower.aclose()
+    assert texts == [f"{SECRET} #{seq}" for seq in (1, 2, 3, 4)]
+    await fanout.close()
+    await publisher.close()

@@ -20,6 +20,9 @@ def test_exception_tree_matches_its_documentation() -> None:
     assert issubclass(bus.TopologyConfigError, ValueError)
     assert issubclass(bus.TransientError, bus.HandlerError)
     assert issubclass(bus.PermanentError, bus.HandlerError)
+    assert issubclass(bus.ReaderUnavailableError, bus.ReadError)
+    assert issubclass(bus.ReaderLagError, bus.ReadError)
+    assert issubclass(bus.ReadError, bus.BusError)
     assert not issubclass(bus.HandlerError, bus.BusError)
     for name in errors.__all__:
         assert name in (errors.__doc__ or ""), f"{name} missing from the drawn tree"

@@ -6,7 +6,9 @@
   :class:`ChunkCoalescer` merges token deltas (:mod:`.coalesce`).
 * :class:`Worker` — shared pull consumer, bounded slots, heartbeats, typed outcomes, DLQ,
   graceful drain (:mod:`.worker`); handlers raise :class:`TransientError` / :class:`PermanentError`.
-* :class:`StreamReader` — replay a subject from a sequence, then follow live (:mod:`.reader`).
+* :class:`StreamReader` — replay a subject from a sequence, then follow live (:mod:`.reader`);
+  :class:`Fanout` — one shared live feed per stream, fanned out in memory to many followers
+  (:mod:`.fanout`).
 * :func:`publish_whole` / :func:`read_whole` — a message larger than the server's
   ``max_payload`` (a result) travels in pieces on its own subject (:mod:`.large`).
 * :class:`CancelChannel` / :func:`cancel_watch` — cancel via core NATS plus a KV flag (:mod:`.cancel`).
@@ -50,6 +52,9 @@ from ark_mesh.bus.errors import (
     PermanentError,
     PublishError,
     PublishTimeoutError,
+    ReaderLagError,
+    ReadError,
+    ReaderUnavailableError,
     RunLogConflictError,
     RunLogError,
     RunLogUnreadableError,
@@ -59,6 +64,7 @@ from ark_mesh.bus.errors import (
     TopologyMissingError,
     TransientError,
 )
+from ark_mesh.bus.fanout import Fanout
 from ark_mesh.bus.kv import (
     InvalidKeyError,
     KeyNotFoundError,
@@ -97,6 +103,7 @@ __all__ = [
     "EncryptionKeySettings",
     "EncryptionRequiredError",
     "EncryptionSettings",
+    "Fanout",
     "Handler",
     "HandlerError",
     "InvalidKeyError",
@@ -118,6 +125,9 @@ __all__ = [
     "PublishTimeoutError",
     "Publisher",
     "PublisherSettings",
+    "ReadError",
+    "ReaderLagError",
+    "ReaderUnavailableError",
     "Reassembler",
     "RunLogConflictError",
     "RunLogError",

@@ -19,6 +19,11 @@ Bus errors (raised *by* the bus to its caller)::
      │    └── DecryptionError         a body cannot be opened: wrong or unknown key, tampered,
      │                                moved to another subject, or clear text where encryption
      │                                is required (names subject and key id, never the plaintext)
+     ├── ReadError                    a stream read cannot start or go on (names the subject)
+     │    ├── ReaderUnavailableError  …its ordered consumer could not be (re)created, or NATS
+     │    │                           stayed away, within the reader's bound
+     │    └── ReaderLagError          …a live follower fell further behind the shared feed
+     │                                than its buffer holds (resume from the last sequence)
      ├── RunLogError                  a run's step log in KV ``ark-runs`` (:mod:`.runs`)
      │    ├── RunLogConflictError     another writer saved the log since this one read it
      │    │                           (two replicas on one query): this run must stop
@@ -61,6 +66,9 @@ __all__ = [
     "PermanentError",
     "PublishError",
     "PublishTimeoutError",
+    "ReadError",
+    "ReaderLagError",
+    "ReaderUnavailableError",
     "RunLogConflictError",
     "RunLogError",
     "RunLogUnreadableError",
@@ -104,6 +112,29 @@ class PublishError(BusError):
 
 class PublishTimeoutError(PublishError):
     """No acknowledgement arrived in time (after retrying with the same ``Nats-Msg-Id``)."""
+
+
+class ReadError(BusError):
+    """A read of ``subject`` cannot start or continue; ``last_seq`` is the last stream sequence
+    it delivered (0: none), so a caller can tell its client where to resume."""
+
+    def __init__(self, subject: str, detail: str, *, last_seq: int = 0) -> None:
+        self.subject = subject
+        self.detail = detail
+        self.last_seq = last_seq
+        super().__init__(f"reading {subject!r}: {detail}")
+
+
+class ReaderUnavailableError(ReadError):
+    """The reader's ordered consumer could not be created (or re-created after a loss) within
+    its bound, or NATS stayed unreachable longer than that: the read ends instead of hanging
+    (nats-server ≤ 2.11 can place an ordered consumer on an offline node, and the creation
+    then times out)."""
+
+
+class ReaderLagError(ReadError):
+    """A live follower of a shared feed fell further behind than its buffer holds: it is cut
+    off rather than letting one slow client grow the broker's memory without bound."""
 
 
 class EncryptionError(BusError):

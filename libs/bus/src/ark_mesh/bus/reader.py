@@ -11,6 +11,13 @@ NATS deployments at tens of thousands of consumers.
 Encrypted bodies (:mod:`ark_mesh.bus.encryption`) are opened with the bus's keys before they
 are decoded; :attr:`StreamEntry.data` is the clear body.
 
+**Never hangs.** Creating the ordered consumer is retried, each attempt bounded, for at most
+``create_within`` seconds (nats-server ≤ 2.11 can place an ordered consumer on an offline
+cluster node, and the creation then times out), then the read raises
+:class:`~ark_mesh.bus.errors.ReaderUnavailableError`; so does a read that has been without a
+connection to NATS for that long, or whose consumer has been gone (nats-py re-creates it in the
+background, and would otherwise retry for ever without telling the read).
+
 Stop conditions (any may be combined): ``until(entry)`` is true (the entry is still yielded —
 it is usually the terminal event), no message for ``idle_timeout`` seconds, the reader has
 ``caught_up`` with what the stream held when the read started, or ``limit`` entries.
@@ -18,7 +25,9 @@ it is usually the terminal event), no message for ``idle_timeout`` seconds, the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -27,9 +36,14 @@ import nats.errors
 from nats.js import api
 from nats.js.errors import NotFoundError
 
-from ark_mesh.bus.connection import Bus
+from ark_mesh.bus.connection import Bus, ConnectionState
 from ark_mesh.bus.context import parse_ack_subject
-from ark_mesh.bus.errors import DecryptionError, TopologyMissingError
+from ark_mesh.bus.errors import (
+    BusClosedError,
+    DecryptionError,
+    ReaderUnavailableError,
+    TopologyMissingError,
+)
 from ark_mesh.contracts import DecodeError
 from ark_mesh.telemetry import get_logger
 
@@ -41,6 +55,18 @@ M = TypeVar("M")
 
 _HEARTBEAT_SECONDS = 2.0
 _COUNT_CONSUMER_IDLE_SECONDS = 10.0
+CREATE_ATTEMPT_SECONDS = 5.0
+"""One attempt at creating an ordered consumer (nats-py's own request timeout is similar)."""
+CREATE_WITHIN_SECONDS = 20.0
+"""How long a read keeps trying to create its consumer, or waits for a lost connection, before
+it gives up with :class:`~ark_mesh.bus.errors.ReaderUnavailableError`: longer than a JetStream
+leader election (a few seconds), short enough that a client is told rather than left waiting."""
+_RETRY_PAUSE = (0.1, 2.0)
+_WATCH_SECONDS = 1.0
+"""How often a read waiting for a message checks that NATS is still there."""
+_PROBE_SECONDS = 5.0
+"""Silence after which a read checks that its consumer still exists (heartbeats come every
+2 s, and nats-py re-creates a consumer after two missed ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +86,98 @@ class StreamEntry(Generic[M]):
 class StreamReader:
     """Reads subjects of ``stream`` (looked up from the subject when not given)."""
 
-    def __init__(self, bus: Bus, stream: str | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        stream: str | None = None,
+        *,
+        create_within: float = CREATE_WITHIN_SECONDS,
+        create_attempt: float = CREATE_ATTEMPT_SECONDS,
+    ) -> None:
         self.bus = bus
         self.stream = stream
+        self.create_within = create_within
+        self.create_attempt = create_attempt
+
+    async def _subscribe(
+        self, subject: str, stream: str, config: api.ConsumerConfig
+    ) -> Any:  # nats-py's PushSubscription
+        """The ordered consumer, created with bounded retries (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.create_within
+        pause, longest = _RETRY_PAUSE
+        attempts = 0
+        while True:
+            attempts += 1
+            if self.bus.closed:
+                raise BusClosedError("the bus connection is closed")
+            try:
+                async with asyncio.timeout(min(self.create_attempt, self.create_within)):
+                    return await self.bus.js.subscribe(
+                        subject,
+                        stream=stream,
+                        config=config.evolve(),  # nats-py fills it in: a fresh copy per try
+                        ordered_consumer=True,
+                        idle_heartbeat=_HEARTBEAT_SECONDS,
+                    )
+            except (nats.errors.Error, TimeoutError, OSError) as error:
+                if isinstance(error, NotFoundError):
+                    raise TopologyMissingError(f"stream {stream!r} does not exist") from None
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise ReaderUnavailableError(
+                        subject,
+                        f"its ordered consumer could not be created in {self.create_within:g}s "
+                        f"({attempts} attempts; last: {type(error).__name__}: {error})",
+                    ) from error
+                _log.debug(
+                    "ordered consumer not created, retrying",
+                    subject=subject,
+                    attempt=attempts,
+                    error=f"{type(error).__name__}: {error}",
+                )
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, longest)
+
+    async def _probe(self, sub: Any, subject: str, alive: float, last_seq: int) -> float:
+        """After a silence, ask the server for the read's consumer: nats-py re-creates a lost
+        ordered consumer in the background and only reports failures to the connection's
+        error callback, so a consumer that cannot be re-created would leave the read waiting
+        for ever. Returns the new "last seen alive" time; raises once it has been gone for
+        longer than the bound."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.create_attempt):
+                await sub.consumer_info()
+        except (nats.errors.Error, TimeoutError) as error:
+            gone = loop.time() - alive
+            if gone >= self.create_within:
+                raise ReaderUnavailableError(
+                    subject,
+                    f"its ordered consumer has been gone for {gone:.0f}s and could not be "
+                    f"re-created ({type(error).__name__}: {error})",
+                    last_seq=last_seq,
+                ) from error
+            return alive
+        return loop.time()
+
+    def _check_connected(self, subject: str, last_seq: int) -> None:
+        """Raise when NATS has been away longer than the bound (a read must not hang)."""
+        health = self.bus.health
+        if health.state is ConnectionState.CLOSED:
+            raise BusClosedError("the bus connection is closed")
+        if health.state is ConnectionState.CONNECTED:
+            return
+        away = time.monotonic() - health.since
+        if away >= self.create_within:
+            raise ReaderUnavailableError(
+                subject, f"NATS has been unreachable for {away:.0f}s", last_seq=last_seq
+            )
+
+    async def stream_of(self, subject: str) -> str:
+        """The stream storing ``subject`` (:class:`~ark_mesh.bus.errors.TopologyMissingError`
+        when none does)."""
+        return await self._stream_for(subject)
 
     async def _stream_for(self, subject: str) -> str:
         if self.stream is not None:
@@ -83,6 +198,7 @@ class StreamReader:
         caught_up: bool = False,
         limit: int | None = None,
         skip_undecodable: bool = True,
+        sealed: bool = False,
     ) -> AsyncIterator[StreamEntry[M]]:
         """Yield entries of ``subject`` from ``start_seq`` (default: the first one).
 
@@ -90,6 +206,8 @@ class StreamReader:
         conversation or a stream unreadable forever) unless ``skip_undecodable`` is false, in
         which case the :class:`~ark_mesh.contracts.DecodeError` propagates. Entries that cannot
         be decrypted are treated the same way (:class:`~ark_mesh.bus.errors.DecryptionError`).
+        ``sealed`` hands the bodies over as stored, not opened (a shared feed opens only what
+        someone follows, :mod:`.fanout`).
         """
         stream = await self._stream_for(subject)
         cipher = self.bus.cipher
@@ -99,13 +217,10 @@ class StreamReader:
             ),
             opt_start_seq=start_seq if start_seq else None,
         )
-        sub = await self.bus.js.subscribe(
-            subject,
-            stream=stream,
-            config=config,
-            ordered_consumer=True,
-            idle_heartbeat=_HEARTBEAT_SECONDS,
-        )
+        sub = await self._subscribe(subject, stream, config)
+        loop = asyncio.get_running_loop()
+        last_seq = 0
+        alive = loop.time()
         try:
             if caught_up:
                 info = await sub.consumer_info()
@@ -113,17 +228,32 @@ class StreamReader:
                 if not info.num_pending and not delivered:
                     return
             count = 0
+            idle_by = loop.time() + idle_timeout if idle_timeout is not None else None
             while True:
+                wait = _WATCH_SECONDS
+                if idle_by is not None:
+                    wait = min(wait, idle_by - loop.time())
+                    if wait <= 0:
+                        return
                 try:
-                    msg = await sub.next_msg(timeout=idle_timeout)
+                    msg = await sub.next_msg(timeout=wait)
                 except TimeoutError:
-                    return
+                    self._check_connected(subject, last_seq)
+                    if loop.time() - alive >= _PROBE_SECONDS:
+                        alive = await self._probe(sub, subject, alive, last_seq)
+                    continue
+                except nats.errors.ConnectionClosedError:
+                    raise BusClosedError("the bus connection is closed") from None
                 try:
                     delivery = parse_ack_subject(msg.reply)
                 except ValueError:
                     continue
+                last_seq = delivery.stream_seq
+                alive = loop.time()
+                if idle_timeout is not None:
+                    idle_by = loop.time() + idle_timeout
                 try:
-                    data = cipher.open(msg.subject, msg.data, msg.headers)
+                    data = msg.data if sealed else cipher.open(msg.subject, msg.data, msg.headers)
                     message = decoder(data)
                 except (DecodeError, DecryptionError) as error:
                     if not skip_undecodable:

@@ -98,6 +98,7 @@ from ark_mesh.broker.openai_compat import (
     embeddings_list,
     openai_chunk,
     openai_error,
+    read_failure,
     unknown_target,
 )
 from ark_mesh.broker.openapi import RETRY_AFTER, Operation, Param, Reply, openapi_document
@@ -289,9 +290,16 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         code = _HTTP_CODES.get(exc.status, "BAD_REQUEST")
         response = _error(request, exc.status, code, exc.reason, None)
-    except (BusError, NatsError) as exc:
+    except (BusError, NatsError, TimeoutError) as exc:
+        # TimeoutError: a NATS request timing out under asyncio (aiohttp would answer its
+        # plain-text 504); every deliberate wait of a route is mapped by the route itself.
         response = _error(request, 503, "UNAVAILABLE", f"NATS is unavailable: {exc}", None)
-    except (asyncio.CancelledError, ConnectionResetError):
+    except ConnectionResetError:
+        # The client went away (a write to it failed, typically a heartbeat): nothing to
+        # answer, and not an error of ours — one debug line, never a traceback per client.
+        _log.debug("client went away", path=request.path, method=request.method)
+        return web.Response(status=499)
+    except asyncio.CancelledError:
         raise
     except Exception as exc:
         _log.exception("unexpected failure", path=request.path, method=request.method)
@@ -605,12 +613,16 @@ async def stream_query(request: web.Request) -> web.StreamResponse:
         )
         response = await _open_sse(request)
         if not finished:
-            await _pump(
-                response,
-                broker.chunks(tenant, query_id, after=after),
-                lambda entry: event(openai_chunk(entry.data), id=entry.seq),
-                request.app[HEARTBEAT],
-            )
+            try:
+                await _pump(
+                    response,
+                    broker.chunks(tenant, query_id, after=after),
+                    lambda entry: event(openai_chunk(entry.data), id=entry.seq),
+                    request.app[HEARTBEAT],
+                )
+            except arkbroker.STREAM_FAILURES as exc:
+                # Ended, never cut: the client resumes exactly with Last-Event-ID.
+                await response.write(arkbroker.cannot_continue(exc))
         await response.write(DONE)
         await response.write_eof()
     return response
@@ -839,6 +851,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             # non-streaming call (404 model_not_found) instead of a 200 stream of a failure.
             entries = aiter(broker.chunks(tenant, record.id, after=None))
             first, entry = await _first_entry(entries, request.app[HEARTBEAT])
+            failed = first.exception() if first.done() and not first.cancelled() else None
+            if isinstance(failed, arkbroker.STREAM_FAILURES):
+                await _close(entries)
+                raise failed  # nothing sent yet: a 503 like any other NATS trouble
             completed = entry.message.ark.completed_query if entry is not None else None
             if completed is not None and completed.status is not None:
                 missing = unknown_target(completed.status, model=body.model)
@@ -846,7 +862,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                     await _close(entries)
                     return _json(missing, 404)
             response = await _open_sse(request)
-            await _pump(response, entries, render, request.app[HEARTBEAT], pending=first)
+            try:
+                await _pump(response, entries, render, request.app[HEARTBEAT], pending=first)
+            except arkbroker.STREAM_FAILURES as exc:
+                await response.write(event(_encoder.encode(read_failure(exc))))
+                await response.write(DONE)
+                await response.write_eof()
+                return response
             usage = shaper.usage_chunk()
             if usage is not None:
                 await response.write(event(usage))
@@ -1273,7 +1295,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "The query's chunks as server-sent events, live, to `[DONE]`",
         "queries",
         params=(_ID, _LAST_EVENT_ID, _AFTER),
-        replies=(Reply(200, "Chunks with `id:` = stream sequence", sse=ChatCompletionChunk),),
+        replies=(
+            Reply(
+                200,
+                "Chunks with `id:` = stream sequence, then `[DONE]`; a stream that cannot "
+                "continue (NATS away) ends with an error line, then `[DONE]`",
+                sse=(ChatCompletionChunk, StreamErrorEvent),
+            ),
+        ),
     ),
     Operation(
         "GET",

@@ -39,7 +39,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 from aiohttp import web
 
-from ark_mesh.broker.errors import BadRequestError, NotFoundError
+from ark_mesh.broker.errors import BadRequestError, NotFoundError, UnavailableError
 from ark_mesh.broker.openai_compat import openai_chunk
 from ark_mesh.broker.queries import QueryBroker
 from ark_mesh.broker.readmodel import QueryRecord
@@ -54,7 +54,7 @@ from ark_mesh.broker.responses import (
     StreamErrorEvent,
 )
 from ark_mesh.broker.sse import DONE, MAX_SEQUENCE, SSE_HEADERS, comment, event
-from ark_mesh.bus import StreamEntry, StreamReader
+from ark_mesh.bus import BusError, NatsError, StreamEntry, StreamReader
 from ark_mesh.contracts import Chunk, QueryEvent, decoder_for, subjects
 from ark_mesh.telemetry import bound_context
 
@@ -62,9 +62,11 @@ __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
     "MAX_NUMBER",
+    "STREAM_FAILURES",
     "PaginationError",
     "ValidationError",
     "broker_chunks",
+    "cannot_continue",
     "chunk_item",
     "chunks",
     "event_data",
@@ -83,6 +85,14 @@ _encoder = msgspec.json.Encoder()
 
 M = TypeVar("M")
 Ending = Literal["end", "timeout", "cut"]
+STREAM_FAILURES: tuple[type[BaseException], ...] = (
+    BusError,
+    NatsError,
+    TimeoutError,
+    UnavailableError,
+)
+"""What ends a stream that was already answered with an error event and ``[DONE]`` (NATS
+trouble while following; the client may resume)."""
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -235,6 +245,23 @@ async def pump(
         await _close(iterator)
 
 
+def cannot_continue(error: BaseException) -> bytes:
+    """The error line (Ark's error chunk shape, as the timeout event) ending a stream whose
+    read failed after its answer started; ``[DONE]`` follows. A client resumes with
+    ``Last-Event-ID`` where the stream sends ``id:``, else reconnects."""
+    return event(
+        _encoder.encode(
+            StreamErrorEvent(
+                error=StreamError(
+                    message=f"the stream cannot continue (resume it): {error}",
+                    type="server_error",
+                    code="unavailable",
+                )
+            )
+        )
+    )
+
+
 def _passed(now: float, first_by: float | None, end_by: float | None) -> Ending | None:
     if first_by is not None and now >= first_by:
         return "timeout"
@@ -326,26 +353,47 @@ async def stream_by_name(
     _check_chunk_size(request.query)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait if wait is not None else None
-    heartbeat = broker.config.streaming.heartbeat_seconds
     end_by = _end_by(broker)
     query_id = await resolve(broker, tenant, name)
     if query_id is None and deadline is None:
         raise NotFoundError(f"query {name!r} not found", field="queryName")
     response = await open_sse(request)
+    try:
+        await _follow_by_name(
+            response, broker, tenant, name, query_id, from_beginning, deadline, end_by
+        )
+    except STREAM_FAILURES as exc:
+        await _fail(response, exc)
+    return response
+
+
+async def _follow_by_name(
+    response: web.StreamResponse,
+    broker: QueryBroker,
+    tenant: str,
+    name: str,
+    query_id: str | None,
+    from_beginning: bool,
+    deadline: float | None,
+    end_by: float | None,
+) -> None:
+    """The part of :func:`stream_by_name` after the answer started."""
+    loop = asyncio.get_running_loop()
+    heartbeat = broker.config.streaming.heartbeat_seconds
     if query_id is None:
         assert deadline is not None
         until = deadline if end_by is None else min(deadline, end_by)
         query_id = await _appearing(broker, response, tenant, name, until, heartbeat)
         if query_id is None:
             await _finish(response, _passed(loop.time(), deadline, end_by) or "timeout")
-            return response
+            return
     with bound_context(tenant=tenant, query_id=query_id):
         after: int | None = None
         if not from_beginning:
             last = await broker.reader.last(subjects.query_chunk(tenant, query_id), decoder=_chunk)
             if last is not None and (last.message.is_final or last.message.error is not None):
                 await _finish(response, "end")
-                return response
+                return
             after = last.seq if last is not None else None
         ending = await pump(
             response,
@@ -356,7 +404,13 @@ async def stream_by_name(
             end_by=end_by,
         )
         await _finish(response, ending)
-    return response
+
+
+async def _fail(response: web.StreamResponse, error: BaseException) -> None:
+    """End a started stream whose read failed: the error line, ``[DONE]``."""
+    await response.write(cannot_continue(error))
+    await response.write(DONE)
+    await response.write_eof()
 
 
 async def _finish(response: web.StreamResponse, ending: Ending) -> None:
@@ -480,15 +534,19 @@ async def watch(
     client leaves (or ``watch_max_seconds``)."""
     if start is None:
         start = await broker.reader.last_sequence(subject) + 1
-    entries = broker.reader.read(subject, decoder=decoder, start_seq=start)
+    entries = broker.fanout.follow(subject, decoder=decoder, start_seq=start)
     response = await open_sse(request)
-    await pump(
-        response,
-        entries,
-        render,
-        broker.config.streaming.heartbeat_seconds,
-        end_by=_end_by(broker),
-    )
+    try:
+        await pump(
+            response,
+            entries,
+            render,
+            broker.config.streaming.heartbeat_seconds,
+            end_by=_end_by(broker),
+        )
+    except STREAM_FAILURES as exc:
+        await _fail(response, exc)
+        return response
     await response.write_eof()
     return response
 

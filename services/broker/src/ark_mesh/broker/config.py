@@ -67,10 +67,17 @@ class SSEConfig(ConfigSection, frozen=True, kw_only=True):
 
     ``watch_max_seconds`` (unset: no limit, as Ark) ends a ``watch=true`` stream of Ark's
     broker routes, and a ``GET /stream/{queryName}`` still waiting or following, after that
-    long, as a proxy's idle limit would: the client reconnects (EventSource does by itself)."""
+    long, as a proxy's idle limit would: the client reconnects (EventSource does by itself).
+
+    ``read_within_seconds`` bounds how long a stream read keeps trying to (re)create its
+    consumer, or waits for NATS to come back, before the stream ends with an error event and
+    ``[DONE]`` (the client resumes with ``Last-Event-ID``); ``follower_buffer`` is how many
+    entries a client may lag behind the broker's shared feed before it is ended the same way."""
 
     heartbeat_seconds: float = 15.0
     watch_max_seconds: float | None = None
+    read_within_seconds: float = 20.0
+    follower_buffer: int = 10_000
 
 
 ApiMode = Literal["broker", "direct"]

@@ -46,6 +46,7 @@ __all__ = [
     "embeddings_list",
     "openai_chunk",
     "openai_error",
+    "read_failure",
     "stream_failure",
     "unknown_target",
 ]
@@ -246,4 +247,14 @@ def openai_error(
     """OpenAI's error object; ``param`` names the offending request field, as OpenAI does."""
     return OpenAIError(
         error=OpenAIErrorBody(message=message, type=error_type, param=param, code=code)
+    )
+
+
+def read_failure(error: BaseException) -> OpenAIError:
+    """The error object ending a chat stream whose read failed after it started (then
+    ``[DONE]``): OpenAI's SDKs raise it as an ``APIError`` from the stream."""
+    return openai_error(
+        f"the stream cannot continue (resume it): {error}",
+        error_type="server_error",
+        code="unavailable",
     )

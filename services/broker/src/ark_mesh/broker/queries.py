@@ -45,7 +45,7 @@ from ark_mesh.broker.errors import (
 )
 from ark_mesh.broker.readmodel import InFlight, QueryRecord, ReadModel, now
 from ark_mesh.broker.sizes import check_query_size
-from ark_mesh.bus import BusError, CancelChannel, Publisher, StreamEntry, StreamReader
+from ark_mesh.bus import BusError, CancelChannel, Fanout, Publisher, StreamEntry, StreamReader
 from ark_mesh.contracts import (
     Chunk,
     ObjectMeta,
@@ -88,10 +88,13 @@ class QueryBroker:
         in_flight: InFlight,
         cancels: CancelChannel,
         kube: KubeClient | None = None,
+        fanout: Fanout | None = None,
     ) -> None:
         self.config = config
         self.publisher = publisher
         self.reader = reader
+        self.fanout = fanout or Fanout(reader)
+        """Live reads share one consumer per stream (:class:`~ark_mesh.bus.Fanout`)."""
         self.read_model = read_model
         self.in_flight = in_flight
         self.cancels = cancels
@@ -383,8 +386,9 @@ class QueryBroker:
     ) -> AsyncIterator[StreamEntry[Chunk]]:
         """The query's chunks after stream sequence ``after``, live, through the final chunk.
 
-        A short-lived ordered consumer per reader (never a durable one per client)."""
-        return self.reader.read(
+        Followed through the shared feed (one consumer per broker, whatever the number of
+        clients); a catch-up from ``after`` uses a short-lived ordered consumer."""
+        return self.fanout.follow(
             subjects.query_chunk(tenant, query_id),
             decoder=_chunk,
             start_seq=after + 1 if after is not None else None,
@@ -408,13 +412,15 @@ class QueryBroker:
 
     async def wait_terminal(self, tenant: str, query_id: str, *, within: float) -> StatusUpdate:
         """Follow the query's status subject until a terminal update (``TimeoutError`` after
-        ``within`` seconds). Reads the stream, not the read model: no polling."""
-        async with asyncio.timeout(within):
-            async for entry in self.reader.read(
-                subjects.query_status(tenant, query_id),
-                decoder=_status,
-                until=lambda entry: entry.message.terminal,
-            ):
+        ``within`` seconds). Reads the stream, not the read model: no polling; through the
+        shared feed, so waiting callers hold no consumer each."""
+        follow = self.fanout.follow(
+            subjects.query_status(tenant, query_id),
+            decoder=_status,
+            until=lambda entry: entry.message.terminal,
+        )
+        async with asyncio.timeout(within), contextlib.aclosing(follow) as entries:
+            async for entry in entries:
                 if entry.message.terminal:
                     return entry.message
         raise TimeoutError  # the read ended without a terminal update

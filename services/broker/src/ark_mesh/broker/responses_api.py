@@ -48,6 +48,7 @@ from ark_mesh.broker.openai_compat import (
     chat_completion,
     completion_error,
     openai_error,
+    read_failure,
 )
 from ark_mesh.broker.responses import (
     OpenAIResponse,
@@ -920,6 +921,15 @@ async def _stream_chat(
         await _abandon(entries, pending)
         await _cancel_soon(broker, tenant, request_id, "the client went away")
         raise
+    except (BusError, NatsError) as exc:
+        # Started already: the failure is the stream's last event, then [DONE].
+        _log.warning("lost the chat stream", request_id=request_id, error=str(exc))
+        await _abandon(entries, pending)
+        await _cancel_soon(broker, tenant, request_id, "the broker lost the stream")
+        await response.write(event(_encoder.encode(read_failure(exc))))
+        await response.write(DONE)
+        await response.write_eof()
+        return response
     usage = shaper.usage_chunk()
     if usage is not None:
         await response.write(event(usage))

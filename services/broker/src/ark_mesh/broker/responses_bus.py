@@ -23,6 +23,7 @@ from ark_mesh.broker.errors import UnavailableError
 from ark_mesh.bus import (
     BusError,
     CancelChannel,
+    Fanout,
     NatsError,
     Publisher,
     StreamEntry,
@@ -56,9 +57,11 @@ class ResponsesBroker:
         reader: StreamReader,
         cancels: CancelChannel,
         store: ResponseStore,
+        fanout: Fanout | None = None,
     ) -> None:
         self.publisher = publisher
         self.reader = reader
+        self.fanout = fanout or Fanout(reader)
         self.cancels = cancels
         self.store = store
 
@@ -108,8 +111,9 @@ class ResponsesBroker:
         return request
 
     def chunks(self, tenant: str, request_id: str) -> AsyncIterator[StreamEntry[Chunk]]:
-        """The request's chunks from the first, live, through the final chunk."""
-        return self.reader.read(
+        """The request's chunks from the first, live, through the final chunk (through the
+        shared feed, :class:`~ark_mesh.bus.Fanout`)."""
+        return self.fanout.follow(
             subjects.query_chunk(tenant, request_id),
             decoder=_chunk,
             until=lambda entry: entry.message.is_final,

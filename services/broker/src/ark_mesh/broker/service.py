@@ -33,6 +33,7 @@ from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import (
     Bus,
     CancelChannel,
+    Fanout,
     MessageContext,
     Publisher,
     StreamReader,
@@ -70,6 +71,7 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         self.read_model: ReadModel | None = None
         self.in_flight: InFlight | None = None
         self.broker: QueryBroker | None = None
+        self.fanout: Fanout | None = None
         self._api: tuple[QueryBroker, EmbeddingsBroker, ResponsesBroker] | None = None
         self.approvals: ToolApprovals | None = None
         self.memory: ConversationMemory | None = None
@@ -129,10 +131,15 @@ class BrokerService(WorkQueueService[StatusUpdate]):
             self.kube = kube = await config.kubernetes.connect()
             stack.push_async_callback(kube.close)
         self.catalog = Catalog(await self._resource_reader(stack))
+        # One shared live feed per stream for every SSE route of this replica.
+        reader = StreamReader(bus, create_within=config.streaming.read_within_seconds)
+        self.fanout = fanout = Fanout(reader, buffer=config.streaming.follower_buffer)
+        stack.push_async_callback(fanout.close)
         self.broker = queries = QueryBroker(
             config,
             publisher=publisher,
-            reader=StreamReader(bus),
+            reader=reader,
+            fanout=fanout,
             read_model=read_model,
             in_flight=in_flight,
             cancels=CancelChannel(bus),
@@ -140,9 +147,10 @@ class BrokerService(WorkQueueService[StatusUpdate]):
         )
         responses = ResponsesBroker(
             publisher=publisher,
-            reader=StreamReader(bus),
+            reader=reader,
             cancels=CancelChannel(bus),
             store=ResponseStore(bus),
+            fanout=fanout,
         )
         self._api = (
             queries,
