@@ -602,21 +602,13 @@ class Worker(Generic[M]):
             if not self.bus.ready:
                 continue
             now = time.monotonic()
+            late: list[str] = []
             for context in list(self._tasks.values()):
                 idle = now - context.touched
                 if idle < interval:
                     continue
                 if idle >= self.ack_wait:
-                    # The event loop stalled or the connection was down for a whole AckWait:
-                    # JetStream may have handed the message to another replica meanwhile. The
-                    # run's journal (one owner per revision) stops the loser before its next
-                    # step; say so, because this is the one way a live query runs twice.
-                    _log.warning(
-                        "heartbeat late by more than AckWait; the message may be redelivered",
-                        subject=context.subject,
-                        late=round(idle, 3),
-                        ack_wait=self.ack_wait,
-                    )
+                    late.append(context.subject)
                 context.touched = now
                 try:
                     await context.msg.in_progress()
@@ -624,6 +616,17 @@ class Worker(Generic[M]):
                     pass  # connection trouble: the next tick tries again
                 except Exception:
                     _log.exception("heartbeat failed", subject=context.subject)
+            if late:
+                # The event loop stalled or the connection was down for a whole AckWait:
+                # JetStream may have handed these messages to another replica meanwhile. The
+                # run's journal (one owner per revision) stops the loser before its next step;
+                # say so (once per tick), because this is the one way a live query runs twice.
+                _log.warning(
+                    "heartbeats late by more than AckWait; the messages may be redelivered",
+                    count=len(late),
+                    subjects=late[:10],
+                    ack_wait=self.ack_wait,
+                )
 
     # -- MaxDeliver advisories ------------------------------------------------------------------
 
