@@ -147,6 +147,25 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def _save(path: str | None, checkpoint: int, text: str) -> None:
+    if path is not None:
+        Path(path % checkpoint).write_text(text)
+
+
+async def live_heap(profile_port: int) -> tuple[float, str]:
+    """nats-server's live Go heap after a forced GC (``/debug/pprof/heap?gc=1``): HeapAlloc in
+    MiB, and the profile. Unlike RSS it does not wait for the runtime to hand memory back."""
+    url = f"http://127.0.0.1:{profile_port}/debug/pprof/heap?gc=1&debug=1"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        text = await response.text()
+    stats: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("# ") and " = " in line:
+            name, _, value = line[2:].partition(" = ")
+            stats[name] = value
+    return int(stats["HeapAlloc"]) / 2**20, text
+
+
 async def stream_state(server: NatsServer) -> dict[str, tuple[int, int, int]]:
     """Per stream: messages, bytes, subjects (``/jsz``)."""
     async with (
@@ -225,7 +244,12 @@ async def main(args: argparse.Namespace) -> None:
         root = Path(directory)
         (root / "nats").mkdir()
         (root / "manifests").mkdir()
-        server = NatsServer(root / "nats").start()
+        profile_port = free_port()
+        if args.gomemlimit:
+            # Inherited by nats-server: Go's soft memory limit (the GC and the scavenger work
+            # harder near it), what a container memory limit should come with.
+            os.environ["GOMEMLIMIT"] = args.gomemlimit
+        server = NatsServer(root / "nats", extra_args=("--profile", str(profile_port))).start()
         fake = FakeModelServer()
         await fake.start()
         fake.add_rule({"reply": {"content": " ".join(["token"] * args.words)}})
@@ -238,16 +262,19 @@ async def main(args: argparse.Namespace) -> None:
             bus = await Bus.connect(servers=(server.url,), name="bench-memory")
             await Topology(topology).provision(bus)
             publisher = await Publisher.create(bus)
-            print(f"# nats-server {server.binary}; RSS at start {rss_mib(pid):.1f} MiB")
+            print(
+                f"# nats-server {server.binary}, GOMEMLIMIT={args.gomemlimit or 'unset'}; "
+                f"RSS at start {rss_mib(pid):.1f} MiB"
+            )
             async with reconciler(root, server.url, topology, args.slots):
                 runner = Runner(bus, publisher, args.in_flight)
                 await runner.start()
                 done = 0
                 print(
-                    "| queries | s | RSS now MiB | RSS after settle MiB | "
+                    "| queries | s | RSS now MiB | RSS after settle MiB | live heap MiB | "
                     "stream: msgs / MiB / subjects |"
                 )
-                print("|---:|---:|---:|---:|---|")
+                print("|---:|---:|---:|---:|---:|---|")
                 began = time.monotonic()
                 for checkpoint in checkpoints:
                     await runner.run(done, checkpoint)
@@ -256,13 +283,18 @@ async def main(args: argparse.Namespace) -> None:
                     now = rss_mib(pid)
                     await asyncio.sleep(args.settle)
                     settled = rss_mib(pid)
+                    heap, profile = await live_heap(profile_port)
+                    _save(args.heap_dump, checkpoint, profile)
                     state = await stream_state(server)
                     held = ", ".join(
                         f"{name} {m} / {b / 2**20:.1f} / {s}"
                         for name, (m, b, s) in sorted(state.items())
                         if m
                     )
-                    print(f"| {done} | {elapsed:.0f} | {now:.1f} | {settled:.1f} | {held} |")
+                    print(
+                        f"| {done} | {elapsed:.0f} | {now:.1f} | {settled:.1f} | {heap:.1f} "
+                        f"| {held} |"
+                    )
             await publisher.close()
             await bus.close()
         finally:
@@ -278,6 +310,8 @@ if __name__ == "__main__":
     parser.add_argument("--slots", type=int, default=64)
     parser.add_argument("--words", type=int, default=20, help="streamed chunks per answer")
     parser.add_argument("--settle", type=float, default=15.0, help="idle seconds before RSS")
+    parser.add_argument("--gomemlimit", help="GOMEMLIMIT for nats-server, e.g. 64MiB")
+    parser.add_argument("--heap-dump", help="save each heap profile here (%%d: the checkpoint)")
     parser.add_argument(
         "--config", help="YAML TopologyConfig (the chart's camelCase keys) instead of defaults"
     )

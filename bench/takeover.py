@@ -199,11 +199,14 @@ async def takeover_round(
     doomed = [_request(f"doomed-{number}-{i}") for i in range(args.queries)]
     living = [_request(f"living-{number}-{i}") for i in range(args.queries)]
     for request in doomed + living:
+        # The doomed replica's calls are never answered (it dies waiting); the living one's
+        # take --slow seconds, several AckWaits.
+        first = 600.0 if request in doomed else args.slow
         fake.add_rule(
             {
                 "match": {"user_regex": f"^{request.name}$"},
                 "replies": [
-                    {"content": "first", "delay": args.slow},
+                    {"content": "first", "delay": first},
                     {"content": "second", "delay": 0.2},
                 ],
             }

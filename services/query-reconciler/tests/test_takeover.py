@@ -21,14 +21,14 @@ PER_REPLICA = 3
 SLOW = 6.0  # seconds of the first model answer: three AckWaits of the tests' consumer
 
 
-def _slow_model(mesh: Any, job: str) -> None:
-    """The first answer to ``job`` takes :data:`SLOW` seconds, a second one (the takeover's)
-    half of that: longer than AckWait too, so the new owner must heartbeat as well."""
+def _slow_model(mesh: Any, job: str, first: float) -> None:
+    """The first answer to ``job`` takes ``first`` seconds, a second one (the takeover's)
+    :data:`SLOW` / 2: longer than AckWait too, so the new owner must heartbeat as well."""
     mesh.fake.add_rule(
         {
-            "match": {"user": job},
+            "match": {"user_regex": f"^{job}$"},
             "replies": [
-                {"content": f"first answer to {job}", "delay": SLOW},
+                {"content": f"first answer to {job}", "delay": first},
                 {"content": f"answer to {job}", "delay": SLOW / 2},
             ],
         }
@@ -54,8 +54,10 @@ async def _running_on(mesh: Any, requests: list[QueryRequest], replica: str) -> 
 async def test_a_killed_replicas_queries_move_to_the_living_one_and_end_once(mesh: Any) -> None:
     doomed_jobs = [f"doomed-{i}" for i in range(PER_REPLICA)]
     living_jobs = [f"living-{i}" for i in range(PER_REPLICA)]
-    for job in doomed_jobs + living_jobs:
-        _slow_model(mesh, job)
+    for job in doomed_jobs:
+        _slow_model(mesh, job, first=600)  # never answered: its replica dies waiting
+    for job in living_jobs:
+        _slow_model(mesh, job, first=SLOW)
     doomed = [mesh.request(job, input=job) for job in doomed_jobs]
     living = [mesh.request(job, input=job) for job in living_jobs]
     base = mesh.config()
