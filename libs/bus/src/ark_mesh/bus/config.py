@@ -154,13 +154,13 @@ class TopologyConfig(ConfigSection, frozen=True, kw_only=True):
 
     work: StreamSettings = StreamSettings(duplicate_window=120.0)
     chunks: StreamSettings = StreamSettings(
-        max_age=_HOUR, max_bytes=512 * _MIB, duplicate_window=_RETRY_DEDUPE
+        max_age=_HOUR, max_bytes=256 * _MIB, duplicate_window=_RETRY_DEDUPE
     )
     events: StreamSettings = StreamSettings(
-        max_age=7 * _DAY, max_bytes=256 * _MIB, duplicate_window=_RETRY_DEDUPE
+        max_age=7 * _DAY, max_bytes=128 * _MIB, duplicate_window=_RETRY_DEDUPE
     )
     status: StreamSettings = StreamSettings(
-        max_age=7 * _DAY, max_bytes=256 * _MIB, duplicate_window=_RETRY_DEDUPE
+        max_age=7 * _DAY, max_bytes=128 * _MIB, duplicate_window=_RETRY_DEDUPE
     )
     memory: StreamSettings = StreamSettings(max_age=30 * _DAY)
     dlq: StreamSettings = StreamSettings(max_age=14 * _DAY)
