@@ -99,6 +99,9 @@ class WorkerStats:
     dead_lettered: int = 0
     drained: int = 0
     turned_away: int = 0
+    late_heartbeats: int = 0
+    """Heartbeats sent more than AckWait after the previous one: the message may have been
+    handed to another replica meanwhile (a stalled event loop, a connection down)."""
 
 
 class _Advisory(msgspec.Struct):
@@ -617,6 +620,7 @@ class Worker(Generic[M]):
                 except Exception:
                     _log.exception("heartbeat failed", subject=context.subject)
             if late:
+                self.stats.late_heartbeats += len(late)
                 # The event loop stalled or the connection was down for a whole AckWait:
                 # JetStream may have handed these messages to another replica meanwhile. The
                 # run's journal (one owner per revision) stops the loser before its next step;
