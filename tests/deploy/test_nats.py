@@ -91,8 +91,12 @@ async def test_rendered_nats_runs_and_takes_the_rendered_topology(
     conf = tmp_path / "nats.conf"
     conf.write_text(text.replace(store, f"store_dir: {tmp_path / 'store'}"))
     # The StatefulSet sets POD_NAME from the downward API; nats.conf names the server after it.
-    assert {e["name"] for e in container["env"]} == {"POD_NAME"}
+    # GOMEMLIMIT is Go's soft memory limit (nats.goMemLimit): the server runs with it here too.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert set(env) == {"POD_NAME", "GOMEMLIMIT"}
+    assert env["GOMEMLIMIT"] == "400MiB"
     monkeypatch.setenv("POD_NAME", "ark-mesh-nats-0")
+    monkeypatch.setenv("GOMEMLIMIT", env["GOMEMLIMIT"])
 
     async with nats_server(conf) as (url, monitor_url):
         async with aiohttp.ClientSession() as http:

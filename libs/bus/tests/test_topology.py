@@ -13,6 +13,7 @@ from ark_mesh.bus import (
     PublishError,
     StreamSettings,
     Topology,
+    TopologyConfig,
     TopologyConfigError,
     TopologyConflictError,
 )
@@ -70,7 +71,8 @@ async def test_streams_have_the_configured_shape(bus: Bus, topology: Topology) -
 
 async def test_editable_change_is_applied_in_place(bus: Bus, kit: type) -> None:
     await Topology(kit.small_topology()).provision(bus)
-    changed = kit.small_topology(chunks=StreamSettings(max_age=7200, duplicate_window=60))
+    default = TopologyConfig().chunks
+    changed = kit.small_topology(chunks=msgspec.structs.replace(default, max_age=7200))
 
     report = await Topology(changed).provision(bus)
 

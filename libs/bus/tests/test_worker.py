@@ -320,6 +320,34 @@ async def test_heartbeats_keep_a_long_handler_from_being_redelivered(bus: Bus, k
     assert info.num_redelivered == 0
 
 
+async def test_a_heartbeat_late_by_a_whole_ack_wait_is_reported(bus: Bus, kit: type) -> None:
+    """A stalled event loop sends no heartbeats: the message may go to another replica while
+    this one still runs it (decision 49), which the worker counts (and logs) once it can."""
+    config = kit.small_topology(
+        work_consumers=(
+            WorkConsumerSettings(kind="embeddings", durable="stall", ack_wait=0.6, max_deliver=5),
+        ),
+        consumers=(),
+    )
+    await Topology(config).provision(bus)
+    publisher = await Publisher.create(bus)
+    done = asyncio.Event()
+
+    async def handle(message: EmbeddingsRequest, context: MessageContext) -> None:
+        if context.delivery == 1:
+            time.sleep(1.0)  # noqa: ASYNC251 - the stall under test: no heartbeat for a whole AckWait
+            await asyncio.sleep(0.3)
+            done.set()
+
+    worker = Worker.for_type(bus, ("ARK_WORK", "stall"), EmbeddingsRequest, handle)
+    await worker.start()
+    await publisher.publish(subjects.work_embeddings(kit.tenant), kit.request(1))
+    await asyncio.wait_for(done.wait(), 30)
+    await worker.stop()
+    await publisher.close()
+    assert worker.stats.late_heartbeats == 1
+
+
 async def test_stop_naks_handlers_that_outlive_the_grace_period(
     bus: Bus, topology: Topology, publisher: Publisher, kit: type
 ) -> None:

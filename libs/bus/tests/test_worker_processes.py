@@ -162,6 +162,7 @@ async def test_killed_worker_message_is_completed_by_another_exactly_once(
         "dead_lettered": 0,
         "drained": 0,
         "turned_away": 0,
+        "late_heartbeats": 0,
     }
 
 

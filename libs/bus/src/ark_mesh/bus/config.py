@@ -34,6 +34,10 @@ StorageKind = Literal["file", "memory"]
 
 _HOUR = 3600.0
 _DAY = 24 * _HOUR
+_MIB = 1024 * 1024
+_RETRY_DEDUPE = 30.0
+"""Duplicate window of the per-query streams: it only has to outlast a publisher's retry of
+one message, and the server keeps every id published within it in memory (decision 49)."""
 
 
 class ConnectionSettings(ConfigSection, frozen=True, kw_only=True):
@@ -104,12 +108,15 @@ class WorkConsumerSettings(ConfigSection, frozen=True, kw_only=True):
     replica (e.g. concurrent LLM calls); each replica also has its own slot count
     (:class:`WorkerSettings`). ``ack_wait`` is the redelivery timer; workers heartbeat
     (``in_progress``) well within it while a handler runs, so it bounds the time to notice a
-    *dead* worker, not the length of a job.
+    *dead* worker, not the length of a job: a dead replica's messages reach another replica at
+    most ``ack_wait`` after its last heartbeat (decision 49). The price is one heartbeat per
+    running message every ``ack_wait / 3`` seconds, and a replica whose event loop stalls or
+    whose connection is down for a whole ``ack_wait`` may see its work handed over.
     """
 
     kind: subjects.WorkKind
     durable: str
-    ack_wait: float = 30.0
+    ack_wait: float = 8.0
     max_deliver: int = 5
     max_ack_pending: int = 1000
     max_waiting: int = 512
@@ -134,6 +141,11 @@ def _default_consumers() -> tuple[ConsumerSettings, ...]:
 class TopologyConfig(ConfigSection, frozen=True, kw_only=True):
     """Streams, consumers and KV buckets of the mesh (ARCHITECTURE §4).
 
+    The per-query streams (chunks, events, status) are bounded by age *and* bytes, discarding
+    the oldest queries first, so nats-server's memory (per-subject state of every query held,
+    plus the ids of the duplicate window) stops growing once a bound is reached (decision 49,
+    docs/operations.md "Retention and server memory").
+
     ``dedicated_tenants`` get their own work stream each. Because nats-server 2.9 neither lets
     two streams overlap nor has a way to say "every tenant except these", the shared work then
     has to name its tenants explicitly: ``shared_tenants`` is required as soon as one tenant is
@@ -141,9 +153,15 @@ class TopologyConfig(ConfigSection, frozen=True, kw_only=True):
     """
 
     work: StreamSettings = StreamSettings(duplicate_window=120.0)
-    chunks: StreamSettings = StreamSettings(max_age=_HOUR, duplicate_window=60.0)
-    events: StreamSettings = StreamSettings(max_age=7 * _DAY)
-    status: StreamSettings = StreamSettings(max_age=7 * _DAY)
+    chunks: StreamSettings = StreamSettings(
+        max_age=_HOUR, max_bytes=256 * _MIB, duplicate_window=_RETRY_DEDUPE
+    )
+    events: StreamSettings = StreamSettings(
+        max_age=7 * _DAY, max_bytes=128 * _MIB, duplicate_window=_RETRY_DEDUPE
+    )
+    status: StreamSettings = StreamSettings(
+        max_age=7 * _DAY, max_bytes=128 * _MIB, duplicate_window=_RETRY_DEDUPE
+    )
     memory: StreamSettings = StreamSettings(max_age=30 * _DAY)
     dlq: StreamSettings = StreamSettings(max_age=14 * _DAY)
     queries_bucket: KeyValueSettings = KeyValueSettings(ttl=7 * _DAY)
@@ -166,7 +184,9 @@ class WorkerSettings(ConfigSection, frozen=True, kw_only=True):
     messages than it has free slots. ``pull_expires`` is how long one pull request waits on the
     server for messages. A new request is made once ``refill_fraction`` of the slots are free,
     or ``refill_delay`` seconds after the first slot freed up, whichever comes first (batches
-    for fast handlers, prompt refills for slow ones). ``heartbeat_interval`` defaults to a third of the consumer's AckWait.
+    for fast handlers, prompt refills for slow ones). ``heartbeat_interval`` (seconds between
+    two ``in_progress`` of one running message) defaults to a third of the consumer's AckWait;
+    keep it well below AckWait, or a live replica's work is handed over (decision 49).
     Retry delays grow ``retry_delay_initial * 2 ** (delivery - 1)`` up to ``retry_delay_max``.
     ``grace_period`` is how long a stopping worker lets running handlers finish before it naks
     them for another replica. ``double_ack`` waits for the server to confirm each ack (NATS's

@@ -13,7 +13,9 @@ Per message the worker:
 2. opens a CONSUMER span (child of the producer's span from ``traceparent``) and binds
    ``tenant``/``msg_id`` into the log context;
 3. runs the handler, sending ``in_progress`` heartbeats every ``AckWait/3`` so a long LLM call
-   is not redelivered while it is alive — and *is* redelivered soon after its worker dies;
+   is not redelivered while it is alive — and *is* redelivered soon after its worker dies:
+   with the default AckWait of 8 s another replica has a dead replica's messages between
+   about 5 and 8 s after the death (decision 49; ``bench/takeover.py``);
 4. maps the outcome: return → ``ack``; :class:`~ark_mesh.bus.errors.TransientError` (or any
    unexpected exception) → ``nak(delay)`` with a delay that grows per delivery (a plain nak
    would redeliver at once and burn MaxDeliver in milliseconds); a transient failure on the
@@ -97,6 +99,9 @@ class WorkerStats:
     dead_lettered: int = 0
     drained: int = 0
     turned_away: int = 0
+    late_heartbeats: int = 0
+    """Heartbeats sent more than AckWait after the previous one: the message may have been
+    handed to another replica meanwhile (a stalled event loop, a connection down)."""
 
 
 class _Advisory(msgspec.Struct):
@@ -229,8 +234,16 @@ class Worker(Generic[M]):
             consumer=self.durable,
             slots=self.settings.slots,
             ack_wait=self.ack_wait,
+            heartbeat=self.heartbeat_interval,
             max_deliver=self.max_deliver,
         )
+        if self.heartbeat_interval * 1.25 >= self.ack_wait:
+            _log.warning(
+                "heartbeat interval too close to AckWait: running messages may be redelivered "
+                "to another replica while this one still works on them",
+                heartbeat=self.heartbeat_interval,
+                ack_wait=self.ack_wait,
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, wait for ``stop`` (e.g. from :func:`shutdown_signal`), then drain."""
@@ -575,22 +588,49 @@ class Worker(Generic[M]):
 
     # -- heartbeats -----------------------------------------------------------------------------
 
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between two ``in_progress`` of one running message: ``heartbeat_interval``
+        of the settings, else a third of the consumer's AckWait."""
+        return self.settings.heartbeat_interval or max(0.05, self.ack_wait / 3)
+
     async def _heartbeats(self) -> None:
-        interval = self.settings.heartbeat_interval or max(0.05, self.ack_wait / 3)
+        # The takeover mechanism (decision 49): AckWait is short (8 s by default) so a dead
+        # replica's messages come back within it, and a live one keeps each running message
+        # alive with ``in_progress``. Ticking at a quarter of the interval keeps the longest gap
+        # between two heartbeats of a message at 1.25 intervals, well inside AckWait.
+        interval = self.heartbeat_interval
         while True:
-            await asyncio.sleep(interval / 2)
+            await asyncio.sleep(interval / 4)
             if not self.bus.ready:
                 continue
             now = time.monotonic()
+            late: list[str] = []
             for context in list(self._tasks.values()):
-                if now - context.touched >= interval:
-                    context.touched = now
-                    try:
-                        await context.msg.in_progress()
-                    except (nats.errors.Error, BusError):
-                        pass  # connection trouble: the next tick tries again
-                    except Exception:
-                        _log.exception("heartbeat failed", subject=context.subject)
+                idle = now - context.touched
+                if idle < interval:
+                    continue
+                if idle >= self.ack_wait:
+                    late.append(context.subject)
+                context.touched = now
+                try:
+                    await context.msg.in_progress()
+                except (nats.errors.Error, BusError):
+                    pass  # connection trouble: the next tick tries again
+                except Exception:
+                    _log.exception("heartbeat failed", subject=context.subject)
+            if late:
+                self.stats.late_heartbeats += len(late)
+                # The event loop stalled or the connection was down for a whole AckWait:
+                # JetStream may have handed these messages to another replica meanwhile. The
+                # run's journal (one owner per revision) stops the loser before its next step;
+                # say so (once per tick), because this is the one way a live query runs twice.
+                _log.warning(
+                    "heartbeats late by more than AckWait; the messages may be redelivered",
+                    count=len(late),
+                    subjects=late[:10],
+                    ack_wait=self.ack_wait,
+                )
 
     # -- MaxDeliver advisories ------------------------------------------------------------------
 
