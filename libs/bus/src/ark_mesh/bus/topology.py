@@ -477,7 +477,9 @@ def _work_consumer(binding: WorkBinding, settings: WorkConsumerSettings) -> Cons
         max_ack_pending=settings.max_ack_pending,
         max_waiting=settings.max_waiting,
     )
-    return ConsumerPlan(stream=binding.stream, config=config, managed=_CONSUMER_MANAGED)
+    return _with_replicas(
+        ConsumerPlan(binding.stream, config, _CONSUMER_MANAGED), settings.replicas
+    )
 
 
 def _consumer(settings: ConsumerSettings) -> ConsumerPlan:
@@ -493,7 +495,20 @@ def _consumer(settings: ConsumerSettings) -> ConsumerPlan:
         max_ack_pending=settings.max_ack_pending,
         max_waiting=settings.max_waiting,
     )
-    return ConsumerPlan(stream=settings.stream, config=config, managed=_CONSUMER_MANAGED)
+    return _with_replicas(
+        ConsumerPlan(settings.stream, config, _CONSUMER_MANAGED), settings.replicas
+    )
+
+
+def _with_replicas(plan: ConsumerPlan, replicas: int | None) -> ConsumerPlan:
+    """Ask for ``replicas`` explicitly (and compare it) only when configured: left out, the
+    server gives a durable consumer its stream's replica count."""
+    if replicas is None:
+        return plan
+    if replicas < 1:
+        raise TopologyConfigError(f"consumer {plan.durable}: replicas must be at least 1")
+    plan.config.num_replicas = replicas
+    return ConsumerPlan(plan.stream, plan.config, (*plan.managed, "num_replicas"))
 
 
 # -- comparing what we want with what the server has ------------------------------------------

@@ -1,0 +1,56 @@
+"""The topology on a real 3-node cluster: every stream, bucket and durable consumer at R3."""
+
+from __future__ import annotations
+
+import msgspec
+
+from ark_mesh.bus import Bus, Topology, TopologyConfig
+from ark_mesh.devmesh.mesh import replicated_topology
+from ark_mesh.testing.nats_cluster import NatsCluster
+
+
+async def test_replicated_topology_places_everything_on_three_nodes(
+    nats_cluster: NatsCluster,
+) -> None:
+    config = msgspec.convert(replicated_topology(3), TopologyConfig)
+    async with await Bus.connect(servers=tuple(nats_cluster.urls)) as bus:
+        plan = Topology(config)
+        first = await plan.provision(bus)
+        assert {result.action for result in first.results} == {"created"}
+        second = await Topology(config).provision(bus)
+        assert not second.changed
+
+        for stream in plan.streams:
+            info = await bus.jsm.stream_info(stream.name)
+            assert info.config.num_replicas == 3, stream.name
+            assert info.cluster is not None
+            members = {info.cluster.leader, *(r.name for r in info.cluster.replicas or [])}
+            assert members == set(nats_cluster.names), stream.name
+        for consumer in plan.consumers:
+            cinfo = await bus.jsm.consumer_info(consumer.stream, consumer.durable)
+            assert cinfo.cluster is not None
+            # Left unset, a durable consumer takes its stream's replica count.
+            members = {cinfo.cluster.leader, *(r.name for r in cinfo.cluster.replicas or [])}
+            assert members == set(nats_cluster.names), consumer.durable
+
+
+async def test_an_explicit_consumer_replica_count_is_asked_for_and_checked(
+    nats_cluster: NatsCluster,
+) -> None:
+    settings = replicated_topology(3)
+    settings["consumers"] = [
+        {
+            "stream": "ARK_STATUS",
+            "durable": "status-sync",
+            "filterSubject": "ark.*.query.*.status",
+            "replicas": 1,
+        }
+    ]
+    config = msgspec.convert(settings, TopologyConfig)
+    async with await Bus.connect(servers=tuple(nats_cluster.urls)) as bus:
+        await Topology(config).provision(bus)
+        cinfo = await bus.jsm.consumer_info("ARK_STATUS", "status-sync")
+        assert cinfo.config.num_replicas == 1
+        assert cinfo.cluster is not None
+        assert not cinfo.cluster.replicas
+        assert not (await Topology(config).provision(bus)).changed
