@@ -294,6 +294,25 @@ class LocalMesh:
         self._ready(name)
         return process
 
+    async def add_replica(self, name: str) -> ServiceProcess:
+        """Start one more replica of service ``name`` (as a Deployment with more replicas runs
+        it): its own process, health port and log, registered as ``<name>-<n>`` in
+        :attr:`services`, with the same configuration otherwise."""
+        assert self.workdir is not None
+        if name not in MODULES:
+            raise ValueError(f"unknown service {name!r}; known: {sorted(MODULES)}")
+        number = 2
+        while f"{name}-{number}" in self.services:
+            number += 1
+        replica = f"{name}-{number}"
+        process = ServiceProcess(
+            replica, MODULES[name], self.service_config(name), self.workdir, env=self.env
+        )
+        self.services[replica] = process
+        await process.start(ready_within=self.ready_within)
+        self._ready(replica)
+        return process
+
     async def client(self) -> KubeClient:
         """A new KubeClient for the emulator (close it, or use ``async with``)."""
         return await KubeClient.from_kubeconfig(str(self.kubeconfig))

@@ -8,7 +8,9 @@ its ``server_name`` and a ``cluster {}`` block that routes to every other node.
 
 The nodes start together (JetStream in a cluster needs a quorum before any of them is healthy),
 and :meth:`NatsCluster.start` returns only once every node agrees on a meta leader, so a client
-connecting afterwards can create R3 streams at once. :meth:`kill` is SIGKILL, as a crashed pod
+connecting afterwards can create R3 streams at once. A (re)started node counts as up when
+JetStream is enabled on it and it agrees on the meta leader; it may still be catching up its
+stream replicas then, as a pod that just rejoined does. :meth:`kill` is SIGKILL, as a crashed pod
 dies; :meth:`restart` brings the node back on the same ports and store, and it rejoins.
 
 Which node leads a stream (or KV bucket — stream ``KV_<bucket>``) is asked of JetStream itself
@@ -87,6 +89,10 @@ class NatsCluster:
                     binary=self.binary,
                     extra_args=("-c", str(config), *extra_args),
                     ready_timeout=ready_timeout,
+                    # The full /healthz of a restarted node waits until every replicated stream
+                    # and consumer on it is current again, which under load can take longer than
+                    # the test; "ready" here is: JetStream up, and (below) the meta leader agreed.
+                    health_path="/healthz?js-enabled-only=true",
                 )
             )
 
