@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from ark_mesh.bus import Bus, Topology, TopologyConfig
@@ -26,6 +28,9 @@ async def test_replicated_topology_places_everything_on_three_nodes(
             assert info.cluster is not None
             members = {info.cluster.leader, *(r.name for r in info.cluster.replicas or [])}
             assert members == set(nats_cluster.names), stream.name
+            if stream.kind == "kv":
+                # Reads go to the leader: a lagging follower must not answer "no such key".
+                assert not info.config.allow_direct, stream.name
         for consumer in plan.consumers:
             cinfo = await bus.jsm.consumer_info(consumer.stream, consumer.durable)
             assert cinfo.cluster is not None
@@ -53,4 +58,21 @@ async def test_an_explicit_consumer_replica_count_is_asked_for_and_checked(
         assert cinfo.config.num_replicas == 1
         assert cinfo.cluster is not None
         assert not cinfo.cluster.replicas
+        assert not (await Topology(config).provision(bus)).changed
+
+
+async def test_provisioning_waits_out_a_cluster_without_quorum(nats_cluster: NatsCluster) -> None:
+    """With two of three nodes down there is no meta leader and every JetStream request goes
+    unanswered; provisioning retries (each step is idempotent) and completes once they are back."""
+    config = msgspec.convert(replicated_topology(3), TopologyConfig)
+    async with await Bus.connect(servers=(nats_cluster.urls[0],), request_timeout=1.0) as bus:
+        await nats_cluster.akill(1)
+        await nats_cluster.akill(2)
+        provisioning = asyncio.create_task(Topology(config).provision(bus))
+        await asyncio.sleep(1.0)
+        assert not provisioning.done(), "nothing can be created without a quorum"
+        await nats_cluster.arestart(1)
+        report = await provisioning
+        assert {result.action for result in report.results} <= {"created", "unchanged"}
+        await nats_cluster.arestart(2)
         assert not (await Topology(config).provision(bus)).changed

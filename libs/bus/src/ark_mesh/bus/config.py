@@ -84,11 +84,17 @@ class StreamSettings(ConfigSection, frozen=True, kw_only=True):
 
 
 class KeyValueSettings(ConfigSection, frozen=True, kw_only=True):
+    """Per-bucket knobs. ``allow_direct`` lets every replica answer reads (JetStream's direct
+    get); on a replicated bucket a follower that is behind — one that just rejoined — then
+    answers a key written a moment ago as missing. ``None`` (default): direct reads only on a
+    single replica, so a replicated bucket reads its own writes."""
+
     storage: StorageKind = "file"
     replicas: int = 1
     ttl: float = 0.0
     history: int = 1
     max_value_size: int = -1
+    allow_direct: bool | None = None
 
 
 class ConsumerSettings(ConfigSection, frozen=True, kw_only=True):

@@ -39,12 +39,15 @@ TTL, …), which must not pass for success.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from nats.errors import NoRespondersError
 from nats.js import api
 from nats.js.errors import APIError, NotFoundError
 
@@ -206,9 +209,12 @@ class Topology:
                     detail="the server is not part of a cluster; replicas > 1 cannot be honoured",
                 )
         for stream in self.streams:
-            results.append(await _ensure_stream(bus, stream))
+            results.append(
+                await _patiently(stream.name, functools.partial(_ensure_stream, bus, stream))
+            )
         for consumer in self.consumers:
-            results.append(await _ensure_consumer(bus, consumer))
+            step = functools.partial(_ensure_consumer, bus, consumer)
+            results.append(await _patiently(f"{consumer.stream}/{consumer.durable}", step))
         report = ProvisionReport(tuple(results))
         changed = [f"{r.name}:{r.action}" for r in report.results if r.action != "unchanged"]
         _log.info("topology provisioned", changed=changed, total=len(report.results))
@@ -430,7 +436,9 @@ def _kv_stream(bucket: str, settings: KeyValueSettings, description: str) -> Str
         discard=api.DiscardPolicy.NEW,
         deny_delete=True,
         allow_rollup_hdrs=True,
-        allow_direct=True,
+        allow_direct=(
+            settings.allow_direct if settings.allow_direct is not None else settings.replicas == 1
+        ),
     )
     managed = (
         "subjects",
@@ -509,6 +517,35 @@ def _with_replicas(plan: ConsumerPlan, replicas: int | None) -> ConsumerPlan:
         raise TopologyConfigError(f"consumer {plan.durable}: replicas must be at least 1")
     plan.config.num_replicas = replicas
     return ConsumerPlan(plan.stream, plan.config, (*plan.managed, "num_replicas"))
+
+
+_PROVISION_ATTEMPTS: Final = 4
+
+
+async def _patiently(name: str, step: Callable[[], Awaitable[ProvisionResult]]) -> ProvisionResult:
+    """Run one provisioning step, again after a timeout or "no responders".
+
+    On a cluster every create goes through the meta leader's Raft log, and several services
+    provision at once at start-up: an answer can take longer than the request timeout, or
+    not come while a leader is being elected. Each step reads before it writes, so running it
+    again is safe (a create that did land is then "unchanged" or "updated").
+    """
+    for attempt in range(1, _PROVISION_ATTEMPTS + 1):
+        try:
+            return await step()
+        except (TimeoutError, NoRespondersError) as error:
+            if attempt == _PROVISION_ATTEMPTS:
+                raise
+            delay = 0.5 * 2 ** (attempt - 1)
+            _log.warning(
+                "provisioning step unanswered, retrying",
+                name=name,
+                attempt=attempt,
+                retry_in=delay,
+                error=str(error) or type(error).__name__,
+            )
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 # -- comparing what we want with what the server has ------------------------------------------
