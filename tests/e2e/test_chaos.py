@@ -11,7 +11,9 @@ seconds of tokens per query). Four phases, one per victim — the leader of ``AR
 queries are posted through the broker (``POST /v1/queries``, a 503 is retried as its
 ``Retry-After`` says) and each one's SSE stream (``GET /v1/queries/{id}/stream``) is read from
 the start; a second in, the victim's leader node is SIGKILLed, and restarted three seconds later.
-A stream cut without ``[DONE]`` is resumed once with ``Last-Event-ID``, as a client would.
+A stream cut without ``[DONE]`` is resumed once with ``Last-Event-ID``, as a client would; a
+retried POST answered 409 (the 503 before it was ambiguous) is looked up by name. Killing a node
+kills every leader on it: ``Report.kills`` names the other streams that lost theirs too.
 
 Recorded per query: the HTTP statuses seen, the SSE ``id:``s and whether ``[DONE]`` came; after
 the phases, each query's status messages and chunks as stored in JetStream.
@@ -140,10 +142,22 @@ async def _post(http: aiohttp.ClientSession, base: str, trace: Trace) -> None:
                     await asyncio.sleep(min(retry, 3.0))
                     continue
                 trace.errors.append(f"POST {response.status}: {(await response.text())[:200]}")
+                if response.status == 409 and 503 in trace.post_statuses:
+                    # The 503 was ambiguous: the query was stored after all. A client learns
+                    # its id by name, as Ark's clients read a query back.
+                    await _find(http, base, trace)
                 return
         except (aiohttp.ClientError, TimeoutError) as error:
             trace.errors.append(f"POST {type(error).__name__}: {error}")
             await asyncio.sleep(1.0)
+
+
+async def _find(http: aiohttp.ClientSession, base: str, trace: Trace) -> None:
+    async with http.get(f"{base}/v1/queries/{trace.name}") as response:
+        if response.status == 200:
+            trace.id = (await response.json())["id"]
+        else:
+            trace.errors.append(f"GET by name {response.status}")
 
 
 async def _read_sse(http: aiohttp.ClientSession, url: str, trace: Trace, after: int | None) -> bool:
@@ -305,9 +319,14 @@ def chaos(tmp_path_factory: pytest.TempPathFactory) -> Report:
     return report
 
 
-def test_every_leader_was_killed_and_every_query_was_accepted(chaos: Report) -> None:
+def test_every_leader_was_killed_under_load(chaos: Report) -> None:
     assert [kill[0] for kill in chaos.kills] == list(VICTIMS)
     assert len(chaos.traces) == QUERIES_PER_PHASE * len(VICTIMS)
+
+
+def test_every_query_was_accepted(chaos: Report) -> None:
+    """A 503 is allowed (the client retries as ``Retry-After`` says); in the end every query has
+    an id — from a 202, or looked up by name when a retry found it stored after all (409)."""
     refused = [t for t in chaos.traces if t.id is None]
     assert not refused, chaos.evidence(refused)
 
@@ -363,6 +382,16 @@ def test_chunks_are_stored_in_sequence_order(chaos: Report) -> None:
     assert not wrong, chaos.evidence(wrong, chunks=True)
 
 
-def test_every_sse_stream_delivered_every_stored_chunk(chaos: Report) -> None:
-    wrong = [t for t in chaos.accepted() if t.done and set(t.sse_ids) != set(t.stored_chunk_seqs)]
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12 items 1-2: an SSE client gets a query's chunks in stream order, which after "
+    "a leader election is not seq order (see test_chunks_are_stored_in_sequence_order), and the "
+    "stream ends at the final chunk even when retried chunks are stored after it",
+)
+def test_every_sse_stream_delivered_every_chunk_in_sequence(chaos: Report) -> None:
+    wrong = [
+        t
+        for t in chaos.accepted()
+        if t.delivered_chunk_seqs() != list(range(1, len(t.chunk_seq_numbers) + 1))
+    ]
     assert not wrong, chaos.evidence(wrong, chunks=True)
