@@ -43,6 +43,7 @@ import asyncio
 import functools
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -191,8 +192,12 @@ class Topology:
 
     # -- provisioning ---------------------------------------------------------------------------
 
-    async def provision(self, bus: Bus) -> ProvisionReport:
-        """Create or update everything; a second run with the same config changes nothing."""
+    async def provision(self, bus: Bus, *, patience: float = 60.0) -> ProvisionReport:
+        """Create or update everything; a second run with the same config changes nothing.
+
+        A step the server does not answer is tried again for up to ``patience`` seconds from
+        the start (a cluster without quorum answers nothing until a node is back)."""
+        deadline = time.monotonic() + patience
         results: list[ProvisionResult] = []
         clustered = bool(bus.nc._server_info.get("cluster"))  # no public accessor in nats-py
         for stream in self.streams:
@@ -210,11 +215,14 @@ class Topology:
                 )
         for stream in self.streams:
             results.append(
-                await _patiently(stream.name, functools.partial(_ensure_stream, bus, stream))
+                await _patiently(
+                    stream.name, functools.partial(_ensure_stream, bus, stream), deadline
+                )
             )
         for consumer in self.consumers:
             step = functools.partial(_ensure_consumer, bus, consumer)
-            results.append(await _patiently(f"{consumer.stream}/{consumer.durable}", step))
+            name = f"{consumer.stream}/{consumer.durable}"
+            results.append(await _patiently(name, step, deadline))
         report = ProvisionReport(tuple(results))
         changed = [f"{r.name}:{r.action}" for r in report.results if r.action != "unchanged"]
         _log.info("topology provisioned", changed=changed, total=len(report.results))
@@ -519,24 +527,30 @@ def _with_replicas(plan: ConsumerPlan, replicas: int | None) -> ConsumerPlan:
     return ConsumerPlan(plan.stream, plan.config, (*plan.managed, "num_replicas"))
 
 
-_PROVISION_ATTEMPTS: Final = 4
-
-
-async def _patiently(name: str, step: Callable[[], Awaitable[ProvisionResult]]) -> ProvisionResult:
-    """Run one provisioning step, again after a timeout or "no responders".
+async def _patiently(
+    name: str, step: Callable[[], Awaitable[ProvisionResult]], deadline: float
+) -> ProvisionResult:
+    """Run one provisioning step, again after a timeout or "no responders", until ``deadline``
+    (``time.monotonic()``).
 
     On a cluster every create goes through the meta leader's Raft log, and several services
-    provision at once at start-up: an answer can take longer than the request timeout, or
-    not come while a leader is being elected. Each step reads before it writes, so running it
-    again is safe (a create that did land is then "unchanged" or "updated").
+    provision at once at start-up: an answer can take longer than the request timeout, or not
+    come at all while the cluster has no quorum (a node restarting, an election). Each step
+    reads before it writes, so running it again is safe (a create that did land is then
+    "unchanged" or "updated"). A create refused for want of live nodes ("no suitable peers")
+    is tried again too: a replicated stream can be placed once the restarting node is back.
     """
-    for attempt in range(1, _PROVISION_ATTEMPTS + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return await step()
-        except (TimeoutError, NoRespondersError) as error:
-            if attempt == _PROVISION_ATTEMPTS:
+        except (TimeoutError, NoRespondersError, TopologyConflictError) as error:
+            if isinstance(error, TopologyConflictError) and not _too_few_peers(error):
                 raise
-            delay = 0.5 * 2 ** (attempt - 1)
+            delay = min(2.0, 0.25 * 2 ** (attempt - 1))
+            if time.monotonic() + delay >= deadline:
+                raise
             _log.warning(
                 "provisioning step unanswered, retrying",
                 name=name,
@@ -545,7 +559,17 @@ async def _patiently(name: str, step: Callable[[], Awaitable[ProvisionResult]]) 
                 error=str(error) or type(error).__name__,
             )
             await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
+
+
+_NO_SUITABLE_PEERS: Final = 10005
+"""JetStream's ``JSClusterNoPeersErr``: fewer live nodes than the stream's replicas."""
+
+
+def _too_few_peers(error: TopologyConflictError) -> bool:
+    """Whether the server refused only because too few nodes are up right now (a node is
+    restarting): worth another try, unlike a setting it cannot apply."""
+    cause = error.__cause__
+    return isinstance(cause, APIError) and cause.err_code == _NO_SUITABLE_PEERS
 
 
 # -- comparing what we want with what the server has ------------------------------------------
