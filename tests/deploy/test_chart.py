@@ -262,7 +262,8 @@ def test_scale_presets_deploy_every_service_and_nats(chart: Chart, preset: str) 
     deployments = {d["metadata"]["name"] for d in rendered.kinds("Deployment")}
     assert deployments == {rendered.name(c) for c in CONFIG_TYPES}
     nats = rendered.get("StatefulSet", rendered.name("nats"))
-    assert nats["spec"]["replicas"] == 1
+    assert nats["spec"]["replicas"] == 3
+    assert nats["spec"]["podManagementPolicy"] == "Parallel"
     claim = nats["spec"]["volumeClaimTemplates"][0]
     assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
     mounts = {m["name"]: m["mountPath"] for m in rendered.container("nats")["volumeMounts"]}
@@ -286,7 +287,65 @@ def test_external_nats_deploys_no_nats_objects(chart: Chart, preset: str, tmp_pa
     assert not rendered.kinds("StatefulSet")
     assert "nats" not in rendered.components()
     for component in CONFIG_TYPES:
-        assert decode(rendered, component, tmp_path).bus.connection.servers == (url,)
+        bus = decode(rendered, component, tmp_path).bus
+        assert bus.connection.servers == (url,)
+        # An external server's size is unknown: R1 unless bus.topology says otherwise.
+        assert bus.topology.work.replicas == 1
+
+
+def test_external_nats_cluster_is_a_list_of_urls(chart: Chart, tmp_path: Path) -> None:
+    urls = [f"nats://nats-{i}.nats.messaging.svc:4222" for i in range(3)]
+    values = {"nats": {"url": urls}, "bus": {"topology": {"work": {"replicas": 3}}}}
+    rendered = chart.render("scale-flexible", values)
+    assert not rendered.kinds("StatefulSet")
+    for component in CONFIG_TYPES:
+        bus = decode(rendered, component, tmp_path).bus
+        assert bus.connection.servers == tuple(urls)
+        assert bus.topology.work.replicas == 3
+        assert bus.topology.chunks.replicas == 1
+
+
+@pytest.mark.parametrize("preset", SCALE_PRESETS)
+def test_the_chart_nats_is_a_three_node_cluster_and_everything_is_r3(
+    chart: Chart, preset: str, tmp_path: Path
+) -> None:
+    rendered = chart.render(preset)
+    name = rendered.name("nats")
+    conf = rendered.get("ConfigMap", name)["data"]["nats.conf"]
+    assert "cluster {" in conf
+    for i in range(3):
+        assert f"nats://{name}-{i}.{name}-headless.ark.svc:6222" in conf
+    headless = rendered.get("Service", f"{name}-headless")
+    assert {p["name"]: p["port"] for p in headless["spec"]["ports"]}["cluster"] == 6222
+    ports = {p["name"]: p["containerPort"] for p in rendered.container("nats")["ports"]}
+    assert ports["cluster"] == 6222
+    budget = rendered.get("PodDisruptionBudget", name)
+    assert budget["spec"]["maxUnavailable"] == 1
+    servers = tuple(f"nats://{name}-{i}.{name}-headless.ark.svc:4222" for i in range(3))
+    for component in CONFIG_TYPES:
+        topology = decode(rendered, component, tmp_path).bus
+        assert topology.connection.servers == servers
+        settings = topology.topology
+        for stream in (settings.work, settings.chunks, settings.events, settings.status):
+            assert stream.replicas == 3
+        for bucket in (settings.queries_bucket, settings.runs_bucket, settings.sessions_bucket):
+            assert bucket.replicas == 3
+        # Durable consumers name no replica count: JetStream gives them their stream's.
+        assert all(c.replicas is None for c in settings.work_consumers)
+
+
+def test_the_chart_nats_may_be_a_single_node(chart: Chart, tmp_path: Path) -> None:
+    rendered = chart.render("scale-flexible", {"nats": {"replicas": 1}})
+    name = rendered.name("nats")
+    assert rendered.get("StatefulSet", name)["spec"]["replicas"] == 1
+    assert "cluster {" not in rendered.get("ConfigMap", name)["data"]["nats.conf"]
+    assert not rendered.has("PodDisruptionBudget", name)
+    bus = decode(rendered, "broker", tmp_path).bus
+    assert bus.connection.servers == (f"nats://{name}.ark.svc:4222",)
+    assert bus.topology.work.replicas == 1
+    explicit = chart.render("scale-flexible", {"bus": {"topology": {"dlq": {"replicas": 1}}}})
+    assert decode(explicit, "broker", tmp_path).bus.topology.dlq.replicas == 1
+    assert decode(explicit, "broker", tmp_path).bus.topology.work.replicas == 3
 
 
 def test_presets_mirror_the_local_mesh(chart: Chart, tmp_path: Path) -> None:
@@ -357,10 +416,14 @@ def test_bus_block_is_identical_in_every_service(chart: Chart, preset: str, tmp_
     assert bus.worker.slots == 3
     assert bus.topology.chunks.max_age == 600
     assert bus.worker.service is None, "each service fills in its own name"
-    service = rendered.get("Service", rendered.name("nats"))
+    service = rendered.get("Service", f"{rendered.name('nats')}-headless")
     port = {p["name"]: p["port"] for p in service["spec"]["ports"]}["client"]
-    expected = f"nats://{service['metadata']['name']}.agents.svc:{port}"
-    assert bus.connection.servers == (expected,)
+    nodes = rendered.get("StatefulSet", rendered.name("nats"))["spec"]["replicas"]
+    expected = tuple(
+        f"nats://{rendered.name('nats')}-{i}.{service['metadata']['name']}.agents.svc:{port}"
+        for i in range(nodes)
+    )
+    assert bus.connection.servers == expected
 
 
 def test_preset_defaults_can_be_overridden(chart: Chart, tmp_path: Path) -> None:
@@ -685,6 +748,8 @@ def test_every_multi_replica_service_has_a_disruption_budget_and_spreads(
             assert "topologySpreadConstraints" not in spec["template"]["spec"]
     assert rendered.name("responses-reconciler") in budgets
     assert rendered.name("query-reconciler") in budgets  # 2 replicas by default
+    nats = rendered.get("StatefulSet", rendered.name("nats"))["spec"]["selector"]
+    assert budgets[rendered.name("nats")]["spec"] == {"maxUnavailable": 1, "selector": nats}
     off = chart.render(preset, {"podDisruptionBudget": {"enabled": False}})
     assert not off.kinds("PodDisruptionBudget")
 
@@ -873,6 +938,18 @@ INVALID: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "external and deployed nats": (
         {"preset": "scale-flexible", "nats": {"url": "nats://x:4222", "deploy": True}},
         ("nats.url", "nats.deploy"),
+    ),
+    "even nats replicas": (
+        {"preset": "scale-flexible", "nats": {"replicas": 2}},
+        ("nats.replicas",),
+    ),
+    "empty nats url list": (
+        {"preset": "scale-flexible", "nats": {"url": []}},
+        ("nats.url",),
+    ),
+    "a nats url list with a bad url": (
+        {"preset": "scale-flexible", "nats": {"url": ["nats://a:4222", "http://b"]}},
+        ("nats.url",),
     ),
     "replicas without leader election": (
         {"controller": {"replicas": 2, "leaderElection": {"enabled": False}}},

@@ -79,8 +79,8 @@ async def start_mesh(tmp_path) -> AsyncIterator[Callable[..., Any]]:  # type: ig
         mesh = LocalMesh(workdir=tmp_path / f"mesh-{len(started)}", **options)
         await mesh.start()
         bus = None
-        if mesh.nats is not None:
-            bus = await Bus.connect(ConnectionSettings(servers=(mesh.nats.url,)))
+        if mesh.nats_urls:
+            bus = await Bus.connect(ConnectionSettings(servers=tuple(mesh.nats_urls)))
         started.append((mesh, bus))
         return mesh, Probe(mesh, bus)
 

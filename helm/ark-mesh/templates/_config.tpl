@@ -186,6 +186,7 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
      stays the same across restarts of the StatefulSet's pod (JetStream ties data to it). */}}
 {{- define "ark-mesh.natsConfig" -}}
 {{- $n := .Values.nats -}}
+{{- $name := printf "%s-nats" (include "ark-mesh.fullname" .) -}}
 server_name: $POD_NAME
 port: {{ $n.port }}
 http_port: {{ $n.monitorPort }}
@@ -194,4 +195,18 @@ jetstream {
   max_memory_store: {{ $n.jetstream.maxMemoryStore }}
   max_file_store: {{ $n.jetstream.maxFileStore }}
 }
+{{- if gt (int $n.replicas) 1 }}
+{{- /* Every node routes to every node (its own route is ignored) by the headless Service's
+       stable per-pod names; the pods start in parallel and retry routes until DNS has them. */}}
+cluster {
+  name: {{ $name }}
+  port: {{ $n.clusterPort }}
+  routes: [
+    {{- range $i := until (int $n.replicas) }}
+    nats://{{ $name }}-{{ $i }}.{{ $name }}-headless.{{ $.Release.Namespace }}.svc:{{ $n.clusterPort }}
+    {{- end }}
+  ]
+  connect_retries: 120
+}
+{{- end }}
 {{- end -}}

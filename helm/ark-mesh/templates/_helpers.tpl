@@ -126,16 +126,28 @@ Every check fails the render with a message that names the value to change.
 {{- fail (printf "controller.leaderElection.enabled: false with controller.replicas %d; replicas would reconcile the same Queries twice (enable it or use 1 replica)" $replicas) -}}
 {{- end -}}
 {{- $servers := list -}}
+{{- $natsReplicas := 1 -}}
 {{- if $v.nats.url -}}
-{{- $servers = list $v.nats.url -}}
+{{- $servers = ternary $v.nats.url (list $v.nats.url) (kindIs "slice" $v.nats.url) -}}
 {{- else if $deployNats -}}
-{{- $servers = list (printf "nats://%s-nats.%s.svc:%d" (include "ark-mesh.fullname" .) .Release.Namespace (int $v.nats.port)) -}}
+{{- $natsReplicas = int $v.nats.replicas -}}
+{{- $fullname := include "ark-mesh.fullname" . -}}
+{{- if eq $natsReplicas 1 -}}
+{{- $servers = list (printf "nats://%s-nats.%s.svc:%d" $fullname .Release.Namespace (int $v.nats.port)) -}}
+{{- else -}}
+{{- /* Every node by its stable name: a client that loses its node reconnects to another at
+       once, without waiting for the Service to drop the dead endpoint. */ -}}
+{{- range $i := until $natsReplicas -}}
+{{- $servers = append $servers (printf "nats://%s-nats-%d.%s-nats-headless.%s.svc:%d" $fullname $i $fullname $.Release.Namespace (int $v.nats.port)) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 preset: {{ $name }}
 defaultReconciliation: {{ $default }}
 allowedModes: {{ toJson $allowed }}
 bus: {{ $bus }}
 natsServers: {{ toJson $servers }}
+natsReplicas: {{ $natsReplicas }}
 deployNats: {{ $deployNats }}
 queryReconciler: {{ $queryReconciler }}
 statusSync: {{ $statusSync }}
@@ -154,6 +166,17 @@ leaderElection: {{ $leader }}
 {{- $connection := get $bus "connection" | default dict -}}
 {{- $_ := set $connection "servers" $s.natsServers -}}
 {{- $_ := set $bus "connection" $connection -}}
+{{- /* Streams and buckets without replicas get one per node of the chart's NATS (1 for an
+       external server); their durable consumers follow their stream. */ -}}
+{{- $topology := get $bus "topology" | default dict -}}
+{{- range $key := list "work" "chunks" "events" "status" "memory" "dlq" "queriesBucket" "cancelBucket" "runsBucket" "responsesBucket" "sessionsBucket" -}}
+{{- $entry := get $topology $key | default dict -}}
+{{- if or (not (hasKey $entry "replicas")) (kindIs "invalid" (index $entry "replicas")) -}}
+{{- $_ := set $entry "replicas" (int $s.natsReplicas) -}}
+{{- end -}}
+{{- $_ := set $topology $key $entry -}}
+{{- end -}}
+{{- $_ := set $bus "topology" $topology -}}
 {{- toYaml $bus -}}
 {{- end -}}
 

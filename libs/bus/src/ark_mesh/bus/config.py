@@ -47,6 +47,11 @@ class ConnectionSettings(ConfigSection, frozen=True, kw_only=True):
     ``backoff_initial`` to ``backoff_max``, with jitter); once connected, a lost connection is
     retried forever (``max_reconnect_attempts = -1``) with the same backoff, and publishes made
     meanwhile are buffered by the client (bounded by ``reconnect_buffer_bytes``).
+
+    ``servers`` lists every node of a cluster (the client fails over between them and learns
+    the others from the server). ``min_server_version`` is the oldest nats-server the bus
+    agrees to run on (checked at every connect); the default is the oldest release the
+    project is tested with.
     """
 
     servers: tuple[str, ...] = ("nats://127.0.0.1:4222",)
@@ -61,6 +66,7 @@ class ConnectionSettings(ConfigSection, frozen=True, kw_only=True):
     max_outstanding_pings: int = 3
     request_timeout: float = 5.0
     drain_timeout: float = 10.0
+    min_server_version: str = "2.9.0"
 
 
 class StreamSettings(ConfigSection, frozen=True, kw_only=True):
@@ -82,11 +88,17 @@ class StreamSettings(ConfigSection, frozen=True, kw_only=True):
 
 
 class KeyValueSettings(ConfigSection, frozen=True, kw_only=True):
+    """Per-bucket knobs. ``allow_direct`` lets every replica answer reads (JetStream's direct
+    get); on a replicated bucket a follower that is behind — one that just rejoined — then
+    answers a key written a moment ago as missing. ``None`` (default): direct reads only on a
+    single replica, so a replicated bucket reads its own writes."""
+
     storage: StorageKind = "file"
     replicas: int = 1
     ttl: float = 0.0
     history: int = 1
     max_value_size: int = -1
+    allow_direct: bool | None = None
 
 
 class ConsumerSettings(ConfigSection, frozen=True, kw_only=True):
@@ -99,6 +111,8 @@ class ConsumerSettings(ConfigSection, frozen=True, kw_only=True):
     max_deliver: int = 5
     max_ack_pending: int = 1000
     max_waiting: int = 512
+    replicas: int | None = None
+    """Replicas of the consumer's state; ``None``: as many as its stream has."""
 
 
 class WorkConsumerSettings(ConfigSection, frozen=True, kw_only=True):
@@ -120,6 +134,9 @@ class WorkConsumerSettings(ConfigSection, frozen=True, kw_only=True):
     max_deliver: int = 5
     max_ack_pending: int = 1000
     max_waiting: int = 512
+    replicas: int | None = None
+    """Replicas of the consumer's state; ``None``: as many as its stream has (JetStream's
+    default), which is what a replicated stream wants."""
 
 
 def _default_work_consumers() -> tuple[WorkConsumerSettings, ...]:

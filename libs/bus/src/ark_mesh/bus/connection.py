@@ -37,10 +37,16 @@ from nats.js.kv import KeyValue
 
 from ark_mesh.bus.config import ConnectionSettings, EncryptionSettings
 from ark_mesh.bus.encryption import PayloadCipher
-from ark_mesh.bus.errors import BusClosedError, BusUnavailableError
+from ark_mesh.bus.errors import BusClosedError, BusUnavailableError, ServerVersionError
 from ark_mesh.telemetry import get_logger
 
-__all__ = ["Bus", "ConnectionHealth", "ConnectionState", "backoff_delay"]
+__all__ = [
+    "Bus",
+    "ConnectionHealth",
+    "ConnectionState",
+    "backoff_delay",
+    "parse_server_version",
+]
 
 _log = get_logger(__name__)
 
@@ -196,6 +202,11 @@ class Bus:
                     )
                     await asyncio.sleep(delay)
                 continue
+            try:
+                _check_server_version(nc, base.min_server_version)
+            except ServerVersionError:
+                await nc.close()
+                raise
             nc.options["max_reconnect_attempts"] = base.max_reconnect_attempts
             bus = cls(nc, base, cipher=cipher)
             holder.append(bus)
@@ -311,6 +322,44 @@ class Bus:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def parse_server_version(version: str) -> tuple[int, int, int]:
+    """``"2.10.27"`` (or ``"2.11.0-RC.1"``, ``"v2.9"``) as a comparable ``(2, 10, 27)``;
+    ``ValueError`` when it is not a version at all."""
+    core = version.strip().lstrip("v").split("-", 1)[0].split("+", 1)[0]
+    parts = core.split(".")
+    if not parts or not all(part.isdigit() for part in parts) or len(parts) > 3:
+        raise ValueError(f"not a nats-server version: {version!r}")
+    numbers = [int(part) for part in parts] + [0] * (3 - len(parts))
+    return numbers[0], numbers[1], numbers[2]
+
+
+def _check_server_version(nc: Client, floor: str) -> None:
+    """Refuse a server older than ``floor`` (``ServerVersionError``); log the version.
+
+    An old nats-server does not refuse settings it does not know, it ignores them, so running
+    on one would quietly weaken guarantees; the version in its INFO is the only honest test.
+    """
+    info = nc._server_info  # no public accessor for the INFO document in nats-py
+    version = str(info.get("version") or "")
+    url = nc.connected_url
+    server = f"{url.scheme}://{url.netloc}" if url is not None else None
+    minimum = parse_server_version(floor)  # a malformed setting is a ValueError naming it
+    try:
+        too_old = parse_server_version(version) < minimum
+    except ValueError:
+        too_old = True
+    if too_old:
+        raise ServerVersionError(version, floor, server)
+    _log.info(
+        "nats connected",
+        server=server,
+        server_version=version,
+        server_name=info.get("server_name"),
+        cluster=info.get("cluster"),
+        jetstream=bool(info.get("jetstream")),
+    )
 
 
 def _replace(settings: ConnectionSettings, **changes: Any) -> ConnectionSettings:

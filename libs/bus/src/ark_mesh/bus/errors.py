@@ -5,6 +5,7 @@ Bus errors (raised *by* the bus to its caller)::
     BusError
      ├── BusUnavailableError          cannot reach any NATS server (names the URLs tried)
      ├── BusClosedError               the connection was closed or is draining
+     ├── ServerVersionError           the nats-server is older than the supported floor
      ├── PublishError                 JetStream did not store a publish (names the subject)
      │    ├── PublishTimeoutError     …no acknowledgement in time (retries included)
      │    ├── PayloadTooLargeError    …larger than one message (or its pieces) can carry;
@@ -72,6 +73,7 @@ __all__ = [
     "RunLogConflictError",
     "RunLogError",
     "RunLogUnreadableError",
+    "ServerVersionError",
     "TopologyConfigError",
     "TopologyConflictError",
     "TopologyError",
@@ -82,6 +84,21 @@ __all__ = [
 
 class BusError(Exception):
     """Base class of errors raised by the bus to its callers."""
+
+
+class ServerVersionError(BusError):
+    """The connected nats-server is older than ``floor``: the bus refuses to run on it, because
+    an old server silently ignores settings the mesh relies on instead of refusing them."""
+
+    def __init__(self, version: str, floor: str, server: str | None) -> None:
+        self.version = version
+        self.floor = floor
+        self.server = server
+        where = f" at {server}" if server else ""
+        super().__init__(
+            f"nats-server{where} is version {version or 'unknown'}; ark-mesh needs {floor} or "
+            "newer (bus.connection.minServerVersion)"
+        )
 
 
 class BusUnavailableError(BusError):

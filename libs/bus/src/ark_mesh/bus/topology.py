@@ -39,12 +39,16 @@ TTL, …), which must not pass for success.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from nats.errors import NoRespondersError
 from nats.js import api
 from nats.js.errors import APIError, NotFoundError
 
@@ -188,8 +192,12 @@ class Topology:
 
     # -- provisioning ---------------------------------------------------------------------------
 
-    async def provision(self, bus: Bus) -> ProvisionReport:
-        """Create or update everything; a second run with the same config changes nothing."""
+    async def provision(self, bus: Bus, *, patience: float = 60.0) -> ProvisionReport:
+        """Create or update everything; a second run with the same config changes nothing.
+
+        A step the server does not answer is tried again for up to ``patience`` seconds from
+        the start (a cluster without quorum answers nothing until a node is back)."""
+        deadline = time.monotonic() + patience
         results: list[ProvisionResult] = []
         clustered = bool(bus.nc._server_info.get("cluster"))  # no public accessor in nats-py
         for stream in self.streams:
@@ -206,9 +214,15 @@ class Topology:
                     detail="the server is not part of a cluster; replicas > 1 cannot be honoured",
                 )
         for stream in self.streams:
-            results.append(await _ensure_stream(bus, stream))
+            results.append(
+                await _patiently(
+                    stream.name, functools.partial(_ensure_stream, bus, stream), deadline
+                )
+            )
         for consumer in self.consumers:
-            results.append(await _ensure_consumer(bus, consumer))
+            step = functools.partial(_ensure_consumer, bus, consumer)
+            name = f"{consumer.stream}/{consumer.durable}"
+            results.append(await _patiently(name, step, deadline))
         report = ProvisionReport(tuple(results))
         changed = [f"{r.name}:{r.action}" for r in report.results if r.action != "unchanged"]
         _log.info("topology provisioned", changed=changed, total=len(report.results))
@@ -430,7 +444,9 @@ def _kv_stream(bucket: str, settings: KeyValueSettings, description: str) -> Str
         discard=api.DiscardPolicy.NEW,
         deny_delete=True,
         allow_rollup_hdrs=True,
-        allow_direct=True,
+        allow_direct=(
+            settings.allow_direct if settings.allow_direct is not None else settings.replicas == 1
+        ),
     )
     managed = (
         "subjects",
@@ -477,7 +493,9 @@ def _work_consumer(binding: WorkBinding, settings: WorkConsumerSettings) -> Cons
         max_ack_pending=settings.max_ack_pending,
         max_waiting=settings.max_waiting,
     )
-    return ConsumerPlan(stream=binding.stream, config=config, managed=_CONSUMER_MANAGED)
+    return _with_replicas(
+        ConsumerPlan(binding.stream, config, _CONSUMER_MANAGED), settings.replicas
+    )
 
 
 def _consumer(settings: ConsumerSettings) -> ConsumerPlan:
@@ -493,7 +511,65 @@ def _consumer(settings: ConsumerSettings) -> ConsumerPlan:
         max_ack_pending=settings.max_ack_pending,
         max_waiting=settings.max_waiting,
     )
-    return ConsumerPlan(stream=settings.stream, config=config, managed=_CONSUMER_MANAGED)
+    return _with_replicas(
+        ConsumerPlan(settings.stream, config, _CONSUMER_MANAGED), settings.replicas
+    )
+
+
+def _with_replicas(plan: ConsumerPlan, replicas: int | None) -> ConsumerPlan:
+    """Ask for ``replicas`` explicitly (and compare it) only when configured: left out, the
+    server gives a durable consumer its stream's replica count."""
+    if replicas is None:
+        return plan
+    if replicas < 1:
+        raise TopologyConfigError(f"consumer {plan.durable}: replicas must be at least 1")
+    plan.config.num_replicas = replicas
+    return ConsumerPlan(plan.stream, plan.config, (*plan.managed, "num_replicas"))
+
+
+async def _patiently(
+    name: str, step: Callable[[], Awaitable[ProvisionResult]], deadline: float
+) -> ProvisionResult:
+    """Run one provisioning step, again after a timeout or "no responders", until ``deadline``
+    (``time.monotonic()``).
+
+    On a cluster every create goes through the meta leader's Raft log, and several services
+    provision at once at start-up: an answer can take longer than the request timeout, or not
+    come at all while the cluster has no quorum (a node restarting, an election). Each step
+    reads before it writes, so running it again is safe (a create that did land is then
+    "unchanged" or "updated"). A create refused for want of live nodes ("no suitable peers")
+    is tried again too: a replicated stream can be placed once the restarting node is back.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await step()
+        except (TimeoutError, NoRespondersError, TopologyConflictError) as error:
+            if isinstance(error, TopologyConflictError) and not _too_few_peers(error):
+                raise
+            delay = min(2.0, 0.25 * 2 ** (attempt - 1))
+            if time.monotonic() + delay >= deadline:
+                raise
+            _log.warning(
+                "provisioning step unanswered, retrying",
+                name=name,
+                attempt=attempt,
+                retry_in=delay,
+                error=str(error) or type(error).__name__,
+            )
+            await asyncio.sleep(delay)
+
+
+_NO_SUITABLE_PEERS: Final = 10005
+"""JetStream's ``JSClusterNoPeersErr``: fewer live nodes than the stream's replicas."""
+
+
+def _too_few_peers(error: TopologyConflictError) -> bool:
+    """Whether the server refused only because too few nodes are up right now (a node is
+    restarting): worth another try, unlike a setting it cannot apply."""
+    cause = error.__cause__
+    return isinstance(cause, APIError) and cause.err_code == _NO_SUITABLE_PEERS
 
 
 # -- comparing what we want with what the server has ------------------------------------------

@@ -102,7 +102,9 @@ def _mesh_options(
     group = parser.add_argument_group("where the mesh is (default: the running `ark-mesh dev`)")
     if http:
         group.add_argument("--broker-url", help="broker API base URL [$ARK_MESH_BROKER_URL]")
-    group.add_argument("--nats-url", help="NATS server URL [$ARK_MESH_NATS_URL]")
+    group.add_argument(
+        "--nats-url", help="NATS server URL, or several separated by commas [$ARK_MESH_NATS_URL]"
+    )
     if http:
         group.add_argument("--kubeconfig", help="kubeconfig of the cluster [$KUBECONFIG]")
         group.add_argument("--token", help="bearer token if the broker wants one [$ARK_MESH_TOKEN]")
@@ -142,6 +144,16 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-query", action="store_true", help="start the mesh, send no query")
     dev.add_argument(
         "--once", action="store_true", help="exit after the first query (status: its phase's)"
+    )
+    dev.add_argument(
+        "--nats-cluster",
+        nargs="?",
+        type=int,
+        const=3,
+        default=1,
+        metavar="NODES",
+        help="run NATS as a JetStream cluster of NODES nodes (default 3) with every stream, "
+        "KV bucket and consumer replicated on all of them, as the chart's scale presets do",
     )
     dev.add_argument("--model-url", help="a real OpenAI-compatible base URL (…/v1)")
     dev.add_argument("--api-key", help="API key for --model-url")

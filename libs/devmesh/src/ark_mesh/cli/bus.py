@@ -27,7 +27,7 @@ from ark_mesh.contracts import DeadLetter, DecodeError, decode_any, decoder_for
 
 from . import output
 from .errors import CliError, Exit
-from .state import endpoints, no_mesh
+from .state import endpoints, nats_servers, no_mesh
 
 __all__ = ["describe", "dlq", "tail"]
 
@@ -40,7 +40,7 @@ async def _connect(args: argparse.Namespace) -> tuple[Bus, str]:
         raise no_mesh("nats")
     try:
         bus = await asyncio.wait_for(
-            Bus.connect(ConnectionSettings(servers=(where.nats_url,))), 10.0
+            Bus.connect(ConnectionSettings(servers=nats_servers(where.nats_url))), 10.0
         )
     except (BusError, OSError, TimeoutError) as exc:
         raise CliError(

@@ -59,6 +59,7 @@ async def run(args: argparse.Namespace) -> int:
         model_id=args.model,
         streaming=True,
         on_ready=ready,
+        nats_nodes=args.nats_cluster,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -87,7 +88,8 @@ async def run(args: argparse.Namespace) -> int:
             namespace=mesh.namespace,
             workdir=str(workdir),
             kubeconfig=str(mesh.kubeconfig),
-            nats_url=mesh.nats.url if mesh.nats else None,
+            # Comma-separated for a cluster: the other commands split it (NATS's own convention).
+            nats_url=",".join(mesh.nats_urls) or None,
             broker_url=broker_url,
         )
         state_path = write_state(state)
@@ -102,7 +104,11 @@ async def run(args: argparse.Namespace) -> int:
             f'  ark-mesh query --agent assistant "hi"\n'
             f"  ark-mesh tail 'ark.{mesh.namespace}.>'\n"
             f"  kubectl --kubeconfig {mesh.kubeconfig} get queries\n"
-            + (f"  NATS: {mesh.nats.url}  (subjects ark.{mesh.namespace}.>)\n" if mesh.nats else "")
+            + (
+                f"  NATS: {','.join(mesh.nats_urls)}  (subjects ark.{mesh.namespace}.>)\n"
+                if mesh.nats_urls
+                else ""
+            )
             + (
                 f"  broker API: {broker_url}/v1/queries  (OpenAI-compatible: {broker_url}/openai/v1)\n"
                 if broker_url
@@ -142,7 +148,7 @@ async def _first_query(mesh: LocalMesh, args: argparse.Namespace) -> int:
         created = await client.create(query)
     ending = await follow_kube(
         str(mesh.kubeconfig),
-        mesh.nats.url if mesh.nats else None,
+        ",".join(mesh.nats_urls) or None,
         mesh.namespace,
         QUERY_NAME,
         created.metadata.uid or "",

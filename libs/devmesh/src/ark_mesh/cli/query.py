@@ -38,7 +38,7 @@ from ark_mesh.kube.errors import KubeError, NotFoundError
 from . import output
 from .errors import CliError, Exit
 from .output import Ending
-from .state import Endpoints, endpoints, no_mesh
+from .state import Endpoints, endpoints, nats_servers, no_mesh
 
 __all__ = ["cancel", "follow_kube", "get", "listing", "query"]
 
@@ -169,7 +169,7 @@ async def _stop(task: asyncio.Future[None]) -> None:
 
 
 async def _stream_bus(nats_url: str, namespace: str, uid: str, streamed: asyncio.Event) -> None:
-    bus = await Bus.connect(ConnectionSettings(servers=(nats_url,)))
+    bus = await Bus.connect(ConnectionSettings(servers=nats_servers(nats_url)))
     try:
         reader = StreamReader(bus)
         async for entry in reader.read(

@@ -16,7 +16,15 @@ import msgspec
 
 from .errors import CliError, Exit
 
-__all__ = ["DevState", "Endpoints", "home", "read_state", "remove_state", "write_state"]
+__all__ = [
+    "DevState",
+    "Endpoints",
+    "home",
+    "nats_servers",
+    "read_state",
+    "remove_state",
+    "write_state",
+]
 
 
 class DevState(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,3 +130,9 @@ def no_mesh(what: str) -> CliError:
         f"and {hint} is not set",
         Exit.UNREACHABLE,
     )
+
+
+def nats_servers(nats_url: str) -> tuple[str, ...]:
+    """The server list in a NATS URL setting: one URL, or several separated by commas (a
+    cluster, as ``ark-mesh dev --nats-cluster`` records it and as NATS's own tools accept)."""
+    return tuple(url.strip() for url in nats_url.split(",") if url.strip())

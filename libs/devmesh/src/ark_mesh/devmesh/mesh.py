@@ -15,6 +15,11 @@ Parts start concurrently: the servers together, then every service at once (the 
 webhooks are registered and the default objects applied as soon as it is ready, while the others
 are still starting). ``on_ready`` hears of each part as it becomes ready, which is how
 ``ark-mesh dev`` prints one line per service.
+
+``nats_nodes=3`` runs NATS as a JetStream cluster of that many nodes on loopback
+(:class:`~ark_mesh.testing.nats_cluster.NatsCluster`) instead of one server: every service gets
+all the client URLs, and every stream, KV bucket and durable consumer is provisioned with that
+many replicas, as the chart's scale presets do. Chaos tests kill and restart its nodes.
 """
 
 from __future__ import annotations
@@ -40,12 +45,20 @@ from ark_mesh.kube import KubeClient
 from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import FakeModelProcess
 from ark_mesh.testing.k8s.process import EmulatorProcess
+from ark_mesh.testing.nats_cluster import NatsCluster
 from ark_mesh.testing.nats_server import NatsServer, free_port
 from ark_mesh.testing.processes import ServiceProcess
 
 from .presets import MODULES, PRESETS, Preset
 
-__all__ = ["CRDS", "LocalMesh", "ReadyCallback", "register_webhooks", "register_webhooks_with"]
+__all__ = [
+    "CRDS",
+    "LocalMesh",
+    "ReadyCallback",
+    "register_webhooks",
+    "register_webhooks_with",
+    "replicated_topology",
+]
 
 CRDS = Path(str(resources.files("ark_mesh.devmesh") / "crds"))
 """The ark-mesh CRDs, shipped as package data (``make schemas`` writes them with the chart's)."""
@@ -105,8 +118,14 @@ class LocalMesh:
     ready_within: float = 180.0
     """Seconds each service may take to answer ``/readyz``: they start together, so on a small
     machine each one's imports share the CPU with the others'."""
+    nats_nodes: int = 1
+    """1: one nats-server (:attr:`nats`). More: a JetStream cluster (:attr:`nats_cluster`) with
+    every stream, bucket and consumer replicated on that many nodes (at most 5, JetStream's
+    largest replica count)."""
 
     nats: NatsServer | None = field(default=None, init=False)
+    """The single nats-server (``nats_nodes == 1``); ``None`` for a cluster or without NATS."""
+    nats_cluster: NatsCluster | None = field(default=None, init=False)
     kube: EmulatorProcess | None = field(default=None, init=False)
     fake_llm: FakeModelProcess | None = field(default=None, init=False)
     services: dict[str, ServiceProcess] = field(default_factory=dict, init=False)
@@ -129,6 +148,13 @@ class LocalMesh:
     @property
     def uses_nats(self) -> bool:
         return self.preset != "simple"
+
+    @property
+    def nats_urls(self) -> list[str]:
+        """Client URLs of NATS: the one server's, or every cluster node's (empty without NATS)."""
+        if self.nats_cluster is not None:
+            return self.nats_cluster.urls
+        return [self.nats.url] if self.nats is not None else []
 
     async def start(self) -> Self:
         if self.workdir is None:
@@ -159,6 +185,14 @@ class LocalMesh:
         if not self.uses_nats:
             return
         assert self.workdir is not None
+        if not 1 <= self.nats_nodes <= 5:
+            raise ValueError(f"nats_nodes must be between 1 and 5, not {self.nats_nodes}")
+        if self.nats_nodes > 1:
+            self.nats_cluster = NatsCluster(self.workdir / "nats-cluster", nodes=self.nats_nodes)
+            self._stack.push_async_callback(self.nats_cluster.astop)
+            await self.nats_cluster.astart()
+            self._ready(f"nats-server x{self.nats_nodes}")
+            return
         self.nats = NatsServer(self.workdir / "nats")
         self._stack.push_async_callback(self.nats.astop)
         await self.nats.astart()
@@ -209,8 +243,10 @@ class LocalMesh:
         preset = PRESETS[self.preset]
         kubeconfig = str(self.kubeconfig)
         config: dict[str, Any] = {}
-        if self.nats is not None:
-            bus = {"connection": {"servers": [self.nats.url]}}
+        if self.nats_urls:
+            bus: dict[str, Any] = {"connection": {"servers": self.nats_urls}}
+            if self.nats_cluster is not None:
+                bus["topology"] = replicated_topology(self.nats_cluster.size)
             config["bus"] = _merge(bus, self.bus_settings)
         if name == "controller":
             config["kubernetes"] = {"kubeconfig": kubeconfig}
@@ -258,6 +294,25 @@ class LocalMesh:
         self._ready(name)
         return process
 
+    async def add_replica(self, name: str) -> ServiceProcess:
+        """Start one more replica of service ``name`` (as a Deployment with more replicas runs
+        it): its own process, health port and log, registered as ``<name>-<n>`` in
+        :attr:`services`, with the same configuration otherwise."""
+        assert self.workdir is not None
+        if name not in MODULES:
+            raise ValueError(f"unknown service {name!r}; known: {sorted(MODULES)}")
+        number = 2
+        while f"{name}-{number}" in self.services:
+            number += 1
+        replica = f"{name}-{number}"
+        process = ServiceProcess(
+            replica, MODULES[name], self.service_config(name), self.workdir, env=self.env
+        )
+        self.services[replica] = process
+        await process.start(ready_within=self.ready_within)
+        self._ready(replica)
+        return process
+
     async def client(self) -> KubeClient:
         """A new KubeClient for the emulator (close it, or use ``async with``)."""
         return await KubeClient.from_kubeconfig(str(self.kubeconfig))
@@ -276,6 +331,27 @@ class LocalMesh:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+STREAM_SETTINGS = ("work", "chunks", "events", "status", "memory", "dlq")
+"""The ``bus.topology`` keys of the mesh's streams (their ``replicas`` follow the cluster)."""
+BUCKET_SETTINGS = (
+    "queriesBucket",
+    "cancelBucket",
+    "runsBucket",
+    "responsesBucket",
+    "sessionsBucket",
+)
+"""The ``bus.topology`` keys of the mesh's KV buckets."""
+
+
+def replicated_topology(replicas: int) -> dict[str, Any]:
+    """The ``bus.topology`` block that replicates every stream and KV bucket ``replicas`` times.
+
+    Durable consumers follow their stream's replica count (JetStream's default when a consumer
+    names none), so they are R``replicas`` too.
+    """
+    return {key: {"replicas": replicas} for key in (*STREAM_SETTINGS, *BUCKET_SETTINGS)}
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

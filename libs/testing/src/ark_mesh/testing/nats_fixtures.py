@@ -10,6 +10,9 @@ cannot disturb another. Starting one takes a few tens of milliseconds.
 * ``nats_client`` — a connected nats-py client (closed after the test).
 * ``nats_server_factory`` — start more servers (e.g. with extra arguments); all are stopped
   after the test.
+* ``nats_cluster`` — a formed 3-node JetStream cluster
+  (:class:`~ark_mesh.testing.nats_cluster.NatsCluster`); tests may ``kill(i)``/``restart(i)``
+  nodes and ask which node leads a stream. Stopped after the test.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 
+from ark_mesh.testing.nats_cluster import NatsCluster
 from ark_mesh.testing.nats_server import NatsServer
 
-__all__ = ["nats_client", "nats_server", "nats_server_factory", "nats_url"]
+__all__ = ["nats_client", "nats_cluster", "nats_server", "nats_server_factory", "nats_url"]
 
 NatsServerFactory = Callable[..., NatsServer]
 
@@ -62,3 +66,13 @@ async def nats_client(nats_server: NatsServer) -> AsyncIterator[Client]:
     finally:
         if not client.is_closed:
             await client.close()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    cluster = NatsCluster(tmp_path / "nats-cluster", nodes=3)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -114,6 +114,7 @@ class NatsServer:
         monitor_port: int | None = None,
         extra_args: Sequence[str] = (),
         ready_timeout: float = 20.0,
+        health_path: str = "/healthz",
     ) -> None:
         self.store_dir = Path(store_dir)
         self.binary = binary or find_nats_server()
@@ -121,6 +122,8 @@ class NatsServer:
         self.monitor_port = monitor_port if monitor_port is not None else free_port()
         self.extra_args = tuple(extra_args)
         self.ready_timeout = ready_timeout
+        self.health_path = health_path
+        """The monitor path that must answer 200 before the server counts as ready."""
         self.log_path = self.store_dir / "nats-server.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -293,7 +296,9 @@ class NatsServer:
 
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.monitor_url}/healthz", timeout=1.0) as reply:
+            with urllib.request.urlopen(
+                f"{self.monitor_url}{self.health_path}", timeout=1.0
+            ) as reply:
                 return bool(reply.status == 200)
         except (OSError, urllib.error.URLError):
             return False
