@@ -136,3 +136,39 @@ async def test_publish_during_broker_outage_is_retried_with_the_same_id(
     assert ack.stream == subjects.ARK_WORK
     info = await bus.jsm.stream_info(subjects.ARK_WORK)
     assert info.state.messages == 1
+
+
+async def test_settle_waits_for_retried_messages_of_its_subject_only(
+    bus: Bus, topology: Topology, publisher: Publisher, kit: type
+) -> None:
+    """A query's final chunk settles its subject first: a chunk that had to be sent again (its
+    stream had no leader) is stored before the final one, never behind it, and another
+    subject's trouble neither delays nor fails the settle."""
+    await publisher.publish_nowait("nowhere.other", kit.request(9), msg_id="other:1")
+
+    async def stream_appears() -> None:
+        await asyncio.sleep(1.5)
+        await bus.js.add_stream(name="SETTLE", subjects=["settle.>"])
+
+    appearing = asyncio.create_task(stream_appears())
+    await publisher.publish_nowait("settle.chunks", kit.request(1), msg_id="chunk:1")
+    await publisher.settle("settle.chunks", within=30)
+    final = await publisher.publish("settle.chunks", kit.request(2), msg_id="chunk:final")
+    await appearing
+
+    first = await bus.jsm.get_msg("SETTLE", final.seq - 1)
+    assert first.headers is not None
+    assert first.headers[MSG_ID_HEADER] == "chunk:1"
+    assert final.seq == 2
+    await bus.js.delete_stream("SETTLE")
+
+
+async def test_settle_names_a_loss_on_its_subject(bus: Bus, topology: Topology, kit: type) -> None:
+    impatient = await Publisher.create(bus, PublisherSettings(no_responders_for=0.5))
+    await impatient.publish_nowait("nowhere.lost", kit.request(1))
+    await impatient.publish_nowait(subjects.work_embeddings(kit.tenant), kit.request(2))
+    await impatient.settle(subjects.work_embeddings(kit.tenant), within=30)
+    with pytest.raises(PublishError, match=r"nowhere\.lost"):
+        await impatient.settle("nowhere.lost", within=30)
+    await impatient.settle("nowhere.lost", within=30)  # reported once
+    await impatient.close()

@@ -26,6 +26,7 @@ across a broker restart.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import time
@@ -158,6 +159,9 @@ class Publisher:
         self._window = asyncio.Semaphore(self.settings.window)
         self._idle = asyncio.Event()
         self._idle.set()
+        # Windowed messages not yet stored (or failed), by subject, for :meth:`settle`.
+        self._open: collections.Counter[str] = collections.Counter()
+        self._settling: dict[str, asyncio.Event] = {}
         self._failures: list[tuple[str, Exception]] = []
         self._sub: Subscription | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -298,6 +302,7 @@ class Publisher:
         await self._window.acquire()
         now = time.monotonic()
         entry = _Windowed(subject, payload, all_headers, schema_id, now, now)
+        self._open[subject] += 1
         try:
             if self.telemetry.tracing:
                 with self.telemetry.publish_span(
@@ -309,6 +314,7 @@ class Publisher:
                 await self._dispatch(entry)
         except BaseException:
             self._window.release()
+            self._close_entry(subject)
             raise
 
     async def _dispatch(self, entry: _Windowed) -> None:
@@ -330,6 +336,29 @@ class Publisher:
     def pending(self) -> int:
         """Messages sent with :meth:`publish_nowait` and not yet acknowledged."""
         return len(self._windowed) + len(self._retry_tasks)
+
+    async def settle(self, subject: str, within: float | None = None) -> None:
+        """Wait until every windowed message on ``subject`` is stored; raise if one was not.
+
+        Why: a windowed message whose acknowledgement was lost (a stream leader died) is sent
+        again later, so without this a message published *after* it with :meth:`publish` — a
+        query's final chunk — can be stored first, and a reader that stops at the final chunk
+        never sees what the retry stored behind it. Waits for this subject only, so one query's
+        final chunk does not wait for (or fail with) another's; ``TimeoutError`` past
+        ``within`` seconds, :class:`PublishError` naming the first loss on ``subject``.
+        """
+        if self._open[subject]:
+            settled = self._settling.setdefault(subject, asyncio.Event())
+            try:
+                await asyncio.wait_for(settled.wait(), within)
+            finally:
+                self._settling.pop(subject, None)
+        lost = [error for failed, error in self._failures if failed == subject]
+        if lost:
+            self._failures = [entry for entry in self._failures if entry[0] != subject]
+            raise PublishError(
+                subject, f"{len(lost)} message(s) were not stored; first error: {lost[0]}"
+            )
 
     async def flush(self, within: float | None = None) -> None:
         """Wait until every windowed message is acknowledged; raise if any could not be stored.
@@ -408,7 +437,17 @@ class Publisher:
         self.telemetry.metrics.publish_duration.record(time.monotonic() - entry.first_sent, attrs)
         self.telemetry.metrics.sent.add(1, attrs)
         self._window.release()
+        self._close_entry(entry.subject)
         self._maybe_idle()
+
+    def _close_entry(self, subject: str) -> None:
+        """One windowed message on ``subject`` is stored or given up: wake :meth:`settle`."""
+        self._open[subject] -= 1
+        if self._open[subject] <= 0:
+            del self._open[subject]
+            settled = self._settling.get(subject)
+            if settled is not None:
+                settled.set()
 
     @staticmethod
     def _parse(msg: Msg) -> PubAck:
@@ -432,6 +471,7 @@ class Publisher:
             except Exception:
                 _log.exception("publish failure callback raised")
         self._window.release()
+        self._close_entry(entry.subject)
         self._maybe_idle()
 
     def _retry_later(

@@ -19,7 +19,10 @@ Why it is more than a forwarder:
   every attempt, so JetStream's duplicate window drops a racing second copy.
 * **Order.** Buffered chunks are flushed before any status update, so a reader never sees a
   status (or the final chunk) overtake the tokens that preceded it. Chunks are sent in order on
-  one connection; the final chunk is awaited, so it is stored before the work is acked.
+  one connection, and the final chunk waits until every earlier chunk of its query is stored
+  (:meth:`~ark_mesh.bus.Publisher.settle`: a chunk whose acknowledgement a dying stream leader
+  lost is sent again, and must not land behind the final chunk); the final chunk is awaited,
+  so it is stored before the work is acked.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ __all__ = [
 
 def terminal_msg_id(query_id: str, generation: int) -> str:
     return f"{query_id}:{generation}:terminal"
+
+
+_SETTLE_WITHIN = 60.0
+"""Seconds the final chunk waits for the earlier chunks' acknowledgements (retries included)."""
 
 
 def final_chunk_msg_id(query_id: str, generation: int) -> str:
@@ -117,6 +124,9 @@ class JetStreamSink:
         numbered = msgspec.structs.replace(chunk, seq=seq)
         if chunk.is_final:
             await self._flush_chunks()
+            # Every earlier chunk stored first (a retried one could land behind the final
+            # chunk, where readers that stop at it never look); a lost one fails the attempt.
+            await self._publisher.settle(self._chunk_subject, within=_SETTLE_WITHIN)
             await self._publisher.publish(
                 self._chunk_subject,
                 numbered,
