@@ -67,6 +67,7 @@ from ark_mesh.bus.errors import (
 )
 from ark_mesh.bus.fanout import Fanout
 from ark_mesh.bus.kv import (
+    BucketIndex,
     InvalidKeyError,
     KeyNotFoundError,
     KeyValue,
@@ -84,6 +85,7 @@ from ark_mesh.bus.topology import ProvisionReport, ProvisionResult, Topology, Wo
 from ark_mesh.bus.worker import Handler, Worker, WorkerStats
 
 __all__ = [
+    "BucketIndex",
     "Bus",
     "BusClosedError",
     "BusConfig",

@@ -23,7 +23,6 @@ bucket, so the count includes queries other replicas accepted.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,14 +35,13 @@ from ark_mesh.broker.bodies import is_name
 from ark_mesh.broker.errors import UnavailableError
 from ark_mesh.broker.responses import QueryDetailResponse, QueryResponse
 from ark_mesh.bus import (
+    BucketIndex,
     DecryptionError,
     InvalidKeyError,
     KeyNotFoundError,
     KeyValue,
-    KeyWatcher,
     KeyWrongLastSequenceError,
     NatsError,
-    NatsTimeoutError,
     PayloadCipher,
 )
 from ark_mesh.contracts import (
@@ -524,7 +522,7 @@ class ReadModel:
             await self.kv.purge(self._idempotency_key(tenant, digest))
 
 
-class InFlight:
+class InFlight(BucketIndex):
     """Per tenant, the ids of accepted queries that are not terminal, and of every query
     (the listing index), from one watch of the whole bucket.
 
@@ -534,18 +532,12 @@ class InFlight:
     """
 
     def __init__(self, kv: KeyValue, codec: RecordCodec | None = None) -> None:
-        self.kv = kv
+        super().__init__(kv, name="broker-in-flight")
         self._codec = codec or RecordCodec()
         self._open: dict[str, set[str]] = defaultdict(set)
         self._known: dict[str, set[str]] = defaultdict(set)
         self._expiring: dict[tuple[str, str], tuple[str, datetime]] = {}
         self._undispatched: dict[tuple[str, str], tuple[str, datetime]] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._synced = asyncio.Event()
-
-    @property
-    def synced(self) -> bool:
-        return self._synced.is_set() and self._task is not None and not self._task.done()
 
     def count(self, tenant: str) -> int:
         return len(self._open.get(tenant, ()))
@@ -607,44 +599,21 @@ class InFlight:
     def counts(self) -> Mapping[str, int]:
         return {tenant: len(ids) for tenant, ids in self._open.items() if ids}
 
-    async def start(self) -> None:
-        watcher = await self.kv.watch(">")
-        self._task = asyncio.create_task(self._follow(watcher), name="broker-in-flight")
-        await self._synced.wait()
+    def on_put(self, key: str, value: bytes) -> None:
+        tenant, _, query_id = key.partition(".")
+        if "." in query_id:
+            return  # idempotency keys
+        self.remember(tenant, query_id)
+        record = self._codec.decode(key, value)
+        if record is None:
+            return
+        self.note_approval(record)
+        if record.terminal:
+            self.discard(tenant, query_id)
+        else:
+            self.add(tenant, query_id)
 
-    async def _follow(self, watcher: KeyWatcher) -> None:
-        try:
-            while True:
-                try:
-                    entry = await watcher.updates(timeout=60.0)  # type: ignore[no-untyped-call]
-                except NatsTimeoutError:
-                    continue
-                if entry is None:
-                    self._synced.set()
-                    continue
-                tenant, _, query_id = entry.key.partition(".")
-                if "." in query_id:
-                    continue  # idempotency keys
-                if entry.operation in ("DEL", "PURGE") or not entry.value:
-                    self.forget(tenant, query_id)
-                else:
-                    self.remember(tenant, query_id)
-                    record = self._codec.decode(entry.key, entry.value)
-                    if record is None:
-                        continue
-                    self.note_approval(record)
-                    if record.terminal:
-                        self.discard(tenant, query_id)
-                    else:
-                        self.add(tenant, query_id)
-                if entry.delta == 0:
-                    self._synced.set()
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def on_delete(self, key: str) -> None:
+        tenant, _, query_id = key.partition(".")
+        if "." not in query_id:
+            self.forget(tenant, query_id)

@@ -39,7 +39,6 @@ from KV directly, so ``GET /sessions/{id}`` answers the same on every replica at
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import re
@@ -53,15 +52,14 @@ import msgspec
 from ark_mesh.broker.errors import UnavailableError
 from ark_mesh.broker.readmodel import parse_instant
 from ark_mesh.bus import (
+    BucketIndex,
     DecryptionError,
     InvalidKeyError,
     KeyNotFoundError,
     KeyValue,
-    KeyWatcher,
     KeyWrongLastSequenceError,
     MessageContext,
     NatsError,
-    NatsTimeoutError,
     PayloadCipher,
 )
 from ark_mesh.contracts import QueryEvent, subjects
@@ -491,18 +489,13 @@ def _unavailable(action: str) -> Iterator[None]:
         ) from exc
 
 
-class SessionIndex:
+class SessionIndex(BucketIndex):
     """Every tenant's sessions, from one watch of the whole bucket (for listings)."""
 
     def __init__(self, store: SessionStore) -> None:
+        super().__init__(store.kv, name="broker-sessions-index")
         self._store = store
         self._sessions: dict[str, dict[str, SessionEntry]] = defaultdict(dict)
-        self._task: asyncio.Task[None] | None = None
-        self._synced = asyncio.Event()
-
-    @property
-    def synced(self) -> bool:
-        return self._synced.is_set() and self._task is not None and not self._task.done()
 
     def sessions(self, tenant: str) -> list[SessionEntry]:
         return list(self._sessions.get(tenant, {}).values())
@@ -518,39 +511,13 @@ class SessionIndex:
             if query_name in entry.queries
         ]
 
-    async def start(self) -> None:
-        watcher = await self._store.kv.watch(">")
-        self._task = asyncio.create_task(self._follow(watcher), name="broker-sessions-index")
-        await self._synced.wait()
+    def on_put(self, key: str, value: bytes) -> None:
+        stored = self._store.decode(key, value)
+        if stored is not None:
+            self._sessions[key.partition(".")[0]][key] = stored.entry
 
-    async def _follow(self, watcher: KeyWatcher) -> None:
-        try:
-            while True:
-                try:
-                    update = await watcher.updates(timeout=60.0)  # type: ignore[no-untyped-call]
-                except NatsTimeoutError:
-                    continue
-                if update is None:
-                    self._synced.set()
-                    continue
-                tenant = update.key.partition(".")[0]
-                if update.operation in ("DEL", "PURGE") or not update.value:
-                    self._sessions[tenant].pop(update.key, None)
-                else:
-                    stored = self._store.decode(update.key, update.value)
-                    if stored is not None:
-                        self._sessions[tenant][update.key] = stored.entry
-                if update.delta == 0:
-                    self._synced.set()
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def on_delete(self, key: str) -> None:
+        self._sessions[key.partition(".")[0]].pop(key, None)
 
 
 def status_counts(entries: Iterable[SessionEntry]) -> dict[str, int]:
