@@ -53,6 +53,7 @@ from ark_mesh.contracts import Chunk, QueryRequest, QuerySpec, QueryTarget, deco
 from ark_mesh.query_reconciler import ChunkStreamConfig, QueryReconcilerConfig
 from ark_mesh.service import HealthConfig, ResourcesConfig
 from ark_mesh.telemetry import configure_logging
+from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import FakeModelServer
 from ark_mesh.testing.nats_server import NatsServer, free_port
 
@@ -61,25 +62,10 @@ _chunk = decoder_for(Chunk)
 
 
 def _manifests(base_url: str) -> list[dict[str, Any]]:
+    """The Model on the fake server and the Agent the bench queries (as the file source reads)."""
     return [
-        {
-            "apiVersion": "ark.mckinsey.com/v1alpha1",
-            "kind": "Model",
-            "metadata": {"name": "default", "namespace": TENANT},
-            "spec": {
-                "model": {"value": "fake-model"},
-                "provider": "openai",
-                "config": {
-                    "openai": {"baseUrl": {"value": base_url}, "apiKey": {"value": "bench-key"}}
-                },
-            },
-        },
-        {
-            "apiVersion": "ark.mckinsey.com/v1alpha1",
-            "kind": "Agent",
-            "metadata": {"name": "helper", "namespace": TENANT},
-            "spec": {"prompt": "You are helpful.", "modelRef": {"name": "default"}},
-        },
+        msgspec.to_builtins(ark_objects.model("default", TENANT, base_url, api_key="bench-key")),
+        msgspec.to_builtins(ark_objects.agent("helper", TENANT, prompt="You are helpful.")),
     ]
 
 
