@@ -45,7 +45,6 @@ from the HTTP request to the LLM call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -151,7 +150,8 @@ from ark_mesh.broker.responses_api import (
 )
 from ark_mesh.broker.responses_bus import ResponsesBroker
 from ark_mesh.broker.sessions_api import SESSIONS, Sessions, session_operations
-from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event, parse_last_event_id
+from ark_mesh.broker.sse import DONE, event, parse_last_event_id
+from ark_mesh.broker.streaming import close_entries, open_sse, pump
 from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import BusError, NatsError, StreamEntry
 from ark_mesh.contracts import Agent, Chunk, Model, Resource, Team, Tool, parse_duration
@@ -412,55 +412,6 @@ def _search_text(value: Any) -> str:
     return " ".join(parts).lower()
 
 
-async def _open_sse(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
-    await response.prepare(request)
-    await response.write(comment("connected"))
-    return response
-
-
-async def _pump(
-    response: web.StreamResponse,
-    entries: AsyncIterator[StreamEntry[Chunk]],
-    render: Callable[[StreamEntry[Chunk]], bytes | None],
-    heartbeat: float,
-    *,
-    pending: asyncio.Future[StreamEntry[Chunk]] | None = None,
-) -> None:
-    """Write every entry ``render`` keeps (``None``: skipped); a heartbeat comment whenever
-    none came for ``heartbeat`` seconds. ``pending`` is a read of ``entries`` already started
-    (by :func:`_first_entry`).
-
-    The pending read is kept across heartbeats (never restarted), so nothing is skipped.
-    """
-    iterator = aiter(entries)
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=heartbeat)
-            if not done:
-                await response.write(comment("heartbeat"))
-                continue
-            try:
-                entry = pending.result()
-            except StopAsyncIteration:
-                return
-            pending = None
-            rendered = render(entry)
-            if rendered is not None:
-                await response.write(rendered)
-    finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
-
-
 async def _first_entry(
     entries: AsyncIterator[StreamEntry[Chunk]], within: float
 ) -> tuple[asyncio.Future[StreamEntry[Chunk]], StreamEntry[Chunk] | None]:
@@ -471,13 +422,6 @@ async def _first_entry(
     if not done or first.exception() is not None:
         return first, None
     return first, first.result()
-
-
-async def _close(entries: AsyncIterator[StreamEntry[Chunk]]) -> None:
-    aclose = getattr(entries, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()
 
 
 # --------------------------------------------------------------------------- /v1/queries
@@ -611,10 +555,10 @@ async def stream_query(request: web.Request) -> web.StreamResponse:
         finished = (
             record.terminal and after is not None and await broker.ended_by(tenant, query_id, after)
         )
-        response = await _open_sse(request)
+        response = await open_sse(request)
         if not finished:
             try:
-                await _pump(
+                await pump(
                     response,
                     broker.chunks(tenant, query_id, after=after),
                     lambda entry: event(openai_chunk(entry.data), id=entry.seq),
@@ -853,17 +797,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             first, entry = await _first_entry(entries, request.app[HEARTBEAT])
             failed = first.exception() if first.done() and not first.cancelled() else None
             if isinstance(failed, arkbroker.STREAM_FAILURES):
-                await _close(entries)
+                await close_entries(entries)
                 raise failed  # nothing sent yet: a 503 like any other NATS trouble
             completed = entry.message.ark.completed_query if entry is not None else None
             if completed is not None and completed.status is not None:
                 missing = unknown_target(completed.status, model=body.model)
                 if missing is not None:
-                    await _close(entries)
+                    await close_entries(entries)
                     return _json(missing, 404)
-            response = await _open_sse(request)
+            response = await open_sse(request)
             try:
-                await _pump(response, entries, render, request.app[HEARTBEAT], pending=first)
+                await pump(response, entries, render, request.app[HEARTBEAT], pending=first)
             except arkbroker.STREAM_FAILURES as exc:
                 await response.write(event(_encoder.encode(read_failure(exc))))
                 await response.write(DONE)

@@ -31,10 +31,9 @@ events themselves (Ark's broker lists each stored item's ``data``), or for chunk
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TypeVar
 
 import msgspec
 from aiohttp import web
@@ -53,7 +52,8 @@ from ark_mesh.broker.responses import (
     StreamError,
     StreamErrorEvent,
 )
-from ark_mesh.broker.sse import DONE, MAX_SEQUENCE, SSE_HEADERS, comment, event
+from ark_mesh.broker.sse import DONE, MAX_SEQUENCE, comment, event
+from ark_mesh.broker.streaming import Ending, close_entries, open_sse, passed, pump
 from ark_mesh.bus import BusError, NatsError, StreamEntry, StreamReader
 from ark_mesh.contracts import Chunk, QueryEvent, decoder_for, subjects
 from ark_mesh.telemetry import bound_context
@@ -84,7 +84,6 @@ _event = decoder_for(QueryEvent).decode
 _encoder = msgspec.json.Encoder()
 
 M = TypeVar("M")
-Ending = Literal["end", "timeout", "cut"]
 STREAM_FAILURES: tuple[type[BaseException], ...] = (
     BusError,
     NatsError,
@@ -180,71 +179,6 @@ def watching(query: Mapping[str, str]) -> bool:
 # --------------------------------------------------------------------------- SSE plumbing
 
 
-async def open_sse(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
-    await response.prepare(request)
-    await response.write(comment("connected"))
-    return response
-
-
-async def _close(entries: AsyncIterator[Any]) -> None:
-    aclose = getattr(entries, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()
-
-
-async def pump(
-    response: web.StreamResponse,
-    entries: AsyncIterator[StreamEntry[M]],
-    render: Callable[[StreamEntry[M]], bytes | None],
-    heartbeat: float,
-    *,
-    first_by: float | None = None,
-    end_by: float | None = None,
-) -> Ending:
-    """Write every entry ``render`` keeps (``None``: skipped), a heartbeat comment whenever
-    none came for ``heartbeat`` seconds, until ``entries`` ends (``"end"``), the loop time
-    ``first_by`` passes before the first entry (``"timeout"``) or ``end_by`` passes (``"cut"``).
-
-    One read of ``entries`` is kept pending across heartbeats (never restarted), so nothing
-    is skipped; it is cancelled and ``entries`` closed however the pump ends."""
-    loop = asyncio.get_running_loop()
-    iterator = aiter(entries)
-    pending: asyncio.Future[StreamEntry[M]] | None = None
-    deadline = first_by
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(iterator))
-            ending = _passed(loop.time(), deadline, end_by)
-            if ending is not None:
-                return ending
-            limits = [limit - loop.time() for limit in (deadline, end_by) if limit is not None]
-            wait = min([heartbeat, *limits])
-            done, _ = await asyncio.wait({pending}, timeout=max(wait, 0.0))
-            if not done:
-                ending = _passed(loop.time(), deadline, end_by)
-                if ending is not None:
-                    return ending
-                await response.write(comment("heartbeat"))
-                continue
-            try:
-                entry = pending.result()
-            except StopAsyncIteration:
-                return "end"
-            pending, deadline = None, None
-            rendered = render(entry)
-            if rendered is not None:
-                await response.write(rendered)
-    finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        await _close(iterator)
-
-
 def cannot_continue(error: BaseException) -> bytes:
     """The error line (Ark's error chunk shape, as the timeout event) ending a stream whose
     read failed after its answer started; ``[DONE]`` follows. A client resumes with
@@ -260,14 +194,6 @@ def cannot_continue(error: BaseException) -> bytes:
             )
         )
     )
-
-
-def _passed(now: float, first_by: float | None, end_by: float | None) -> Ending | None:
-    if first_by is not None and now >= first_by:
-        return "timeout"
-    if end_by is not None and now >= end_by:
-        return "cut"
-    return None
 
 
 def _end_by(broker: QueryBroker) -> float | None:
@@ -328,7 +254,7 @@ async def _through_error(
             if entry.message.error is not None:
                 return
     finally:
-        await _close(entries)
+        await close_entries(entries)
 
 
 async def stream(request: web.Request, broker: QueryBroker, tenant: str) -> web.StreamResponse:
@@ -385,7 +311,7 @@ async def _follow_by_name(
         until = deadline if end_by is None else min(deadline, end_by)
         query_id = await _appearing(broker, response, tenant, name, until, heartbeat)
         if query_id is None:
-            await _finish(response, _passed(loop.time(), deadline, end_by) or "timeout")
+            await _finish(response, passed(loop.time(), deadline, end_by) or "timeout")
             return
     with bound_context(tenant=tenant, query_id=query_id):
         after: int | None = None

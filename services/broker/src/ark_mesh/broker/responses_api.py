@@ -60,6 +60,7 @@ from ark_mesh.broker.responses import (
 )
 from ark_mesh.broker.responses_bus import ResponsesBroker
 from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event
+from ark_mesh.broker.streaming import close_entries
 from ark_mesh.bus import BusError, NatsError, StreamEntry
 from ark_mesh.contracts import (
     Chunk,
@@ -544,20 +545,13 @@ async def _wait(
                 await task
 
 
-async def _close(entries: AsyncIterator[Any]) -> None:
-    aclose = getattr(entries, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()
-
-
 async def _abandon(entries: AsyncIterator[Any], pending: asyncio.Future[Any]) -> None:
     """Stop reading a stream the client left before it was followed to its end."""
     if not pending.done():
         pending.cancel()
         with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
             await pending
-    await _close(entries)
+    await close_entries(entries)
 
 
 async def _first(
@@ -608,7 +602,7 @@ async def _follow(
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                 await pending
-        await _close(entries)
+        await close_entries(entries)
 
 
 def _delta_text(chunk: Chunk) -> str:
@@ -720,7 +714,7 @@ async def _stream_response(
     pending, first = await _first(entries, heartbeat)
     early = _early_failure(first)
     if early is not None and _UNKNOWN_TARGET.search(early) is not None:
-        await _close(entries)
+        await close_entries(entries)
         try:
             async with asyncio.timeout(_RESULT_WAIT):
                 result = await broker.result(tenant, turn.id)
@@ -890,7 +884,7 @@ async def _stream_chat(
     pending, first = await _first(entries, heartbeat)
     early = _early_failure(first)
     if early is not None and _UNKNOWN_TARGET.search(early) is not None:
-        await _close(entries)
+        await close_entries(entries)
         try:
             async with asyncio.timeout(_RESULT_WAIT):
                 result = await broker.result(tenant, request_id)
