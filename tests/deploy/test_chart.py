@@ -1010,3 +1010,37 @@ def test_schema_covers_exactly_the_bus_settings() -> None:
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def test_user_chosen_keys_pass_through_unchanged(chart: Chart, tmp_path: Path) -> None:
+    """Tenant names are map keys the user chooses: hyphens, dots and mixed case reach every
+    service's config exactly as written (a rewritten key would leave that tenant's data in
+    clear, since the bus looks keys up by the subject's tenant token), and so do annotation
+    keys and label values on the pods."""
+    tenants = {
+        "team-a": {"keys": [{"id": "k1", "file": "/keys/team-a/k1"}]},
+        "Team_B": {"keys": [{"id": "k1", "env": "TEAM_B_KEY"}, {"id": "k2", "env": "B2"}]},
+        "ops-east": {
+            "keys": [{"id": "2026-11", "file": "/keys/ops/2026-11"}],
+            "primary": "2026-11",
+        },
+    }
+    values = {
+        "bus": {"encryption": {"tenants": tenants, "requiredTenants": ["team-a", "Team_B"]}},
+        "podAnnotations": {"example.com/owner.team": "Platform-East"},
+        "podLabels": {"app.example.com/tier": "Back-End"},
+        "broker": {"auth": {"tokens": [{"tenant": "team-a", "sha256": "a" * 64}]}},
+    }
+    rendered = chart.render("scale-strict", values)
+    for component in CONFIG_TYPES:
+        encryption = decode(rendered, component, tmp_path).bus.encryption
+        assert set(encryption.tenants) == set(tenants), component
+        assert encryption.required_tenants == ("team-a", "Team_B")
+        assert [k.file for k in encryption.tenants["team-a"].keys] == ["/keys/team-a/k1"]
+        assert [k.env for k in encryption.tenants["Team_B"].keys] == ["TEAM_B_KEY", "B2"]
+        assert encryption.tenants["ops-east"].primary == "2026-11"
+        template = rendered.get("Deployment", rendered.name(component))["spec"]["template"]
+        assert template["metadata"]["annotations"]["example.com/owner.team"] == "Platform-East"
+        assert template["metadata"]["labels"]["app.example.com/tier"] == "Back-End"
+    broker = decode(rendered, "broker", tmp_path)
+    assert [token.tenant for token in broker.auth.tokens] == ["team-a"]
