@@ -94,6 +94,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "telemetry": {"otlpEndpoint": "http://collector:4318", "resourceAttributes": "a=b"},
             "extraEnv": [{"name": "GLOBAL", "value": "1"}],
+            "extraVolumes": [{"name": "tenant-keys", "secret": {"secretName": "keys"}}],
+            "extraVolumeMounts": [{"name": "tenant-keys", "mountPath": "/keys", "readOnly": True}],
             "queryReconciler": {"extraEnv": [{"name": "OPENAI_API_KEY", "value": "x"}]},
             "responsesReconciler": {"extraEnv": [{"name": "OPENAI_API_KEY", "value": "x"}]},
             "embeddingsReconciler": {"maxBatch": 64, "timeout": 30, "replicas": 2},
@@ -1027,6 +1029,8 @@ def test_user_chosen_keys_pass_through_unchanged(chart: Chart, tmp_path: Path) -
     }
     values = {
         "bus": {"encryption": {"tenants": tenants, "requiredTenants": ["team-a", "Team_B"]}},
+        "extraVolumes": [{"name": "tenant-keys", "secret": {"secretName": "ark-mesh-keys"}}],
+        "extraVolumeMounts": [{"name": "tenant-keys", "mountPath": "/keys", "readOnly": True}],
         "podAnnotations": {"example.com/owner.team": "Platform-East"},
         "podLabels": {"app.example.com/tier": "Back-End"},
         "broker": {"auth": {"tokens": [{"tenant": "team-a", "sha256": "a" * 64}]}},
@@ -1042,5 +1046,11 @@ def test_user_chosen_keys_pass_through_unchanged(chart: Chart, tmp_path: Path) -
         template = rendered.get("Deployment", rendered.name(component))["spec"]["template"]
         assert template["metadata"]["annotations"]["example.com/owner.team"] == "Platform-East"
         assert template["metadata"]["labels"]["app.example.com/tier"] == "Back-End"
+        # The key files come from a Secret mounted with extraVolumes (the schema allows it).
+        assert {"name": "tenant-keys", "secret": {"secretName": "ark-mesh-keys"}} in template[
+            "spec"
+        ]["volumes"]
+        mounts = template["spec"]["containers"][0]["volumeMounts"]
+        assert {"name": "tenant-keys", "mountPath": "/keys", "readOnly": True} in mounts
     broker = decode(rendered, "broker", tmp_path)
     assert [token.tenant for token in broker.auth.tokens] == ["team-a"]
