@@ -3,7 +3,7 @@
 The chart renders ``bus.encryption`` into every service's config file; the services look keys
 up by the tenant token of each subject. This renders a release with keys for ``team-a`` (a
 namespace-style name, which a key rewrite would have left in clear), loads the broker's config
-file as the broker does, and publishes that tenant's chunk, status update and read-model entry
+file as the broker does, and publishes that tenant's chunk and status update
 through a bus built from it. A client without keys then reads the raw stored bytes: none of the
 tenant's text is in them, while the configured bus reads it back.
 """
