@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -91,7 +92,9 @@ class HealthServer:
     async def _readyz(self, _: web.Request) -> web.Response:
         results = await self.readiness()
         ready = all(value == "ok" for value in results.values())
+        # The pid tells a caller which process answered (a test harness that picked a port
+        # another process took must not mistake that process's readiness for its own).
         return web.json_response(
-            {"status": "ok" if ready else "not ready", "checks": results},
+            {"status": "ok" if ready else "not ready", "checks": results, "pid": os.getpid()},
             status=200 if ready else 503,
         )

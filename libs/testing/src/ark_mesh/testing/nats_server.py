@@ -84,16 +84,26 @@ def find_nats_server() -> str:
     )
 
 
+_handed_out: set[int] = set()
+"""Ports this process already handed out: the kernel may offer a released port again at once,
+and two services of one mesh started together would then both be given it (one fails to bind,
+and its readiness poll reaches the other)."""
+
+
 def free_port() -> int:
-    """Ask the kernel for a free TCP port on the loopback interface.
+    """Ask the kernel for a free TCP port on the loopback interface, never one this process
+    handed out before.
 
     The port is released before returning, so another process could take it; for tests on one
     machine that window is small enough, and a clash shows up as a start failure with a clear log.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((_LOOPBACK, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class NatsServer:

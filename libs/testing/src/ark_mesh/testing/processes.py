@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -128,13 +129,24 @@ class ServiceProcess:
                     async with http.get(
                         f"{self.health_url}/readyz", timeout=aiohttp.ClientTimeout(total=2)
                     ) as response:
-                        if response.status == 200:
+                        if response.status == 200 and self._answered_by_this(await response.read()):
                             return
                 if asyncio.get_running_loop().time() > deadline:
                     raise ServiceProcessError(
                         f"{self.name} not ready within {within}s:\n{self.log_tail()}"
                     )
                 await asyncio.sleep(0.1)
+
+    def _answered_by_this(self, body: bytes) -> bool:
+        """Whether a ``/readyz`` answer came from this process (ark-mesh's names its pid): the
+        port may have been taken by another service, whose readiness is not ours. An answer
+        that names no pid is taken at its word."""
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            return True
+        pid = decoded.get("pid") if isinstance(decoded, dict) else None
+        return pid is None or self._process is None or pid == self._process.pid
 
     def kill(self) -> None:
         """SIGKILL: no drain, no goodbye — what a node failure looks like."""
