@@ -9,7 +9,7 @@ SERVICE_PACKAGES := ark_mesh.controller ark_mesh.query_reconciler ark_mesh.respo
 	ark_mesh.embeddings_reconciler ark_mesh.status_sync ark_mesh.broker
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap tools sync lint format typecheck test pytest schemas run chart-test
+.PHONY: help bootstrap tools sync lint format typecheck test pytest chaos schemas run chart-test
 
 help:
 	@echo "make run      start the whole mesh locally (NATS, K8s API emulator, fake model, services), run a query"
@@ -53,6 +53,10 @@ typecheck:
 
 pytest:
 	$(UV) run pytest $(PYTEST_ARGS)
+
+# The node-loss chaos test on a 3-node cluster (issue 12): not in `make test` until it is stable.
+chaos:
+	$(UV) run pytest -m chaos tests/e2e/test_chaos.py $(PYTEST_ARGS)
 
 test: bootstrap lint typecheck pytest
 

@@ -36,7 +36,7 @@ from ark_mesh.contracts import Chunk, StatusUpdate, decoder_for, subjects
 from ark_mesh.devmesh import LocalMesh
 from ark_mesh.testing.fake_llm import Match, Reply, Rule
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.timeout(300)]
 
 TERMINAL = ("done", "error", "canceled")
 VICTIMS = ("ARK_WORK", "ARK_CHUNKS", "ARK_STATUS", "KV_ark-queries")
