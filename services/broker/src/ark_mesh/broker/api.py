@@ -151,7 +151,7 @@ from ark_mesh.broker.responses_api import (
 from ark_mesh.broker.responses_bus import ResponsesBroker
 from ark_mesh.broker.sessions_api import SESSIONS, Sessions, session_operations
 from ark_mesh.broker.sse import DONE, event, parse_last_event_id
-from ark_mesh.broker.streaming import close_entries, open_sse, pump
+from ark_mesh.broker.streaming import close_entries, end_stream, open_sse, pump
 from ark_mesh.broker.tenancy import TenantResolver
 from ark_mesh.bus import BusError, NatsError, StreamEntry
 from ark_mesh.contracts import Agent, Chunk, Model, Resource, Team, Tool, parse_duration
@@ -809,16 +809,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             try:
                 await pump(response, entries, render, request.app[HEARTBEAT], pending=first)
             except arkbroker.STREAM_FAILURES as exc:
-                await response.write(event(_encoder.encode(read_failure(exc))))
-                await response.write(DONE)
-                await response.write_eof()
-                return response
-            usage = shaper.usage_chunk()
-            if usage is not None:
-                await response.write(event(usage))
-            await response.write(DONE)
-            await response.write_eof()
-            return response
+                return await end_stream(response, _encoder.encode(read_failure(exc)))
+            return await end_stream(response, shaper.usage_chunk())
         within = (
             parse_duration(timeout).total_seconds() if timeout else request.app[COMPLETION_WAIT]
         )

@@ -59,8 +59,8 @@ from ark_mesh.broker.responses import (
     OpenAIResponseUsage,
 )
 from ark_mesh.broker.responses_bus import ResponsesBroker
-from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event
-from ark_mesh.broker.streaming import close_entries
+from ark_mesh.broker.sse import SSE_HEADERS, comment, event
+from ark_mesh.broker.streaming import close_entries, end_stream
 from ark_mesh.bus import BusError, NatsError, StreamEntry
 from ark_mesh.contracts import (
     Chunk,
@@ -920,13 +920,5 @@ async def _stream_chat(
         _log.warning("lost the chat stream", request_id=request_id, error=str(exc))
         await _abandon(entries, pending)
         await _cancel_soon(broker, tenant, request_id, "the broker lost the stream")
-        await response.write(event(_encoder.encode(read_failure(exc))))
-        await response.write(DONE)
-        await response.write_eof()
-        return response
-    usage = shaper.usage_chunk()
-    if usage is not None:
-        await response.write(event(usage))
-    await response.write(DONE)
-    await response.write_eof()
-    return response
+        return await end_stream(response, _encoder.encode(read_failure(exc)))
+    return await end_stream(response, shaper.usage_chunk())

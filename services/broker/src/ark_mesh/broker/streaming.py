@@ -16,10 +16,10 @@ from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
-from ark_mesh.broker.sse import SSE_HEADERS, comment
+from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event
 from ark_mesh.bus import StreamEntry
 
-__all__ = ["Ending", "close_entries", "open_sse", "passed", "pump"]
+__all__ = ["Ending", "close_entries", "end_stream", "open_sse", "passed", "pump"]
 
 M = TypeVar("M")
 
@@ -31,6 +31,16 @@ async def open_sse(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(request)
     await response.write(comment("connected"))
+    return response
+
+
+async def end_stream(response: web.StreamResponse, *lines: bytes | None) -> web.StreamResponse:
+    """End an answer: each ``data:`` line given (``None``: none), then ``[DONE]``, then EOF."""
+    for line in lines:
+        if line is not None:
+            await response.write(event(line))
+    await response.write(DONE)
+    await response.write_eof()
     return response
 
 
