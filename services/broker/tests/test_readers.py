@@ -286,3 +286,57 @@ async def test_streams_on_the_responses_path_end_in_their_dialect_when_nats_goes
     kinds = [line[7:] for line in responses_text.splitlines() if line.startswith("event: ")]
     assert kinds[-1] == "error"
     await world.brokers[0].bus.wait_connected(60)
+
+
+async def test_chunks_stored_out_of_order_are_streamed_in_seq_order_and_resumed_by_seq(
+    world: Any,
+) -> None:
+    """What a ``ARK_CHUNKS`` leader election leaves behind — chunks re-sent after later ones,
+    one stored twice — reaches the client as 1, 2, 3 … once each; ``id:`` is the chunk's
+    ``seq``, so ``Last-Event-ID`` resumes exactly. (No reconciler: the chunks are stored here,
+    in the order an election can leave them.)"""
+    from ark_mesh.bus import Publisher
+    from ark_mesh.contracts import (
+        ArkChunkMetadata,
+        Chunk,
+        ChunkChoice,
+        ChunkDelta,
+        ObjectMeta,
+        Query,
+        QuerySpec,
+    )
+
+    broker = await world.start_broker()
+    query_id = await world.submit("hi")
+    subject = subjects.query_chunk("team-a", query_id)
+    done = Query(metadata=ObjectMeta(name="q"), spec=QuerySpec(input="hi"))
+
+    def chunk(seq: int) -> Chunk:
+        return Chunk(
+            id="chatcmpl-final" if seq == 6 else "chatcmpl-1",
+            created=1,
+            model="m",
+            choices=[ChunkChoice(delta=ChunkDelta(content=f"t{seq}"))],
+            ark=ArkChunkMetadata(query=query_id, completed_query=done if seq == 6 else None),
+            seq=seq,
+        )
+
+    publisher = await Publisher.create(broker.bus)
+    try:
+        for seq in (1, 2, 4, 5, 2, 3, 6):
+            await publisher.publish(subject, chunk(seq))
+    finally:
+        await publisher.close()
+    path = f"/v1/queries/{query_id}/stream"
+    full, _ = await world.sse(path)
+    assert [e.id for e in full[:-1]] == [1, 2, 3, 4, 5, 6]
+    assert [json.loads(e.data)["choices"][0]["delta"]["content"] for e in full[:5]] == [
+        "t1",
+        "t2",
+        "t3",
+        "t4",
+        "t5",
+    ]
+    assert full[-1].data == "[DONE]"
+    rest, _ = await world.sse(path, last_event_id=3)
+    assert [(e.id, e.data) for e in rest] == [(e.id, e.data) for e in full[3:]]

@@ -9,6 +9,8 @@
 * :class:`StreamReader` — replay a subject from a sequence, then follow live (:mod:`.reader`);
   :class:`Fanout` — one shared live feed per stream, fanned out in memory to many followers
   (:mod:`.fanout`).
+* :func:`in_sequence` — one query's chunks in ``seq`` order, each once, whatever order the
+  stream stored them in (:mod:`.sequenced`, the rule of :mod:`ark_mesh.contracts.sequencing`).
 * :func:`publish_whole` / :func:`read_whole` — a message larger than the server's
   ``max_payload`` (a result) travels in pieces on its own subject (:mod:`.large`).
 * :class:`CancelChannel` / :func:`cancel_watch` — cancel via core NATS plus a KV flag (:mod:`.cancel`).
@@ -81,6 +83,7 @@ from ark_mesh.bus.lifecycle import shutdown_signal
 from ark_mesh.bus.publisher import PubAck, Publisher, PublisherSettings
 from ark_mesh.bus.reader import StreamEntry, StreamReader
 from ark_mesh.bus.runs import RunLogStore, StoredRun, run_key
+from ark_mesh.bus.sequenced import in_sequence
 from ark_mesh.bus.topology import ProvisionReport, ProvisionResult, Topology, WorkBinding
 from ark_mesh.bus.worker import Handler, Worker, WorkerStats
 
@@ -156,6 +159,7 @@ __all__ = [
     "WorkerStats",
     "can_merge",
     "cancel_watch",
+    "in_sequence",
     "merge_chunks",
     "publish_whole",
     "read_whole",

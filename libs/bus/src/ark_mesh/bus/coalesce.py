@@ -10,8 +10,9 @@ Only plain text deltas are merged: one choice, ``delta.content`` only (a ``role`
 no finish reason, no usage, no error, no final ``completedQuery``, same ``id``/``model``/``ark``
 metadata. Anything else (tool-call deltas, the final chunk, errors) first flushes what is
 pending and is then published unchanged, so ordering is kept. A merged chunk carries the
-``seq`` of the *last* chunk it absorbed: sequence numbers stay strictly increasing (with gaps),
-which is what readers use to drop duplicates.
+``seq`` of the *last* chunk it absorbed, unless the producer numbers what is published
+(``number``): readers expect ``seq`` without gaps (:mod:`ark_mesh.contracts.sequencing`), so
+the query-reconciler numbers each published chunk itself.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class _Pending:
 class ChunkCoalescer:
     """Buffers chunks per subject for at most ``max_delay`` seconds / ``max_bytes`` of text.
 
-    ``msg_id(chunk)`` gives the ``Nats-Msg-Id`` of each published (possibly merged) chunk.
+    ``msg_id(chunk)`` gives the ``Nats-Msg-Id`` of each published (possibly merged) chunk;
+    ``number(chunk)``, when given, renumbers each one as it is published (in publish order).
     Call :meth:`flush` before publishing anything that must come after the chunks (the final
     status), and :meth:`close` when the producer is done.
     """
@@ -94,11 +96,13 @@ class ChunkCoalescer:
         max_delay: float = 0.02,
         max_bytes: int = 4096,
         msg_id: Callable[[Chunk], str | None] | None = None,
+        number: Callable[[Chunk], Chunk] | None = None,
     ) -> None:
         self.publisher = publisher
         self.max_delay = max_delay
         self.max_bytes = max_bytes
         self._msg_id = msg_id or (lambda chunk: None)
+        self._number = number
         self._pending: dict[str, _Pending] = {}
         self._lock = asyncio.Lock()
         self._timers: set[asyncio.Task[None]] = set()
@@ -159,5 +163,7 @@ class ChunkCoalescer:
         # One lock for all publishes keeps chunks of a subject in order even when a timer
         # flush and a caller's add race for the publish window.
         async with self._lock:
+            if self._number is not None:
+                chunk = self._number(chunk)
             await self.publisher.publish_nowait(subject, chunk, msg_id=self._msg_id(chunk))
             self.published += 1

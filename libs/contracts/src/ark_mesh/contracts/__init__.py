@@ -6,7 +6,7 @@ the mesh publishes. Subjects live in :mod:`ark_mesh.contracts.subjects`; schema 
 in :mod:`ark_mesh.contracts.export`.
 """
 
-from ark_mesh.contracts import ark, endings, ordering, subjects
+from ark_mesh.contracts import ark, endings, ordering, sequencing, subjects
 from ark_mesh.contracts.codec import (
     MSG_ID_HEADER,
     SCHEMA_HEADER,
@@ -325,5 +325,6 @@ __all__ = [
     "parse_duration",
     "rfc3339",
     "schema_of",
+    "sequencing",
     "subjects",
 ]

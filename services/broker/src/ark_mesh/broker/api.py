@@ -560,8 +560,8 @@ async def stream_query(request: web.Request) -> web.StreamResponse:
             try:
                 await pump(
                     response,
-                    broker.chunks(tenant, query_id, after=after),
-                    lambda entry: event(openai_chunk(entry.data), id=entry.seq),
+                    broker.chunks(tenant, query_id, after=after or 0),
+                    lambda entry: event(openai_chunk(entry.data), id=entry.message.seq),
                     request.app[HEARTBEAT],
                 )
             except arkbroker.STREAM_FAILURES as exc:
@@ -793,7 +793,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             # A query whose target does not exist ends at once with only its final chunk: if
             # that comes before the first heartbeat is due, it is answered like the
             # non-streaming call (404 model_not_found) instead of a 200 stream of a failure.
-            entries = aiter(broker.chunks(tenant, record.id, after=None))
+            entries = aiter(broker.chunks(tenant, record.id))
             first, entry = await _first_entry(entries, request.app[HEARTBEAT])
             failed = first.exception() if first.done() and not first.cancelled() else None
             if isinstance(failed, arkbroker.STREAM_FAILURES):

@@ -314,16 +314,17 @@ async def _follow_by_name(
             await _finish(response, passed(loop.time(), deadline, end_by) or "timeout")
             return
     with bound_context(tenant=tenant, query_id=query_id):
-        after: int | None = None
+        after, live_from = 0, None
         if not from_beginning:
             last = await broker.reader.last(subjects.query_chunk(tenant, query_id), decoder=_chunk)
             if last is not None and (last.message.is_final or last.message.error is not None):
                 await _finish(response, "end")
                 return
-            after = last.seq if last is not None else None
+            if last is not None:
+                after, live_from = last.message.seq, last.seq + 1
         ending = await pump(
             response,
-            _through_error(broker.chunks(tenant, query_id, after=after)),
+            _through_error(broker.chunks(tenant, query_id, after=after, live_from=live_from)),
             lambda entry: event(openai_chunk(entry.data)),
             heartbeat,
             first_by=deadline,

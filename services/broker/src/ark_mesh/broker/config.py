@@ -12,6 +12,7 @@ from typing import Literal
 import msgspec
 
 from ark_mesh.bus import BusConfig, ConsumerSettings, TopologyConfig, WorkerSettings
+from ark_mesh.bus.sequenced import DEFAULT_GAP_WAIT
 from ark_mesh.contracts import SubjectError, subjects
 from ark_mesh.contracts.config import ConfigSection
 from ark_mesh.service import ConfigError, HealthConfig, KubernetesConfig, ResourcesConfig
@@ -72,12 +73,17 @@ class SSEConfig(ConfigSection, frozen=True, kw_only=True):
     ``read_within_seconds`` bounds how long a stream read keeps trying to (re)create its
     consumer, or waits for NATS to come back, before the stream ends with an error event and
     ``[DONE]`` (the client resumes with ``Last-Event-ID``); ``follower_buffer`` is how many
-    entries a client may lag behind the broker's shared feed before it is ended the same way."""
+    entries a client may lag behind the broker's shared feed before it is ended the same way.
+
+    A query's chunks are sent in ``seq`` order, each once (:mod:`ark_mesh.contracts.sequencing`):
+    chunks stored behind a missing one wait for it at most ``chunk_gap_seconds`` (longer than a
+    publisher re-sends a chunk), then go out without it."""
 
     heartbeat_seconds: float = 15.0
     watch_max_seconds: float | None = None
     read_within_seconds: float = 20.0
     follower_buffer: int = 10_000
+    chunk_gap_seconds: float = DEFAULT_GAP_WAIT
 
 
 ApiMode = Literal["broker", "direct"]

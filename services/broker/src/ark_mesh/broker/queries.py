@@ -45,7 +45,15 @@ from ark_mesh.broker.errors import (
 )
 from ark_mesh.broker.readmodel import InFlight, QueryRecord, ReadModel, now
 from ark_mesh.broker.sizes import check_query_size
-from ark_mesh.bus import BusError, CancelChannel, Fanout, Publisher, StreamEntry, StreamReader
+from ark_mesh.bus import (
+    BusError,
+    CancelChannel,
+    Fanout,
+    Publisher,
+    StreamEntry,
+    StreamReader,
+    in_sequence,
+)
 from ark_mesh.contracts import (
     Chunk,
     ObjectMeta,
@@ -382,25 +390,30 @@ class QueryBroker:
         return await self.read_model.records(tenant, self.in_flight.known(tenant))
 
     def chunks(
-        self, tenant: str, query_id: str, *, after: int | None
+        self, tenant: str, query_id: str, *, after: int = 0, live_from: int | None = None
     ) -> AsyncIterator[StreamEntry[Chunk]]:
-        """The query's chunks after stream sequence ``after``, live, through the final chunk.
+        """The query's chunks numbered after ``after`` (a chunk ``seq``: what a resuming
+        client already has), live, through the final chunk — in ``seq`` order, each once,
+        whatever order the stream stored them in (:func:`~ark_mesh.bus.in_sequence`).
 
-        Followed through the shared feed (one consumer per broker, whatever the number of
-        clients); a catch-up from ``after`` uses a short-lived ordered consumer."""
-        return self.fanout.follow(
+        Read from the subject's first entry, or from stream sequence ``live_from`` (a reader
+        that wants only what is stored from now on). Followed through the shared feed (one
+        consumer per broker, whatever the number of clients); a catch-up from an earlier
+        position uses a short-lived ordered consumer."""
+        entries = self.fanout.follow(
             subjects.query_chunk(tenant, query_id),
             decoder=_chunk,
-            start_seq=after + 1 if after is not None else None,
+            start_seq=live_from,
             until=lambda entry: entry.message.is_final,
         )
+        return in_sequence(entries, after=after, gap_wait=self.config.streaming.chunk_gap_seconds)
 
     async def ended_by(self, tenant: str, query_id: str, after: int) -> bool:
-        """Whether the query's chunk stream holds nothing after sequence ``after`` that a
-        reader could still wait for: its final chunk (or, for a query that streamed nothing,
-        its last chunk) is at or before ``after``. Only meaningful for a terminal query."""
+        """Whether a client that has the chunks through ``seq`` ``after`` has the query's
+        whole stream: its final chunk (or, for a query whose stream has none, its last chunk)
+        is numbered at or before ``after``. Only meaningful for a terminal query."""
         last = await self.reader.last(subjects.query_chunk(tenant, query_id), decoder=_chunk)
-        return last is None or last.seq <= after
+        return last is None or last.message.seq <= after
 
     async def events(self, tenant: str, query_id: str) -> list[StreamEntry[QueryEvent]]:
         return [

@@ -28,6 +28,7 @@ from ark_mesh.bus import (
     Publisher,
     StreamEntry,
     StreamReader,
+    in_sequence,
     read_whole,
 )
 from ark_mesh.contracts import (
@@ -112,11 +113,13 @@ class ResponsesBroker:
 
     def chunks(self, tenant: str, request_id: str) -> AsyncIterator[StreamEntry[Chunk]]:
         """The request's chunks from the first, live, through the final chunk (through the
-        shared feed, :class:`~ark_mesh.bus.Fanout`)."""
-        return self.fanout.follow(
-            subjects.query_chunk(tenant, request_id),
-            decoder=_chunk,
-            until=lambda entry: entry.message.is_final,
+        shared feed, :class:`~ark_mesh.bus.Fanout`), in ``seq`` order, each once."""
+        return in_sequence(
+            self.fanout.follow(
+                subjects.query_chunk(tenant, request_id),
+                decoder=_chunk,
+                until=lambda entry: entry.message.is_final,
+            )
         )
 
     async def result(self, tenant: str, request_id: str) -> ResponsesResult:

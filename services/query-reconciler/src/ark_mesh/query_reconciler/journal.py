@@ -67,10 +67,10 @@ class RunJournal:
         # The resolver counts chunks per run and sets ``chunk_seq`` only where it matters to
         # it (at a pause, counting the approval line it is about to send); between pauses the
         # sink knows best which chunk went out last.
-        position = max(self._sink.last_seq, self._sink.position(log.chunk_seq))
-        stored = msgspec.structs.replace(log, chunk_seq=position)
         try:
             await self._sink.flush()
+            position = max(self._sink.last_seq, self._sink.position(log.chunk_seq))
+            stored = msgspec.structs.replace(log, chunk_seq=position)
             self.revision = await self._store.save(self._tenant, stored, revision=self.revision)
         except RunLogConflictError as exc:
             _log.warning("another process owns the run; stopping before the next step")

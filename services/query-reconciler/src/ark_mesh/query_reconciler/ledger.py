@@ -9,8 +9,9 @@ replica looks at the query's subjects:
 * the newest ``StatusUpdate`` on ``ark.<t>.query.<id>.status`` (a direct lookup by subject); only
   when it is not terminal (a redelivery, or attempts that raced) is the subject scanned for a
   terminal update of this generation;
-* the newest ``Chunk`` on ``….chunk``, for the next ``seq`` and whether the final chunk is out;
-  when a terminal status exists but the newest chunk is not final, the subject is scanned for it.
+* the newest ``Chunk`` on ``….chunk``: when it is this generation's final chunk, that is its
+  ``seq`` and the final chunk is out; otherwise the subject is scanned for the largest ``seq``
+  (chunks re-sent around a leader election are stored after later ones) and the final chunk.
 
 The common path (a first delivery) costs two lookups by subject and no consumer.
 
@@ -127,8 +128,11 @@ class LedgerReader:
             and last_chunk.is_final
             and _chunk_generation(last_chunk) in (None, generation)
         )
-        if terminal is not None and not final and chunk_entry is not None:
-            final = await self._scan_final(chunk_subject, generation)
+        if chunk_entry is not None and not final:
+            # Chunks re-sent around a leader election are stored after later ones
+            # (contracts/sequencing.py): the newest entry need not hold the largest ``seq``,
+            # and this attempt must number after the largest, or it would reuse numbers.
+            last_seq, final = await self._scan_chunks(chunk_subject, generation)
         return Ledger(
             generation=generation,
             last_status=last_status,
@@ -155,23 +159,20 @@ class LedgerReader:
                 found = entry.message
         return found
 
-    async def _scan_final(self, subject: str, generation: int) -> bool:
-        def is_final(entry: StreamEntry[Chunk | None]) -> bool:
-            chunk = entry.message
-            return (
-                chunk is not None
-                and chunk.is_final
-                and _chunk_generation(chunk) in (None, generation)
-            )
-
+    async def _scan_chunks(self, subject: str, generation: int) -> tuple[int, bool]:
+        """The largest ``seq`` on the subject, and whether this generation's final chunk is
+        there (behind later chunks: a racing attempt's)."""
+        largest = 0
+        final = False
         async for entry in self._chunks.read(
-            subject,
-            decoder=_chunk_or_none,
-            caught_up=True,
-            idle_timeout=self._scan_timeout,
-            until=is_final,
+            subject, decoder=_chunk_or_none, caught_up=True, idle_timeout=self._scan_timeout
         ):
-            if is_final(entry):
-                log.info("final chunk found behind later chunks", subject=subject)
-                return True
-        return False
+            chunk = entry.message
+            if chunk is None:
+                continue
+            largest = max(largest, chunk.seq)
+            if chunk.is_final and _chunk_generation(chunk) in (None, generation):
+                if not final:
+                    log.info("final chunk found behind later chunks", subject=subject)
+                final = True
+        return largest, final

@@ -9,10 +9,11 @@ Where each report goes (ARCHITECTURE §4)::
 
 Why it is more than a forwarder:
 
-* **Chunk numbering survives redelivery.** The resolver numbers chunks from 1 in every run; the
-  sink adds the ``seq`` of the last chunk an earlier attempt published (from the
-  :class:`~ark_mesh.query_reconciler.ledger.Ledger`), so ``seq`` stays strictly increasing per
-  query and readers drop duplicates by it.
+* **Chunk numbering is dense and survives redelivery.** The sink numbers every chunk it
+  publishes (merged ones included) one after the other, starting after the largest ``seq`` an
+  earlier attempt published (from the :class:`~ark_mesh.query_reconciler.ledger.Ledger`), so a
+  query's ``seq`` runs 1, 2, 3 … without gaps: readers put chunks back in order by it and drop
+  duplicates (:mod:`ark_mesh.contracts.sequencing`).
 * **Deterministic message ids.** Every message carries a ``Nats-Msg-Id`` derived from the query,
   its generation and its position; the terminal status and the final chunk in particular get
   ``<uid>:<generation>:terminal`` and ``<uid>:<generation>:final``, the same in every replica and
@@ -93,12 +94,14 @@ class JetStreamSink:
         self._publisher = publisher
         self._request = request
         self._attempt = attempt
-        self._offset = chunk_offset
         self._chunk_subject = subjects.query_chunk(request.tenant, request.query_id)
         self._event_subject = subjects.query_event(request.tenant, request.query_id)
         self._status_subject = subjects.query_status(request.tenant, request.query_id)
         self._events = itertools.count(1)
         self.last_seq = chunk_offset
+        """The ``seq`` of the last chunk published (or handed to the publisher)."""
+        self._given = 0
+        """The resolver's number of the last chunk it handed over."""
         self.terminal: StatusUpdate | None = None
         self.final_published = False
         settings = streaming or ChunkStreamConfig()
@@ -109,19 +112,26 @@ class JetStreamSink:
                 max_delay=settings.coalesce_delay,
                 max_bytes=settings.coalesce_bytes,
                 msg_id=self._chunk_id,
+                number=self._number,
             )
 
     def position(self, seq: int) -> int:
-        """The query-wide ``seq`` a chunk the resolver numbered ``seq`` is published with."""
-        return self._offset + seq
+        """The query-wide ``seq`` of the resolver's chunk ``seq`` (one it handed over or the
+        next ones). Exact once coalesced chunks are flushed: :meth:`flush` first."""
+        return self.last_seq + seq - self._given
+
+    def _number(self, chunk: Chunk) -> Chunk:
+        self.last_seq += 1
+        return msgspec.structs.replace(chunk, seq=self.last_seq)
 
     def _chunk_id(self, chunk: Chunk) -> str:
         return chunk_msg_id(self._request.query_id, self._request.generation, chunk.seq)
 
     async def chunk(self, chunk: Chunk) -> None:
-        seq = self._offset + chunk.seq
-        self.last_seq = seq
-        numbered = msgspec.structs.replace(chunk, seq=seq)
+        self._given = chunk.seq
+        await self._publish_chunk(chunk)
+
+    async def _publish_chunk(self, chunk: Chunk) -> None:
         if chunk.is_final:
             await self._flush_chunks()
             # Every earlier chunk stored first (a retried one could land behind the final
@@ -129,13 +139,14 @@ class JetStreamSink:
             await self._publisher.settle(self._chunk_subject, within=_SETTLE_WITHIN)
             await self._publisher.publish(
                 self._chunk_subject,
-                numbered,
+                self._number(chunk),
                 msg_id=final_chunk_msg_id(self._request.query_id, self._request.generation),
             )
             self.final_published = True
         elif self._coalescer is not None:
-            await self._coalescer.add(self._chunk_subject, numbered)
+            await self._coalescer.add(self._chunk_subject, chunk)
         else:
+            numbered = self._number(chunk)
             await self._publisher.publish_nowait(
                 self._chunk_subject, numbered, msg_id=self._chunk_id(numbered)
             )
@@ -144,7 +155,7 @@ class JetStreamSink:
         """A system chunk of the service's own (Ark's ``ark.systemMessage`` form), numbered
         after everything already published; the resolver's chunks follow it."""
         request = self._request
-        await self.chunk(
+        await self._publish_chunk(
             Chunk(
                 id=SYSTEM_CHUNK_ID,
                 created=int(time.time()),
@@ -155,10 +166,9 @@ class JetStreamSink:
                     session=request.spec.session_id or request.query_id,
                     system_message=text,
                 ),
-                seq=1,
+                seq=0,
             )
         )
-        self._offset += 1
 
     async def event(self, event: QueryEvent) -> None:
         msg_id = (
