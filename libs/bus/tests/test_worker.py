@@ -24,6 +24,7 @@ from ark_mesh.bus import (
 )
 from ark_mesh.bus.worker import retry_delay
 from ark_mesh.contracts import DeadLetter, EmbeddingsRequest, decode, subjects
+from ark_mesh.testing.nats_server import NatsServer
 
 Handled = list[tuple[str, int]]
 
@@ -320,9 +321,12 @@ async def test_heartbeats_keep_a_long_handler_from_being_redelivered(bus: Bus, k
     assert info.num_redelivered == 0
 
 
-async def test_a_heartbeat_late_by_a_whole_ack_wait_is_reported(bus: Bus, kit: type) -> None:
-    """A stalled event loop sends no heartbeats: the message may go to another replica while
-    this one still runs it (decision 49), which the worker counts (and logs) once it can."""
+async def test_a_handler_whose_heartbeats_stalled_for_an_ack_wait_is_fenced(
+    bus: Bus, kit: type
+) -> None:
+    """A stalled event loop sends no heartbeats: the server hands the message to another
+    delivery while this one still runs it (decision 49). The worker counts the late heartbeat
+    and stops the first handler, so the message runs in one place only."""
     config = kit.small_topology(
         work_consumers=(
             WorkConsumerSettings(kind="embeddings", durable="stall", ack_wait=0.6, max_deliver=5),
@@ -331,21 +335,80 @@ async def test_a_heartbeat_late_by_a_whole_ack_wait_is_reported(bus: Bus, kit: t
     )
     await Topology(config).provision(bus)
     publisher = await Publisher.create(bus)
-    done = asyncio.Event()
+    outcomes: dict[int, str] = {}
+    second = asyncio.Event()
 
     async def handle(message: EmbeddingsRequest, context: MessageContext) -> None:
         if context.delivery == 1:
             time.sleep(1.0)  # noqa: ASYNC251 - the stall under test: no heartbeat for a whole AckWait
-            await asyncio.sleep(0.3)
-            done.set()
+            try:
+                await asyncio.sleep(30)
+                outcomes[1] = "ran on"
+            except asyncio.CancelledError:
+                outcomes[1] = "fenced"
+                raise
+        else:
+            outcomes[context.delivery] = "done"
+            second.set()
 
     worker = Worker.for_type(bus, ("ARK_WORK", "stall"), EmbeddingsRequest, handle)
     await worker.start()
     await publisher.publish(subjects.work_embeddings(kit.tenant), kit.request(1))
-    await asyncio.wait_for(done.wait(), 30)
+    await asyncio.wait_for(second.wait(), 30)
+    await kit.eventually(lambda: outcomes.get(1) is not None, what="the first handler ended")
     await worker.stop()
     await publisher.close()
+    assert outcomes == {1: "fenced", 2: "done"}
     assert worker.stats.late_heartbeats == 1
+    assert worker.stats.fenced == 1
+    assert worker.stats.acked == 1
+
+
+async def test_a_handler_cut_off_from_nats_for_longer_than_the_fence_is_stopped(
+    bus: Bus, kit: type, nats_server: NatsServer
+) -> None:
+    """The replica's NATS goes away (a node lost, a partition): no heartbeat can be confirmed,
+    so the handler is stopped before AckWait would hand its message over; the message is run
+    again once NATS is back, once."""
+    config = kit.small_topology(
+        work_consumers=(
+            WorkConsumerSettings(kind="embeddings", durable="cut", ack_wait=1.5, max_deliver=5),
+        ),
+        consumers=(),
+    )
+    await Topology(config).provision(bus)
+    publisher = await Publisher.create(bus)
+    outcomes: dict[int, str] = {}
+    started = asyncio.Event()
+    second = asyncio.Event()
+
+    async def handle(message: EmbeddingsRequest, context: MessageContext) -> None:
+        if context.delivery == 1:
+            started.set()
+            try:
+                await asyncio.sleep(60)
+                outcomes[1] = "ran on"
+            except asyncio.CancelledError:
+                outcomes[1] = "fenced"
+                raise
+        else:
+            outcomes[context.delivery] = "done"
+            second.set()
+
+    worker = Worker.for_type(bus, ("ARK_WORK", "cut"), EmbeddingsRequest, handle)
+    await worker.start()
+    await publisher.publish(subjects.work_embeddings(kit.tenant), kit.request(1))
+    await asyncio.wait_for(started.wait(), 30)
+    await nats_server.astop()
+    try:
+        await kit.eventually(lambda: outcomes.get(1) is not None, what="the fence", within=30)
+    finally:
+        await nats_server.astart()
+    await asyncio.wait_for(second.wait(), 60)
+    await worker.stop()
+    await publisher.close()
+    assert outcomes == {1: "fenced", 2: "done"}
+    assert worker.stats.fenced == 1
 
 
 async def test_stop_naks_handlers_that_outlive_the_grace_period(

@@ -163,6 +163,7 @@ async def test_killed_worker_message_is_completed_by_another_exactly_once(
         "drained": 0,
         "turned_away": 0,
         "late_heartbeats": 0,
+        "fenced": 0,
     }
 
 

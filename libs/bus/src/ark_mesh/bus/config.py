@@ -208,6 +208,11 @@ class WorkerSettings(ConfigSection, frozen=True, kw_only=True):
     ``grace_period`` is how long a stopping worker lets running handlers finish before it naks
     them for another replica. ``double_ack`` waits for the server to confirm each ack (NATS's
     "exactly once" recipe) at the price of a round trip per message.
+
+    ``fence_after`` (default: AckWait minus one heartbeat interval) is how long a running
+    message may go without a heartbeat the server confirmed before the worker stops its handler:
+    past AckWait the server hands the message to another replica, and two attempts of one query
+    must not stream side by side (a replica cut off from the cluster would otherwise go on).
     """
 
     slots: int = 8
@@ -215,6 +220,7 @@ class WorkerSettings(ConfigSection, frozen=True, kw_only=True):
     refill_fraction: float = 0.25
     refill_delay: float = 0.005
     heartbeat_interval: float | None = None
+    fence_after: float | None = None
     retry_delay_initial: float = 1.0
     retry_delay_max: float = 60.0
     grace_period: float = 25.0

@@ -64,7 +64,17 @@ class MessageContext:
     worker builds one context per message.
     """
 
-    __slots__ = ("_info", "headers", "max_deliver", "msg", "subject", "tenant", "touched")
+    __slots__ = (
+        "_info",
+        "confirmed",
+        "fenced",
+        "headers",
+        "max_deliver",
+        "msg",
+        "subject",
+        "tenant",
+        "touched",
+    )
 
     def __init__(
         self,
@@ -80,6 +90,10 @@ class MessageContext:
         self.headers: Mapping[str, str] = headers if headers is not None else (msg.headers or {})
         self.max_deliver = max_deliver
         self.touched = time.monotonic()
+        self.confirmed = self.touched
+        """When the server last confirmed it holds the message for us (delivery, heartbeat)."""
+        self.fenced = False
+        """The worker stopped the handler: the message may be running elsewhere now."""
         self._info: DeliveryInfo | None = None
 
     @property

@@ -15,7 +15,11 @@ Per message the worker:
 3. runs the handler, sending ``in_progress`` heartbeats every ``AckWait/3`` so a long LLM call
    is not redelivered while it is alive — and *is* redelivered soon after its worker dies:
    with the default AckWait of 8 s another replica has a dead replica's messages between
-   about 5 and 8 s after the death (decision 49; ``bench/takeover.py``);
+   about 5 and 8 s after the death (decision 49; ``bench/takeover.py``). Heartbeats are
+   confirmed by the server; a message none was confirmed for since ``fence_after`` (AckWait
+   minus one interval) may be running elsewhere soon, so its handler is stopped (cancelled)
+   and the message left to the server — a replica cut off from the cluster stops instead of
+   streaming beside the attempt that took its work over;
 4. maps the outcome: return → ``ack``; :class:`~ark_mesh.bus.errors.TransientError` (or any
    unexpected exception) → ``nak(delay)`` with a delay that grows per delivery (a plain nak
    would redeliver at once and burn MaxDeliver in milliseconds); a transient failure on the
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -102,6 +107,8 @@ class WorkerStats:
     late_heartbeats: int = 0
     """Heartbeats sent more than AckWait after the previous one: the message may have been
     handed to another replica meanwhile (a stalled event loop, a connection down)."""
+    fenced: int = 0
+    """Handlers stopped because no heartbeat was confirmed for ``fence_after`` seconds."""
 
 
 class _Advisory(msgspec.Struct):
@@ -153,6 +160,12 @@ class Worker(Generic[M]):
         self._pump_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._advisory_sub: Subscription | None = None
+        # Heartbeats are requests: the server's empty reply (to one wildcard subscription per
+        # worker, a token per heartbeat) confirms it still holds the message for us.
+        self._beat_prefix = ""
+        self._beat_tokens = itertools.count(1)
+        self._beats: dict[str, MessageContext] = {}
+        self._beat_sub: Subscription | None = None
         self._unregister_reconnect: Callable[[], None] | None = None
         self._backoff_until = 0.0
         self._idle = asyncio.Event()
@@ -222,6 +235,10 @@ class Worker(Generic[M]):
             queue=f"ark-dlq-{self.durable}",
             cb=self._on_max_deliveries,
         )
+        self._beat_prefix = self.bus.nc.new_inbox() + "."
+        self._beat_sub = await self.bus.nc.subscribe(
+            self._beat_prefix + "*", cb=self._on_beat_confirmed
+        )
         self._unregister_reconnect = self.bus.on_reconnect(self._after_reconnect)
         self._started = True
         self._pump_task = asyncio.create_task(self._pump(), name=f"worker-pump-{self.durable}")
@@ -279,9 +296,10 @@ class Worker(Generic[M]):
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
-        if self._advisory_sub is not None and not self.bus.nc.is_closed:
-            with contextlib.suppress(nats.errors.Error):
-                await self._advisory_sub.unsubscribe()
+        for sub in (self._advisory_sub, self._beat_sub):
+            if sub is not None and not self.bus.nc.is_closed:
+                with contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
         if self._unregister_reconnect is not None:
             self._unregister_reconnect()
         if self._own_publisher and self._publisher is not None:
@@ -482,6 +500,11 @@ class Worker(Generic[M]):
         except TransientError as error:
             return await self._retry(msg, context, error, error.delay, message)
         except asyncio.CancelledError:
+            if context.fenced and not self._stopping:
+                # Stopped by the fence: the server redelivers the message (to whoever it
+                # chooses) after AckWait; a nak now could start a third attempt beside one
+                # already running elsewhere.
+                return "fenced"
             if self._stopping:
                 # The grace period ran out: give the message back for another replica now.
                 self.stats.drained += 1
@@ -594,43 +617,87 @@ class Worker(Generic[M]):
         of the settings, else a third of the consumer's AckWait."""
         return self.settings.heartbeat_interval or max(0.05, self.ack_wait / 3)
 
+    @property
+    def fence_after(self) -> float:
+        """Seconds without a confirmed heartbeat after which a running handler is stopped."""
+        return self.settings.fence_after or max(
+            self.heartbeat_interval * 1.25, self.ack_wait - self.heartbeat_interval
+        )
+
     async def _heartbeats(self) -> None:
         # The takeover mechanism (decision 49): AckWait is short (8 s by default) so a dead
         # replica's messages come back within it, and a live one keeps each running message
         # alive with ``in_progress``. Ticking at a quarter of the interval keeps the longest gap
         # between two heartbeats of a message at 1.25 intervals, well inside AckWait.
         interval = self.heartbeat_interval
+        fence_after = self.fence_after
         while True:
             await asyncio.sleep(interval / 4)
-            if not self.bus.ready:
-                continue
             now = time.monotonic()
+            ready = self.bus.ready
             late: list[str] = []
-            for context in list(self._tasks.values()):
-                idle = now - context.touched
-                if idle < interval:
+            for task, context in list(self._tasks.items()):
+                if context.fenced:
                     continue
+                idle = now - context.touched
                 if idle >= self.ack_wait:
                     late.append(context.subject)
+                if now - context.confirmed >= fence_after:
+                    # With the connection down too: that is when it matters most.
+                    self._fence(task, context, now)
+                    continue
+                if idle < interval or not ready:
+                    continue
                 context.touched = now
+                token = str(next(self._beat_tokens))
+                self._beats[token] = context
                 try:
-                    await context.msg.in_progress()
+                    await self.bus.nc.publish(
+                        context.msg.reply, b"+WPI", reply=self._beat_prefix + token
+                    )
                 except (nats.errors.Error, BusError):
-                    pass  # connection trouble: the next tick tries again
+                    self._beats.pop(token, None)  # connection trouble: the next tick tries again
                 except Exception:
+                    self._beats.pop(token, None)
                     _log.exception("heartbeat failed", subject=context.subject)
+            # Heartbeats the server never answered (no leader then) are not waited for.
+            if len(self._beats) > 4 * len(self._tasks) + 64:
+                running = set(self._tasks.values())
+                self._beats = {t: c for t, c in self._beats.items() if c in running}
             if late:
                 self.stats.late_heartbeats += len(late)
                 # The event loop stalled or the connection was down for a whole AckWait:
-                # JetStream may have handed these messages to another replica meanwhile. The
-                # run's journal (one owner per revision) stops the loser before its next step;
-                # say so (once per tick), because this is the one way a live query runs twice.
+                # JetStream may have handed these messages to another replica meanwhile. Their
+                # handlers were fenced above; say so (once per tick).
                 _log.warning(
                     "heartbeats late by more than AckWait; the messages may be redelivered",
                     count=len(late),
                     subjects=late[:10],
                     ack_wait=self.ack_wait,
                 )
+
+    async def _on_beat_confirmed(self, msg: Msg) -> None:
+        context = self._beats.pop(msg.subject[len(self._beat_prefix) :], None)
+        if context is None:
+            return
+        headers = msg.headers
+        if headers and headers.get("Status") == "503":
+            return  # no responders: the consumer has no leader right now
+        context.confirmed = max(context.confirmed, time.monotonic())
+
+    def _fence(self, task: asyncio.Task[None], context: MessageContext, now: float) -> None:
+        """Stop a handler whose message the server may hand (or have handed) to another
+        replica: nothing confirmed our heartbeats for ``fence_after`` seconds."""
+        context.fenced = True
+        self.stats.fenced += 1
+        _log.warning(
+            "no heartbeat confirmed for too long; stopping the handler so the message runs "
+            "in one place only (the server redelivers it)",
+            subject=context.subject,
+            unconfirmed_for=round(now - context.confirmed, 1),
+            ack_wait=self.ack_wait,
+        )
+        task.cancel()
 
     # -- MaxDeliver advisories ------------------------------------------------------------------
 
