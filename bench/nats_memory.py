@@ -26,12 +26,9 @@ import argparse
 import asyncio
 import os
 import platform
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,21 +36,16 @@ from typing import Any
 import aiohttp
 import msgspec
 import yaml
+from harness import manifests, reconciler_process, rss_mib
 
 from ark_mesh.bus import (
     Bus,
-    BusConfig,
-    ConnectionSettings,
     Publisher,
     Topology,
     TopologyConfig,
-    WorkerSettings,
 )
 from ark_mesh.contracts import Chunk, QueryRequest, QuerySpec, QueryTarget, decoder_for, subjects
-from ark_mesh.query_reconciler import ChunkStreamConfig, QueryReconcilerConfig
-from ark_mesh.service import HealthConfig, ResourcesConfig
 from ark_mesh.telemetry import configure_logging
-from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import FakeModelServer
 from ark_mesh.testing.nats_server import NatsServer, free_port
 
@@ -61,76 +53,10 @@ TENANT = "bench"
 _chunk = decoder_for(Chunk)
 
 
-def _manifests(base_url: str) -> list[dict[str, Any]]:
-    """The Model on the fake server and the Agent the bench queries (as the file source reads)."""
-    return [
-        msgspec.to_builtins(ark_objects.model("default", TENANT, base_url, api_key="bench-key")),
-        msgspec.to_builtins(ark_objects.agent("helper", TENANT, prompt="You are helpful.")),
-    ]
-
-
-@asynccontextmanager
-async def reconciler(
-    root: Path, nats_url: str, topology: TopologyConfig, slots: int
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    port = free_port()
-    config = QueryReconcilerConfig(
-        bus=BusConfig(
-            connection=ConnectionSettings(servers=(nats_url,)),
-            topology=topology,
-            worker=WorkerSettings(slots=slots, service="query-reconciler"),
-        ),
-        instance="bench-reconciler",
-        resources=ResourcesConfig(
-            source="manifests", manifests=str(root / "manifests"), default_namespace=TENANT
-        ),
-        streaming=ChunkStreamConfig(stream_model_calls=True),
-        health=HealthConfig(host="127.0.0.1", port=port),
-    )
-    path = root / "reconciler.yaml"
-    path.write_text(yaml.safe_dump(msgspec.to_builtins(config)))
-    log = (root / "reconciler.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ark_mesh.query_reconciler",
-        "--config",
-        str(path),
-        stdout=log,
-        stderr=log,
-        env={**os.environ, "ARK_LOG_FORMAT": "json", "ARK_LOG_LEVEL": "warning"},
-    )
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(600):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if process.returncode is not None:
-                    raise RuntimeError((root / "reconciler.log").read_text()[-3000:])
-                await asyncio.sleep(0.1)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
-        log.close()
-
-
 def _topology(path: str | None) -> TopologyConfig:
     if path is None:
         return TopologyConfig()
     return msgspec.convert(yaml.safe_load(Path(path).read_text()), TopologyConfig)
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def _save(path: str | None, checkpoint: int, text: str) -> None:
@@ -240,7 +166,7 @@ async def main(args: argparse.Namespace) -> None:
         await fake.start()
         fake.add_rule({"reply": {"content": " ".join(["token"] * args.words)}})
         (root / "manifests" / "resources.yaml").write_text(
-            yaml.safe_dump_all(_manifests(fake.base_url))
+            yaml.safe_dump_all(manifests(fake.base_url, TENANT))
         )
         try:
             assert server.pid is not None
@@ -252,7 +178,15 @@ async def main(args: argparse.Namespace) -> None:
                 f"# nats-server {server.binary}, GOMEMLIMIT={args.gomemlimit or 'unset'}; "
                 f"RSS at start {rss_mib(pid):.1f} MiB"
             )
-            async with reconciler(root, server.url, topology, args.slots):
+            async with reconciler_process(
+                root,
+                server.url,
+                "bench-reconciler",
+                tenant=TENANT,
+                slots=args.slots,
+                topology=topology,
+                stream_model_calls=True,
+            ):
                 runner = Runner(bus, publisher, args.in_flight)
                 await runner.start()
                 done = 0

@@ -22,26 +22,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import msgspec
 import yaml
+from harness import cpu_seconds, manifests, reconciler_process
 
 from ark_mesh.bus import (
     Bus,
-    BusConfig,
-    ConnectionSettings,
     MessageContext,
     Publisher,
     Topology,
@@ -51,79 +46,13 @@ from ark_mesh.bus import (
 )
 from ark_mesh.contracts import Chunk, QueryRequest, QuerySpec, QueryTarget, StatusUpdate, subjects
 from ark_mesh.contracts import decoder_for as contract_decoder
-from ark_mesh.query_reconciler import QueryReconcilerConfig
-from ark_mesh.service import HealthConfig, ResourcesConfig
 from ark_mesh.telemetry import configure_logging
-from ark_mesh.testing import ark_objects
 from ark_mesh.testing.fake_llm import FakeModelServer
-from ark_mesh.testing.nats_server import NatsServer, free_port
+from ark_mesh.testing.nats_server import NatsServer
 
 TENANT = "bench"
 _status = contract_decoder(StatusUpdate)
 _chunk = contract_decoder(Chunk)
-
-
-def _manifests(base_url: str) -> list[dict[str, Any]]:
-    """The Model on the fake server and the Agent the bench queries (as the file source reads)."""
-    return [
-        msgspec.to_builtins(ark_objects.model("default", TENANT, base_url, api_key="bench-key")),
-        msgspec.to_builtins(ark_objects.agent("helper", TENANT, prompt="You are helpful.")),
-    ]
-
-
-def _config(root: Path, nats_url: str, name: str, slots: int, port: int) -> Path:
-    config = QueryReconcilerConfig(
-        bus=BusConfig(
-            connection=ConnectionSettings(servers=(nats_url,)),
-            topology=TopologyConfig(),  # the defaults: what is measured
-            worker=WorkerSettings(slots=slots, service="query-reconciler"),
-        ),
-        instance=name,
-        resources=ResourcesConfig(
-            source="manifests", manifests=str(root / "manifests"), default_namespace=TENANT
-        ),
-        health=HealthConfig(host="127.0.0.1", port=port),
-    )
-    path = root / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(msgspec.to_builtins(config)))
-    return path
-
-
-@asynccontextmanager
-async def replica(
-    root: Path, nats_url: str, name: str, slots: int
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    port = free_port()
-    path = _config(root, nats_url, name, slots, port)
-    log = (root / f"{name}.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ark_mesh.query_reconciler",
-        "--config",
-        str(path),
-        stdout=log,
-        stderr=log,
-        env={**os.environ, "ARK_LOG_FORMAT": "json", "ARK_LOG_LEVEL": "warning"},
-    )
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(600):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if process.returncode is not None:
-                    raise RuntimeError(f"{name} exited: {(root / f'{name}.log').read_text()}")
-                await asyncio.sleep(0.1)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        log.close()
 
 
 class Watch:
@@ -201,12 +130,21 @@ async def takeover_round(
     def running(requests: list[QueryRequest], name: str) -> bool:
         return all(("running", 1, name) in watch.phases(r.query_id) for r in requests)
 
-    async with replica(root, nats_url, f"doomed-{number}", args.queries) as victim:
+    async with reconciler_process(
+        root, nats_url, f"doomed-{number}", tenant=TENANT, slots=args.queries, kill_at_exit=True
+    ) as victim:
         for request in doomed:
             await publisher.publish(subjects.work_query(TENANT), request, msg_id=request.msg_id)
         await watch.until(lambda: running(doomed, f"doomed-{number}"))
         _progress(f"round {number}: {len(doomed)} queries running on doomed-{number}")
-        async with replica(root, nats_url, f"living-{number}", 2 * args.queries):
+        async with reconciler_process(
+            root,
+            nats_url,
+            f"living-{number}",
+            tenant=TENANT,
+            slots=2 * args.queries,
+            kill_at_exit=True,
+        ):
             for request in living:
                 await publisher.publish(subjects.work_query(TENANT), request, msg_id=request.msg_id)
             await watch.until(lambda: running(living, f"living-{number}"))
@@ -235,11 +173,6 @@ async def takeover_round(
     await publisher.close()
     await bus.close()
     return resumed, finished
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _in_msgs(http: aiohttp.ClientSession, server: NatsServer) -> int:
@@ -277,12 +210,12 @@ async def heartbeat_cost(server: NatsServer, args: argparse.Namespace) -> dict[s
     assert server.pid is not None
     async with aiohttp.ClientSession() as http:
         messages = await _in_msgs(http, server)
-        server_cpu, own_cpu = _cpu_seconds(server.pid), time.process_time()
+        server_cpu, own_cpu = cpu_seconds(server.pid), time.process_time()
         began = time.monotonic()
         await asyncio.sleep(args.window)
         elapsed = time.monotonic() - began
         messages = await _in_msgs(http, server) - messages
-        server_cpu = _cpu_seconds(server.pid) - server_cpu
+        server_cpu = cpu_seconds(server.pid) - server_cpu
         own_cpu = time.process_time() - own_cpu
     release.set()
     await worker.stop()
@@ -316,7 +249,7 @@ async def main(args: argparse.Namespace) -> None:
         await fake.start()
         (root / "manifests").mkdir()
         (root / "manifests" / "resources.yaml").write_text(
-            yaml.safe_dump_all(_manifests(fake.base_url))
+            yaml.safe_dump_all(manifests(fake.base_url, TENANT))
         )
         try:
             bus = await Bus.connect(servers=(server.url,), name="bench-provision")

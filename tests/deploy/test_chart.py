@@ -590,7 +590,7 @@ def test_responses_reconciler_values_reach_its_config(chart: Chart, tmp_path: Pa
             "tenant": "acme",
             "provision": False,
             "resourceCache": {"preload": ["Agent", "Model"], "syncTimeout": 12},
-            "models": {"maxRetries": 2, "timeout": 90},
+            "models": {"maxRetries": 2, "timeout": 90, "maxConnections": 64},
             "gracePeriod": 40,
             "healthPort": 8090,
         },
@@ -605,6 +605,8 @@ def test_responses_reconciler_values_reach_its_config(chart: Chart, tmp_path: Pa
     assert config.resources.preload == ("Agent", "Model")
     assert config.resources.sync_timeout == 12
     assert (config.models.max_retries, config.models.timeout) == (2, 90)
+    assert config.models.max_connections == 64
+    assert config.models.client().max_connections == 64
     assert config.grace_period == 40
     assert config.health.port == 8090
     pod = rendered.get("Deployment", rendered.name("responses-reconciler"))["spec"]["template"]

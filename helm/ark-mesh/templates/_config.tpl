@@ -72,7 +72,10 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "preload" $q.resourceCache.preload
     "syncTimeout" $q.resourceCache.syncTimeout)
   "memory" (dict "backend" $q.memory.backend "readTimeout" $q.memory.readTimeout)
-  "models" (dict "maxRetries" $q.models.maxRetries "timeout" $q.models.timeout)
+  "models" (dict
+    "maxRetries" $q.models.maxRetries
+    "timeout" $q.models.timeout
+    "maxConnections" $q.models.maxConnections)
   "streaming" (dict
     "coalesce" $q.streaming.coalesce
     "coalesceDelay" $q.streaming.coalesceDelay
@@ -94,7 +97,10 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
     "namespace" (.Values.watchNamespace | default nil)
     "preload" $r.resourceCache.preload
     "syncTimeout" $r.resourceCache.syncTimeout)
-  "models" (dict "maxRetries" $r.models.maxRetries "timeout" $r.models.timeout)
+  "models" (dict
+    "maxRetries" $r.models.maxRetries
+    "timeout" $r.models.timeout
+    "maxConnections" $r.models.maxConnections)
   "health" (dict "host" "0.0.0.0" "port" $r.healthPort)
   "gracePeriod" $r.gracePeriod
 -}}

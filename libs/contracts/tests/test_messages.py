@@ -230,6 +230,25 @@ def test_status_update_order_and_terminal() -> None:
     assert update.order == (0, 2, 4)
 
 
+def test_an_update_without_a_resource_says_so_and_a_resource_backed_one_is_unchanged() -> None:
+    """``hasResource`` appears only as ``false`` (a broker-mode query without a mirror): the
+    updates of Query-backed queries keep their bytes, and older ones decode as backed."""
+    backed = SAMPLES[8]
+    assert isinstance(backed, StatusUpdate)
+    assert backed.has_resource
+    assert b"hasResource" not in encode(backed)
+    bare = msgspec.structs.replace(backed, has_resource=False)
+    assert b'"hasResource":false' in encode(bare)
+    assert decode(encode(bare), StatusUpdate).has_resource is False
+
+    request = SAMPLES[0]
+    assert isinstance(request, QueryRequest)
+    assert request.has_resource  # dispatched by the controller
+    broker = msgspec.structs.replace(request, origin="broker")
+    assert not broker.has_resource
+    assert msgspec.structs.replace(broker, create_resource=True).has_resource
+
+
 def test_query_request_msg_id_is_uid_and_generation() -> None:
     request = SAMPLES[0]
     assert isinstance(request, QueryRequest)

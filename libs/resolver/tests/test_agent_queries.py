@@ -59,6 +59,35 @@ async def test_agent_query_completes_with_the_model_answer(world: World) -> None
     assert status.duration is not None
 
 
+async def test_status_updates_say_whether_a_query_resource_stands_behind_them(
+    world: World,
+) -> None:
+    """Only a broker-mode query without a mirror has no Query resource; its updates say so,
+    so status-sync asks Kubernetes nothing for them."""
+    import msgspec
+
+    world.model()
+    world.agent("helper")
+    target = QueryTarget(type="agent", name="helper")
+    cases = {
+        "controller": (world.request("from-controller", target=target), True),
+        "broker": (
+            msgspec.structs.replace(world.request("broker-only", target=target), origin="broker"),
+            False,
+        ),
+        "mirrored": (
+            msgspec.structs.replace(
+                world.request("mirrored", target=target), origin="broker", create_resource=True
+            ),
+            True,
+        ),
+    }
+    for name, (request, backed) in cases.items():
+        status, sink = await world.resolve(request)
+        assert status.phase == "done", name
+        assert [u.has_resource for u in sink.statuses] == [backed, backed], name
+
+
 async def test_model_target_makes_one_completion_without_tools(world: World) -> None:
     world.model("gpt")
     status, sink = await world.resolve(

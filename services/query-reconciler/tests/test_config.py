@@ -43,3 +43,16 @@ def test_a_bad_value_names_the_field(tmp_path: Path) -> None:
     path.write_text("memory: {backend: redis}\n")
     with pytest.raises(ConfigError, match=r"memory.backend"):
         load_config(QueryReconcilerConfig, path, environ={})
+
+
+def test_the_model_connection_pool_is_sized_by_configuration(tmp_path: Path) -> None:
+    """``models.maxConnections`` bounds the model client's pool; by default it is far above
+    the SDK's 1,000, which made 5,000 concurrent slow queries run in steps of 1,000."""
+    assert load_config(QueryReconcilerConfig, None, environ={}).models.max_connections == 10_000
+    path = tmp_path / "config.yaml"
+    path.write_text("models: {maxConnections: 250}\n")
+    config = load_config(QueryReconcilerConfig, path, environ={})
+    assert config.models.client().max_connections == 250
+    path.write_text("models: {maxConnections: 0}\n")
+    with pytest.raises(ConfigError, match=r"maxConnections"):
+        load_config(QueryReconcilerConfig, path, environ={})

@@ -126,6 +126,35 @@ async def test_an_update_for_a_missing_query_is_acked_and_skipped(sync: Any) -> 
     assert service.worker.stats.retried == 0
 
 
+async def test_an_update_without_a_resource_asks_kubernetes_nothing(sync: Any) -> None:
+    """A broker-mode query without a mirror says so on its updates (``hasResource: false``):
+    no GET for a Query that cannot exist, no write; an update that does not say so is still
+    looked up (and skipped when its Query is missing)."""
+    import msgspec
+
+    service = await sync.start()
+    bare = Query(
+        metadata=ObjectMeta(name="broker-only", namespace=sync.namespace),
+        spec=QuerySpec(input="hi"),
+    )
+    unmarked = Query(
+        metadata=ObjectMeta(name="unmarked", namespace=sync.namespace),
+        spec=QuerySpec(input="hi"),
+    )
+    query_id = str(uuid.uuid4())
+    for phase, seq in (("running", 1), ("done", 2)):
+        update = sync.update(bare, phase, seq=seq, query_id=query_id)
+        await sync.publish(msgspec.structs.replace(update, has_resource=False))
+    await sync.publish(sync.update(unmarked, "done", query_id=str(uuid.uuid4())))
+    await sync.wait_acked(3)
+
+    assert sync.emulator.log.select(resource="queries", name="broker-only") == []
+    assert sync.emulator.log.select(verb="get", resource="queries", name="unmarked") != []
+    assert service.worker is not None
+    assert service.worker.stats.dead_lettered == 0
+    assert service.worker.stats.retried == 0
+
+
 async def test_phase_changes_are_recorded_as_kubernetes_events(sync: Any) -> None:
     await sync.start()
     query = await sync.create_query("observed")

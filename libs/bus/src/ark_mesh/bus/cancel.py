@@ -8,9 +8,18 @@ A cancel is sent two ways at once:
 * a **core NATS message** on ``ark.<tenant>.query.<id>.cancel``, so the worker that is already
   running the query hears about it within a round trip, without polling.
 
-:meth:`CancelChannel.watch` subscribes *before* it reads the flag, so no cancel can fall between
+:meth:`CancelChannel.watch` listens *before* it reads the flag, so no cancel can fall between
 the two; after a reconnect it reads the flag again, because core messages sent while the
 connection was down are gone.
+
+A process listens with **one** subscription per :class:`~ark_mesh.bus.Bus`, on every query's
+cancel subject (``ark.*.query.*.cancel``), made by the first watch and kept for the
+connection's life; each watch registers under its ``(tenant, queryId)`` and a message is handed
+to the watches of the query its subject names. A subscription per query in flight cost memory
+in the client and the server and two protocol round trips per query (issue 14); cancels are
+rare, so every replica hearing every cancel costs less than that. A cancel whose subject names
+no watched query is dropped before it is decoded. After a reconnect the flags of all watched
+queries are read again, at once.
 
 With encryption configured for the tenant, the request is sealed once (associated data: the
 cancel subject) and the same ciphertext goes to the KV flag and the core message.
@@ -31,10 +40,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import ClassVar
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
 
@@ -54,6 +64,8 @@ __all__ = ["CancelChannel", "CancelWatch", "cancel_watch"]
 
 _log = get_logger(__name__)
 _decode = decoder_for(CancelRequest)
+_EVERY_CANCEL = f"{subjects.ROOT}.*.query.*.cancel"
+"""Every query's cancel subject (``subjects.query_cancel`` with both tokens wild)."""
 
 
 class CancelWatch(asyncio.Event):
@@ -148,35 +160,118 @@ class CancelChannel:
     async def watch(self, tenant: str, query_id: str) -> AsyncIterator[CancelWatch]:
         """Yield an event that is set as soon as the query is (or already was) cancelled."""
         watch = CancelWatch()
-
-        async def on_message(msg: Msg) -> None:
-            try:
-                request = _decode(self.bus.cipher.open(msg.subject, msg.data, msg.headers))
-            except (DecodeError, DecryptionError) as error:
-                # Anyone who can publish on the subject could send bytes; only a cancel that
-                # decodes (and, for an encrypted tenant, authenticates) stops a query.
-                _log.warning("ignored an unreadable cancel", subject=msg.subject, error=str(error))
-                return
-            if _is_for(request, tenant, query_id):
-                watch.trigger(request)
-            else:
-                _log.warning("ignored a cancel naming another query", subject=msg.subject)
-
-        async def recheck() -> None:
-            if not watch.is_set():
-                found = await self.get(tenant, query_id)
-                if found is not None:
-                    watch.trigger(found)
-
-        sub = await self.bus.nc.subscribe(subjects.query_cancel(tenant, query_id), cb=on_message)
-        unregister = self.bus.on_reconnect(recheck)
+        dispatch = _CancelDispatch.of(self.bus)
+        registration = _Registration(self, tenant, query_id, watch)
+        dispatch.register(registration)
         try:
-            await recheck()
+            await dispatch.listen()
+            await registration.recheck()
             yield watch
         finally:
-            unregister()
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
+            dispatch.unregister(registration)
+
+
+class _Registration:
+    """One open watch: the channel whose bucket holds its flag, the query, the event."""
+
+    __slots__ = ("channel", "query_id", "tenant", "watch")
+
+    def __init__(
+        self, channel: CancelChannel, tenant: str, query_id: str, watch: CancelWatch
+    ) -> None:
+        self.channel = channel
+        self.tenant = tenant
+        self.query_id = query_id
+        self.watch = watch
+
+    async def recheck(self) -> None:
+        """Read the flag (a cancel sent before the watch, or while the connection was down)."""
+        if not self.watch.is_set():
+            found = await self.channel.get(self.tenant, self.query_id)
+            if found is not None:
+                self.watch.trigger(found)
+
+
+class _CancelDispatch:
+    """The one cancel subscription of a :class:`Bus`, and the watches it serves."""
+
+    _of: ClassVar[weakref.WeakKeyDictionary[Bus, _CancelDispatch]] = weakref.WeakKeyDictionary()
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.watches: dict[tuple[str, str], list[_Registration]] = {}
+        self._subscribed: asyncio.Future[None] | None = None
+
+    @classmethod
+    def of(cls, bus: Bus) -> _CancelDispatch:
+        dispatch = cls._of.get(bus)
+        if dispatch is None:
+            dispatch = cls._of[bus] = cls(bus)
+        return dispatch
+
+    def register(self, registration: _Registration) -> None:
+        _key(registration.tenant, registration.query_id)  # validates both tokens
+        key = (registration.tenant, registration.query_id)
+        self.watches.setdefault(key, []).append(registration)
+
+    def unregister(self, registration: _Registration) -> None:
+        key = (registration.tenant, registration.query_id)
+        registered = self.watches.get(key)
+        if registered is None:
+            return
+        with contextlib.suppress(ValueError):
+            registered.remove(registration)
+        if not registered:
+            del self.watches[key]
+
+    async def listen(self) -> None:
+        """Subscribe once (the first watch does; the others wait for it to be done)."""
+        if self._subscribed is None:
+            self._subscribed = asyncio.get_running_loop().create_future()
+            try:
+                await self.bus.nc.subscribe(_EVERY_CANCEL, cb=self._on_message)
+            except BaseException as error:
+                failed, self._subscribed = self._subscribed, None
+                failed.set_exception(error)
+                failed.exception()  # retrieved: the waiters (if any) get it raised
+                raise
+            self.bus.on_reconnect(self._recheck_all)
+            self._subscribed.set_result(None)
+        else:
+            await asyncio.shield(self._subscribed)
+
+    async def _on_message(self, msg: Msg) -> None:
+        tokens = msg.subject.split(".")
+        if len(tokens) != 5:
+            return
+        tenant, query_id = tokens[1], tokens[3]
+        registered = self.watches.get((tenant, query_id))
+        if not registered:
+            return
+        try:
+            request = _decode(self.bus.cipher.open(msg.subject, msg.data, msg.headers))
+        except (DecodeError, DecryptionError) as error:
+            # Anyone who can publish on the subject could send bytes; only a cancel that
+            # decodes (and, for an encrypted tenant, authenticates) stops a query.
+            _log.warning("ignored an unreadable cancel", subject=msg.subject, error=str(error))
+            return
+        if not _is_for(request, tenant, query_id):
+            _log.warning("ignored a cancel naming another query", subject=msg.subject)
+            return
+        for registration in list(registered):
+            registration.watch.trigger(request)
+
+    async def _recheck_all(self) -> None:
+        waiting = [r for rs in self.watches.values() for r in rs if not r.watch.is_set()]
+        results = await asyncio.gather(*(r.recheck() for r in waiting), return_exceptions=True)
+        for registration, result in zip(waiting, results, strict=True):
+            if isinstance(result, Exception):
+                _log.warning(
+                    "could not re-read a cancel flag after a reconnect",
+                    tenant=registration.tenant,
+                    query_id=registration.query_id,
+                    error=str(result),
+                )
 
 
 def cancel_watch(

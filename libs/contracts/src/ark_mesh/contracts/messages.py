@@ -114,6 +114,12 @@ class QueryRequest(Message, tag="ark.query-request.v1", frozen=True, kw_only=Tru
         base = f"{self.query_id}:{self.generation}"
         return base if self.resume is None else f"{base}:{self.resume.task_id}"
 
+    @property
+    def has_resource(self) -> bool:
+        """Whether a Query resource stands for this query: every query the controller
+        dispatches, and a broker-mode query only when it asked for a mirror."""
+        return self.origin != "broker" or self.create_resource
+
     def as_query(self, status: QueryStatus | None = None) -> Query:
         """The Query this request stands for (with ``status``), e.g. for ``ark.completedQuery``."""
         return Query(
@@ -333,6 +339,10 @@ class StatusUpdate(Message, tag="ark.status.v1", frozen=True, kw_only=True, gc=F
     approval: ApprovalRequest | None = None
     """On an ``input-required`` update: the pause, from which the status writer creates the
     approval's A2ATask (``a2a-task-<taskId>``)."""
+    has_resource: bool = True
+    """``false``: no Query resource stands for this query (a broker-mode query without
+    ``createResource``), so status-sync writes nothing and asks Kubernetes nothing. Omitted
+    when true, so the updates of Query-backed queries are what they were."""
 
     @property
     def terminal(self) -> bool:

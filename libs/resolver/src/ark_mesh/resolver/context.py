@@ -262,6 +262,7 @@ class RunReporter:
                 reconciler=self.reconciler,
                 round=self.round,
                 approval=approval,
+                has_resource=request.has_resource,
             )
         )
 

@@ -12,19 +12,39 @@ The SDK's exceptions are translated here, at the seam, into the resolver's error
 409, 5xx, timeouts and dropped connections become :class:`ModelUnavailableError` (a retry of the
 query may succeed), other 4xx :class:`ModelRequestError`.
 
-Answers are read from the SDK's raw response (``with_streaming_response`` /
-``with_raw_response``): the SDK still builds the request, authenticates, retries and raises for
-an error status, but the body is parsed here — each ``data:`` line of a stream, or the whole
-answer — decoded by msgspec straight into the chunk shape the mesh forwards. Building the SDK's pydantic models for every token cost
-several times the rest of the hot path (issue 14's profile); nothing else reads them.
+A **streamed** call to an OpenAI-compatible endpoint — the hot path: one per agent turn, with a
+token per chunk — does not go through the SDK at all. It is one aiohttp POST whose server-sent
+events are split into ``data:`` lines and decoded by msgspec straight into the chunk shape the
+mesh forwards (:class:`_ThinStream`). Building the SDK's pydantic models for every token cost
+several times the rest of the hot path (issue 14's profile), and even its raw response still
+spent about six times the CPU of a plain aiohttp read on its request path and httpx's line
+iteration. The thin stream keeps what the SDK did for such a call: the Bearer key, the
+endpoint's and the call's headers over it, ``properties`` merged into the body last, the same
+error mapping (the SDK's ``Error code: <status> - <message>`` text, ``Retry-After``), and
+``max_retries`` retries of the opening request for what the SDK retries (connection failures,
+timeouts, 408, 409, 429, 5xx, or ``x-should-retry: true``).
+
+Everything else — plain (non-streamed) calls, and Azure OpenAI, whose deployment URLs and
+``api-key`` auth the SDK knows — goes through the official client, whose raw response is
+parsed here the same way (``with_raw_response`` / ``with_streaming_response``), so no
+pydantic model is built on any path.
+
+``max_connections`` caps the open connections to providers per client — the aiohttp pool of the
+thin streams and the httpx pool of each SDK client (the SDK's own default of 1,000 made 5,000
+concurrent slow queries run in steps of 1,000). It comes from ``models.maxConnections`` of the
+service's configuration.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import httpx2
 import msgspec
 import openai
@@ -34,25 +54,56 @@ from ark_mesh.contracts import ChunkChoice, TokenUsage
 from ark_mesh.resolver.errors import ModelRequestError, ModelUnavailableError
 from ark_mesh.resolver.ports import ChatRequest, ModelChunk, ModelEndpoint
 
-__all__ = ["DEFAULT_AZURE_API_VERSION", "OpenAIModelClient"]
+__all__ = ["DEFAULT_AZURE_API_VERSION", "DEFAULT_MAX_CONNECTIONS", "OpenAIModelClient"]
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
+DEFAULT_MAX_CONNECTIONS = 10_000
+"""Open connections to model providers per client unless configured: above what one replica's
+slots hold at once, so the pool is a guard, not the bound of concurrency."""
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
+_INITIAL_RETRY_DELAY = 0.5
+_MAX_RETRY_DELAY = 8.0
+_MAX_RETRY_AFTER = 60.0
+_LINE_BUFFER = 2**20
+"""aiohttp reads an SSE line of up to twice this (a provider may send a whole answer in one)."""
+
+
+def _status_error(
+    endpoint: ModelEndpoint, status: int, message: str, retry_after: str | None
+) -> ModelUnavailableError | ModelRequestError:
+    """An error status as the resolver's error: retryable (408, 409, 429, 5xx) or not."""
+    detail = f"model '{endpoint.name}': provider answered {status}: {message}"
+    if status in _RETRYABLE_STATUS or status >= 500:
+        try:
+            delay = float(retry_after) if retry_after is not None else None
+        except ValueError:
+            delay = None
+        return ModelUnavailableError(detail, status=status, retry_after=delay)
+    return ModelRequestError(detail, status=status)
+
+
+def _status_message(status: int, body: bytes) -> str:
+    """The SDK's text for an error answer: ``Error code: <status>``, plus `` - <message>``
+    when the body is JSON with a (top-level or ``error.``) ``message``."""
+    text = f"Error code: {status}"
+    try:
+        parsed = json.loads(body.decode("utf-8", "replace").strip())
+    except ValueError:
+        return text
+    error = parsed.get("error", parsed) if isinstance(parsed, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(message, str) and message:
+        text += f" - {message}"
+    return text
 
 
 def _translate(exc: Exception, endpoint: ModelEndpoint) -> Exception:
     where = f"model '{endpoint.name}'"
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        detail = f"{where}: provider answered {status}: {exc.message}"
-        if status in _RETRYABLE_STATUS or status >= 500:
-            retry_after = exc.response.headers.get("retry-after")
-            try:
-                delay = float(retry_after) if retry_after is not None else None
-            except ValueError:
-                delay = None
-            return ModelUnavailableError(detail, status=status, retry_after=delay)
-        return ModelRequestError(detail, status=status)
+        return _status_error(
+            endpoint, exc.status_code, exc.message, exc.response.headers.get("retry-after")
+        )
     if isinstance(exc, openai.APITimeoutError):
         return ModelUnavailableError(f"{where}: request timed out")
     if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError):
@@ -204,17 +255,135 @@ async def _events(lines: AsyncIterator[str]) -> AsyncIterator[str]:
         yield "\n".join(data)
 
 
+def _retry_delay(attempt: int, retry_after: str | None) -> float:
+    """The SDK's wait before retry ``attempt`` (0-based): ``Retry-After`` when it is sensible,
+    else exponential from 0.5 s up to 8 s with up to 25 % jitter."""
+    if retry_after is not None:
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            seconds = 0.0
+        if 0 < seconds <= _MAX_RETRY_AFTER:
+            return seconds
+    return min(_INITIAL_RETRY_DELAY * 2.0**attempt, _MAX_RETRY_DELAY) * (1 - 0.25 * random.random())
+
+
+def _retryable(response: aiohttp.ClientResponse) -> bool:
+    forced = response.headers.get("x-should-retry")
+    if forced in ("true", "false"):
+        return forced == "true"
+    return response.status in _RETRYABLE_STATUS or response.status >= 500
+
+
+async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    async for line in response.content:
+        yield line.decode("utf-8").rstrip("\r\n")
+
+
+class _ThinStream:
+    """Streamed chat completions from an OpenAI-compatible endpoint over one aiohttp session
+    (see the module docstring for what it keeps of the SDK's behaviour)."""
+
+    def __init__(self, *, max_retries: int, timeout: float, max_connections: int) -> None:
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=self.timeout, sock_read=self.timeout
+                ),
+                read_bufsize=_LINE_BUFFER,
+            )
+        return self._session
+
+    async def open(
+        self, endpoint: ModelEndpoint, body: Mapping[str, Any], headers: Mapping[str, str]
+    ) -> aiohttp.ClientResponse:
+        """POST the call and return the open response (status checked, retries done)."""
+        url = f"{(endpoint.base_url or DEFAULT_OPENAI_BASE_URL).rstrip('/')}/chat/completions"
+        sent = {
+            "Authorization": f"Bearer {endpoint.api_key or 'unused'}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            **headers,
+        }
+        data = msgspec.json.encode(body)
+        where = f"model '{endpoint.name}'"
+        attempt = 0
+        while True:
+            retry_after: str | None = None
+            try:
+                response = await self._http().post(url, data=data, headers=sent)
+            except TimeoutError as exc:
+                if attempt >= self.max_retries:
+                    raise ModelUnavailableError(f"{where}: request timed out") from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                if attempt >= self.max_retries:
+                    raise ModelUnavailableError(f"{where}: connection failed: {exc}") from exc
+            else:
+                if response.status < 400:
+                    return response
+                retry_after = response.headers.get("retry-after")
+                try:
+                    answer = await response.read()
+                except (aiohttp.ClientError, OSError, TimeoutError):
+                    answer = b""
+                finally:
+                    response.release()
+                if attempt >= self.max_retries or not _retryable(response):
+                    raise _status_error(
+                        endpoint,
+                        response.status,
+                        _status_message(response.status, answer),
+                        retry_after,
+                    )
+            await asyncio.sleep(_retry_delay(attempt, retry_after))
+            attempt += 1
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class OpenAIModelClient:
     """Chat completions, streamed or plain, from OpenAI-compatible and Azure OpenAI endpoints.
 
-    ``max_retries`` is the SDK's own retry of a single call (it honours ``Retry-After``); set it
-    to 0 when the caller retries whole queries instead.
+    ``max_retries`` is the retry of a single call (the SDK's, and the thin stream's of its
+    opening request; both honour ``Retry-After``); set it to 0 when the caller retries whole
+    queries instead. ``max_connections`` caps each connection pool (module docstring).
     """
 
-    def __init__(self, *, max_retries: int = 2, timeout: float = 600.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_retries: int = 2,
+        timeout: float = 600.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         self.max_retries = max_retries
         self.timeout = timeout
+        self.max_connections = max_connections
         self._clients: dict[tuple[str, str | None, str | None, str | None], AsyncOpenAI] = {}
+        self._thin = _ThinStream(
+            max_retries=max_retries, timeout=timeout, max_connections=max_connections
+        )
+
+    def _http_client(self) -> httpx2.AsyncClient:
+        return openai.DefaultAsyncHttpxClient(
+            limits=httpx2.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=min(self.max_connections, 100),
+            ),
+            timeout=self.timeout,
+        )
 
     def _client(self, endpoint: ModelEndpoint) -> AsyncOpenAI:
         key = (endpoint.provider, endpoint.base_url, endpoint.api_key, endpoint.api_version)
@@ -229,6 +398,7 @@ class OpenAIModelClient:
                     api_version=endpoint.api_version or DEFAULT_AZURE_API_VERSION,
                     max_retries=self.max_retries,
                     timeout=self.timeout,
+                    http_client=self._http_client(),
                 )
             else:
                 client = AsyncOpenAI(
@@ -236,6 +406,7 @@ class OpenAIModelClient:
                     api_key=api_key,
                     max_retries=self.max_retries,
                     timeout=self.timeout,
+                    http_client=self._http_client(),
                 )
             self._clients[key] = client
         return client
@@ -278,6 +449,11 @@ class OpenAIModelClient:
             yield whole()
             return
 
+        if endpoint.provider != "azure":
+            async with self._thin_stream(endpoint, request, optional, body, headers) as thin:
+                yield thin
+            return
+
         arguments["stream"] = True
         arguments["stream_options"] = {"include_usage": True}
         opened = completions.with_streaming_response.create(**arguments)
@@ -302,7 +478,50 @@ class OpenAIModelClient:
         finally:
             await opened.__aexit__(None, None, None)
 
+    @asynccontextmanager
+    async def _thin_stream(
+        self,
+        endpoint: ModelEndpoint,
+        request: ChatRequest,
+        optional: dict[str, Any],
+        properties: dict[str, Any],
+        headers: dict[str, str],
+    ) -> AsyncIterator[AsyncIterator[ModelChunk]]:
+        body: dict[str, Any] = {
+            "model": endpoint.model,
+            "messages": list(request.messages),
+            **optional,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **properties,  # last, as the SDK merges ``extra_body`` over its own fields
+        }
+        response = await self._thin.open(endpoint, body, headers)
+
+        async def chunks() -> AsyncIterator[ModelChunk]:
+            try:
+                async for data in _events(_lines(response)):
+                    yield _model_chunk(data, endpoint)
+                # The end of the body after [DONE], so the connection goes back to the pool.
+                await response.read()
+            except (ModelUnavailableError, ModelRequestError):
+                raise
+            except TimeoutError as exc:
+                raise ModelUnavailableError(f"model '{endpoint.name}': request timed out") from exc
+            except (aiohttp.ClientError, OSError, ValueError) as exc:
+                raise ModelUnavailableError(
+                    f"model '{endpoint.name}': connection failed: {exc}"
+                ) from exc
+
+        # Leaving this block releases the response: a body read to its end returns the
+        # connection to the pool, one left early (cancel, timeout) is closed, which stops the
+        # provider's generation instead of draining it.
+        try:
+            yield chunks()
+        finally:
+            response.release()
+
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
         for client in clients.values():
             await client.close()
+        await self._thin.aclose()

@@ -78,4 +78,6 @@ def recover_request(letter: DeadLetter) -> QueryRequest | None:
         generation=generation,
         spec=spec,
         submitted_at=_text(body.get("submittedAt")) or datetime.now(UTC).isoformat(),
+        # A broker-mode query's mirror (if it asked for one) must still get its ending.
+        create_resource=body.get("createResource") is True,
     )

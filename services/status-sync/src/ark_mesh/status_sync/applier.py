@@ -15,8 +15,11 @@ read the precondition pins.
 
 Outcomes for the bus: written or skipped → ack; transient API failures after the retries →
 :class:`~ark_mesh.bus.TransientError` (redelivery); permanent ones →
-:class:`~ark_mesh.bus.PermanentError` (dead letter with the reason). A Query that does not exist
-(deleted meanwhile, or a broker-mode query without a resource) is skipped with a log line.
+:class:`~ark_mesh.bus.PermanentError` (dead letter with the reason). An update saying it has no
+resource (``hasResource: false``: a broker-mode query without a mirror) is skipped before
+anything is read — no Kubernetes GET, no newest-update lookup; a Query that does not exist
+(deleted meanwhile, or an update from a reconciler older than that flag) is skipped with a log
+line after the GET.
 
 A pause (an update carrying ``approval``) first opens the approval's A2ATask
 (:func:`ark_mesh.kube.open_approval_task`, idempotent), and only for the Query the update is
@@ -115,6 +118,8 @@ class StatusApplier:
     async def apply(self, update: StatusUpdate) -> Applied:
         if not update.name or not update.namespace:
             return Applied(False, "the update names no Query (no name or namespace)")
+        if not update.has_resource:
+            return Applied(False, "a query without a Query resource (broker mode)")
         newest = await self._newest(update) if self._newest is not None else None
         seen: dict[str, Any] = {}
         if update.approval is not None and not await self._open_task(update):
