@@ -1234,8 +1234,9 @@ OPERATIONS: tuple[Operation, ...] = (
         replies=(
             Reply(
                 200,
-                "Chunks with `id:` = stream sequence, then `[DONE]`; a stream that cannot "
-                "continue (NATS away) ends with an error line, then `[DONE]`",
+                "Chunks in `seq` order with `id:` = the chunk's `seq` (`Last-Event-ID` "
+                "resumes after it), then `[DONE]`; a stream that cannot continue (NATS away) "
+                "ends with an error line, then `[DONE]`",
                 sse=(ChatCompletionChunk, StreamErrorEvent),
             ),
         ),

@@ -130,7 +130,7 @@ def _error_replies(operation: Operation) -> list[Reply]:
 
 def _sse_event(data: dict[str, Any]) -> dict[str, Any]:
     """One server-sent event (OpenAPI 3.1 reads a ``text/event-stream`` schema as one event;
-    3.2 calls it ``itemSchema``): ``id`` the stream sequence where resumable, ``data`` a JSON
+    3.2 calls it ``itemSchema``): ``id`` the resume position where resumable (a chunk's ``seq``, an event's stream sequence), ``data`` a JSON
     document of the reply's type, or ``[DONE]`` at the end. Comments (``: connected``,
     ``: heartbeat``) are not events."""
     return {
