@@ -340,3 +340,72 @@ async def test_chunks_stored_out_of_order_are_streamed_in_seq_order_and_resumed_
     assert full[-1].data == "[DONE]"
     rest, _ = await world.sse(path, last_event_id=3)
     assert [(e.id, e.data) for e in rest] == [(e.id, e.data) for e in full[3:]]
+
+
+async def test_a_finished_query_without_a_stored_final_chunk_still_ends_its_stream(
+    world: Any,
+) -> None:
+    """The reconciler stored the terminal status but could not store the final chunk (no
+    ``ARK_CHUNKS`` leader for long): after the grace period the broker ends the stream with
+    the final chunk built from the status, marked ``ark.synthesized``, once, after the chunks
+    that were stored."""
+    from ark_mesh.broker import SSEConfig
+    from ark_mesh.bus import Publisher
+    from ark_mesh.contracts import (
+        ArkChunkMetadata,
+        Chunk,
+        ChunkChoice,
+        ChunkDelta,
+        QueryResponse,
+        QueryStatus,
+        StatusUpdate,
+    )
+
+    config = world.broker_config(
+        streaming=SSEConfig(heartbeat_seconds=0.5, final_chunk_grace_seconds=0.5)
+    )
+    broker = await world.start_broker(config)
+    query_id = await world.submit("hi")
+    _, record = await world.get(f"/v1/queries/{query_id}")
+    publisher = await Publisher.create(broker.bus)
+    try:
+        for seq in (1, 2):
+            await publisher.publish(
+                subjects.query_chunk("team-a", query_id),
+                Chunk(
+                    id="chatcmpl-1",
+                    created=1,
+                    model="m",
+                    choices=[ChunkChoice(delta=ChunkDelta(content=f"t{seq}"))],
+                    ark=ArkChunkMetadata(query=query_id),
+                    seq=seq,
+                ),
+            )
+        await publisher.publish(
+            subjects.query_status("team-a", query_id),
+            StatusUpdate(
+                query_id=query_id,
+                name=record["name"],
+                namespace="team-a",
+                tenant="team-a",
+                seq=1,
+                phase="done",
+                status=QueryStatus(
+                    phase="done", response=QueryResponse(content="t1t2", raw="t1t2")
+                ),
+                timestamp="2026-01-01T00:00:00Z",
+            ),
+        )
+    finally:
+        await publisher.close()
+    events, _ = await world.sse(f"/v1/queries/{query_id}/stream")
+    assert [e.id for e in events] == [1, 2, 3, None]
+    final = json.loads(events[2].data)
+    assert final["id"] == "chatcmpl-final"
+    assert final["ark"]["synthesized"] is True
+    assert final["ark"]["completedQuery"]["status"]["phase"] == "done"
+    assert final["ark"]["completedQuery"]["status"]["response"]["content"] == "t1t2"
+    assert events[-1].data == "[DONE]"
+    # A resume after the built final chunk has nothing left to send.
+    rest, _ = await world.sse(f"/v1/queries/{query_id}/stream", last_event_id=3)
+    assert [e.data for e in rest] == ["[DONE]"]

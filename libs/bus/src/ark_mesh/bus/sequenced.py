@@ -6,21 +6,23 @@ is still missing after ``gap_wait`` seconds is given up (its publisher stopped r
 before), so a stream never stalls behind a chunk that was lost for good; without that the final
 chunk would still release it, but only at the end of the answer.
 
-When nothing is held, entries pass straight through: no task, no timer per chunk.
+When nothing is held, entries pass straight through: no task, no timer per chunk — unless the
+caller asked to hear about silence (``on_idle``): the broker uses it to end a stream whose query
+has a terminal status but no final chunk (its publisher could not store one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ark_mesh.bus.reader import StreamEntry
 from ark_mesh.contracts import Chunk
 from ark_mesh.contracts.sequencing import DEFAULT_HOLD, ChunkSequencer
 from ark_mesh.telemetry import get_logger
 
-__all__ = ["DEFAULT_GAP_WAIT", "in_sequence"]
+__all__ = ["DEFAULT_GAP_WAIT", "IdleHook", "in_sequence"]
 
 _log = get_logger(__name__)
 
@@ -29,38 +31,69 @@ DEFAULT_GAP_WAIT = 45.0
 default, ``PublisherSettings.retry_for``) plus an election."""
 
 
+IdleHook = Callable[[int], Awaitable[StreamEntry[Chunk] | None]]
+"""Called with the next expected ``seq`` after ``idle`` seconds without an entry; a final chunk
+it returns ends the read."""
+
+
 async def in_sequence(
     entries: AsyncIterator[StreamEntry[Chunk]],
     *,
     after: int = 0,
     gap_wait: float = DEFAULT_GAP_WAIT,
     hold: int = DEFAULT_HOLD,
+    idle: float | None = None,
+    on_idle: IdleHook | None = None,
 ) -> AsyncIterator[StreamEntry[Chunk]]:
     """``entries`` (one query's chunks, through its final chunk) by ``seq``, starting after
-    ``after``; ends after the final chunk. Closes ``entries`` however it ends."""
+    ``after``; ends after the final chunk. Closes ``entries`` however it ends.
+
+    With ``on_idle``, it is awaited each time ``idle`` seconds pass without an entry; a final
+    chunk it returns is handed out (after whatever is held) as if it had been read."""
     sequencer: ChunkSequencer[StreamEntry[Chunk]] = ChunkSequencer(after, hold=hold)
     loop = asyncio.get_running_loop()
     pending: asyncio.Future[StreamEntry[Chunk]] | None = None
     held_since = 0.0
+    quiet_since = loop.time()
+    watch_idle = on_idle is not None and idle is not None
     subject = ""
     try:
         while True:
-            if not sequencer.holding and pending is None:
+            if not sequencer.holding and pending is None and not watch_idle:
                 try:
                     entry = await anext(entries)
                 except StopAsyncIteration:
                     return
             else:
-                # Something waits for a missing chunk: read with a deadline, keeping the one
-                # pending read across it (restarting a read could skip an entry).
+                # A deadline applies (a missing chunk, or silence the caller wants to hear
+                # about): read with it, keeping the one pending read across it (restarting a
+                # read could skip an entry).
                 if pending is None:
                     pending = asyncio.ensure_future(anext(entries))
-                timeout = max(0.0, held_since + gap_wait - loop.time())
+                deadlines = []
+                if sequencer.holding:
+                    deadlines.append(held_since + gap_wait)
+                if watch_idle:
+                    assert idle is not None
+                    deadlines.append(quiet_since + idle)
+                # No deadline left (a gap just given up): wait for the pending read as is.
+                timeout = max(0.0, min(deadlines) - loop.time()) if deadlines else None
                 done, _ = await asyncio.wait({pending}, timeout=timeout)
                 if not done:
-                    for released in sequencer.skip_gap():
-                        yield released
+                    now = loop.time()
+                    if sequencer.holding and now >= held_since + gap_wait:
+                        for released in sequencer.skip_gap():
+                            yield released
+                    if watch_idle and idle is not None and now >= quiet_since + idle:
+                        quiet_since = now
+                        assert on_idle is not None
+                        ending = await on_idle(sequencer.expected)
+                        if ending is not None:
+                            for released in sequencer.push(ending.message.seq, ending, final=True):
+                                yield released
+                            return
                     continue
+                quiet_since = loop.time()
                 finished, pending = pending, None
                 try:
                     entry = finished.result()

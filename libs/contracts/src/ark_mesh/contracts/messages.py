@@ -267,6 +267,9 @@ class ArkChunkMetadata(
     system_message: str | None = None
     completed_query: Query | None = None
     tool_approval: ToolApprovalLine | None = None
+    synthesized: bool = False
+    """ark-mesh's mark on a final chunk a reader built from the query's terminal status because
+    none was stored (its publisher could not store it); omitted otherwise."""
 
 
 class Chunk(Message, tag="ark.chunk.v1", frozen=True, kw_only=True, gc=False, omit_defaults=False):

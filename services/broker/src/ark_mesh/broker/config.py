@@ -77,13 +77,17 @@ class SSEConfig(ConfigSection, frozen=True, kw_only=True):
 
     A query's chunks are sent in ``seq`` order, each once (:mod:`ark_mesh.contracts.sequencing`):
     chunks stored behind a missing one wait for it at most ``chunk_gap_seconds`` (longer than a
-    publisher re-sends a chunk), then go out without it."""
+    publisher re-sends a chunk), then go out without it. A broker-mode query whose status is
+    terminal but whose stream stayed silent for ``final_chunk_grace_seconds`` twice in a row
+    ends with a final chunk the broker builds from the status (``ark.synthesized``; its
+    reconciler could not store one)."""
 
     heartbeat_seconds: float = 15.0
     watch_max_seconds: float | None = None
     read_within_seconds: float = 20.0
     follower_buffer: int = 10_000
     chunk_gap_seconds: float = DEFAULT_GAP_WAIT
+    final_chunk_grace_seconds: float = 20.0
 
 
 ApiMode = Literal["broker", "direct"]

@@ -45,6 +45,7 @@ from ark_mesh.broker.errors import (
 )
 from ark_mesh.broker.readmodel import InFlight, QueryRecord, ReadModel, now
 from ark_mesh.broker.sizes import check_query_size
+from ark_mesh.broker.stream_end import end_from_status
 from ark_mesh.bus import (
     BusError,
     CancelChannel,
@@ -394,7 +395,8 @@ class QueryBroker:
     ) -> AsyncIterator[StreamEntry[Chunk]]:
         """The query's chunks numbered after ``after`` (a chunk ``seq``: what a resuming
         client already has), live, through the final chunk — in ``seq`` order, each once,
-        whatever order the stream stored them in (:func:`~ark_mesh.bus.in_sequence`).
+        whatever order the stream stored them in (:func:`~ark_mesh.bus.in_sequence`); a
+        finished query whose final chunk was never stored still ends (:mod:`.stream_end`).
 
         Read from the subject's first entry, or from stream sequence ``live_from`` (a reader
         that wants only what is stored from now on). Followed through the shared feed (one
@@ -406,7 +408,14 @@ class QueryBroker:
             start_seq=live_from,
             until=lambda entry: entry.message.is_final,
         )
-        return in_sequence(entries, after=after, gap_wait=self.config.streaming.chunk_gap_seconds)
+        streaming = self.config.streaming
+        return in_sequence(
+            entries,
+            after=after,
+            gap_wait=streaming.chunk_gap_seconds,
+            idle=streaming.final_chunk_grace_seconds,
+            on_idle=end_from_status(self.reader, self.read_model, tenant, query_id),
+        )
 
     async def ended_by(self, tenant: str, query_id: str, after: int) -> bool:
         """Whether a client that has the chunks through ``seq`` ``after`` has the query's
