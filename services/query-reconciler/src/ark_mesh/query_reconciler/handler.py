@@ -52,10 +52,12 @@ from opentelemetry import trace
 
 from ark_mesh.bus import (
     Bus,
+    BusError,
     CancelChannel,
     CancelWatch,
     DeadLetterNotice,
     MessageContext,
+    NatsError,
     Publisher,
     RunLogStore,
     RunLogUnreadableError,
@@ -139,7 +141,12 @@ class QueryWork:
                 "resolve query", attributes=_span_attributes(request, context.delivery)
             ),
         ):
-            await self._handle(request, context.delivery)
+            try:
+                await self._handle(request, context.delivery)
+            except (BusError, NatsError, TimeoutError) as exc:
+                # NATS could not answer (a leader election, an outage): the delivery is retried
+                # with backoff, and the next one reads the ledger and the log again.
+                raise TransientError(f"NATS could not answer: {exc!r}") from exc
 
     async def _handle(self, request: QueryRequest, delivery: int) -> None:
         ledger = await self._ledger.read(request.tenant, request.query_id, request.generation)

@@ -68,15 +68,17 @@ class RunJournal:
         # it (at a pause, counting the approval line it is about to send); between pauses the
         # sink knows best which chunk went out last.
         try:
-            await self._sink.flush()
+            await self._sink.settle()
             position = max(self._sink.last_seq, self._sink.position(log.chunk_seq))
             stored = msgspec.structs.replace(log, chunk_seq=position)
             self.revision = await self._store.save(self._tenant, stored, revision=self.revision)
         except RunLogConflictError as exc:
             _log.warning("another process owns the run; stopping before the next step")
             raise CheckpointError(str(exc), conflict=True) from exc
-        except (BusError, NatsError) as exc:
-            raise CheckpointError(f"the run's checkpoint could not be stored: {exc}") from exc
+        except (BusError, NatsError, TimeoutError) as exc:
+            # Includes chunks of this step that were not stored (PublishError): the step is
+            # run again rather than recorded with output no reader will ever see.
+            raise CheckpointError(f"the run's checkpoint could not be stored: {exc!r}") from exc
         self.last = stored
 
 

@@ -117,7 +117,7 @@ class JetStreamSink:
 
     def position(self, seq: int) -> int:
         """The query-wide ``seq`` of the resolver's chunk ``seq`` (one it handed over or the
-        next ones). Exact once coalesced chunks are flushed: :meth:`flush` first."""
+        next ones). Exact once coalesced chunks are flushed: :meth:`settle` first."""
         return self.last_seq + seq - self._given
 
     def _number(self, chunk: Chunk) -> Chunk:
@@ -183,13 +183,16 @@ class JetStreamSink:
         if update.terminal:
             self.terminal = update
 
-    async def flush(self) -> None:
-        """Hand every chunk buffered for coalescing to the connection.
+    async def settle(self) -> None:
+        """Every chunk handed over so far is stored (merged ones flushed first); raises the
+        publisher's :class:`~ark_mesh.bus.PublishError` naming a loss, ``TimeoutError`` when
+        they are not stored within a minute.
 
-        Called before a checkpoint is saved: the chunks then travel ahead of the KV write on the
-        same connection, so a checkpoint the server stored never counts chunks it lost.
-        """
+        Called before a checkpoint is saved: a checkpoint counts chunks as the query's output
+        (a resumed run does not stream that step again), so it must never count a chunk that
+        a dying stream leader lost. Waiting here costs once per step, not per chunk."""
         await self._flush_chunks()
+        await self._publisher.settle(self._chunk_subject, within=_SETTLE_WITHIN)
 
     async def _flush_chunks(self) -> None:
         if self._coalescer is not None:
