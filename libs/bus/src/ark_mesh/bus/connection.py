@@ -36,8 +36,14 @@ from nats.js import JetStreamContext, JetStreamManager
 from nats.js.kv import KeyValue
 
 from ark_mesh.bus.config import ConnectionSettings, EncryptionSettings
+from ark_mesh.bus.credentials import connect_options, describe_identity, is_auth_failure
 from ark_mesh.bus.encryption import PayloadCipher
-from ark_mesh.bus.errors import BusClosedError, BusUnavailableError, ServerVersionError
+from ark_mesh.bus.errors import (
+    BusAuthError,
+    BusClosedError,
+    BusUnavailableError,
+    ServerVersionError,
+)
 from ark_mesh.telemetry import get_logger
 
 __all__ = [
@@ -125,6 +131,9 @@ class Bus:
         ``encryption`` (usually ``BusConfig.encryption``) turns on per-tenant payload
         encryption; its keys are loaded before connecting, so a bad key raises
         :class:`~ark_mesh.bus.errors.EncryptionConfigError` without touching the network.
+        Credentials and TLS (``settings.auth``/``tls``) are read the same way; a server that
+        refuses them raises :class:`~ark_mesh.bus.errors.BusAuthError` at once (the same
+        credentials would be refused again), naming the identity presented.
         """
         cipher = (
             PayloadCipher.from_settings(encryption)
@@ -134,7 +143,9 @@ class Bus:
         base = settings or ConnectionSettings()
         if overrides:
             base = _replace(base, **overrides)
+        identity = connect_options(base)
         holder: list[Bus] = []
+        refused: list[BaseException] = []
 
         async def on_disconnected() -> None:
             # nats-py reports the end of a drain as a disconnect too; that is not an outage.
@@ -148,6 +159,17 @@ class Bus:
         async def on_error(error: Exception) -> None:
             if holder:
                 holder[0]._last_error = f"{type(error).__name__}: {error}"
+            elif is_auth_failure(error):
+                refused.append(error)
+            if "permissions violation" in str(error).lower():
+                # The server refused one publish or subscription of this identity: a missing
+                # permission (decision 91) must be visible, not a silent stall.
+                _log.error(
+                    "nats permission denied",
+                    identity=describe_identity(base),
+                    error=str(error),
+                )
+                return
             _log.debug("nats client error", error=str(error), error_type=type(error).__name__)
 
         async def on_closed() -> None:
@@ -188,9 +210,23 @@ class Bus:
                     # nats-py re-checking each character of every subject and reply costs
                     # more than the rest of a publish.
                     skip_subject_validation=True,
+                    **identity,
                 )
             except (OSError, TimeoutError, nats.errors.Error) as error:
                 last_error = error
+                auth_error = next(iter(refused), error if is_auth_failure(error) else None)
+                if auth_error is not None:
+                    _log.error(
+                        "nats refused the credentials",
+                        identity=describe_identity(base),
+                        servers=list(base.servers),
+                        error=str(auth_error) or type(auth_error).__name__,
+                    )
+                    raise BusAuthError(
+                        f"NATS at {', '.join(base.servers)} refused {describe_identity(base)}: "
+                        f"{auth_error or type(auth_error).__name__}; check bus.connection.auth "
+                        "and the Secret it names"
+                    ) from error
                 if attempt < attempts:
                     delay = backoff_delay(attempt, base.backoff_initial, base.backoff_max)
                     _log.warning(
@@ -220,7 +256,7 @@ class Bus:
         server = None
         url = self.nc.connected_url
         if url is not None and self._state is ConnectionState.CONNECTED:
-            server = f"{url.scheme}://{url.netloc}"
+            server = f"{url.scheme}://{url.hostname}:{url.port}"
         return ConnectionHealth(
             state=self._state,
             server=server,
@@ -344,7 +380,7 @@ def _check_server_version(nc: Client, floor: str) -> None:
     info = nc._server_info  # no public accessor for the INFO document in nats-py
     version = str(info.get("version") or "")
     url = nc.connected_url
-    server = f"{url.scheme}://{url.netloc}" if url is not None else None
+    server = f"{url.scheme}://{url.hostname}:{url.port}" if url is not None else None
     minimum = parse_server_version(floor)  # a malformed setting is a ValueError naming it
     try:
         too_old = parse_server_version(version) < minimum
