@@ -2,7 +2,7 @@
 
 One NATS account, one user per service and one per tenant, each with allow-lists only (anything
 not listed is refused by the server). The same table renders the local mesh's ``nats.conf``
-(``ark-mesh dev --nats-auth``) and, through ``helm/ark-mesh/nats-permissions.yaml`` (written by
+(``ark-mesh dev --nats-auth``) and, through ``helm/ark-mesh/nats-permissions.json`` (written by
 ``make schemas``, kept equal by a test), the chart's.
 
 **Services** are trusted with every tenant's data (they resolve it), so their users separate
@@ -39,9 +39,11 @@ may subscribe only there, so it never sees a reply meant for a service or anothe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 from ark_mesh.contracts import subjects
 
@@ -53,6 +55,7 @@ __all__ = [
     "NatsUser",
     "Permissions",
     "operator_permissions",
+    "permission_table",
     "render_authorization",
     "service_permissions",
     "service_user",
@@ -327,3 +330,47 @@ def render_authorization(users: Sequence[NatsUser]) -> str:
         lines.append("    }")
     lines += ["  ]", "}"]
     return "\n".join(lines) + "\n"
+
+
+# -- the chart's table ---------------------------------------------------------------------------
+
+
+def permission_table() -> dict[str, Any]:
+    """Every permission set, for the chart (``helm/ark-mesh/nats-permissions.json``): per
+    service with and without provisioning, the operator, and the tenant template (with
+    ``{tenant}`` left in) without and with replay."""
+
+    def entry(permissions: Permissions) -> dict[str, list[str]]:
+        return {"publish": list(permissions.publish), "subscribe": list(permissions.subscribe)}
+
+    return {
+        "services": {
+            service: {
+                "provision": entry(service_permissions(service, provision=True)),
+                "verify": entry(service_permissions(service, provision=False)),
+            }
+            for service in SERVICES
+        },
+        "operator": entry(operator_permissions()),
+        "tenant": {
+            "read": entry(tenant_permissions()),
+            "replay": entry(tenant_permissions(replay=True)),
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ark_mesh.bus.permissions FILE``: write :func:`permission_table` as JSON
+    (which the chart reads with ``fromYaml``; ``make schemas`` calls this)."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m ark_mesh.bus.permissions FILE", file=sys.stderr)
+        return 2
+    Path(args[0]).write_text(json.dumps(permission_table(), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
