@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -159,7 +160,7 @@ class Bus:
         async def on_error(error: Exception) -> None:
             if holder:
                 holder[0]._last_error = f"{type(error).__name__}: {error}"
-            elif is_auth_failure(error):
+            elif is_auth_failure(error) or isinstance(error, ssl.SSLError):
                 refused.append(error)
             if "permissions violation" in str(error).lower():
                 # The server refused one publish or subscription of this identity: a missing
@@ -185,36 +186,54 @@ class Bus:
         last_error: BaseException | None = None
         attempts = max(1, base.connect_attempts)
         for attempt in range(1, attempts + 1):
+            # nats-py can hang after a failed TLS handshake instead of trying the next server
+            # (2.16 on a certificate it does not trust): bound one attempt by what trying every
+            # server twice may take.
+            attempt_bound = base.connect_timeout * (2 * len(base.servers) + 1) + 1
             try:
-                nc = await nats.connect(
-                    servers=list(base.servers),
-                    name=base.name,
-                    connect_timeout=base.connect_timeout,
-                    # nats-py's *initial* connect retries each server up to
-                    # max_reconnect_attempts times (forever when unlimited), so it gets one
-                    # quick retry here and this loop owns the backoff; the real limit is set
-                    # once connected (nats-py reads its options on every reconnect).
-                    max_reconnect_attempts=1,
-                    reconnect_time_wait=0.05,
-                    allow_reconnect=True,
-                    ping_interval=base.ping_interval,
-                    max_outstanding_pings=base.max_outstanding_pings,
-                    pending_size=base.reconnect_buffer_bytes,
-                    drain_timeout=base.drain_timeout,
-                    disconnected_cb=on_disconnected,
-                    reconnected_cb=on_reconnected,
-                    error_cb=on_error,
-                    closed_cb=on_closed,
-                    reconnect_to_server_handler=pick_server,
-                    # Subjects come from the contracts' builders, which validate every token;
-                    # nats-py re-checking each character of every subject and reply costs
-                    # more than the rest of a publish.
-                    skip_subject_validation=True,
-                    **identity,
+                nc = await asyncio.wait_for(
+                    nats.connect(
+                        servers=list(base.servers),
+                        name=base.name,
+                        connect_timeout=base.connect_timeout,
+                        # nats-py's *initial* connect retries each server up to
+                        # max_reconnect_attempts times (forever when unlimited), so it gets one
+                        # quick retry here and this loop owns the backoff; the real limit is set
+                        # once connected (nats-py reads its options on every reconnect).
+                        max_reconnect_attempts=1,
+                        reconnect_time_wait=0.05,
+                        allow_reconnect=True,
+                        ping_interval=base.ping_interval,
+                        max_outstanding_pings=base.max_outstanding_pings,
+                        pending_size=base.reconnect_buffer_bytes,
+                        drain_timeout=base.drain_timeout,
+                        disconnected_cb=on_disconnected,
+                        reconnected_cb=on_reconnected,
+                        error_cb=on_error,
+                        closed_cb=on_closed,
+                        reconnect_to_server_handler=pick_server,
+                        # Subjects come from the contracts' builders, which validate every token;
+                        # nats-py re-checking each character of every subject and reply costs
+                        # more than the rest of a publish.
+                        skip_subject_validation=True,
+                        **identity,
+                    ),
+                    attempt_bound,
                 )
             except (OSError, TimeoutError, nats.errors.Error) as error:
                 last_error = error
                 auth_error = next(iter(refused), error if is_auth_failure(error) else None)
+                if isinstance(auth_error, ssl.SSLError):
+                    _log.error(
+                        "tls to nats failed",
+                        servers=list(base.servers),
+                        error=str(auth_error),
+                    )
+                    raise BusAuthError(
+                        f"TLS to NATS at {', '.join(base.servers)} failed: {auth_error}; check "
+                        "bus.connection.tls (caFile: the CA that signed the server's "
+                        "certificate, serverName: a name in it)"
+                    ) from error
                 if auth_error is not None:
                     _log.error(
                         "nats refused the credentials",
