@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import nats
 import nats.errors
+import openai
 import pytest
 from nats.js import api
 
@@ -125,6 +126,19 @@ async def test_a_tenant_reads_only_its_own_subjects_and_both_tenants_resolve(sta
     assert done_b["status"]["phase"] == "done", done_b
     assert "Question of tenant B" in done_b["status"]["response"]["content"]
     id_a, id_b = done_a["id"], done_b["id"]
+    # The responses and embeddings reconcilers, and KV ark-responses, under their own users.
+    openai_a = openai.AsyncOpenAI(
+        base_url=f"{base}/openai/v1", api_key=TOKENS[TENANT_A], max_retries=0
+    )
+    first = await openai_a.responses.create(model="model/default", input="My name is Ada.")
+    assert first.status == "completed"
+    follow = await openai_a.responses.create(
+        model="model/default", input="And again?", previous_response_id=first.id
+    )
+    assert follow.status == "completed"
+    vectors = await openai_a.embeddings.create(model="model/default", input=["a", "b"])
+    assert len(vectors.data) == 2
+    await openai_a.close()
 
     violations = Violations()
     nc = await nats.connect(
