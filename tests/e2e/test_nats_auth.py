@@ -29,6 +29,7 @@ from ark_mesh.contracts import subjects
 from ark_mesh.devmesh.natsauth import MeshCredentials
 from ark_mesh.kube.client import ApiResource
 from ark_mesh.testing import ark_objects
+from ark_mesh.testing.fake_llm import Match, Reply, Rule
 from ark_mesh.testing.nats_server import NatsServer, free_port
 from ark_mesh.testing.processes import ServiceProcess, ServiceProcessError
 
@@ -95,6 +96,36 @@ async def _run_query(http: aiohttp.ClientSession, base: str, tenant: str, text: 
             await asyncio.sleep(0.1)
 
 
+async def _cancel_a_running_query(http: aiohttp.ClientSession, base: str, tenant: str) -> Any:
+    """A query that streams slowly, canceled through the broker once it runs: the cancel goes
+    over core NATS and KV ``ark-cancel`` from the broker's user to the reconciler's."""
+    headers = {"Authorization": f"Bearer {TOKENS[tenant]}"}
+    async with http.post(
+        f"{base}/v1/queries",
+        json={"input": "endless story", "target": {"type": "agent", "name": "assistant"}},
+        headers=headers,
+    ) as response:
+        assert response.status == 202, await response.text()
+        url = f"{base}/v1/queries/{(await response.json())['id']}"
+    async with asyncio.timeout(60):
+        while True:
+            async with http.get(url, headers=headers) as got:
+                phase = (await got.json())["status"].get("phase")
+            if phase == "running":
+                break
+            assert phase in (None, "pending"), phase
+            await asyncio.sleep(0.05)
+    async with http.post(f"{url}/cancel", headers=headers) as response:
+        assert response.status == 202, await response.text()
+    async with asyncio.timeout(60):
+        while True:
+            async with http.get(url, headers=headers) as got:
+                body = await got.json()
+            if body["status"].get("phase") in ("done", "error", "canceled"):
+                return body
+            await asyncio.sleep(0.05)
+
+
 async def _api(nc: nats.NATS, subject: str, body: dict[str, Any] | None = None) -> Any:
     reply = await nc.request(subject, json.dumps(body or {}).encode(), timeout=3)
     return json.loads(reply.data) if reply.data else {"headers": dict(reply.headers or {})}
@@ -102,10 +133,17 @@ async def _api(nc: nats.NATS, subject: str, body: dict[str, Any] | None = None) 
 
 async def test_a_tenant_reads_only_its_own_subjects_and_both_tenants_resolve(start_mesh) -> None:
     mesh, _ = await start_mesh(
-        preset="scale-strict", overrides=BROKER, nats_auth=True, tenants=(TENANT_A, TENANT_B)
+        preset="scale-strict",
+        overrides=BROKER,
+        nats_auth=True,
+        tenants=(TENANT_A, TENANT_B),
+        streaming=True,
     )
     assert mesh.credentials is not None
     assert mesh.fake_llm is not None
+    await mesh.fake_llm.control.add_rule(
+        Rule(match=Match(user="endless"), reply=Reply(content="tok " * 2000, chunk_delay=0.02))
+    )
     async with await mesh.client() as client:
         await client.create_object(
             NAMESPACES,
@@ -126,6 +164,9 @@ async def test_a_tenant_reads_only_its_own_subjects_and_both_tenants_resolve(sta
     assert done_b["status"]["phase"] == "done", done_b
     assert "Question of tenant B" in done_b["status"]["response"]["content"]
     id_a, id_b = done_a["id"], done_b["id"]
+    async with aiohttp.ClientSession() as http:
+        canceled = await _cancel_a_running_query(http, base, TENANT_A)
+    assert canceled["status"]["phase"] == "canceled", canceled
     # The responses and embeddings reconcilers, and KV ark-responses, under their own users.
     openai_a = openai.AsyncOpenAI(
         base_url=f"{base}/openai/v1", api_key=TOKENS[TENANT_A], max_retries=0
