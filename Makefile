@@ -87,3 +87,4 @@ schemas:
 	rm -f libs/devmesh/src/ark_mesh/devmesh/crds/*.yaml
 	cp helm/ark-mesh/crds/*.yaml libs/devmesh/src/ark_mesh/devmesh/crds/
 	cp helm/ark-mesh/presets.yaml libs/devmesh/src/ark_mesh/devmesh/presets.yaml
+	$(UV) run python -m ark_mesh.bus.permissions helm/ark-mesh/nats-permissions.json

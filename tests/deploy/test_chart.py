@@ -413,6 +413,9 @@ def test_bus_block_is_identical_in_every_service(chart: Chart, preset: str, tmp_
     rendered = chart.render(preset, values, namespace="agents")
     blocks = {c: yaml.safe_load(rendered.config(c))["bus"] for c in CONFIG_TYPES}
     assert len(blocks) == 6
+    # Identical but for each service's own NATS user (decision 55).
+    users = {c: block["connection"].pop("auth")["user"] for c, block in blocks.items()}
+    assert users == {c: f"ark-{c}" for c in CONFIG_TYPES}
     assert all(block == blocks["controller"] for block in blocks.values()), blocks.keys()
     bus = decode(rendered, "status-sync", tmp_path).bus
     assert bus.worker.slots == 3
@@ -1006,9 +1009,16 @@ def test_schema_covers_exactly_the_bus_settings() -> None:
         return found
 
     chart_keys = keys(schema["properties"]["bus"], BusConfig, "bus")
-    # Not values: servers come from nats.url / nats.deploy, each service names itself.
+    # Not values: servers come from nats.url / nats.deploy, each service names itself, and
+    # its NATS identity and TLS come from nats.auth / nats.tls / nats.insecure (decision 55).
     set_by_chart = {"bus.connection.servers", "bus.worker.service"}
-    assert chart_keys == struct_keys(BusConfig, "bus") - set_by_chart
+    from_nats_values = ("bus.connection.auth", "bus.connection.tls", "bus.connection.insecure")
+    expected = {
+        key
+        for key in struct_keys(BusConfig, "bus") - set_by_chart
+        if not key.startswith(from_nats_values)
+    }
+    assert chart_keys == expected
 
 
 def _camel(name: str) -> str:

@@ -99,7 +99,11 @@ async def test_rendered_nats_runs_and_takes_the_rendered_topology(
     # The StatefulSet sets POD_NAME from the downward API; nats.conf names the server after it.
     # GOMEMLIMIT is Go's soft memory limit (nats.goMemLimit): the server runs with it here too.
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert set(env) == {"POD_NAME", "GOMEMLIMIT"}
+    # With nats.auth (on unless the dev values turn it off) every user's password comes from
+    # the Secret into ARK_NATS_PASSWORD_<n>, which nats.conf names; here, made-up ones.
+    passwords = _passwords(container)
+    assert set(env) == {"POD_NAME", "GOMEMLIMIT", *passwords}
+    assert bool(passwords) == (preset is not None)
     assert env["GOMEMLIMIT"] == "400MiB"
     nodes = rendered.get("StatefulSet", rendered.name("nats"))["spec"]["replicas"]
     routes = [f"nats://127.0.0.1:{free_port()}" for _ in range(nodes)]
@@ -117,7 +121,11 @@ async def test_rendered_nats_runs_and_takes_the_rendered_topology(
                     nats_server(
                         conf,
                         [routes[index], *others] if nodes > 1 else (),
-                        env={"POD_NAME": f"ark-mesh-nats-{index}", "GOMEMLIMIT": env["GOMEMLIMIT"]},
+                        env={
+                            "POD_NAME": f"ark-mesh-nats-{index}",
+                            "GOMEMLIMIT": env["GOMEMLIMIT"],
+                            **{name: password for name, (_, password) in passwords.items()},
+                        },
                     )
                 )
             )
@@ -127,7 +135,8 @@ async def test_rendered_nats_runs_and_takes_the_rendered_topology(
             urls.append(url)
             monitors.append(monitor_url)
         await _check_node(rendered, container, preset, monitors[0], nodes)
-        await _provision(rendered, urls, nodes, tmp_path)
+        users = dict(passwords.values())
+        await _provision(rendered, urls, nodes, tmp_path, users.get("ark-query-reconciler"))
 
 
 async def _check_node(
@@ -154,14 +163,36 @@ async def _check_node(
         assert meta["leader"].startswith("ark-mesh-nats-")
 
 
-async def _provision(rendered: Any, urls: list[str], nodes: int, tmp_path: Path) -> None:
-    """The rendered bus block provisions the whole topology, replicated on every node."""
+def _passwords(container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """``{variable: (user, made-up password)}`` of the NATS users' password variables."""
+    return {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["key"], f"pw{index}x{os.getpid()}")
+        for index, e in enumerate(container["env"])
+        if e["name"].startswith("ARK_NATS_PASSWORD_")
+    }
+
+
+async def _provision(
+    rendered: Any, urls: list[str], nodes: int, tmp_path: Path, password: str | None
+) -> None:
+    """The rendered bus block provisions the whole topology, replicated on every node, as the
+    query-reconciler's NATS user when the release has users."""
     config_file = tmp_path / "query-reconciler.yaml"
     config_file.write_text(rendered.config("query-reconciler"))
     config = load_config(QueryReconcilerConfig, config_file, environ={})
     assert len(config.bus.connection.servers) == nodes
     connection = msgspec.structs.replace(config.bus.connection, servers=tuple(urls))
-    bus = await Bus.connect(connection)
+    if password is not None:
+        assert connection.auth.user == "ark-query-reconciler"
+        assert connection.auth.password is not None
+        assert connection.auth.password.env == "ARK_NATS_PASSWORD"
+        os.environ["ARK_NATS_PASSWORD"] = password
+    else:
+        assert connection.insecure
+    try:
+        bus = await Bus.connect(connection)
+    finally:
+        os.environ.pop("ARK_NATS_PASSWORD", None)
     try:
         report = await Topology(config.bus.topology).provision(bus)
         assert report.results, "nothing was provisioned"

@@ -80,7 +80,13 @@ async def start_mesh(tmp_path) -> AsyncIterator[Callable[..., Any]]:  # type: ig
         await mesh.start()
         bus = None
         if mesh.nats_urls:
-            bus = await Bus.connect(ConnectionSettings(servers=tuple(mesh.nats_urls)))
+            # With nats_auth the probe reads as the operator (every tenant, no writes).
+            urls = (
+                mesh.credentials.operator_urls(mesh.nats_urls)
+                if mesh.credentials is not None
+                else mesh.nats_urls
+            )
+            bus = await Bus.connect(ConnectionSettings(servers=tuple(urls)))
         started.append((mesh, bus))
         return mesh, Probe(mesh, bus)
 

@@ -37,7 +37,7 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
   "defaultQueryTtl" .Values.defaultQueryTtl
 -}}
 {{- if $s.bus -}}
-{{- $_ := set $config "bus" (include "ark-mesh.busConfig" . | fromYaml) -}}
+{{- $_ := set $config "bus" (include "ark-mesh.serviceBusConfig" (dict "ctx" . "component" "controller") | fromYaml) -}}
 {{- end -}}
 {{- $w := $c.webhook -}}
 {{- if $w.enabled -}}
@@ -63,7 +63,7 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
 {{- define "ark-mesh.config.queryReconciler" -}}
 {{- $q := .Values.queryReconciler -}}
 {{- $config := dict
-  "bus" (include "ark-mesh.busConfig" . | fromYaml)
+  "bus" (include "ark-mesh.serviceBusConfig" (dict "ctx" . "component" "query-reconciler") | fromYaml)
   "provision" $q.provision
   "tenant" ($q.tenant | default nil)
   "resources" (dict
@@ -89,7 +89,7 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
 {{- define "ark-mesh.config.responsesReconciler" -}}
 {{- $r := .Values.responsesReconciler -}}
 {{- $config := dict
-  "bus" (include "ark-mesh.busConfig" . | fromYaml)
+  "bus" (include "ark-mesh.serviceBusConfig" (dict "ctx" . "component" "responses-reconciler") | fromYaml)
   "provision" $r.provision
   "tenant" ($r.tenant | default nil)
   "resources" (dict
@@ -110,7 +110,7 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
 {{- define "ark-mesh.config.embeddingsReconciler" -}}
 {{- $e := .Values.embeddingsReconciler -}}
 {{- $config := dict
-  "bus" (include "ark-mesh.busConfig" . | fromYaml)
+  "bus" (include "ark-mesh.serviceBusConfig" (dict "ctx" . "component" "embeddings-reconciler") | fromYaml)
   "provision" $e.provision
   "tenant" ($e.tenant | default nil)
   "resources" (dict
@@ -130,7 +130,7 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
 {{- define "ark-mesh.config.statusSync" -}}
 {{- $st := .Values.statusSync -}}
 {{- $config := dict
-  "bus" (include "ark-mesh.busConfig" . | fromYaml)
+  "bus" (include "ark-mesh.serviceBusConfig" (dict "ctx" . "component" "status-sync") | fromYaml)
   "provision" $st.provision
   "durable" "status-sync"
   "checkNewest" $st.checkNewest
@@ -149,7 +149,7 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
 {{- $tokens = append $tokens (dict "tenant" .tenant "sha256" .sha256) -}}
 {{- end -}}
 {{- $config := dict
-  "bus" (include "ark-mesh.busConfig" . | fromYaml)
+  "bus" (include "ark-mesh.serviceBusConfig" (dict "ctx" . "component" "broker") | fromYaml)
   "provision" $b.provision
   "durable" "broker"
   "http" (dict "host" "0.0.0.0" "port" $b.port)
@@ -196,6 +196,7 @@ Each one is rendered once, into its ConfigMap and into the checksum that rolls i
 server_name: $POD_NAME
 port: {{ $n.port }}
 http_port: {{ $n.monitorPort }}
+{{- include "ark-mesh.natsSecurity" . }}
 jetstream {
   store_dir: /data
   max_memory_store: {{ $n.jetstream.maxMemoryStore }}
@@ -215,4 +216,78 @@ cluster {
   connect_retries: 120
 }
 {{- end }}
+{{- end -}}
+
+
+{{/* nats.conf's authorization (decision 55: a user per service, the operator, a user per
+     tenant; passwords are $ARK_NATS_PASSWORD_<n>, which the server reads from its environment,
+     filled from nats.auth.secretName) and tls blocks. */}}
+{{- define "ark-mesh.natsSecurity" -}}
+{{- $n := .Values.nats -}}
+{{- if $n.auth.enabled }}
+authorization {
+  users = [
+    {{- range $i, $u := (include "ark-mesh.natsUsers" . | fromYaml).users }}
+    # {{ $u.comment }}
+    {
+      user: {{ $u.user | quote }}
+      password: $ARK_NATS_PASSWORD_{{ $i }}
+      permissions: {
+        publish: { allow: [
+          {{- range $u.permissions.publish }}
+          {{ . | quote }}
+          {{- end }}
+        ] }
+        subscribe: { allow: [
+          {{- range $u.permissions.subscribe }}
+          {{ . | quote }}
+          {{- end }}
+        ] }
+      }
+    }
+    {{- end }}
+  ]
+}
+{{- end }}
+{{- if $n.tls.enabled }}
+tls {
+  cert_file: /etc/nats-tls/tls.crt
+  key_file: /etc/nats-tls/tls.key
+  ca_file: /etc/nats-tls/ca.crt
+  verify: {{ $n.tls.verifyClients }}
+  timeout: 2
+}
+{{- end }}
+{{- end -}}
+
+{{/* The NATS users of the release as {users: [{user, comment, permissions}]}, in the order
+     of their $ARK_NATS_PASSWORD_<n>: the enabled services, the operator, nats.auth.tenants.
+     Permissions come from nats-permissions.json (written from ark_mesh.bus.permissions). */}}
+{{- define "ark-mesh.natsUsers" -}}
+{{- $s := include "ark-mesh.settings" . | fromYaml -}}
+{{- $v := .Values -}}
+{{- $table := .Files.Get "nats-permissions.json" | fromYaml -}}
+{{- $enabled := dict "controller" true "query-reconciler" $s.queryReconciler "status-sync" $s.statusSync "broker" $s.broker "responses-reconciler" $s.responsesReconciler "embeddings-reconciler" $s.embeddingsReconciler -}}
+{{- $provision := dict "controller" true "query-reconciler" $v.queryReconciler.provision "status-sync" $v.statusSync.provision "broker" $v.broker.provision "responses-reconciler" $v.responsesReconciler.provision "embeddings-reconciler" $v.embeddingsReconciler.provision -}}
+{{- $users := list -}}
+{{- range $service := list "controller" "query-reconciler" "status-sync" "broker" "responses-reconciler" "embeddings-reconciler" -}}
+{{- if get $enabled $service -}}
+{{- $permissions := get (get $table.services $service) (ternary "provision" "verify" (get $provision $service)) -}}
+{{- $users = append $users (dict "user" (printf "ark-%s" $service) "comment" (printf "service %s" $service) "permissions" $permissions) -}}
+{{- end -}}
+{{- end -}}
+{{- $users = append $users (dict "user" "ark-operator" "comment" "people and tools: ark-mesh tail, query, dlq" "permissions" $table.operator) -}}
+{{- range $tenant := $v.nats.auth.tenants -}}
+{{- $template := ternary $table.tenant.replay $table.tenant.read (default false $tenant.replay) -}}
+{{- $publish := list -}}
+{{- range $template.publish -}}
+{{- $publish = append $publish (replace "{tenant}" $tenant.name .) -}}
+{{- end -}}
+{{- $subscribe := list -}}
+{{- range $template.subscribe -}}
+{{- $subscribe = append $subscribe (replace "{tenant}" $tenant.name .) -}}
+{{- end -}}
+{{- $users = append $users (dict "user" (printf "tenant-%s" $tenant.name) "comment" (printf "tenant %s (custom consumers)" $tenant.name) "permissions" (dict "publish" $publish "subscribe" $subscribe)) -}}
+{{- end -}}
+{{- toYaml (dict "users" $users) -}}
 {{- end -}}

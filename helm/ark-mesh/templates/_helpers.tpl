@@ -110,6 +110,9 @@ Every check fails the render with a message that names the value to change.
 {{- if and $broker (eq $brokerAuth "token") (not $v.broker.auth.tokens) -}}
 {{- fail (printf "broker.auth.tokens: broker.auth.mode is token%s, which needs at least one {tenant, sha256} (sha256: the hex SHA-256 of the bearer token, e.g. `printf %%s \"$TOKEN\" | sha256sum`)" (ternary " (the default of preset scale-strict)" "" (not $v.broker.auth.mode))) -}}
 {{- end -}}
+{{- if and $bus (not $v.nats.auth.enabled) (not $v.nats.insecure) -}}
+{{- fail (printf "nats.auth.enabled: preset %s runs services on NATS, which carries every tenant's data; keep nats.auth.enabled: true (a user with its own permissions per service, passwords from the Secret nats.auth.secretName, docs/operations.md \"NATS authorization\") or set nats.insecure: true for development (every service then logs a warning at start)" $name) -}}
+{{- end -}}
 {{- $deployNats := false -}}
 {{- if $bus -}}
 {{- $deployNats = ternary (not $v.nats.url) $v.nats.deploy (kindIs "invalid" $v.nats.deploy) -}}
@@ -180,6 +183,37 @@ leaderElection: {{ $leader }}
 {{- toYaml $bus -}}
 {{- end -}}
 
+{{/* The bus block of one service: (dict "ctx" $ "component" "broker"). The shared block plus
+     this service's NATS identity (user ark-<component>, password from $ARK_NATS_PASSWORD,
+     filled from nats.auth.secretName) and TLS, or `insecure: true` with nats.insecure. */}}
+{{- define "ark-mesh.serviceBusConfig" -}}
+{{- $v := .ctx.Values -}}
+{{- $bus := include "ark-mesh.busConfig" .ctx | fromYaml -}}
+{{- $connection := get $bus "connection" -}}
+{{- if $v.nats.auth.enabled -}}
+{{- $_ := set $connection "auth" (dict "user" (printf "ark-%s" .component) "password" (dict "env" "ARK_NATS_PASSWORD")) -}}
+{{- else -}}
+{{- $_ := set $connection "insecure" true -}}
+{{- end -}}
+{{- if $v.nats.tls.enabled -}}
+{{- $tls := dict "caFile" "/etc/ark-mesh/nats-tls/ca.crt" -}}
+{{- with $v.nats.tls.serverName -}}
+{{- $_ := set $tls "serverName" . -}}
+{{- end -}}
+{{- if $v.nats.tls.clientSecretName -}}
+{{- $_ := set $tls "certFile" "/etc/ark-mesh/nats-client-tls/tls.crt" -}}
+{{- $_ := set $tls "keyFile" "/etc/ark-mesh/nats-client-tls/tls.key" -}}
+{{- end -}}
+{{- $_ := set $connection "tls" $tls -}}
+{{- end -}}
+{{- toYaml $bus -}}
+{{- end -}}
+
+{{/* The Secret holding the NATS users' passwords (key: the user name). */}}
+{{- define "ark-mesh.natsAuthSecret" -}}
+{{- .Values.nats.auth.secretName | default (printf "%s-nats-auth" (include "ark-mesh.fullname" .)) -}}
+{{- end -}}
+
 {{/* Environment of every ark-mesh container: (dict "ctx" $ "component" "controller"
      "extraEnv" list). */}}
 {{- define "ark-mesh.env" -}}
@@ -218,6 +252,14 @@ leaderElection: {{ $leader }}
 - name: OTEL_TRACES_SAMPLER_ARG
   value: {{ . | quote }}
 {{- end }}
+{{- $s := include "ark-mesh.settings" .ctx | fromYaml }}
+{{- if and $s.bus $v.nats.auth.enabled }}
+- name: ARK_NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ark-mesh.natsAuthSecret" .ctx }}
+      key: {{ printf "ark-%s" .component }}
+{{- end }}
 {{- with $v.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -240,6 +282,15 @@ One ark-mesh service Deployment. Parameters (dict):
 {{- define "ark-mesh.serviceDeployment" -}}
 {{- $ctx := .ctx -}}
 {{- $v := $ctx.Values -}}
+{{- $s := include "ark-mesh.settings" $ctx | fromYaml -}}
+{{- $volumes := .volumes | default list -}}
+{{- if and $s.bus $v.nats.tls.enabled -}}
+{{- /* Only the CA of the server's Secret (never its key), and this client's own pair. */ -}}
+{{- $volumes = append $volumes (dict "name" "nats-tls" "secretName" $v.nats.tls.secretName "mountPath" "/etc/ark-mesh/nats-tls" "items" (list (dict "key" "ca.crt" "path" "ca.crt"))) -}}
+{{- with $v.nats.tls.clientSecretName -}}
+{{- $volumes = append $volumes (dict "name" "nats-client-tls" "secretName" . "mountPath" "/etc/ark-mesh/nats-client-tls") -}}
+{{- end -}}
+{{- end -}}
 {{- $labels := dict "ctx" $ctx "component" .component -}}
 {{- $name := printf "%s-%s" (include "ark-mesh.fullname" $ctx) .component -}}
 apiVersion: apps/v1
@@ -336,7 +387,7 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
-            {{- range .volumes }}
+            {{- range $volumes }}
             - name: {{ .name }}
               mountPath: {{ .mountPath }}
               readOnly: true
@@ -350,10 +401,14 @@ spec:
             name: {{ $name }}
         - name: tmp
           emptyDir: {}
-        {{- range .volumes }}
+        {{- range $volumes }}
         - name: {{ .name }}
           secret:
             secretName: {{ .secretName }}
+            {{- with .items }}
+            items:
+              {{- toYaml . | nindent 14 }}
+            {{- end }}
         {{- end }}
         {{- with $v.extraVolumes }}
         {{- toYaml . | nindent 8 }}

@@ -10,7 +10,9 @@ import msgspec
 import pytest
 import structlog
 
+from ark_mesh.bus import AuthSettings, BusConfig, ConnectionSettings
 from ark_mesh.service import ConfigError, HealthServer, service_main
+from ark_mesh.service.cli import check_bus_security
 
 
 @pytest.fixture(autouse=True)
@@ -71,3 +73,44 @@ def test_rule_broken_at_build_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     assert code == 2
     assert "slots must be even" in capsys.readouterr().err
+
+
+class BusBacked(msgspec.Struct, frozen=True, kw_only=True):
+    """A service config with a bus, as every NATS-backed service has."""
+
+    health: Health = Health()
+    bus: BusConfig = BusConfig()
+
+
+def test_a_service_on_nats_without_credentials_exits_2_naming_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("bus: {connection: {servers: ['nats://127.0.0.1:1']}}\n")
+    code = service_main(
+        ["--config", str(path)],
+        name="demo",
+        description="d",
+        config_type=BusBacked,
+        build=lambda c: Never(),
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bus.connection.auth is not configured" in err
+    assert "bus.connection.insecure: true" in err
+
+
+def test_insecure_is_allowed_and_said_loudly(capsys: pytest.CaptureFixture[str]) -> None:
+    insecure = BusConfig(connection=ConnectionSettings(insecure=True))
+    check_bus_security("demo", insecure)
+    assert "INSECURE: connecting to NATS without credentials" in capsys.readouterr().out
+    check_bus_security("demo", None)  # a service without a bus (preset simple's controller)
+    with pytest.raises(ConfigError, match="choose one method"):
+        check_bus_security(
+            "demo",
+            BusConfig(
+                connection=ConnectionSettings(
+                    auth=AuthSettings(creds_file="/c", nkey_seed_file="/n")
+                )
+            ),
+        )

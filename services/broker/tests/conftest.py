@@ -102,7 +102,9 @@ class World:
 
     def bus(self) -> BusConfig:
         return BusConfig(
-            connection=ConnectionSettings(servers=(self.nats.url,), connect_attempts=3),
+            connection=ConnectionSettings(
+                servers=(self.nats.url,), connect_attempts=3, insecure=True
+            ),
             worker=WorkerSettings(slots=4, retry_delay_initial=0.05, grace_period=5.0),
         )
 

@@ -108,7 +108,9 @@ class World:
     def config(self, **changes: Any) -> EmbeddingsReconcilerConfig:
         base = EmbeddingsReconcilerConfig(
             bus=BusConfig(
-                connection=ConnectionSettings(servers=(self.nats.url,), connect_attempts=3),
+                connection=ConnectionSettings(
+                    servers=(self.nats.url,), connect_attempts=3, insecure=True
+                ),
                 topology=TopologyConfig(
                     work_consumers=(
                         WorkConsumerSettings(

@@ -306,7 +306,9 @@ class Mesh:
         )
         base = QueryReconcilerConfig(
             bus=BusConfig(
-                connection=ConnectionSettings(servers=(self.nats.url,), connect_attempts=3),
+                connection=ConnectionSettings(
+                    servers=(self.nats.url,), connect_attempts=3, insecure=True
+                ),
                 topology=topology,
                 worker=WorkerSettings(
                     slots=4,

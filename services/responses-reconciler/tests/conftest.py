@@ -89,7 +89,9 @@ class World:
         (directory / "resources.yaml").write_text(yaml.safe_dump_all(manifests(self.fake.base_url)))
         return ResponsesReconcilerConfig(
             bus=BusConfig(
-                connection=ConnectionSettings(servers=(self.nats.url,), connect_attempts=3),
+                connection=ConnectionSettings(
+                    servers=(self.nats.url,), connect_attempts=3, insecure=True
+                ),
                 topology=TopologyConfig(
                     work_consumers=(
                         WorkConsumerSettings(

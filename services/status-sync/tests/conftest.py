@@ -121,7 +121,9 @@ class Sync:
         )
         base = StatusSyncConfig(
             bus=BusConfig(
-                connection=ConnectionSettings(servers=(self.nats.url,), connect_attempts=3),
+                connection=ConnectionSettings(
+                    servers=(self.nats.url,), connect_attempts=3, insecure=True
+                ),
                 topology=topology,
                 worker=WorkerSettings(
                     slots=8, retry_delay_initial=0.05, retry_delay_max=0.2, grace_period=5.0

@@ -16,6 +16,8 @@
 * :class:`CancelChannel` / :func:`cancel_watch` — cancel via core NATS plus a KV flag (:mod:`.cancel`).
 * :class:`RunLogStore` — step logs of durable runs in KV ``ark-runs``, sealed per tenant,
   saved with a revision check (:mod:`.runs`).
+* ``bus.connection.auth``/``tls`` — credentials and TLS read from files or variables at connect
+  (:mod:`.credentials`); :mod:`.permissions` — the NATS users and permissions of the mesh.
 * :class:`PayloadCipher` — per-tenant AES-256-GCM encryption of bodies at rest, applied by all
   of the above when ``Bus.connect(…, encryption=EncryptionSettings(…))`` (:mod:`.encryption`).
 
@@ -25,14 +27,17 @@ The exception tree is drawn in :mod:`ark_mesh.bus.errors`.
 from ark_mesh.bus.cancel import CancelChannel, CancelWatch, cancel_watch
 from ark_mesh.bus.coalesce import ChunkCoalescer, can_merge, merge_chunks
 from ark_mesh.bus.config import (
+    AuthSettings,
     BusConfig,
     ConnectionSettings,
     ConsumerSettings,
     EncryptionKeySettings,
     EncryptionSettings,
     KeyValueSettings,
+    SecretSource,
     StreamSettings,
     TenantEncryptionSettings,
+    TlsSettings,
     TopologyConfig,
     WorkConsumerSettings,
     WorkerSettings,
@@ -42,6 +47,7 @@ from ark_mesh.bus.context import MessageContext
 from ark_mesh.bus.deadletter import DeadLetterCause, DeadLetterNotice
 from ark_mesh.bus.encryption import PayloadCipher
 from ark_mesh.bus.errors import (
+    BusAuthError,
     BusClosedError,
     BusError,
     BusUnavailableError,
@@ -88,8 +94,10 @@ from ark_mesh.bus.topology import ProvisionReport, ProvisionResult, Topology, Wo
 from ark_mesh.bus.worker import Handler, Worker, WorkerStats
 
 __all__ = [
+    "AuthSettings",
     "BucketIndex",
     "Bus",
+    "BusAuthError",
     "BusClosedError",
     "BusConfig",
     "BusError",
@@ -139,12 +147,14 @@ __all__ = [
     "RunLogError",
     "RunLogStore",
     "RunLogUnreadableError",
+    "SecretSource",
     "ServerVersionError",
     "StoredRun",
     "StreamEntry",
     "StreamReader",
     "StreamSettings",
     "TenantEncryptionSettings",
+    "TlsSettings",
     "Topology",
     "TopologyConfig",
     "TopologyConfigError",

@@ -16,15 +16,18 @@ from ark_mesh.contracts import subjects
 from ark_mesh.contracts.config import ConfigSection
 
 __all__ = [
+    "AuthSettings",
     "BusConfig",
     "ConnectionSettings",
     "ConsumerSettings",
     "EncryptionKeySettings",
     "EncryptionSettings",
     "KeyValueSettings",
+    "SecretSource",
     "StorageKind",
     "StreamSettings",
     "TenantEncryptionSettings",
+    "TlsSettings",
     "TopologyConfig",
     "WorkConsumerSettings",
     "WorkerSettings",
@@ -38,6 +41,91 @@ _MIB = 1024 * 1024
 _RETRY_DEDUPE = 30.0
 """Duplicate window of the per-query streams: it only has to outlast a publisher's retry of
 one message, and the server keeps every id published within it in memory (decision 49)."""
+
+
+class SecretSource(ConfigSection, frozen=True, kw_only=True):
+    """Where one secret comes from: exactly one of ``file`` (a path, e.g. a mounted Kubernetes
+    Secret; one trailing newline is ignored) or ``env`` (a variable name, e.g. ``valueFrom:
+    secretKeyRef``). Never the secret itself: config files end up in ConfigMaps, Helm values
+    and logs."""
+
+    file: str | None = None
+    env: str | None = None
+
+
+class AuthSettings(ConfigSection, frozen=True, kw_only=True):
+    """How this process proves who it is to NATS: one of
+
+    * ``user`` + ``password`` (a :class:`SecretSource`): nats.conf ``authorization.users``;
+    * ``token``: a single shared token (no per-service permissions; avoid for the mesh);
+    * ``nkeySeedFile``: the path of an nkey user seed (``SU…``), the server lists the public key;
+    * ``credsFile``: a ``.creds`` file (user JWT + seed) for a server in operator/JWT mode.
+
+    Read at connect time (and again at every reconnect, for seeds and creds files), so a
+    rotated Secret takes effect without a new config.
+    """
+
+    user: str | None = None
+    password: SecretSource | None = None
+    token: SecretSource | None = None
+    nkey_seed_file: str | None = None
+    creds_file: str | None = None
+
+    @property
+    def method(self) -> str | None:
+        """``password``, ``token``, ``nkey``, ``creds`` or ``None`` (anonymous)."""
+        if self.creds_file:
+            return "creds"
+        if self.nkey_seed_file:
+            return "nkey"
+        if self.token is not None:
+            return "token"
+        if self.user is not None or self.password is not None:
+            return "password"
+        return None
+
+    def problems(self) -> list[str]:
+        """What contradicts itself, as messages naming the ``bus.connection.auth`` fields."""
+        found: list[str] = []
+        chosen = [
+            name
+            for name, present in (
+                ("user/password", self.user is not None or self.password is not None),
+                ("token", self.token is not None),
+                ("nkeySeedFile", bool(self.nkey_seed_file)),
+                ("credsFile", bool(self.creds_file)),
+            )
+            if present
+        ]
+        if len(chosen) > 1:
+            found.append(f"bus.connection.auth sets {' and '.join(chosen)}; choose one method")
+        if (self.user is None) != (self.password is None):
+            found.append("bus.connection.auth: user and password go together")
+        for name, source in (("password", self.password), ("token", self.token)):
+            if source is not None and (source.file is None) == (source.env is None):
+                found.append(
+                    f"bus.connection.auth.{name}: set exactly one of file (a mounted Secret) "
+                    "or env (a variable from a Secret)"
+                )
+        return found
+
+
+class TlsSettings(ConfigSection, frozen=True, kw_only=True):
+    """TLS to NATS. ``caFile`` verifies the server (default: the system's CAs); ``certFile`` +
+    ``keyFile`` are this client's certificate when the server verifies clients (mTLS);
+    ``serverName`` is the name expected in the server's certificate when it differs from the
+    URL's host (a headless-Service node name, an IP). With a ``tls`` block the client insists on
+    TLS whatever the URL scheme (``tls://`` or ``nats://``)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+
+    def problems(self) -> list[str]:
+        if (self.cert_file is None) != (self.key_file is None):
+            return ["bus.connection.tls: certFile and keyFile go together"]
+        return []
 
 
 class ConnectionSettings(ConfigSection, frozen=True, kw_only=True):
@@ -67,6 +155,33 @@ class ConnectionSettings(ConfigSection, frozen=True, kw_only=True):
     request_timeout: float = 5.0
     drain_timeout: float = 10.0
     min_server_version: str = "2.9.0"
+    auth: AuthSettings = AuthSettings()
+    tls: TlsSettings | None = None
+    inbox_prefix: str = "_INBOX"
+    """Where replies to this client's requests go (``<prefix>.<random>``). A NATS user whose
+    subscribe permission is limited to its own prefix (tenant users, decision 55) cannot read
+    replies meant for anyone else."""
+    insecure: bool = False
+    """Run a service on NATS without credentials (no ``auth``). A service refuses to start
+    without either: every NATS-backed deployment (the scale presets) carries all tenants' data on
+    the bus. ``true`` is for development and is logged as a warning at every start."""
+
+    def security_problems(self) -> list[str]:
+        """Why a *service* must not connect with these settings (empty: it may).
+
+        Libraries and tools connect however they are told; services check this at start
+        (:func:`ark_mesh.service.cli.service_main`), so a deployment without bus credentials
+        fails loudly instead of running open.
+        """
+        found = [*self.auth.problems(), *(self.tls.problems() if self.tls else [])]
+        if self.auth.method is None and not self.insecure:
+            found.append(
+                "bus.connection.auth is not configured: every NATS-backed service carries all "
+                "tenants' data, so it needs credentials (user+password, nkeySeedFile or "
+                'credsFile, see docs/operations.md "NATS authorization"); set '
+                "bus.connection.insecure: true to run without them in development"
+            )
+        return found
 
 
 class StreamSettings(ConfigSection, frozen=True, kw_only=True):

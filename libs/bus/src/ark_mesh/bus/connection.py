@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,8 +37,14 @@ from nats.js import JetStreamContext, JetStreamManager
 from nats.js.kv import KeyValue
 
 from ark_mesh.bus.config import ConnectionSettings, EncryptionSettings
+from ark_mesh.bus.credentials import connect_options, describe_identity, is_auth_failure
 from ark_mesh.bus.encryption import PayloadCipher
-from ark_mesh.bus.errors import BusClosedError, BusUnavailableError, ServerVersionError
+from ark_mesh.bus.errors import (
+    BusAuthError,
+    BusClosedError,
+    BusUnavailableError,
+    ServerVersionError,
+)
 from ark_mesh.telemetry import get_logger
 
 __all__ = [
@@ -125,6 +132,9 @@ class Bus:
         ``encryption`` (usually ``BusConfig.encryption``) turns on per-tenant payload
         encryption; its keys are loaded before connecting, so a bad key raises
         :class:`~ark_mesh.bus.errors.EncryptionConfigError` without touching the network.
+        Credentials and TLS (``settings.auth``/``tls``) are read the same way; a server that
+        refuses them raises :class:`~ark_mesh.bus.errors.BusAuthError` at once (the same
+        credentials would be refused again), naming the identity presented.
         """
         cipher = (
             PayloadCipher.from_settings(encryption)
@@ -134,7 +144,9 @@ class Bus:
         base = settings or ConnectionSettings()
         if overrides:
             base = _replace(base, **overrides)
+        identity = connect_options(base)
         holder: list[Bus] = []
+        refused: list[BaseException] = []
 
         async def on_disconnected() -> None:
             # nats-py reports the end of a drain as a disconnect too; that is not an outage.
@@ -148,6 +160,17 @@ class Bus:
         async def on_error(error: Exception) -> None:
             if holder:
                 holder[0]._last_error = f"{type(error).__name__}: {error}"
+            elif is_auth_failure(error) or isinstance(error, ssl.SSLError):
+                refused.append(error)
+            if "permissions violation" in str(error).lower():
+                # The server refused one publish or subscription of this identity: a missing
+                # permission (decision 55) must be visible, not a silent stall.
+                _log.error(
+                    "nats permission denied",
+                    identity=describe_identity(base),
+                    error=str(error),
+                )
+                return
             _log.debug("nats client error", error=str(error), error_type=type(error).__name__)
 
         async def on_closed() -> None:
@@ -163,34 +186,66 @@ class Bus:
         last_error: BaseException | None = None
         attempts = max(1, base.connect_attempts)
         for attempt in range(1, attempts + 1):
+            # nats-py can hang after a failed TLS handshake instead of trying the next server
+            # (2.16 on a certificate it does not trust): bound one attempt by what trying every
+            # server twice may take.
+            attempt_bound = base.connect_timeout * (2 * len(base.servers) + 1) + 1
             try:
-                nc = await nats.connect(
-                    servers=list(base.servers),
-                    name=base.name,
-                    connect_timeout=base.connect_timeout,
-                    # nats-py's *initial* connect retries each server up to
-                    # max_reconnect_attempts times (forever when unlimited), so it gets one
-                    # quick retry here and this loop owns the backoff; the real limit is set
-                    # once connected (nats-py reads its options on every reconnect).
-                    max_reconnect_attempts=1,
-                    reconnect_time_wait=0.05,
-                    allow_reconnect=True,
-                    ping_interval=base.ping_interval,
-                    max_outstanding_pings=base.max_outstanding_pings,
-                    pending_size=base.reconnect_buffer_bytes,
-                    drain_timeout=base.drain_timeout,
-                    disconnected_cb=on_disconnected,
-                    reconnected_cb=on_reconnected,
-                    error_cb=on_error,
-                    closed_cb=on_closed,
-                    reconnect_to_server_handler=pick_server,
-                    # Subjects come from the contracts' builders, which validate every token;
-                    # nats-py re-checking each character of every subject and reply costs
-                    # more than the rest of a publish.
-                    skip_subject_validation=True,
+                nc = await asyncio.wait_for(
+                    nats.connect(
+                        servers=list(base.servers),
+                        name=base.name,
+                        connect_timeout=base.connect_timeout,
+                        # nats-py's *initial* connect retries each server up to
+                        # max_reconnect_attempts times (forever when unlimited), so it gets one
+                        # quick retry here and this loop owns the backoff; the real limit is set
+                        # once connected (nats-py reads its options on every reconnect).
+                        max_reconnect_attempts=1,
+                        reconnect_time_wait=0.05,
+                        allow_reconnect=True,
+                        ping_interval=base.ping_interval,
+                        max_outstanding_pings=base.max_outstanding_pings,
+                        pending_size=base.reconnect_buffer_bytes,
+                        drain_timeout=base.drain_timeout,
+                        disconnected_cb=on_disconnected,
+                        reconnected_cb=on_reconnected,
+                        error_cb=on_error,
+                        closed_cb=on_closed,
+                        reconnect_to_server_handler=pick_server,
+                        # Subjects come from the contracts' builders, which validate every token;
+                        # nats-py re-checking each character of every subject and reply costs
+                        # more than the rest of a publish.
+                        skip_subject_validation=True,
+                        **identity,
+                    ),
+                    attempt_bound,
                 )
             except (OSError, TimeoutError, nats.errors.Error) as error:
                 last_error = error
+                auth_error = next(iter(refused), error if is_auth_failure(error) else None)
+                if isinstance(auth_error, ssl.SSLError):
+                    _log.error(
+                        "tls to nats failed",
+                        servers=list(base.servers),
+                        error=str(auth_error),
+                    )
+                    raise BusAuthError(
+                        f"TLS to NATS at {', '.join(base.servers)} failed: {auth_error}; check "
+                        "bus.connection.tls (caFile: the CA that signed the server's "
+                        "certificate, serverName: a name in it)"
+                    ) from error
+                if auth_error is not None:
+                    _log.error(
+                        "nats refused the credentials",
+                        identity=describe_identity(base),
+                        servers=list(base.servers),
+                        error=str(auth_error) or type(auth_error).__name__,
+                    )
+                    raise BusAuthError(
+                        f"NATS at {', '.join(base.servers)} refused {describe_identity(base)}: "
+                        f"{auth_error or type(auth_error).__name__}; check bus.connection.auth "
+                        "and the Secret it names"
+                    ) from error
                 if attempt < attempts:
                     delay = backoff_delay(attempt, base.backoff_initial, base.backoff_max)
                     _log.warning(
@@ -220,7 +275,7 @@ class Bus:
         server = None
         url = self.nc.connected_url
         if url is not None and self._state is ConnectionState.CONNECTED:
-            server = f"{url.scheme}://{url.netloc}"
+            server = f"{url.scheme}://{url.hostname}:{url.port}"
         return ConnectionHealth(
             state=self._state,
             server=server,
@@ -344,7 +399,7 @@ def _check_server_version(nc: Client, floor: str) -> None:
     info = nc._server_info  # no public accessor for the INFO document in nats-py
     version = str(info.get("version") or "")
     url = nc.connected_url
-    server = f"{url.scheme}://{url.netloc}" if url is not None else None
+    server = f"{url.scheme}://{url.hostname}:{url.port}" if url is not None else None
     minimum = parse_server_version(floor)  # a malformed setting is a ValueError naming it
     try:
         too_old = parse_server_version(version) < minimum

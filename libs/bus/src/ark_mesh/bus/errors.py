@@ -4,6 +4,8 @@ Bus errors (raised *by* the bus to its caller)::
 
     BusError
      ├── BusUnavailableError          cannot reach any NATS server (names the URLs tried)
+     ├── BusAuthError                 NATS refused this client's credentials, or they cannot
+     │                                be read (names the user and the setting to fix)
      ├── BusClosedError               the connection was closed or is draining
      ├── ServerVersionError           the nats-server is older than the supported floor
      ├── PublishError                 JetStream did not store a publish (names the subject)
@@ -55,6 +57,7 @@ that cannot be decrypted (:class:`DecryptionError`).
 from __future__ import annotations
 
 __all__ = [
+    "BusAuthError",
     "BusClosedError",
     "BusError",
     "BusUnavailableError",
@@ -112,6 +115,12 @@ class BusUnavailableError(BusError):
         super().__init__(
             f"NATS unreachable at {', '.join(urls)} after {attempts} attempt(s){detail}"
         )
+
+
+class BusAuthError(BusError):
+    """NATS refused this client's credentials (authorization violation, expired creds), or a
+    credential named in ``bus.connection.auth``/``tls`` cannot be read. Not retried: the same
+    credentials are refused again; the message says which user and which setting."""
 
 
 class BusClosedError(BusError):

@@ -155,6 +155,12 @@ def parser() -> argparse.ArgumentParser:
         help="run NATS as a JetStream cluster of NODES nodes (default 3) with every stream, "
         "KV bucket and consumer replicated on all of them, as the chart's scale presets do",
     )
+    dev.add_argument(
+        "--nats-auth",
+        action="store_true",
+        help="run NATS with a user and permissions per service (decision 55; passwords in "
+        "files of the run folder) instead of open; the other commands use the operator user",
+    )
     dev.add_argument("--model-url", help="a real OpenAI-compatible base URL (…/v1)")
     dev.add_argument("--api-key", help="API key for --model-url")
     dev.add_argument("--model", default="fake-model", help="model id for --model-url")

@@ -60,6 +60,7 @@ async def run(args: argparse.Namespace) -> int:
         streaming=True,
         on_ready=ready,
         nats_nodes=args.nats_cluster,
+        nats_auth=args.nats_auth,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -89,7 +90,7 @@ async def run(args: argparse.Namespace) -> int:
             workdir=str(workdir),
             kubeconfig=str(mesh.kubeconfig),
             # Comma-separated for a cluster: the other commands split it (NATS's own convention).
-            nats_url=",".join(mesh.nats_urls) or None,
+            nats_url=",".join(_tool_urls(mesh)) or None,
             broker_url=broker_url,
         )
         state_path = write_state(state)
@@ -126,6 +127,14 @@ async def run(args: argparse.Namespace) -> int:
         output.say(f"stopped; logs kept in {workdir}")
 
 
+def _tool_urls(mesh: LocalMesh) -> list[str]:
+    """NATS URLs for the other commands: with ``--nats-auth``, the operator's credentials in
+    them (the state file is the user's own; the printed URLs never carry them)."""
+    if mesh.credentials is not None:
+        return mesh.credentials.operator_urls(mesh.nats_urls)
+    return mesh.nats_urls
+
+
 def _broker_url(mesh: LocalMesh) -> str | None:
     broker = mesh.services.get("broker")
     if broker is None:
@@ -148,7 +157,7 @@ async def _first_query(mesh: LocalMesh, args: argparse.Namespace) -> int:
         created = await client.create(query)
     ending = await follow_kube(
         str(mesh.kubeconfig),
-        ",".join(mesh.nats_urls) or None,
+        ",".join(_tool_urls(mesh)) or None,
         mesh.namespace,
         QUERY_NAME,
         created.metadata.uid or "",

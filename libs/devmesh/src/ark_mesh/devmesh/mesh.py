@@ -20,6 +20,11 @@ are still starting). ``on_ready`` hears of each part as it becomes ready, which 
 (:class:`~ark_mesh.testing.nats_cluster.NatsCluster`) instead of one server: every service gets
 all the client URLs, and every stream, KV bucket and durable consumer is provisioned with that
 many replicas, as the chart's scale presets do. Chaos tests kill and restart its nodes.
+
+``nats_auth=True`` runs NATS with the mesh's authorization model (decision 55): a user per
+service and per tenant in :attr:`tenants`, each with only its permissions, passwords in files of
+the run folder (:mod:`ark_mesh.devmesh.natsauth`). Without it every service is told
+``bus.connection.insecure: true`` and warns so at start.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from ark_mesh.testing.nats_cluster import NatsCluster
 from ark_mesh.testing.nats_server import NatsServer, free_port
 from ark_mesh.testing.processes import ServiceProcess
 
+from .natsauth import MeshCredentials
 from .presets import MODULES, PRESETS, Preset
 
 __all__ = [
@@ -123,6 +129,11 @@ class LocalMesh:
     every stream, bucket and consumer replicated on that many nodes (at most 5, JetStream's
     largest replica count)."""
 
+    nats_auth: bool = False
+    """Users, passwords and permissions on NATS (decision 55) instead of an open server."""
+    tenants: tuple[str, ...] = ()
+    """Tenants that get a NATS user of their own with ``nats_auth`` (:attr:`credentials`)."""
+
     nats: NatsServer | None = field(default=None, init=False)
     """The single nats-server (``nats_nodes == 1``); ``None`` for a cluster or without NATS."""
     nats_cluster: NatsCluster | None = field(default=None, init=False)
@@ -131,6 +142,8 @@ class LocalMesh:
     services: dict[str, ServiceProcess] = field(default_factory=dict, init=False)
     webhook_port: int = field(default=0, init=False)
     webhook_certificate: ServingCertificate | None = field(default=None, init=False)
+    credentials: MeshCredentials | None = field(default=None, init=False)
+    """The NATS users of the mesh with ``nats_auth`` (tenants' connect options for tests)."""
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack, init=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
     _started_at: float = field(default=0.0, init=False)
@@ -187,13 +200,19 @@ class LocalMesh:
         assert self.workdir is not None
         if not 1 <= self.nats_nodes <= 5:
             raise ValueError(f"nats_nodes must be between 1 and 5, not {self.nats_nodes}")
+        extra: tuple[str, ...] = ()
+        if self.nats_auth:
+            self.credentials = MeshCredentials(self.workdir / "nats-auth", tenants=self.tenants)
+            extra = ("-c", str(self.credentials.write()))
         if self.nats_nodes > 1:
+            if self.nats_auth:
+                raise ValueError("nats_auth runs one nats-server; use nats_nodes=1")
             self.nats_cluster = NatsCluster(self.workdir / "nats-cluster", nodes=self.nats_nodes)
             self._stack.push_async_callback(self.nats_cluster.astop)
             await self.nats_cluster.astart()
             self._ready(f"nats-server x{self.nats_nodes}")
             return
-        self.nats = NatsServer(self.workdir / "nats")
+        self.nats = NatsServer(self.workdir / "nats", extra_args=extra)
         self._stack.push_async_callback(self.nats.astop)
         await self.nats.astart()
         self._ready("nats-server")
@@ -244,7 +263,12 @@ class LocalMesh:
         kubeconfig = str(self.kubeconfig)
         config: dict[str, Any] = {}
         if self.nats_urls:
-            bus: dict[str, Any] = {"connection": {"servers": self.nats_urls}}
+            connection: dict[str, Any] = {"servers": self.nats_urls}
+            if self.credentials is not None:
+                connection["auth"] = self.credentials.service_auth(name)
+            else:
+                connection["insecure"] = True
+            bus: dict[str, Any] = {"connection": connection}
             if self.nats_cluster is not None:
                 bus["topology"] = replicated_topology(self.nats_cluster.size)
             config["bus"] = _merge(bus, self.bus_settings)

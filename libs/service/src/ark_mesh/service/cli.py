@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
-from ark_mesh.bus import BusError
+from ark_mesh.bus import BusConfig, BusError
 from ark_mesh.kube import KubeError
 from ark_mesh.resolver import ManifestError
 from ark_mesh.service.config import load_config
@@ -22,7 +22,13 @@ from ark_mesh.service.health import HealthServer
 from ark_mesh.service.lifecycle import Service, run_service
 from ark_mesh.telemetry import configure_telemetry, get_logger, shutdown_providers
 
-__all__ = ["EXIT_BAD_CONFIG", "EXIT_OK", "EXIT_START_FAILED", "service_main"]
+__all__ = [
+    "EXIT_BAD_CONFIG",
+    "EXIT_OK",
+    "EXIT_START_FAILED",
+    "check_bus_security",
+    "service_main",
+]
 
 EXIT_OK = 0
 EXIT_START_FAILED = 1
@@ -55,6 +61,27 @@ class _HasHealth(Protocol):
 C = TypeVar("C", bound=_HasHealth)
 
 
+def check_bus_security(name: str, bus: object) -> None:
+    """Refuse (:class:`ConfigError`, exit 2) a service on NATS without credentials.
+
+    Every deployment that runs services on NATS (the scale presets) carries all tenants' data on
+    the bus, so a service without ``bus.connection.auth`` does not start unless the
+    configuration says ``bus.connection.insecure: true`` — and then says so loudly at every
+    start. A service without a bus (the controller of preset ``simple``) is not concerned.
+    """
+    if not isinstance(bus, BusConfig):
+        return
+    problems = bus.connection.security_problems()
+    if problems:
+        raise ConfigError("; ".join(problems))
+    if bus.connection.auth.method is None:
+        get_logger(name).warning(
+            "INSECURE: connecting to NATS without credentials (bus.connection.insecure: true); "
+            "any client that reaches NATS can read and write every tenant's data",
+            servers=list(bus.connection.servers),
+        )
+
+
 def service_main(
     argv: Sequence[str] | None,
     *,
@@ -82,6 +109,7 @@ def service_main(
     log = get_logger(name)
     try:
         config = load_config(config_type, args.config)
+        check_bus_security(name, getattr(config, "bus", None))
         service = build(config)
     except ConfigError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
