@@ -224,3 +224,26 @@ def test_inconsistent_tenant_settings_are_refused() -> None:
         )
     with pytest.raises(EncryptionConfigError, match=r"tenant 'a\.b'"):
         PayloadCipher(required_tenants=("a.b",))
+
+
+def test_a_process_serving_one_tenant_loads_only_that_tenants_keys() -> None:
+    """A service sharded by tenant (``tenant: team-a``) holds no other tenant's key: team-b's
+    key need not even be present in its environment, and it cannot open team-b's bodies."""
+    settings = EncryptionSettings(
+        tenants={
+            "team-a": TenantEncryptionSettings(keys=(EncryptionKeySettings(id="a1", env="A1"),)),
+            "team-b": TenantEncryptionSettings(keys=(EncryptionKeySettings(id="b1", env="B1"),)),
+        },
+        required_tenants=("team-b",),
+    )
+    environ = {"A1": _b64(KEY_A1)}  # team-b's key is mounted only where team-b is served
+    with pytest.raises(EncryptionConfigError, match="team-b"):
+        PayloadCipher.from_settings(settings, environ=environ)
+    cipher = PayloadCipher.from_settings(settings.serving("team-a"), environ=environ)
+    assert cipher.tenants == {"team-a"}
+    subject = subjects.work_query("team-a")
+    assert cipher.open(subject, PayloadCipher({"team-a": {"a1": KEY_A1}}).seal(subject, SECRET))
+    # team-b stays required: this process refuses to write clear text for it.
+    with pytest.raises(EncryptionRequiredError, match="team-b"):
+        cipher.seal(subjects.work_query("team-b"), SECRET)
+    assert settings.serving(None) is settings

@@ -384,6 +384,16 @@ class EncryptionSettings(ConfigSection, frozen=True, kw_only=True):
     tenants: dict[str, TenantEncryptionSettings] = msgspec.field(default_factory=dict)
     required_tenants: tuple[str, ...] = ()
 
+    def serving(self, tenant: str | None) -> EncryptionSettings:
+        """These settings for a process that serves only ``tenant`` (a service sharded by
+        tenant; ``None``: every tenant): only that tenant's keys are loaded, so a process holds
+        no key it has no use for. ``required_tenants`` stays whole: a process without a
+        tenant's key never publishes in clear for it."""
+        if tenant is None:
+            return self
+        kept = {name: keys for name, keys in self.tenants.items() if name == tenant}
+        return msgspec.structs.replace(self, tenants=kept)
+
 
 class BusConfig(ConfigSection, frozen=True, kw_only=True):
     """Everything a service needs to configure its bus use, as one block of its config file.

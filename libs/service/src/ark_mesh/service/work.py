@@ -204,7 +204,10 @@ class WorkQueueService(Generic[M]):
 
     async def _start(self, health: HealthServer) -> None:
         config, stack = self.bus_config, self._stack
-        self.bus = bus = await Bus.connect(config.connection, encryption=config.encryption)
+        # Sharded by tenant: only that tenant's keys (every service holding every key is the
+        # blast radius issue 13 names).
+        encryption = config.encryption.serving(self.tenant)
+        self.bus = bus = await Bus.connect(config.connection, encryption=encryption)
         stack.push_async_callback(self._close_bus, bus)
         topology = Topology(self.topology())
         if self.provision:
