@@ -172,30 +172,3 @@ async def test_settle_names_a_loss_on_its_subject(bus: Bus, topology: Topology, 
         await impatient.settle("nowhere.lost", within=30)
     await impatient.settle("nowhere.lost", within=30)  # reported once
     await impatient.close()
-
-
-async def test_abandon_stops_resending_a_subject_and_is_no_failure(
-    bus: Bus, topology: Topology, kit: type
-) -> None:
-    """A fenced run's chunks that are still being re-sent (no stream answers yet) are given
-    up: the window frees, nothing is stored when the stream appears later, and neither settle
-    nor flush reports a loss. Another subject's messages go on."""
-    publisher = await Publisher.create(bus, PublisherSettings(no_responders_for=30))
-    for n in range(3):
-        await publisher.publish_nowait("abandoned.chunks", kit.request(n), msg_id=f"a:{n}")
-    await publisher.publish_nowait("kept.chunks", kit.request(9), msg_id="k:1")
-    await kit.eventually(lambda: publisher.pending == 4, what="four messages re-sent")
-    publisher.abandon("abandoned.chunks")
-    await bus.js.add_stream(name="ABANDON", subjects=["abandoned.>", "kept.>"])
-    await publisher.settle("kept.chunks", within=30)
-    await publisher.settle("abandoned.chunks", within=30)
-    await publisher.flush(within=30)
-    assert publisher.pending == 0
-    info = await bus.jsm.stream_info("ABANDON")
-    stored = [
-        (await bus.jsm.get_msg("ABANDON", seq)).subject
-        for seq in range(info.state.first_seq, info.state.last_seq + 1)
-    ]
-    assert stored == ["kept.chunks"]
-    await publisher.close()
-    await bus.js.delete_stream("ABANDON")

@@ -141,12 +141,6 @@ class ChunkCoalescer:
                 entry.timer.cancel()
             await self._publish(target, merge_chunks(entry.chunks))
 
-    def discard(self, subject: str) -> None:
-        """Drop what is buffered for ``subject`` unpublished (a run that was stopped)."""
-        entry = self._pending.pop(subject, None)
-        if entry is not None and entry.timer is not None:
-            entry.timer.cancel()
-
     async def close(self) -> None:
         await self.flush()
         for task in list(self._timers):

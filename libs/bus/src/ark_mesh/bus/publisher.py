@@ -163,7 +163,6 @@ class Publisher:
         self._open: collections.Counter[str] = collections.Counter()
         self._settling: dict[str, asyncio.Event] = {}
         self._failures: list[tuple[str, Exception]] = []
-        self._abandoned: set[str] = set()
         self._sub: Subscription | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._retry_tasks: set[asyncio.Task[None]] = set()
@@ -361,23 +360,6 @@ class Publisher:
                 subject, f"{len(lost)} message(s) were not stored; first error: {lost[0]}"
             )
 
-    def abandon(self, subject: str) -> int:
-        """Stop re-sending the windowed messages on ``subject`` not acknowledged yet; returns
-        how many were given up (each is stored already, or never will be).
-
-        Why: a run stopped because its work may be running elsewhere now (the worker's fence)
-        must not go on storing chunks beside the attempt that took over; a re-send that landed
-        later would carry a number the new attempt publishes too."""
-        given_up = [token for token, entry in self._windowed.items() if entry.subject == subject]
-        for token in given_up:
-            del self._windowed[token]
-            self._window.release()
-            self._close_entry(subject)
-        if self._open[subject]:
-            self._abandoned.add(subject)  # re-sends already scheduled give up when they wake
-        self._maybe_idle()
-        return len(given_up)
-
     async def flush(self, within: float | None = None) -> None:
         """Wait until every windowed message is acknowledged; raise if any could not be stored.
 
@@ -463,7 +445,6 @@ class Publisher:
         self._open[subject] -= 1
         if self._open[subject] <= 0:
             del self._open[subject]
-            self._abandoned.discard(subject)
             settled = self._settling.get(subject)
             if settled is not None:
                 settled.set()
@@ -503,10 +484,6 @@ class Publisher:
 
         async def resend() -> None:
             await asyncio.sleep(delay)
-            if entry.subject in self._abandoned:
-                self._window.release()
-                self._close_entry(entry.subject)
-                return
             try:
                 await self._dispatch(entry)
             except BusClosedError as error:

@@ -43,7 +43,6 @@ tenant check of each delivery and dead letter is the service skeleton's
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 import aiohttp
@@ -211,9 +210,6 @@ class QueryWork:
                     # Paused for a human: the work is acked and the slot freed; a resume
                     # message (any replica) continues from the log.
                     log.info("query paused", phase=status.phase, attempt=attempt)
-        except asyncio.CancelledError:
-            sink.abandon()
-            raise
         finally:
             await sink.close()
 

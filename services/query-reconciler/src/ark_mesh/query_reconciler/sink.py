@@ -198,15 +198,6 @@ class JetStreamSink:
         if self._coalescer is not None:
             await self._coalescer.flush(self._chunk_subject)
 
-    def abandon(self) -> None:
-        """The attempt was stopped from outside (the worker's fence, a drain): publish nothing
-        more of it — buffered chunks are dropped and the publisher stops re-sending its chunks
-        and events, so nothing of it lands beside the attempt that takes over."""
-        if self._coalescer is not None:
-            self._coalescer.discard(self._chunk_subject)
-        self._publisher.abandon(self._chunk_subject)
-        self._publisher.abandon(self._event_subject)
-
     async def close(self) -> None:
         if self._coalescer is not None:
             await self._coalescer.close()
