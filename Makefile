@@ -57,13 +57,14 @@ pytest:
 
 # The node-loss chaos test on a 3-node cluster (issue 12; part of `make test` too), and its soak:
 # after the four phases, phases with a random victim for SOAK_SECONDS (ARK_MESH_SOAK_SEED replays
-# a run; the seed is in chaos-report.json).
+# a run; the seed is in chaos-report.json). The soak's services' logs and report stay in .soak/.
 SOAK_SECONDS ?= 600
 chaos:
 	$(UV) run pytest -m chaos tests/e2e/test_chaos.py $(PYTEST_ARGS)
 
 soak:
-	ARK_MESH_SOAK_SECONDS=$(SOAK_SECONDS) $(UV) run pytest -m chaos tests/e2e/test_chaos.py $(PYTEST_ARGS)
+	ARK_MESH_SOAK_SECONDS=$(SOAK_SECONDS) $(UV) run pytest -m chaos tests/e2e/test_chaos.py \
+		--basetemp=.soak $(PYTEST_ARGS)
 
 test: bootstrap lint typecheck pytest
 

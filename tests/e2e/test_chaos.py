@@ -170,8 +170,11 @@ async def _find(http: aiohttp.ClientSession, base: str, trace: Trace) -> None:
 
 
 async def _read_sse(http: aiohttp.ClientSession, url: str, trace: Trace, after: int | None) -> bool:
-    """Read one SSE connection to its end; True when it ended with ``[DONE]``."""
+    """Read one SSE connection to its end; True when it ended with ``[DONE]`` after the
+    query's answer. A stream the broker could not continue ends with its error line (``code:
+    unavailable``, "resume it") and ``[DONE]``: False, so the client resumes, as one should."""
     headers = {"Last-Event-ID": str(after)} if after is not None else {}
+    cut = False
     async with http.get(url, headers=headers) as response:
         trace.sse_statuses.append(response.status)
         if response.status != 200:
@@ -182,7 +185,11 @@ async def _read_sse(http: aiohttp.ClientSession, url: str, trace: Trace, after: 
             if line.startswith("id: "):
                 trace.sse_ids.append(int(line[4:]))
             elif line == "data: [DONE]":
-                return True
+                return not cut
+            elif line.startswith('data: {"error"'):
+                error = json.loads(line[6:])["error"]
+                trace.errors.append(f"SSE error line: {error.get('message', '')[:160]}")
+                cut = error.get("code") == "unavailable"
     return False
 
 

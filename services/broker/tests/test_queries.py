@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 
 async def test_post_is_accepted_and_reaches_done_with_content_and_token_usage(running) -> None:
@@ -147,3 +148,40 @@ async def test_cancel_reaches_the_running_query(running) -> None:
         assert (await response.json())["cancelRequested"] is True
     done = await running.wait_phase(query_id)
     assert done["status"]["phase"] == "canceled", done
+
+
+async def test_a_name_left_claimed_by_a_failed_accept_is_taken_over(world) -> None:
+    """A 503 whose clean-up could not reach the bucket (its leader had just died), or a claim
+    stored although its answer was lost, leaves a name held for a query that has no record.
+    The client's retry must not get a 409 for a query that does not exist: while the claim is
+    fresh (another request may still be recording its query) it is a 503 naming ``name``, once
+    it is older than the grace it is taken over."""
+    from ark_mesh.broker.readmodel import NAME_CLAIM_GRACE
+
+    broker = await world.start_broker()
+    assert broker.read_model is not None
+    kv = broker.read_model.kv
+    key = broker.read_model._name_key("team-a", "orphaned")
+    await kv.put(key, b"no-such-query@%.3f" % time.time())
+    status, body, headers = await world.post(
+        {"name": "orphaned", "input": "hi", "target": {"type": "agent", "name": "helper"}}
+    )
+    assert status == 503, body
+    assert body["error"]["field"] == "name"
+    assert "Retry-After" in headers
+
+    await kv.put(key, b"no-such-query@%.3f" % (time.time() - NAME_CLAIM_GRACE - 1))
+    status, body, _ = await world.post(
+        {"name": "orphaned", "input": "hi", "target": {"type": "agent", "name": "helper"}}
+    )
+    assert status == 202, body
+    status, found = await world.get("/v1/queries/orphaned")
+    assert status == 200
+    assert found["id"] == body["id"]
+
+    # A name whose query exists is a 409, however old its claim.
+    status, body, _ = await world.post(
+        {"name": "orphaned", "input": "again", "target": {"type": "agent", "name": "helper"}}
+    )
+    assert status == 409
+    assert body["error"]["field"] == "name"

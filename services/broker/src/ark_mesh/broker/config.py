@@ -186,8 +186,15 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
         for consumer in self.bus.topology.consumers:
             if consumer.durable == self.durable:
                 return consumer
+        # Never given up: the read model is the only place a broker-mode query's status
+        # lives, and an update that could not be applied yet (its bucket had no leader) must
+        # be applied later, not dead-lettered after five tries (seen in the soak: a query
+        # whose status said done stayed running in the API).
         return ConsumerSettings(
-            stream=subjects.ARK_STATUS, durable=self.durable, filter_subject=STATUS_FILTER
+            stream=subjects.ARK_STATUS,
+            durable=self.durable,
+            filter_subject=STATUS_FILTER,
+            max_deliver=-1,
         )
 
     def sessions_consumer(self) -> ConsumerSettings:
@@ -195,7 +202,10 @@ class BrokerConfig(ConfigSection, frozen=True, kw_only=True):
             if consumer.durable == self.sessions_durable:
                 return consumer
         return ConsumerSettings(
-            stream=subjects.ARK_EVENTS, durable=self.sessions_durable, filter_subject=EVENTS_FILTER
+            stream=subjects.ARK_EVENTS,
+            durable=self.sessions_durable,
+            filter_subject=EVENTS_FILTER,
+            max_deliver=-1,
         )
 
     def topology(self) -> TopologyConfig:

@@ -312,12 +312,17 @@ class QueryBroker:
             self.in_flight.discard(tenant, reservation)
             if query_id is not None:
                 self.in_flight.forget(tenant, query_id)
-                with contextlib.suppress(Exception):
-                    if recorded:
+                # Each step on its own: a bucket that cannot delete the record (its leader just
+                # died) must not keep the name reserved too. What cannot be undone now, a later
+                # request for the name takes over (ReadModel.claim_name).
+                if recorded:
+                    with contextlib.suppress(Exception):
                         await self.read_model.delete(tenant, query_id)
-                    if mirrored and self.kube is not None:
+                if mirrored and self.kube is not None:
+                    with contextlib.suppress(Exception):
                         await self.kube.delete(Query, tenant, name)
-                    if named:
+                if named:
+                    with contextlib.suppress(Exception):
                         await self.read_model.release_name(tenant, name)
             if isinstance(exc, BusError):
                 raise UnavailableError(f"the query could not be queued: {exc}") from exc

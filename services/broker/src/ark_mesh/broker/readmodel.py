@@ -70,6 +70,26 @@ __all__ = [
 ]
 
 _log = get_logger(__name__)
+
+NAME_CLAIM_GRACE = 15.0
+"""Seconds a name claim may stay without its query's record before another request may take
+it over (an accept records its query milliseconds after claiming; its requests time out in 5 s)."""
+
+
+def _name_value(query_id: str) -> bytes:
+    """A name claim: the query's id and when it was claimed (``<id>@<unix seconds>``)."""
+    return f"{query_id}@{datetime.now(UTC).timestamp():.3f}".encode()
+
+
+def _parse_name_value(value: bytes) -> tuple[str, float | None]:
+    """``(query id, claimed at)``; a claim written before the time was kept has no time."""
+    held_by, _, at = value.decode(errors="replace").partition("@")
+    try:
+        return held_by, float(at) if at else None
+    except ValueError:
+        return held_by, None
+
+
 _IDEMPOTENCY = "idempotency"
 _NAMES = "names"
 _APPROVALS = "approvals"
@@ -445,9 +465,10 @@ class ReadModel:
                 entry = await self.kv.get(key)
         except (KeyNotFoundError, InvalidKeyError):
             return None
-        if not entry.value:
+        held_by, _ = _parse_name_value(entry.value or b"")
+        if not held_by:
             return None
-        return await self.get(tenant, entry.value.decode())
+        return await self.get(tenant, held_by)
 
     # -- names -------------------------------------------------------------------------------
 
@@ -456,18 +477,47 @@ class ReadModel:
 
     async def claim_name(self, tenant: str, name: str, query_id: str) -> bool:
         """Reserve ``name`` for ``query_id`` in the tenant (Ark: a name is unique in its
-        namespace); ``False`` when another query holds it."""
+        namespace); ``False`` when another query holds it.
+
+        A name held for a query that has no record is a claim whose accept failed — a 503 whose
+        clean-up could not reach the bucket, or a claim stored although its answer was lost —
+        and the client retrying it must not get a 409 for a query that does not exist. Such a
+        claim is taken over once it is older than :data:`NAME_CLAIM_GRACE` (until then another
+        request may still be recording its query: 503, retry)."""
+        key = self._name_key(tenant, name)
         try:
             with _unavailable("claim name"):
-                await self.kv.create(self._name_key(tenant, name), query_id.encode())
+                await self.kv.create(key, _name_value(query_id))
+        except KeyWrongLastSequenceError:
+            pass
+        else:
+            return True
+        try:
+            with _unavailable("claim name"):
+                entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            return await self.claim_name(tenant, name, query_id)  # released meanwhile
+        held_by, since = _parse_name_value(entry.value or b"")
+        if held_by and await self.get(tenant, held_by) is not None:
+            return False
+        if since is not None and datetime.now(UTC).timestamp() - since < NAME_CLAIM_GRACE:
+            raise UnavailableError(
+                f"the name {name!r} is being taken by another request that has not recorded "
+                "its query yet; retry",
+                field="name",
+            )
+        try:
+            with _unavailable("claim name"):
+                await self.kv.update(key, _name_value(query_id), last=entry.revision)
         except KeyWrongLastSequenceError:
             return False
+        _log.info("took over a name left by a failed accept", tenant=tenant, name=name)
         return True
 
     async def point_name(self, tenant: str, name: str, query_id: str) -> None:
         """Point a claimed name at the query's final id (a mirror's id is its uid)."""
         with _unavailable("point name"):
-            await self.kv.put(self._name_key(tenant, name), query_id.encode())
+            await self.kv.put(self._name_key(tenant, name), _name_value(query_id))
 
     async def named(self, tenant: str, name: str) -> QueryRecord | None:
         """The record the tenant's query ``name`` refers to, or ``None`` (also for what
@@ -483,9 +533,10 @@ class ReadModel:
                 entry = await self.kv.get(key)
         except (KeyNotFoundError, InvalidKeyError):
             return None
-        if not entry.value:
+        held_by, _ = _parse_name_value(entry.value or b"")
+        if not held_by:
             return None
-        return await self.get(tenant, entry.value.decode())
+        return await self.get(tenant, held_by)
 
     async def release_name(self, tenant: str, name: str) -> None:
         with contextlib.suppress(KeyNotFoundError, InvalidKeyError), _unavailable("release name"):

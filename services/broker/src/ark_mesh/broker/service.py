@@ -23,6 +23,7 @@ from ark_mesh.broker.catalog import Catalog, ResourceReader
 from ark_mesh.broker.config import SERVICE_NAME, BrokerConfig
 from ark_mesh.broker.conversations import ResponseStore
 from ark_mesh.broker.embeddings import EmbeddingsBroker
+from ark_mesh.broker.errors import UnavailableError
 from ark_mesh.broker.memory_api import ConversationMemory
 from ark_mesh.broker.queries import QueryBroker
 from ark_mesh.broker.readmodel import InFlight, ReadModel, RecordCodec
@@ -39,6 +40,7 @@ from ark_mesh.bus import (
     StreamReader,
     Topology,
     TopologyConfig,
+    TransientError,
     Worker,
 )
 from ark_mesh.contracts import QueryEvent, StatusUpdate, subjects
@@ -237,7 +239,10 @@ class BrokerService(WorkQueueService[StatusUpdate]):
 
     async def _apply(self, update: StatusUpdate, _: MessageContext) -> None:
         assert self.read_model is not None
-        await self.read_model.apply(update)
+        try:
+            await self.read_model.apply(update)
+        except UnavailableError as exc:
+            raise TransientError(str(exc)) from exc  # the bucket is away: later, with backoff
 
 
 async def _stop_task(task: asyncio.Task[None]) -> None:
