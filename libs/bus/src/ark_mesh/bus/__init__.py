@@ -89,7 +89,7 @@ from ark_mesh.bus.lifecycle import shutdown_signal
 from ark_mesh.bus.publisher import PubAck, Publisher, PublisherSettings
 from ark_mesh.bus.reader import StreamEntry, StreamReader
 from ark_mesh.bus.runs import RunLogStore, StoredRun, run_key
-from ark_mesh.bus.sequenced import in_sequence
+from ark_mesh.bus.sequenced import Sequenced, in_sequence
 from ark_mesh.bus.topology import ProvisionReport, ProvisionResult, Topology, WorkBinding
 from ark_mesh.bus.worker import Handler, Worker, WorkerStats
 
@@ -148,6 +148,7 @@ __all__ = [
     "RunLogStore",
     "RunLogUnreadableError",
     "SecretSource",
+    "Sequenced",
     "ServerVersionError",
     "StoredRun",
     "StreamEntry",

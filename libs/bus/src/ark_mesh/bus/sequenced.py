@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from ark_mesh.bus.reader import StreamEntry
-from ark_mesh.contracts import Chunk
 from ark_mesh.contracts.sequencing import DEFAULT_HOLD, ChunkSequencer
 from ark_mesh.telemetry import get_logger
 
-__all__ = ["DEFAULT_GAP_WAIT", "IdleHook", "in_sequence"]
+__all__ = ["DEFAULT_GAP_WAIT", "IdleHook", "Sequenced", "in_sequence"]
 
 _log = get_logger(__name__)
 
@@ -31,28 +31,41 @@ DEFAULT_GAP_WAIT = 45.0
 default, ``PublisherSettings.retry_for``) plus an election."""
 
 
-IdleHook = Callable[[int], Awaitable[StreamEntry[Chunk] | None]]
+class Sequenced(Protocol):
+    """What the rule reads of a chunk: a :class:`~ark_mesh.contracts.Chunk`, or a
+    :class:`~ark_mesh.contracts.ChunkHead` for a reader that relays the stored bytes."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def is_final(self) -> bool: ...
+
+
+C = TypeVar("C", bound=Sequenced)
+
+IdleHook = Callable[[int], Awaitable[StreamEntry[C] | None]]
 """Called with the next expected ``seq`` after ``idle`` seconds without an entry; a final chunk
 it returns ends the read."""
 
 
 async def in_sequence(
-    entries: AsyncIterator[StreamEntry[Chunk]],
+    entries: AsyncIterator[StreamEntry[C]],
     *,
     after: int = 0,
     gap_wait: float = DEFAULT_GAP_WAIT,
     hold: int = DEFAULT_HOLD,
     idle: float | None = None,
-    on_idle: IdleHook | None = None,
-) -> AsyncIterator[StreamEntry[Chunk]]:
+    on_idle: IdleHook[C] | None = None,
+) -> AsyncIterator[StreamEntry[C]]:
     """``entries`` (one query's chunks, through its final chunk) by ``seq``, starting after
     ``after``; ends after the final chunk. Closes ``entries`` however it ends.
 
     With ``on_idle``, it is awaited each time ``idle`` seconds pass without an entry; a final
     chunk it returns is handed out (after whatever is held) as if it had been read."""
-    sequencer: ChunkSequencer[StreamEntry[Chunk]] = ChunkSequencer(after, hold=hold)
+    sequencer: ChunkSequencer[StreamEntry[C]] = ChunkSequencer(after, hold=hold)
     loop = asyncio.get_running_loop()
-    pending: asyncio.Future[StreamEntry[Chunk]] | None = None
+    pending: asyncio.Future[StreamEntry[C]] | None = None
     held_since = 0.0
     quiet_since = loop.time()
     watch_idle = on_idle is not None and idle is not None
