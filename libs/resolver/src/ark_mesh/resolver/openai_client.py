@@ -437,6 +437,12 @@ class OpenAIModelClient:
         if request.response_format is not None:
             optional["response_format"] = dict(request.response_format)
         headers = {**endpoint.headers, **request.headers}
+        if streamed and endpoint.provider != "azure":
+            # The hot path: no SDK client is built (nor the SDK imported) for it.
+            async with self._thin_stream(endpoint, request, optional, body, headers) as thin:
+                yield thin
+            return
+
         # Messages and tools are plain dicts in OpenAI's wire shape; the SDK's TypedDict
         # overloads cannot see that, so the call is made through an untyped reference.
         completions: Any = self._client(endpoint).chat.completions
@@ -460,11 +466,6 @@ class OpenAIModelClient:
                 yield answer
 
             yield whole()
-            return
-
-        if endpoint.provider != "azure":
-            async with self._thin_stream(endpoint, request, optional, body, headers) as thin:
-                yield thin
             return
 
         arguments["stream"] = True
