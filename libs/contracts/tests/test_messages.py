@@ -12,7 +12,9 @@ from ark_mesh.contracts import (
     Chunk,
     ChunkChoice,
     ChunkDelta,
+    ChunkError,
     ChunkFunctionCall,
+    ChunkHead,
     ChunkToolCall,
     ChunkUsage,
     ConversationMessages,
@@ -221,6 +223,28 @@ def test_final_chunk_carries_the_completed_query_with_a2a() -> None:
     assert completed["status"]["phase"] == "done"
     assert completed["status"]["response"]["a2a"] == {"contextId": "ctx-1"}
     assert completed["status"]["tokenUsage"]["totalTokens"] == 150
+
+
+def test_a_chunk_head_reads_the_order_and_the_markers_of_any_chunk() -> None:
+    """A relay decodes only ``seq``, the final and the error markers, and agrees with the
+    whole chunk on each; another message's tag is refused as :class:`Chunk` refuses it."""
+    error_line = Chunk(
+        id="chatcmpl-error",
+        created=1,
+        model="m",
+        error=ChunkError(message="the model refused"),
+        ark=ArkChunkMetadata(query="uid-1"),
+        seq=4,
+    )
+    for chunk in (SAMPLES[5], SAMPLES[6], error_line):
+        assert isinstance(chunk, Chunk)
+        head = decode(encode(chunk), ChunkHead)
+        assert head.seq == chunk.seq
+        assert head.is_final == chunk.is_final
+        assert head.is_error == (chunk.error is not None)
+    assert [decode(encode(c), ChunkHead).is_final for c in SAMPLES[5:7]] == [False, True]
+    with pytest.raises(DecodeError):
+        decode(encode(SAMPLES[8]), ChunkHead)
 
 
 def test_status_update_order_and_terminal() -> None:

@@ -9,6 +9,7 @@ compare.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -318,3 +319,41 @@ async def test_the_connection_pool_is_sized_by_max_connections(
 def test_max_connections_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_connections"):
         OpenAIModelClient(max_connections=0)
+
+
+_STREAM_IN_A_FRESH_PROCESS = """
+import asyncio, sys
+from ark_mesh.resolver import ChatRequest, ModelEndpoint, OpenAIModelClient
+
+async def main() -> None:
+    models = OpenAIModelClient(max_retries=0)
+    endpoint = ModelEndpoint(
+        name="fake", namespace="tests", provider="openai", model="fake-model",
+        base_url=sys.argv[1], api_key="sk-test",
+    )
+    ask = ChatRequest(messages=[{"role": "user", "content": "hello"}])
+    async with models.stream(endpoint, ask, streamed=True) as chunks:
+        text = "".join(
+            [c.delta.content or "" async for chunk in chunks for c in chunk.choices if c.delta]
+        )
+    await models.aclose()
+    print(text, "openai" in sys.modules)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_streamed_call_never_imports_the_sdk(fake_llm: FakeModelServer) -> None:
+    """The hot path builds no SDK client, so a process that only streams does not carry the
+    SDK (~50 MiB resident, issue 14). In a fresh interpreter: this one has it loaded."""
+    fake_llm.add_rule({"reply": {"content": "one two"}})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _STREAM_IN_A_FRESH_PROCESS,
+        fake_llm.base_url,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    assert out.decode().split() == ["one", "two", "False"]

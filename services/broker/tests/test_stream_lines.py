@@ -5,7 +5,17 @@ from __future__ import annotations
 import msgspec
 
 from ark_mesh.broker.openai_compat import ChunkShaper, openai_chunk
-from ark_mesh.contracts import ArkChunkMetadata, Chunk
+from ark_mesh.contracts import (
+    ArkChunkMetadata,
+    Chunk,
+    ChunkChoice,
+    ChunkDelta,
+    ChunkUsage,
+    ObjectMeta,
+    Query,
+    QuerySpec,
+    QueryStatus,
+)
 from ark_mesh.contracts.approvals import ToolApprovalLine
 
 REQUEST_LINE = ToolApprovalLine(
@@ -52,6 +62,47 @@ def test_an_ordinary_chunk_is_served_as_a_chunk() -> None:
     served = msgspec.json.decode(openai_chunk(stored(chunk)))
     assert served["object"] == "chat.completion.chunk"
     assert "schema" not in served
+
+
+def decoded_and_encoded_again(data: bytes) -> bytes:
+    """What the broker served before it relayed stored bytes: the chunk decoded, its
+    ``schema`` dropped, encoded again."""
+    chunk = msgspec.json.decode(data)
+    chunk.pop("schema", None)
+    return msgspec.json.encode(chunk)
+
+
+def test_a_stored_chunk_is_relayed_byte_for_byte_as_decoding_it_would_serve_it() -> None:
+    final = Chunk(
+        id="chatcmpl-final",
+        created=2,
+        model="q",
+        choices=[ChunkChoice(delta=ChunkDelta(content=""), finish_reason="stop")],
+        usage=ChunkUsage(prompt_tokens=3, completion_tokens=4, total_tokens=7),
+        ark=ArkChunkMetadata(
+            query="q1",
+            completed_query=Query(
+                metadata=ObjectMeta(name="q"),
+                spec=QuerySpec(input="hi"),
+                status=QueryStatus(phase="done", duration="1.5s"),
+            ),
+        ),
+        seq=22,
+    )
+    for text in ("word ", 'say "toolApproval": no', "é ✓ \\ \n \u2028 \t", ""):
+        chunk = Chunk(
+            id="chatcmpl-1",
+            created=1,
+            model="m",
+            choices=[ChunkChoice(delta=ChunkDelta(content=text))],
+            ark=ArkChunkMetadata(query="q1", agent="a", target="agent/a"),
+            seq=7,
+        )
+        assert openai_chunk(stored(chunk)) == decoded_and_encoded_again(stored(chunk))
+    assert openai_chunk(stored(final)) == decoded_and_encoded_again(stored(final))
+    # Stored by another writer (spaces, keys in another order): decoded as before.
+    other = b'{"id": "c", "schema": "ark.chunk.v1", "seq": 1, "ark": {"query": "q1"}}'
+    assert openai_chunk(other) == b'{"id":"c","seq":1,"ark":{"query":"q1"}}'
 
 
 def final_line(phase: str, error: str | None) -> bytes:

@@ -10,7 +10,9 @@
   :class:`Fanout` — one shared live feed per stream, fanned out in memory to many followers
   (:mod:`.fanout`).
 * :func:`in_sequence` — one query's chunks in ``seq`` order, each once, whatever order the
-  stream stored them in (:mod:`.sequenced`, the rule of :mod:`ark_mesh.contracts.sequencing`).
+  stream stored them in (:mod:`.sequenced`, the rule of :mod:`ark_mesh.contracts.sequencing`);
+  :class:`ReadAhead` — a read with deadlines for one task and one timer, not one per entry
+  (:mod:`.readahead`).
 * :func:`publish_whole` / :func:`read_whole` — a message larger than the server's
   ``max_payload`` (a result) travels in pieces on its own subject (:mod:`.large`).
 * :class:`CancelChannel` / :func:`cancel_watch` — cancel via core NATS plus a KV flag (:mod:`.cancel`).
@@ -87,9 +89,10 @@ from ark_mesh.bus.kv import (
 from ark_mesh.bus.large import Reassembler, publish_whole, read_whole
 from ark_mesh.bus.lifecycle import shutdown_signal
 from ark_mesh.bus.publisher import PubAck, Publisher, PublisherSettings
+from ark_mesh.bus.readahead import ReadAhead
 from ark_mesh.bus.reader import StreamEntry, StreamReader
 from ark_mesh.bus.runs import RunLogStore, StoredRun, run_key
-from ark_mesh.bus.sequenced import in_sequence
+from ark_mesh.bus.sequenced import Sequenced, in_sequence
 from ark_mesh.bus.topology import ProvisionReport, ProvisionResult, Topology, WorkBinding
 from ark_mesh.bus.worker import Handler, Worker, WorkerStats
 
@@ -139,6 +142,7 @@ __all__ = [
     "PublishTimeoutError",
     "Publisher",
     "PublisherSettings",
+    "ReadAhead",
     "ReadError",
     "ReaderLagError",
     "ReaderUnavailableError",
@@ -148,6 +152,7 @@ __all__ = [
     "RunLogStore",
     "RunLogUnreadableError",
     "SecretSource",
+    "Sequenced",
     "ServerVersionError",
     "StoredRun",
     "StreamEntry",

@@ -6,9 +6,11 @@ is still missing after ``gap_wait`` seconds is given up (its publisher stopped r
 before), so a stream never stalls behind a chunk that was lost for good; without that the final
 chunk would still release it, but only at the end of the answer.
 
-When nothing is held, entries pass straight through: no task, no timer per chunk — unless the
-caller asked to hear about silence (``on_idle``): the broker uses it to end a stream whose query
-has a terminal status but no final chunk (its publisher could not store one).
+When nothing is held, entries pass straight through: no task, no timer — unless the caller asked
+to hear about silence (``on_idle``): the broker uses it to end a stream whose query has a
+terminal status but no final chunk (its publisher could not store one). Then, and while chunks
+are held, the read goes through one :class:`~ark_mesh.bus.readahead.ReadAhead` (a task and a
+timer per read, not per chunk).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
+from ark_mesh.bus.readahead import ReadAhead
 from ark_mesh.bus.reader import StreamEntry
-from ark_mesh.contracts import Chunk
 from ark_mesh.contracts.sequencing import DEFAULT_HOLD, ChunkSequencer
 from ark_mesh.telemetry import get_logger
 
-__all__ = ["DEFAULT_GAP_WAIT", "IdleHook", "in_sequence"]
+__all__ = ["DEFAULT_GAP_WAIT", "IdleHook", "Sequenced", "in_sequence"]
 
 _log = get_logger(__name__)
 
@@ -31,55 +34,76 @@ DEFAULT_GAP_WAIT = 45.0
 default, ``PublisherSettings.retry_for``) plus an election."""
 
 
-IdleHook = Callable[[int], Awaitable[StreamEntry[Chunk] | None]]
+class Sequenced(Protocol):
+    """What the rule reads of a chunk: a :class:`~ark_mesh.contracts.Chunk`, or a
+    :class:`~ark_mesh.contracts.ChunkHead` for a reader that relays the stored bytes."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def is_final(self) -> bool: ...
+
+
+C = TypeVar("C", bound=Sequenced)
+
+IdleHook = Callable[[int], Awaitable[StreamEntry[C] | None]]
 """Called with the next expected ``seq`` after ``idle`` seconds without an entry; a final chunk
 it returns ends the read."""
 
 
 async def in_sequence(
-    entries: AsyncIterator[StreamEntry[Chunk]],
+    entries: AsyncIterator[StreamEntry[C]],
     *,
     after: int = 0,
     gap_wait: float = DEFAULT_GAP_WAIT,
     hold: int = DEFAULT_HOLD,
     idle: float | None = None,
-    on_idle: IdleHook | None = None,
-) -> AsyncIterator[StreamEntry[Chunk]]:
+    on_idle: IdleHook[C] | None = None,
+) -> AsyncIterator[StreamEntry[C]]:
     """``entries`` (one query's chunks, through its final chunk) by ``seq``, starting after
     ``after``; ends after the final chunk. Closes ``entries`` however it ends.
 
     With ``on_idle``, it is awaited each time ``idle`` seconds pass without an entry; a final
-    chunk it returns is handed out (after whatever is held) as if it had been read."""
-    sequencer: ChunkSequencer[StreamEntry[Chunk]] = ChunkSequencer(after, hold=hold)
+    chunk it returns is handed out (after whatever is held) as if it had been read.
+
+    Deadlines (a missing chunk, silence) apply only while nothing is waiting to be handed out.
+    Once one can apply, ``entries`` is read through a :class:`~ark_mesh.bus.readahead.ReadAhead`
+    (one task and one timer for the whole read, not per chunk)."""
+    sequencer: ChunkSequencer[StreamEntry[C]] = ChunkSequencer(after, hold=hold)
     loop = asyncio.get_running_loop()
-    pending: asyncio.Future[StreamEntry[Chunk]] | None = None
+    watch_idle = on_idle is not None and idle is not None
     held_since = 0.0
     quiet_since = loop.time()
-    watch_idle = on_idle is not None and idle is not None
     subject = ""
+
+    def due() -> float | None:
+        deadlines = []
+        if sequencer.holding:
+            deadlines.append(held_since + gap_wait)
+        if watch_idle:
+            assert idle is not None
+            deadlines.append(quiet_since + idle)
+        return min(deadlines) if deadlines else None
+
+    ahead: ReadAhead[StreamEntry[C]] | None = None
     try:
         while True:
-            if not sequencer.holding and pending is None and not watch_idle:
+            if ahead is None and not sequencer.holding and not watch_idle:
                 try:
                     entry = await anext(entries)
                 except StopAsyncIteration:
                     return
             else:
-                # A deadline applies (a missing chunk, or silence the caller wants to hear
-                # about): read with it, keeping the one pending read across it (restarting a
-                # read could skip an entry).
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(entries))
-                deadlines = []
-                if sequencer.holding:
-                    deadlines.append(held_since + gap_wait)
-                if watch_idle:
-                    assert idle is not None
-                    deadlines.append(quiet_since + idle)
-                # No deadline left (a gap just given up): wait for the pending read as is.
-                timeout = max(0.0, min(deadlines) - loop.time()) if deadlines else None
-                done, _ = await asyncio.wait({pending}, timeout=timeout)
-                if not done:
+                if ahead is None:
+                    ahead = ReadAhead(entries, due)
+                try:
+                    read = await ahead.next()
+                except StopAsyncIteration:
+                    for released in sequencer.skip_gap():
+                        yield released
+                    return
+                if read is None:  # a deadline passed with nothing to hand out
                     now = loop.time()
                     if sequencer.holding and now >= held_since + gap_wait:
                         for released in sequencer.skip_gap():
@@ -94,13 +118,7 @@ async def in_sequence(
                             return
                     continue
                 quiet_since = loop.time()
-                finished, pending = pending, None
-                try:
-                    entry = finished.result()
-                except StopAsyncIteration:
-                    for released in sequencer.skip_gap():
-                        yield released
-                    return
+                entry = read
             subject = entry.subject
             was_holding = sequencer.holding
             final = entry.message.is_final
@@ -118,10 +136,10 @@ async def in_sequence(
                 subject=subject,
                 missing=sequencer.skipped,
             )
-        if pending is not None:
-            pending.cancel()
-            await asyncio.wait({pending})
-        aclose = getattr(entries, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        if ahead is not None:
+            await ahead.aclose()  # closes entries too
+        else:
+            aclose = getattr(entries, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()

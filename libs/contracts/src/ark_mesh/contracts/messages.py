@@ -37,6 +37,8 @@ __all__ = [
     "ChunkDelta",
     "ChunkError",
     "ChunkFunctionCall",
+    "ChunkHead",
+    "ChunkHeadArk",
     "ChunkToolCall",
     "ChunkUsage",
     "ConversationMessages",
@@ -295,6 +297,41 @@ class Chunk(Message, tag="ark.chunk.v1", frozen=True, kw_only=True, gc=False, om
     @property
     def is_final(self) -> bool:
         return self.ark.completed_query is not None
+
+
+class ChunkHeadArk(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
+    """Of a chunk's ``ark`` object, whether the two markers a relay acts on are there; their
+    JSON is kept undecoded (empty when absent)."""
+
+    completed_query: msgspec.Raw = msgspec.Raw()
+    tool_approval: msgspec.Raw = msgspec.Raw()
+
+
+class ChunkHead(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="schema", tag=Chunk.SCHEMA
+):
+    """What a reader that relays a stored :class:`Chunk` needs to know of it: its ``seq`` (the
+        order, :mod:`~ark_mesh.contracts.sequencing`), whether it is the final chunk, whether it is
+        an error line. Everything else is skipped by the decoder, not built: the broker forwards the
+        stored bytes (``openai_compat.openai_chunk``), so building the whole chunk per client was
+        work nobody read (issue 14). Decodes every stored chunk (unknown fields are ignored) and,
+    like :class:`Chunk`, refuses another message's ``schema`` tag."""
+
+    seq: int
+    ark: ChunkHeadArk = msgspec.field(default_factory=ChunkHeadArk)
+    error: msgspec.Raw = msgspec.Raw()
+
+    @property
+    def is_final(self) -> bool:
+        return _present(self.ark.completed_query)
+
+    @property
+    def is_error(self) -> bool:
+        return _present(self.error)
+
+
+def _present(raw: msgspec.Raw) -> bool:
+    return len(raw) > 0 and bytes(raw) != b"null"
 
 
 # --------------------------------------------------------------------------- events and status

@@ -5,6 +5,10 @@ raises the adapter's own errors; nothing above it imports kubernetes-asyncio. Th
 untyped library behind one narrow, typed boundary (this file) and makes a fake transport a
 few lines long. :class:`ApiClientTransport` is the real one: kubernetes-asyncio's
 ``ApiClient`` brings kubeconfig and in-cluster configuration, TLS and token refresh.
+
+kubernetes-asyncio is imported when a transport is built, not with this module: its
+``client`` package loads every API model (~65 MiB resident), which a process configured
+without Kubernetes (a fake transport, a manifest file of resources) never needs (issue 14).
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
-from kubernetes_asyncio import client as _k8s_client
-from kubernetes_asyncio import config as _k8s_config
 
 from ark_mesh.kube.errors import ConnectionLostError, KubeError, error_from_status
 
@@ -71,6 +73,9 @@ class ApiClientTransport:
         cls, path: str | None = None, *, context: str | None = None
     ) -> ApiClientTransport:
         """From a kubeconfig file (``None``: ``$KUBECONFIG`` or ``~/.kube/config``)."""
+        from kubernetes_asyncio import client as _k8s_client
+        from kubernetes_asyncio import config as _k8s_config
+
         configuration = _k8s_client.Configuration()
         await _k8s_config.load_kube_config(
             config_file=path, context=context, client_configuration=configuration
@@ -80,6 +85,9 @@ class ApiClientTransport:
     @classmethod
     def in_cluster(cls) -> ApiClientTransport:
         """From the pod's service account (token, CA and ``KUBERNETES_SERVICE_*``)."""
+        from kubernetes_asyncio import client as _k8s_client
+        from kubernetes_asyncio import config as _k8s_config
+
         configuration = _k8s_client.Configuration()
         _k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=configuration

@@ -42,17 +42,21 @@ import json
 import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import httpx2
 import msgspec
-import openai
-from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from ark_mesh.contracts import ChunkChoice, TokenUsage
 from ark_mesh.resolver.errors import ModelRequestError, ModelUnavailableError
 from ark_mesh.resolver.ports import ChatRequest, ModelChunk, ModelEndpoint
+
+if TYPE_CHECKING:
+    # Imported where an SDK client is built, not here: streamed calls to OpenAI-compatible
+    # providers (the hot path) never touch the SDK, and importing it (with pydantic and its
+    # httpx) costs every process that imports the resolver about 50 MiB (issue 14).
+    import httpx2
+    from openai import AsyncOpenAI
 
 __all__ = ["DEFAULT_AZURE_API_VERSION", "DEFAULT_MAX_CONNECTIONS", "OpenAIModelClient"]
 
@@ -99,6 +103,10 @@ def _status_message(status: int, body: bytes) -> str:
 
 
 def _translate(exc: Exception, endpoint: ModelEndpoint) -> Exception:
+    """An exception of an SDK call (so the SDK is imported already) as the resolver's."""
+    import httpx2
+    import openai
+
     where = f"model '{endpoint.name}'"
     if isinstance(exc, openai.APIStatusError):
         return _status_error(
@@ -377,6 +385,9 @@ class OpenAIModelClient:
         )
 
     def _http_client(self) -> httpx2.AsyncClient:
+        import httpx2
+        import openai
+
         return openai.DefaultAsyncHttpxClient(
             limits=httpx2.Limits(
                 max_connections=self.max_connections,
@@ -391,6 +402,8 @@ class OpenAIModelClient:
         if client is None:
             # Providers behind a gateway often need no key, but the SDK insists on one.
             api_key = endpoint.api_key or "unused"
+            from openai import AsyncAzureOpenAI, AsyncOpenAI
+
             if endpoint.provider == "azure":
                 client = AsyncAzureOpenAI(
                     azure_endpoint=endpoint.base_url or "",
@@ -424,6 +437,12 @@ class OpenAIModelClient:
         if request.response_format is not None:
             optional["response_format"] = dict(request.response_format)
         headers = {**endpoint.headers, **request.headers}
+        if streamed and endpoint.provider != "azure":
+            # The hot path: no SDK client is built (nor the SDK imported) for it.
+            async with self._thin_stream(endpoint, request, optional, body, headers) as thin:
+                yield thin
+            return
+
         # Messages and tools are plain dicts in OpenAI's wire shape; the SDK's TypedDict
         # overloads cannot see that, so the call is made through an untyped reference.
         completions: Any = self._client(endpoint).chat.completions
@@ -447,11 +466,6 @@ class OpenAIModelClient:
                 yield answer
 
             yield whole()
-            return
-
-        if endpoint.provider != "azure":
-            async with self._thin_stream(endpoint, request, optional, body, headers) as thin:
-                yield thin
             return
 
         arguments["stream"] = True

@@ -560,7 +560,7 @@ async def stream_query(request: web.Request) -> web.StreamResponse:
             try:
                 await pump(
                     response,
-                    broker.chunks(tenant, query_id, after=after or 0),
+                    broker.chunk_heads(tenant, query_id, after=after or 0),
                     lambda entry: event(openai_chunk(entry.data), id=entry.message.seq),
                     request.app[HEARTBEAT],
                 )

@@ -55,7 +55,7 @@ from ark_mesh.broker.responses import (
 from ark_mesh.broker.sse import DONE, MAX_SEQUENCE, comment, event
 from ark_mesh.broker.streaming import Ending, close_entries, open_sse, passed, pump
 from ark_mesh.bus import BusError, NatsError, StreamEntry, StreamReader
-from ark_mesh.contracts import Chunk, QueryEvent, decoder_for, subjects
+from ark_mesh.contracts import Chunk, ChunkHead, QueryEvent, decoder_for, subjects
 from ark_mesh.telemetry import bound_context
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
 ]
 
 _chunk = decoder_for(Chunk).decode
+_chunk_head = decoder_for(ChunkHead).decode
 _event = decoder_for(QueryEvent).decode
 _encoder = msgspec.json.Encoder()
 
@@ -244,14 +245,14 @@ async def _appearing(
 
 
 async def _through_error(
-    entries: AsyncIterator[StreamEntry[Chunk]],
-) -> AsyncIterator[StreamEntry[Chunk]]:
+    entries: AsyncIterator[StreamEntry[ChunkHead]],
+) -> AsyncIterator[StreamEntry[ChunkHead]]:
     """The chunks up to the final one (the read ends there) or the first error chunk: Ark's
     broker forwards an error and ends the stream."""
     try:
         async for entry in entries:
             yield entry
-            if entry.message.error is not None:
+            if entry.message.is_error:
                 return
     finally:
         await close_entries(entries)
@@ -316,15 +317,17 @@ async def _follow_by_name(
     with bound_context(tenant=tenant, query_id=query_id):
         after, live_from = 0, None
         if not from_beginning:
-            last = await broker.reader.last(subjects.query_chunk(tenant, query_id), decoder=_chunk)
-            if last is not None and (last.message.is_final or last.message.error is not None):
+            last = await broker.reader.last(
+                subjects.query_chunk(tenant, query_id), decoder=_chunk_head
+            )
+            if last is not None and (last.message.is_final or last.message.is_error):
                 await _finish(response, "end")
                 return
             if last is not None:
                 after, live_from = last.message.seq, last.seq + 1
         ending = await pump(
             response,
-            _through_error(broker.chunks(tenant, query_id, after=after, live_from=live_from)),
+            _through_error(broker.chunk_heads(tenant, query_id, after=after, live_from=live_from)),
             lambda entry: event(openai_chunk(entry.data)),
             heartbeat,
             first_by=deadline,
@@ -591,7 +594,7 @@ async def chunks(request: web.Request, broker: QueryBroker, tenant: str) -> web.
             request,
             broker,
             subject,
-            _chunk,
+            _chunk_head,
             start=None,
             render=lambda entry: event(openai_chunk(entry.data)),
         )

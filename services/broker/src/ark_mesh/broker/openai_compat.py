@@ -36,7 +36,7 @@ from ark_mesh.broker.responses import (
     StreamErrorArk,
     StreamErrorBody,
 )
-from ark_mesh.contracts import EmbeddingsResult, QueryStatus
+from ark_mesh.contracts import Chunk, EmbeddingsResult, QueryStatus
 
 __all__ = [
     "ChunkShaper",
@@ -60,9 +60,23 @@ _UNKNOWN_TARGET = re.compile(
 )
 
 
+_STORED_HEAD = b'{"schema":"' + Chunk.SCHEMA.encode() + b'",'
+"""How every stored chunk begins: the mesh's writers encode :class:`Chunk` with msgspec, which
+writes the tag first and the fields in declaration order, without spaces."""
+_APPROVAL_KEY = b'"toolApproval":'
+
+
 def openai_chunk(data: bytes) -> bytes:
     """A stored chunk as Ark's stream serves it: the bus-only ``schema`` tag removed, and a
-    tool-approval line served as Ark's executor writes it (:func:`approval_line`)."""
+    tool-approval line served as Ark's executor writes it (:func:`approval_line`).
+
+    A chunk as the mesh stores it is relayed without being decoded: cutting the leading tag
+    gives the bytes decoding, dropping ``schema`` and encoding again would (msgspec writes what
+    it reads back unchanged). Anything else — another layout, or a ``"toolApproval":`` key
+    anywhere (inside a JSON string its quotes would be escaped, so a match is a key) — takes the
+    decoding path."""
+    if data.startswith(_STORED_HEAD) and _APPROVAL_KEY not in data:
+        return b"{" + data[len(_STORED_HEAD) :]
     chunk: dict[str, Any] = msgspec.json.decode(data)
     line = approval_line(chunk)
     if line is not None:

@@ -29,9 +29,9 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ark_mesh.broker.bodies import QueryCreateRequest, QueryUpdateRequest
 from ark_mesh.broker.config import ApiMode, BrokerConfig
@@ -51,12 +51,14 @@ from ark_mesh.bus import (
     CancelChannel,
     Fanout,
     Publisher,
+    Sequenced,
     StreamEntry,
     StreamReader,
     in_sequence,
 )
 from ark_mesh.contracts import (
     Chunk,
+    ChunkHead,
     ObjectMeta,
     Query,
     QueryEvent,
@@ -80,8 +82,11 @@ __all__ = ["QueryBroker"]
 
 _log = get_logger(__name__)
 _chunk = decoder_for(Chunk).decode
+_chunk_head = decoder_for(ChunkHead).decode
 _event = decoder_for(QueryEvent).decode
 _status = decoder_for(StatusUpdate).decode
+
+C = TypeVar("C", bound=Sequenced)
 
 
 class QueryBroker:
@@ -407,9 +412,27 @@ class QueryBroker:
         that wants only what is stored from now on). Followed through the shared feed (one
         consumer per broker, whatever the number of clients); a catch-up from an earlier
         position uses a short-lived ordered consumer."""
+        return self._chunks(tenant, query_id, _chunk, after=after, live_from=live_from)
+
+    def chunk_heads(
+        self, tenant: str, query_id: str, *, after: int = 0, live_from: int | None = None
+    ) -> AsyncIterator[StreamEntry[ChunkHead]]:
+        """:meth:`chunks` for a reader that relays each chunk's stored bytes
+        (``entry.data``): only the ``seq`` and the final and error markers are decoded."""
+        return self._chunks(tenant, query_id, _chunk_head, after=after, live_from=live_from)
+
+    def _chunks(
+        self,
+        tenant: str,
+        query_id: str,
+        decoder: Callable[[bytes], C],
+        *,
+        after: int,
+        live_from: int | None,
+    ) -> AsyncIterator[StreamEntry[C]]:
         entries = self.fanout.follow(
             subjects.query_chunk(tenant, query_id),
-            decoder=_chunk,
+            decoder=decoder,
             start_seq=live_from,
             until=lambda entry: entry.message.is_final,
         )
@@ -419,14 +442,14 @@ class QueryBroker:
             after=after,
             gap_wait=streaming.chunk_gap_seconds,
             idle=streaming.final_chunk_grace_seconds,
-            on_idle=end_from_status(self.reader, self.read_model, tenant, query_id),
+            on_idle=end_from_status(self.reader, self.read_model, tenant, query_id, decoder),
         )
 
     async def ended_by(self, tenant: str, query_id: str, after: int) -> bool:
         """Whether a client that has the chunks through ``seq`` ``after`` has the query's
         whole stream: its final chunk (or, for a query whose stream has none, its last chunk)
         is numbered at or before ``after``. Only meaningful for a terminal query."""
-        last = await self.reader.last(subjects.query_chunk(tenant, query_id), decoder=_chunk)
+        last = await self.reader.last(subjects.query_chunk(tenant, query_id), decoder=_chunk_head)
         return last is None or last.message.seq <= after
 
     async def events(self, tenant: str, query_id: str) -> list[StreamEntry[QueryEvent]]:

@@ -17,15 +17,17 @@ waiting for its reconciler.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import msgspec
 
 from ark_mesh.broker.errors import UnavailableError
 from ark_mesh.broker.readmodel import ReadModel
 from ark_mesh.bus import BusError, NatsError, StreamEntry, StreamReader
-from ark_mesh.bus.sequenced import IdleHook
-from ark_mesh.contracts import Chunk, StatusUpdate, decoder_for, encode, subjects
+from ark_mesh.bus.sequenced import IdleHook, Sequenced
+from ark_mesh.contracts import StatusUpdate, decoder_for, encode, subjects
 from ark_mesh.contracts.endings import final_chunk
 from ark_mesh.telemetry import get_logger
 
@@ -34,15 +36,22 @@ __all__ = ["end_from_status"]
 _log = get_logger(__name__)
 _status = decoder_for(StatusUpdate).decode
 
+C = TypeVar("C", bound=Sequenced)
+
 
 def end_from_status(
-    reader: StreamReader, read_model: ReadModel, tenant: str, query_id: str
-) -> IdleHook:
-    """The idle hook of one query's chunk read (:func:`~ark_mesh.bus.in_sequence`)."""
+    reader: StreamReader,
+    read_model: ReadModel,
+    tenant: str,
+    query_id: str,
+    decoder: Callable[[bytes], C],
+) -> IdleHook[C]:
+    """The idle hook of one query's chunk read (:func:`~ark_mesh.bus.in_sequence`); the chunk
+    it builds is handed out as the read's ``decoder`` reads a stored one."""
     seen: list[tuple[int, int, int]] = []
     """The order key of the terminal status found at the previous silence."""
 
-    async def check(next_seq: int) -> StreamEntry[Chunk] | None:
+    async def check(next_seq: int) -> StreamEntry[C] | None:
         subject = subjects.query_status(tenant, query_id)
         try:
             last = await reader.last(subject, decoder=_status)
@@ -71,8 +80,9 @@ def end_from_status(
             phase=update.phase,
         )
         chunk_subject = subjects.query_chunk(tenant, query_id)
+        data = encode(chunk)
         return StreamEntry(
-            seq=0, subject=chunk_subject, data=encode(chunk), headers={}, message=chunk, pending=0
+            seq=0, subject=chunk_subject, data=data, headers={}, message=decoder(data), pending=0
         )
 
     return check

@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 
 from ark_mesh.broker.sse import DONE, SSE_HEADERS, comment, event
-from ark_mesh.bus import StreamEntry
+from ark_mesh.bus import ReadAhead, StreamEntry
 
 __all__ = ["Ending", "close_entries", "end_stream", "open_sse", "passed", "pump"]
 
@@ -75,37 +75,40 @@ async def pump(
     ``first_by`` passes before the first entry (``"timeout"``) or ``end_by`` passes (``"cut"``).
 
     ``pending`` is a read of ``entries`` a caller already started (to look at the first entry
-    before answering)."""
+    before answering). The entries are read through a :class:`~ark_mesh.bus.ReadAhead`: one
+    task and one timer per answer, not per chunk."""
     loop = asyncio.get_running_loop()
-    iterator = aiter(entries)
     deadline = first_by
+    quiet_since = loop.time()
+    """The last entry or heartbeat."""
+
+    def due() -> float:
+        return min(
+            limit for limit in (quiet_since + heartbeat, deadline, end_by) if limit is not None
+        )
+
+    ahead = ReadAhead(aiter(entries), due, first=pending)
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(iterator))
             ending = passed(loop.time(), deadline, end_by)
             if ending is not None:
                 return ending
-            limits = [limit - loop.time() for limit in (deadline, end_by) if limit is not None]
-            wait = min([heartbeat, *limits])
-            done, _ = await asyncio.wait({pending}, timeout=max(wait, 0.0))
-            if not done:
-                ending = passed(loop.time(), deadline, end_by)
-                if ending is not None:
-                    return ending
-                await response.write(comment("heartbeat"))
-                continue
             try:
-                entry = pending.result()
+                entry = await ahead.next()
             except StopAsyncIteration:
                 return "end"
-            pending, deadline = None, None
+            if entry is None:  # a deadline passed with nothing to write
+                now = loop.time()
+                ending = passed(now, deadline, end_by)
+                if ending is not None:
+                    return ending
+                if now >= quiet_since + heartbeat:
+                    await response.write(comment("heartbeat"))
+                    quiet_since = now
+                continue
+            quiet_since, deadline = loop.time(), None
             rendered = render(entry)
             if rendered is not None:
                 await response.write(rendered)
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        await close_entries(iterator)
+        await ahead.aclose()

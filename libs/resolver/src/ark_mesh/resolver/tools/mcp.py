@@ -17,15 +17,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx2
-from mcp import Client, MCPError
-from mcp.client.streamable_http import streamable_http_client
-from mcp.types import TextContent
-
 from ark_mesh.resolver.errors import ToolExecutionError
 from ark_mesh.resolver.tools.base import ToolResult, function_definition
 
 if TYPE_CHECKING:
+    # ``mcp`` (with pydantic, starlette and httpx) is imported when a session opens: a process
+    # that never calls an MCP server does not carry its ~50 MiB (issue 14).
+    from mcp import Client
+
     from ark_mesh.resolver.context import QueryRun, Scope
 
 __all__ = [
@@ -43,6 +42,10 @@ DEFAULT_CONNECT_TIMEOUT = 30.0
 async def _session(
     url: str, headers: Mapping[str, str], connect_timeout: float, call_timeout: float | None
 ) -> AsyncIterator[Client]:
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
     timeout = httpx2.Timeout(connect_timeout, read=call_timeout)
     async with (
         httpx2.AsyncClient(headers=dict(headers), timeout=timeout) as http,
@@ -127,6 +130,9 @@ class MCPTool:
     async def execute(
         self, run: QueryRun, scope: Scope, arguments: Mapping[str, Any]
     ) -> ToolResult:
+        from mcp import MCPError
+        from mcp.types import TextContent
+
         try:
             async with _session(
                 self.url, self.headers, self._connect_timeout, self._call_timeout
