@@ -12,6 +12,7 @@ from ark_mesh.bus import (
     Bus,
     DeadLetterCause,
     DeadLetterNotice,
+    Handler,
     MessageContext,
     PermanentError,
     Publisher,
@@ -321,39 +322,58 @@ async def test_heartbeats_keep_a_long_handler_from_being_redelivered(bus: Bus, k
     assert info.num_redelivered == 0
 
 
+def _fencing_probe(
+    outcomes: dict[int, str], started: asyncio.Event, second: asyncio.Event, *, stall: float = 0
+) -> Handler[EmbeddingsRequest]:
+    """A handler whose first delivery (after a blocking ``stall``) runs until it is stopped,
+    recording ``fenced`` (cancelled) or ``ran on``; any later delivery records ``done``."""
+
+    async def handle(message: EmbeddingsRequest, context: MessageContext) -> None:
+        if context.delivery > 1:
+            outcomes[context.delivery] = "done"
+            second.set()
+            return
+        started.set()
+        time.sleep(stall)  # noqa: ASYNC251 - a stalled event loop: no heartbeat meanwhile
+        try:
+            await asyncio.sleep(60)
+            outcomes[1] = "ran on"
+        except asyncio.CancelledError:
+            outcomes[1] = "fenced"
+            raise
+
+    return handle
+
+
+async def _fencing_worker(
+    bus: Bus, kit: type, durable: str, ack_wait: float, handle: Handler[EmbeddingsRequest]
+) -> tuple[Worker[EmbeddingsRequest], Publisher]:
+    config = kit.small_topology(
+        work_consumers=(
+            WorkConsumerSettings(
+                kind="embeddings", durable=durable, ack_wait=ack_wait, max_deliver=5
+            ),
+        ),
+        consumers=(),
+    )
+    await Topology(config).provision(bus)
+    publisher = await Publisher.create(bus)
+    worker = Worker.for_type(bus, ("ARK_WORK", durable), EmbeddingsRequest, handle)
+    await worker.start()
+    await publisher.publish(subjects.work_embeddings(kit.tenant), kit.request(1))
+    return worker, publisher
+
+
 async def test_a_handler_whose_heartbeats_stalled_for_an_ack_wait_is_fenced(
     bus: Bus, kit: type
 ) -> None:
     """A stalled event loop sends no heartbeats: the server hands the message to another
     delivery while this one still runs it (decision 49). The worker counts the late heartbeat
     and stops the first handler, so the message runs in one place only."""
-    config = kit.small_topology(
-        work_consumers=(
-            WorkConsumerSettings(kind="embeddings", durable="stall", ack_wait=0.6, max_deliver=5),
-        ),
-        consumers=(),
-    )
-    await Topology(config).provision(bus)
-    publisher = await Publisher.create(bus)
     outcomes: dict[int, str] = {}
-    second = asyncio.Event()
-
-    async def handle(message: EmbeddingsRequest, context: MessageContext) -> None:
-        if context.delivery == 1:
-            time.sleep(1.0)  # noqa: ASYNC251 - the stall under test: no heartbeat for a whole AckWait
-            try:
-                await asyncio.sleep(30)
-                outcomes[1] = "ran on"
-            except asyncio.CancelledError:
-                outcomes[1] = "fenced"
-                raise
-        else:
-            outcomes[context.delivery] = "done"
-            second.set()
-
-    worker = Worker.for_type(bus, ("ARK_WORK", "stall"), EmbeddingsRequest, handle)
-    await worker.start()
-    await publisher.publish(subjects.work_embeddings(kit.tenant), kit.request(1))
+    started, second = asyncio.Event(), asyncio.Event()
+    handle = _fencing_probe(outcomes, started, second, stall=1.0)
+    worker, publisher = await _fencing_worker(bus, kit, "stall", 0.6, handle)
     await asyncio.wait_for(second.wait(), 30)
     await kit.eventually(lambda: outcomes.get(1) is not None, what="the first handler ended")
     await worker.stop()
@@ -370,34 +390,10 @@ async def test_a_handler_cut_off_from_nats_for_longer_than_the_fence_is_stopped(
     """The replica's NATS goes away (a node lost, a partition): no heartbeat can be confirmed,
     so the handler is stopped before AckWait would hand its message over; the message is run
     again once NATS is back, once."""
-    config = kit.small_topology(
-        work_consumers=(
-            WorkConsumerSettings(kind="embeddings", durable="cut", ack_wait=1.5, max_deliver=5),
-        ),
-        consumers=(),
-    )
-    await Topology(config).provision(bus)
-    publisher = await Publisher.create(bus)
     outcomes: dict[int, str] = {}
-    started = asyncio.Event()
-    second = asyncio.Event()
-
-    async def handle(message: EmbeddingsRequest, context: MessageContext) -> None:
-        if context.delivery == 1:
-            started.set()
-            try:
-                await asyncio.sleep(60)
-                outcomes[1] = "ran on"
-            except asyncio.CancelledError:
-                outcomes[1] = "fenced"
-                raise
-        else:
-            outcomes[context.delivery] = "done"
-            second.set()
-
-    worker = Worker.for_type(bus, ("ARK_WORK", "cut"), EmbeddingsRequest, handle)
-    await worker.start()
-    await publisher.publish(subjects.work_embeddings(kit.tenant), kit.request(1))
+    started, second = asyncio.Event(), asyncio.Event()
+    handle = _fencing_probe(outcomes, started, second)
+    worker, publisher = await _fencing_worker(bus, kit, "cut", 1.5, handle)
     await asyncio.wait_for(started.wait(), 30)
     await nats_server.astop()
     try:
