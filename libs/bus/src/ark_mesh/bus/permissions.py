@@ -119,6 +119,16 @@ class NatsUser:
     comment: str = field(default="", compare=False)
 
 
+_BUCKETS = (
+    subjects.QUERIES_BUCKET,
+    subjects.CANCEL_BUCKET,
+    subjects.RUNS_BUCKET,
+    subjects.RESPONSES_BUCKET,
+    subjects.SESSIONS_BUCKET,
+)
+"""Every KV bucket of the mesh (the broker writes them all; the operator reads them all)."""
+
+
 def service_user(service: str) -> str:
     """The NATS user name of ``service`` (``ark-broker``, …)."""
     return f"ark-{service}"
@@ -212,13 +222,7 @@ def service_permissions(service: str, *, provision: bool = True) -> Permissions:
         publish += [f"{_WORK}.>", f"{_QUERY}.cancel", _MEMORY]
         for stream in (*TENANT_STREAMS, subjects.ARK_DLQ):
             publish += _read_stream(stream)
-        for bucket in (
-            subjects.QUERIES_BUCKET,
-            subjects.CANCEL_BUCKET,
-            subjects.RESPONSES_BUCKET,
-            subjects.SESSIONS_BUCKET,
-            subjects.RUNS_BUCKET,
-        ):
+        for bucket in _BUCKETS:
             publish += _kv(bucket, write=True)
         subscribe.append(f"{subjects.ROOT}.*.query.*.>")
     elif service == "query-reconciler":
@@ -253,13 +257,7 @@ def operator_permissions() -> Permissions:
     publish: list[str] = [*_JS_BASICS, f"{_WORK}.>", f"{_QUERY}.cancel"]
     for stream in (*TENANT_STREAMS, subjects.ARK_DLQ):
         publish += _read_stream(stream)
-    for bucket in (
-        subjects.QUERIES_BUCKET,
-        subjects.CANCEL_BUCKET,
-        subjects.RUNS_BUCKET,
-        subjects.RESPONSES_BUCKET,
-        subjects.SESSIONS_BUCKET,
-    ):
+    for bucket in _BUCKETS:
         publish += _kv(bucket, write=False)
     return Permissions(_unique(publish), ("_INBOX.>", f"{subjects.ROOT}.>"))
 

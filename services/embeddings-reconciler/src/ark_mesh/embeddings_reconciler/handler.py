@@ -145,7 +145,7 @@ class EmbeddingsWork:
         except PayloadTooLargeError as exc:
             # Too large even in pieces: the caller hears why now, not after redeliveries.
             log.warning("embeddings result too large to deliver", reason=exc.detail)
-            failed = _failed_for(result, f"The embeddings result cannot be delivered: {exc.detail}")
+            failed = _failed(result, f"The embeddings result cannot be delivered: {exc.detail}")
             await self._publisher.publish(subject, failed, msg_id=msg_id)
 
     async def end_dead_letter(self, request: EmbeddingsRequest, notice: DeadLetterNotice) -> None:
@@ -159,23 +159,13 @@ class EmbeddingsWork:
         await self._answer(_failed(request, message))
 
 
-def _failed(request: EmbeddingsRequest, error: str) -> EmbeddingsResult:
+def _failed(request: EmbeddingsRequest | EmbeddingsResult, error: str) -> EmbeddingsResult:
+    """A ``failed`` result for the request (or in place of a result that cannot be sent)."""
     return EmbeddingsResult(
         request_id=request.request_id,
         tenant=request.tenant,
         status="failed",
         model=request.model,
-        error=error,
-        finished_at=_now(),
-    )
-
-
-def _failed_for(result: EmbeddingsResult, error: str) -> EmbeddingsResult:
-    return EmbeddingsResult(
-        request_id=result.request_id,
-        tenant=result.tenant,
-        status="failed",
-        model=result.model,
         error=error,
         finished_at=_now(),
     )
